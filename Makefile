@@ -1,0 +1,17 @@
+.PHONY: setup demo test lint bench lab
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/vditui --demo
+
+lab: setup
+	.venv/bin/vditui lab up
+
+test: setup
+	.venv/bin/ruff check vditui tests benchmarks
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	.venv/bin/python -m benchmarks

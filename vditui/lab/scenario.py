@@ -1,0 +1,398 @@
+"""Lab scenarios: what the simulated VDI platform believes and what libvirt really has.
+
+A scenario declares both sides of every VM, so drift is declared, not accidental. It is read from
+TOML (see ``scenarios/default.toml`` for the format) or made by :func:`generate` for benchmarks.
+
+The lab is the world, not the engine's mirror: nothing here imports ``vditui.core``.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+import uuid
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+HOST_STATUS = {"maintenance": 0, "enabled": 1, "shutdown": 2, "offline": 3}
+VM_STATUS = {"off": 0, "shutoff": 0, "running": 1, "suspended": 2, "busy": 5, "upgrading": 6}
+VIRT_STATES = ("running", "shutoff", "paused")
+TRANSPORTS = ("tcp", "ssh", "tls")
+HOST_FAULTS = ("none", "refuse", "hang")
+#: Drift kinds a scenario may declare in ``expect`` (VM level) ...
+VM_DRIFTS = ("only_in_vdi", "only_in_libvirt", "state", "vcpu", "memory", "placement", "duplicate")
+#: ... and at host level.
+HOST_DRIFTS = ("unreachable", "offline_but_reachable")
+
+_NS = uuid.UUID("5b0d3b1e-8d0c-4c67-9a53-7d1f0e0c1a11")
+
+
+class ScenarioError(ValueError):
+    """A scenario file is malformed: names the file, the line and the field."""
+
+    def __init__(self, path: str, line: int | None, field_name: str, message: str) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {field_name}: {message}")
+        self.path, self.line, self.field_name, self.reason = path, line, field_name, message
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A hypervisor host: its VDI record and how its libvirt behaves."""
+
+    name: str
+    pool: str
+    id: str
+    vdi_status: int = 1
+    transports: tuple[str, ...] = ("tcp",)
+    fault: str = "none"
+    cpu_model: str = "Intel(R) Core(TM) i9-14900K"
+    cpus: int = 32
+    memory_gb: float = 125.47
+    in_vdi: bool = True
+    expect: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VdiSide:
+    """The VM as the platform records it (DomainVO)."""
+
+    id: str
+    host: str
+    status: int
+    vcpu: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class VirtSide:
+    """The VM as libvirt has it."""
+
+    host: str
+    state: str
+    vcpu: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    uuid: str
+    vdi: VdiSide | None
+    virt: VirtSide | None
+    expect: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class VdiSettings:
+    username: str = "admin"
+    password: str = "lab-Pa55word!"
+    token_ttl: float = 3600.0
+    max_page_size: int = 100
+    lag: float = 2.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str = ""
+    pools: tuple[PoolSpec, ...] = ()
+    hosts: tuple[HostSpec, ...] = ()
+    vms: tuple[VmSpec, ...] = ()
+    vdi: VdiSettings = field(default_factory=VdiSettings)
+
+    def host(self, name: str) -> HostSpec:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def vms_on(self, host: str) -> list[VmSpec]:
+        """VMs libvirt has on ``host``."""
+        return [v for v in self.vms if v.virt is not None and v.virt.host == host]
+
+    def with_vdi(self, **changes: Any) -> Scenario:
+        return replace(self, vdi=replace(self.vdi, **changes))
+
+
+def stable_uuid(*parts: str) -> str:
+    return str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path) -> Scenario:
+    """Read a scenario TOML file; raises :class:`ScenarioError` naming file, line and field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(str(p), None, "file", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(p), None, "file", f"cannot read: {exc}") from None
+    return parse(text, str(p))
+
+
+def load_default() -> Scenario:
+    ref = resources.files("vditui.lab").joinpath("scenarios/default.toml")
+    return parse(ref.read_text(encoding="utf-8"), "vditui/lab/scenarios/default.toml")
+
+
+def parse(text: str, path: str = "<scenario>") -> Scenario:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ScenarioError(path, line, "toml", str(exc)) from None
+    return _Parser(text, path).scenario(doc)
+
+
+class _Parser:
+    def __init__(self, text: str, path: str) -> None:
+        self.lines = text.splitlines()
+        self.path = path
+
+    # Finds the line of `key` inside the index-th [[table]] block (or the block header).
+    def _line(self, table: str, index: int | None, key: str | None) -> int | None:
+        header = f"[[{table}]]" if index is not None else f"[{table}]"
+        seen, start = -1, None
+        for n, raw in enumerate(self.lines, 1):
+            s = raw.strip()
+            if s.replace(" ", "") == header:
+                seen += 1
+                if index is None or seen == index:
+                    start = n
+                    continue
+            if start is not None:
+                if s.startswith("[") and not s.startswith("[" + table + "."):
+                    break
+                if key and (s.startswith(key + " ") or s.startswith(key + "=") or f" {key} =" in s
+                            or f"{{{key} =" in s or f"{key}=" in s):
+                    return n
+        return start
+
+    def err(self, table: str, index: int | None, key: str, msg: str) -> ScenarioError:
+        label = f"{table}[{index}].{key}" if index is not None else f"{table}.{key}"
+        return ScenarioError(self.path, self._line(table, index, key), label, msg)
+
+    def _get(self, d: dict[str, Any], key: str, kind: type | tuple[type, ...], table: str,
+             index: int | None, default: Any = ..., ) -> Any:
+        if key not in d:
+            if default is ...:
+                raise self.err(table, index, key, "is required")
+            return default
+        val = d[key]
+        if isinstance(val, bool) and kind in (int, float, (int, float)):
+            raise self.err(table, index, key, f"expected {_kname(kind)}, got a boolean")
+        if not isinstance(val, kind):
+            raise self.err(table, index, key, f"expected {_kname(kind)}, got {type(val).__name__}")
+        return val
+
+    def _code(self, d: dict[str, Any], key: str, codes: dict[str, int], table: str,
+              index: int | None, default: Any) -> int:
+        val = d.get(key, default)
+        if isinstance(val, str) and val in codes:
+            return codes[val]
+        if isinstance(val, int) and not isinstance(val, bool) and val in codes.values():
+            return val
+        raise self.err(table, index, key,
+                       f"expected one of {', '.join(codes)} (or its code), got {val!r}")
+
+    def _check_keys(self, d: dict[str, Any], allowed: set[str], table: str,
+                    index: int | None) -> None:
+        for k in d:
+            if k not in allowed:
+                raise self.err(table, index, k, f"unknown field (known: {', '.join(sorted(allowed))})")
+
+    def scenario(self, doc: dict[str, Any]) -> Scenario:
+        self._check_keys(doc, {"name", "description", "vdi", "pool", "host", "vm"}, "scenario", None)
+        name = doc.get("name", Path(self.path).stem)
+        if not isinstance(name, str):
+            raise ScenarioError(self.path, 1, "name", "expected a string")
+        vdi = self.vdi(doc.get("vdi", {}))
+        pools = tuple(self.pool(i, p) for i, p in enumerate(self._list(doc, "pool")))
+        pool_ids = {p.id for p in pools}
+        hosts = tuple(self.host(i, h, pool_ids, name) for i, h in enumerate(self._list(doc, "host")))
+        host_names = [h.name for h in hosts]
+        for i, h in enumerate(hosts):
+            if host_names.count(h.name) > 1:
+                raise self.err("host", i, "name", f"host {h.name!r} is declared twice")
+        vms = tuple(self.vm(i, v, set(host_names), name)
+                    for i, v in enumerate(self._list(doc, "vm")))
+        seen: dict[str, int] = {}
+        for i, v in enumerate(vms):
+            if v.uuid in seen:
+                raise self.err("vm", i, "uuid", f"uuid {v.uuid} already used by vm[{seen[v.uuid]}]")
+            seen[v.uuid] = i
+        return Scenario(name=name, description=str(doc.get("description", "")), pools=pools,
+                        hosts=hosts, vms=vms, vdi=vdi)
+
+    def _list(self, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+        val = doc.get(key, [])
+        if not isinstance(val, list) or not all(isinstance(x, dict) for x in val):
+            raise ScenarioError(self.path, self._line(key, None, None), key,
+                                f"expected [[{key}]] tables")
+        return val
+
+    def vdi(self, d: Any) -> VdiSettings:
+        if not isinstance(d, dict):
+            raise ScenarioError(self.path, None, "vdi", "expected a [vdi] table")
+        self._check_keys(d, {"username", "password", "token_ttl", "max_page_size", "lag"}, "vdi", None)
+        base = VdiSettings()
+        s = VdiSettings(
+            username=self._get(d, "username", str, "vdi", None, base.username),
+            password=self._get(d, "password", str, "vdi", None, base.password),
+            token_ttl=float(self._get(d, "token_ttl", (int, float), "vdi", None, base.token_ttl)),
+            max_page_size=self._get(d, "max_page_size", int, "vdi", None, base.max_page_size),
+            lag=float(self._get(d, "lag", (int, float), "vdi", None, base.lag)),
+        )
+        if s.max_page_size < 1:
+            raise self.err("vdi", None, "max_page_size", "must be at least 1")
+        if s.token_ttl <= 0:
+            raise self.err("vdi", None, "token_ttl", "must be positive (seconds)")
+        return s
+
+    def pool(self, i: int, d: dict[str, Any]) -> PoolSpec:
+        self._check_keys(d, {"id", "name"}, "pool", i)
+        pid = self._get(d, "id", str, "pool", i)
+        return PoolSpec(id=pid, name=self._get(d, "name", str, "pool", i, pid))
+
+    def host(self, i: int, d: dict[str, Any], pools: set[str], scen: str) -> HostSpec:
+        allowed = {"name", "pool", "id", "vdi_status", "transports", "fault", "cpu_model", "cpus",
+                   "memory_gb", "in_vdi", "expect"}
+        self._check_keys(d, allowed, "host", i)
+        name = self._get(d, "name", str, "host", i)
+        pool = self._get(d, "pool", str, "host", i)
+        if pool not in pools:
+            raise self.err("host", i, "pool", f"unknown pool {pool!r} (declared: {sorted(pools)})")
+        transports = tuple(self._get(d, "transports", list, "host", i, ["tcp"]))
+        for t in transports:
+            if t not in TRANSPORTS:
+                raise self.err("host", i, "transports", f"unknown transport {t!r}; use {TRANSPORTS}")
+        fault = self._get(d, "fault", str, "host", i, "none")
+        if fault not in HOST_FAULTS:
+            raise self.err("host", i, "fault", f"expected one of {HOST_FAULTS}, got {fault!r}")
+        expect = tuple(self._get(d, "expect", list, "host", i, []))
+        for e in expect:
+            if e not in HOST_DRIFTS:
+                raise self.err("host", i, "expect", f"unknown host drift {e!r}; use {HOST_DRIFTS}")
+        return HostSpec(
+            name=name, pool=pool,
+            id=self._get(d, "id", str, "host", i, stable_uuid(scen, "host", name)),
+            vdi_status=self._code(d, "vdi_status", HOST_STATUS, "host", i, "enabled"),
+            transports=transports, fault=fault,
+            cpu_model=self._get(d, "cpu_model", str, "host", i, HostSpec.cpu_model),
+            cpus=self._get(d, "cpus", int, "host", i, HostSpec.cpus),
+            memory_gb=float(self._get(d, "memory_gb", (int, float), "host", i, HostSpec.memory_gb)),
+            in_vdi=self._get(d, "in_vdi", bool, "host", i, True),
+            expect=expect,
+        )
+
+    def vm(self, i: int, d: dict[str, Any], hosts: set[str], scen: str) -> VmSpec:
+        base_keys = {"host", "state", "vcpu", "memory_mb"}
+        self._check_keys(d, base_keys | {"name", "uuid", "vdi_id", "vdi", "virt", "expect", "note"},
+                         "vm", i)
+        name = self._get(d, "name", str, "vm", i)
+        if not name or len(name) > 200:
+            raise self.err("vm", i, "name", "must be 1 to 200 characters")
+        vm_uuid = self._get(d, "uuid", str, "vm", i, stable_uuid(scen, "vm", str(i), name))
+        try:
+            vm_uuid = str(uuid.UUID(vm_uuid))
+        except ValueError:
+            raise self.err("vm", i, "uuid", f"not a UUID: {vm_uuid!r}") from None
+        base = {k: d[k] for k in base_keys if k in d}
+        sides: dict[str, dict[str, Any] | None] = {}
+        for side in ("vdi", "virt"):
+            over = d.get(side, {})
+            if over is False:
+                sides[side] = None
+                continue
+            if not isinstance(over, dict):
+                raise self.err("vm", i, side, "expected a table of overrides, or false for absent")
+            self._check_keys(over, base_keys, "vm", i)
+            merged = {**base, **over}
+            for k in base_keys:
+                if k not in merged:
+                    raise self.err("vm", i, k, f"is required (for the {side} side)")
+            if merged["host"] not in hosts:
+                raise self.err("vm", i, "host", f"unknown host {merged['host']!r}")
+            for k in ("vcpu", "memory_mb"):
+                v = merged[k]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise self.err("vm", i, k, f"expected a positive integer, got {v!r}")
+            sides[side] = merged
+        vdi = virt = None
+        if (m := sides["vdi"]) is not None:
+            status = self._code(m, "state", VM_STATUS, "vm", i, None)
+            vdi = VdiSide(id=self._get(d, "vdi_id", str, "vm", i, vm_uuid), host=m["host"],
+                          status=status, vcpu=m["vcpu"], memory_mb=m["memory_mb"])
+        if (m := sides["virt"]) is not None:
+            st = m["state"]
+            st = {"off": "shutoff", "suspended": "paused"}.get(st, st)
+            if st not in VIRT_STATES:
+                raise self.err("vm", i, "state", f"libvirt state must be one of {VIRT_STATES}, got {st!r}")
+            virt = VirtSide(host=m["host"], state=st, vcpu=m["vcpu"], memory_mb=m["memory_mb"])
+        if vdi is None and virt is None:
+            raise self.err("vm", i, "vdi", "a VM must exist on at least one side")
+        expect = tuple(self._get(d, "expect", list, "vm", i, []))
+        for e in expect:
+            if e not in VM_DRIFTS:
+                raise self.err("vm", i, "expect", f"unknown drift {e!r}; use {VM_DRIFTS}")
+        return VmSpec(name=name, uuid=vm_uuid, vdi=vdi, virt=virt, expect=expect,
+                      note=str(d.get("note", "")))
+
+
+def _kname(kind: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             bool: "true or false", dict: "a table"}
+    if isinstance(kind, tuple):
+        return "a number"
+    return names.get(kind, kind.__name__)
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def generate(hosts: int = 50, vms_per_host: int = 100, pools: int = 2, drift: float = 0.0,
+             seed: int = 0, name: str | None = None) -> Scenario:
+    """A large consistent scenario for benchmarks; ``drift`` is the share of VMs given a
+    state mismatch (declared in ``expect``)."""
+    rnd = random.Random(seed)
+    scen = name or f"gen-{hosts}x{vms_per_host}"
+    pool_specs = tuple(PoolSpec(id=stable_uuid(scen, "pool", str(p)), name=f"pool-{p + 1:02d}")
+                       for p in range(max(1, pools)))
+    host_specs = tuple(
+        HostSpec(name=f"hv{h + 1:03d}", pool=pool_specs[h % len(pool_specs)].id,
+                 id=stable_uuid(scen, "host", str(h)))
+        for h in range(hosts))
+    vms: list[VmSpec] = []
+    for h in host_specs:
+        for n in range(vms_per_host):
+            vname = f"{h.name}-vm{n + 1:04d}"
+            vid = stable_uuid(scen, "vm", vname)
+            running = rnd.random() < 0.7
+            vcpu = rnd.choice((2, 4, 8))
+            mem = rnd.choice((2048, 4096, 8192))
+            state = "running" if running else "shutoff"
+            expect: tuple[str, ...] = ()
+            vdi_status = 1 if running else 0
+            if drift and rnd.random() < drift:
+                vdi_status = 0 if running else 1
+                expect = ("state",)
+            vms.append(VmSpec(
+                name=vname, uuid=vid,
+                vdi=VdiSide(id=vid, host=h.name, status=vdi_status, vcpu=vcpu, memory_mb=mem),
+                virt=VirtSide(host=h.name, state=state, vcpu=vcpu, memory_mb=mem),
+                expect=expect))
+    return Scenario(name=scen, description=f"generated {hosts} hosts x {vms_per_host} VMs",
+                    pools=pool_specs, hosts=host_specs, vms=tuple(vms))
