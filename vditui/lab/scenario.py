@@ -229,6 +229,14 @@ class _Parser:
                 raise self.err("host", i, "name", f"host {h.name!r} is declared twice")
         vms = tuple(self.vm(i, v, set(host_names), name)
                     for i, v in enumerate(self._list(doc, "vm")))
+        on_host: dict[tuple[str, str], int] = {}
+        for i, v in enumerate(vms):
+            if v.virt is not None:
+                k = (v.virt.host, v.name)
+                if k in on_host:
+                    raise self.err("vm", i, "name", f"libvirt host {v.virt.host!r} already has a "
+                                   f"domain named {v.name!r} (vm[{on_host[k]}])")
+                on_host[k] = i
         seen: dict[str, int] = {}
         for i, v in enumerate(vms):
             if v.uuid in seen:

@@ -1,0 +1,266 @@
+"""The engine's data: what the platform says, what libvirt says, and where they differ.
+
+Everything here is a frozen dataclass or an enum, so snapshots can be shared between threads and
+the UI without copying. Keys are stable: a VM row is keyed by its libvirt UUID when it has one
+(else by the platform's id), a host by the platform's host id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class HostStatus(IntEnum):
+    """HostVO.status as the platform reports it."""
+
+    MAINTENANCE = 0
+    ENABLED = 1
+    SHUTDOWN = 2
+    OFFLINE = 3
+
+
+class VdiVmStatus(IntEnum):
+    """DomainVO.status as the platform reports it."""
+
+    OFF = 0
+    RUNNING = 1
+    SUSPENDED = 2
+    BUSY = 5  # an operation is in progress
+    UPGRADING = 6
+
+
+def host_status_label(code: int | None) -> str:
+    try:
+        return HostStatus(code).name.lower() if code is not None else "unknown"
+    except ValueError:
+        return f"status {code}"
+
+
+def vdi_status_label(code: int | None) -> str:
+    try:
+        return VdiVmStatus(code).name.lower() if code is not None else "unknown"
+    except ValueError:
+        return f"status {code}"
+
+
+class VirtState(StrEnum):
+    """libvirt's virDomainState, by name (VIR_DOMAIN_NOSTATE = 0 ... PMSUSPENDED = 7)."""
+
+    NOSTATE = "nostate"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTDOWN = "shutting-down"
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    PMSUSPENDED = "pmsuspended"
+
+    @classmethod
+    def from_code(cls, code: int) -> VirtState:
+        order = list(cls)
+        return order[code] if 0 <= code < len(order) else cls.NOSTATE
+
+
+class ConnState(StrEnum):
+    """A libvirt session's connection state, as shown to the operator."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+# --------------------------------------------------------------------------- the platform's view
+
+
+@dataclass(frozen=True, slots=True)
+class DesktopPool:
+    id: str
+    name: str
+    amount: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VdiHost:
+    """A hypervisor host as the platform records it (HostVO)."""
+
+    id: str
+    name: str
+    ip: str
+    status: int | None
+    pool_id: str = ""
+    pool_name: str = ""
+    cpu_model: str = ""
+    cpus: int | None = None
+    memory_gb: float | None = None
+    running_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VdiVm:
+    """A VM as the platform records it (DomainVO). ``memory_mb`` is MB (= MiB, as libvirt's)."""
+
+    id: str
+    name: str
+    status: int | None
+    vcpu: int | None
+    memory_mb: int | None
+    host_id: str
+    host_name: str = ""
+    desktop_pool_id: str = ""
+    ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VdiInventory:
+    hosts: tuple[VdiHost, ...]
+    vms: tuple[VdiVm, ...]
+    pools: tuple[DesktopPool, ...] = ()
+    fetched_at: float = 0.0
+    requests: int = 0
+
+
+# --------------------------------------------------------------------------- libvirt's view
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """A libvirt domain. ``memory_kib`` is libvirt's maximum memory in KiB."""
+
+    uuid: str
+    name: str
+    state: VirtState
+    vcpu: int | None = None
+    memory_kib: int | None = None
+
+
+class VirtErrorKind(StrEnum):
+    """Why a libvirt connection or call failed, classified for a hint."""
+
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    NAME_UNRESOLVED = "name-unresolved"
+    SSH_HOST_KEY = "ssh-host-key"
+    SSH_AUTH = "ssh-auth"
+    TLS_CERT = "tls-cert"
+    AUTH_REQUIRED = "auth-required"
+    INVALID_URI = "invalid-uri"
+    CONNECTION_LOST = "connection-lost"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class VirtError:
+    """A libvirt failure with everything needed to act on it. Never holds a secret."""
+
+    kind: VirtErrorKind
+    uri: str
+    message: str  # libvirt's raw message (or ours, for timeouts)
+    code: int | None = None  # libvirt's error code (virErrorNumber)
+    domain: int | None = None  # libvirt's error domain (virErrorDomain)
+    hint: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.kind.value}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """One host's libvirt side at a moment. ``domains`` is None when it was never read."""
+
+    host_id: str
+    uri: str
+    state: ConnState
+    domains: tuple[Domain, ...] | None = None
+    error: VirtError | None = None
+    read_at: float = 0.0
+    round_trips: int = 0
+    libvirt_version: str = ""
+    hostname: str = ""
+
+    @property
+    def transport(self) -> str:
+        scheme = self.uri.split(":", 1)[0]
+        return scheme.split("+", 1)[1] if "+" in scheme else ("unix" if scheme else "")
+
+
+# --------------------------------------------------------------------------- differences
+
+
+class DriftKind(StrEnum):
+    ONLY_IN_VDI = "only_in_vdi"
+    ONLY_IN_LIBVIRT = "only_in_libvirt"
+    STATE = "state"
+    VCPU = "vcpu"
+    MEMORY = "memory"
+    PLACEMENT = "placement"
+    DUPLICATE = "duplicate"
+    HOST_UNREACHABLE = "unreachable"
+    HOST_OFFLINE_BUT_REACHABLE = "offline_but_reachable"
+
+
+class Severity(IntEnum):
+    INFO = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One difference between the platform and libvirt, with a sentence an operator can read.
+
+    ``key`` is stable across refreshes (the VM row key or the host id), so the same drift seen
+    twice is recognised as the same one.
+    """
+
+    kind: DriftKind
+    severity: Severity
+    key: str
+    subject: str  # the VM's or host's name
+    host_id: str
+    message: str
+    vdi_value: str = ""
+    virt_value: str = ""
+
+    @property
+    def ident(self) -> tuple[str, str]:
+        return (self.key, self.kind.value)
+
+
+@dataclass(frozen=True, slots=True)
+class VmRow:
+    """A VM as compared: either side may be missing. ``checked`` is False when its host's
+    libvirt could not be read, so no verdict is possible."""
+
+    key: str
+    name: str
+    vdi: VdiVm | None
+    virt: Domain | None
+    virt_host_id: str | None
+    drifts: tuple[Drift, ...] = ()
+    checked: bool = True
+
+    @property
+    def host_id(self) -> str:
+        if self.vdi is not None:
+            return self.vdi.host_id
+        return self.virt_host_id or ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostRow:
+    host: VdiHost
+    view: HostView | None
+    drifts: tuple[Drift, ...] = ()
+    vdi_vms: int = 0
+    virt_vms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    vms: tuple[VmRow, ...]
+    hosts: tuple[HostRow, ...]
+    drifts: tuple[Drift, ...] = field(default=())

@@ -1,0 +1,335 @@
+"""One host's libvirt session: connect, read, follow events, notice drops, reconnect.
+
+Runs as an asyncio task; every libvirt call goes through :mod:`vditui.core.virt` in a thread with
+a timeout. Events that arrive while a full read is in flight are replayed on top of its result,
+so a read never rolls a newer state back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from vditui.core import virt
+from vditui.core.models import ConnState, Domain, HostView, VirtError, VirtState
+from vditui.core.probe import invalid_uri_error, timeout_error
+from vditui.core.uris import UriError, prepare
+
+log = logging.getLogger("vditui.session")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    connect_timeout: float = 5.0
+    call_timeout: float = 10.0
+    keepalive_interval: int = 2
+    keepalive_count: int = 2
+    reread_interval: float = 300.0
+    min_backoff: float = 0.5
+    max_backoff: float = 30.0
+    info_concurrency: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """A libvirt lifecycle event as the session applied it."""
+
+    host_id: str
+    uuid: str
+    name: str
+    event: str  # started, stopped, suspended, resumed, defined, undefined, ...
+    old: Domain | None
+    new: Domain | None
+    at: float  # time.time()
+
+
+class HostSession:
+    """Keeps one host's domains current. ``on_change`` fires after every change of view;
+    ``on_event`` after every lifecycle event applied."""
+
+    def __init__(self, host_id: str, name: str, uris: list[str], settings: SessionSettings,
+                 on_change: Callable[[HostSession], None],
+                 on_event: Callable[[DomainEvent], None] | None = None) -> None:
+        self.host_id, self.name = host_id, name
+        self.uris = list(uris)
+        self.settings = settings
+        self._on_change, self._on_event = on_change, on_event
+        self.uri = self.uris[0] if self.uris else ""
+        self.state = ConnState.IDLE
+        self.error: VirtError | None = None
+        self.attempt_errors: dict[str, VirtError] = {}
+        self.domains: dict[str, Domain] | None = None
+        self.read_at = 0.0
+        self.connected_at = 0.0
+        self.connecting_since = 0.0
+        self.round_trips = 0
+        self.last_read_trips = 0
+        self.libvirt_version = ""
+        self.hostname = ""
+        self.reconnects = 0
+        self._sub: virt.Subscription | None = None
+        self._stuck: asyncio.Future[object] | None = None
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._stopping = False
+        self._reading = False
+        self._buffer: list[tuple[str, str, int, int]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ public
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self._run(), name=f"host:{self.name}")
+        return self._task
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._drop()
+
+    def view(self) -> HostView:
+        doms = tuple(self.domains.values()) if self.domains is not None else None
+        return HostView(host_id=self.host_id, uri=self.uri, state=self.state, domains=doms,
+                        error=self.error, read_at=self.read_at, round_trips=self.last_read_trips,
+                        libvirt_version=self.libvirt_version, hostname=self.hostname)
+
+    @property
+    def settled(self) -> bool:
+        """True once the first attempt ended: read, or failed."""
+        return self.read_at > 0 or self.state is ConnState.FAILED
+
+    def refresh(self) -> None:
+        """Ask for a full re-read (or a reconnect attempt now, if disconnected)."""
+        self._wake.set()
+
+    async def use_uri(self, uri: str) -> None:
+        """Adopt ``uri`` for this session: drop the connection and connect with it first."""
+        self.uris = [uri, *[u for u in self.uris if u != uri]]
+        await self._drop()
+        self._closed.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ loop
+    async def _run(self) -> None:
+        backoff = self.settings.min_backoff
+        while not self._stopping:
+            ok = await self._connect()
+            if not ok:
+                self._changed()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff)
+                continue
+            backoff = self.settings.min_backoff
+            await self._connected_loop()
+            if not self._stopping:
+                self.reconnects += 1
+
+    async def _connected_loop(self) -> None:
+        while not self._stopping:
+            if not await self._read_all():
+                return
+            self._wake.clear()
+            waiters = [asyncio.create_task(self._wake.wait()),
+                       asyncio.create_task(self._closed.wait())]
+            _done, pending = await asyncio.wait(waiters, timeout=self.settings.reread_interval,
+                                                return_when=asyncio.FIRST_COMPLETED)
+            for p in pending:
+                p.cancel()
+            if self._closed.is_set():
+                await self._lost("libvirt closed the connection")
+                return
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _connect(self) -> bool:
+        s = self.settings
+        if self._stuck is not None and not self._stuck.done():
+            # The previous open never returned: don't stack another thread on this host.
+            self.state = ConnState.FAILED
+            self._changed()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._stuck), s.connect_timeout)
+            if not self._stuck.done():
+                return False
+        self.state = ConnState.CONNECTING if self.domains is None else ConnState.RECONNECTING
+        self.connecting_since = time.monotonic()
+        self._changed()
+        for uri in self.uris:
+            conn = await self._open(uri)
+            if conn is None:
+                continue
+            self.uri = uri
+            loop = asyncio.get_running_loop()
+            self._closed = asyncio.Event()
+            sub = virt.Subscription(conn, loop, self._event, self._close_cb)
+            try:
+                await virt.blocking(sub.register, s.keepalive_interval, s.keepalive_count,
+                                    timeout=s.call_timeout)
+                self.libvirt_version, self.hostname = await virt.blocking(
+                    virt.identify, conn, timeout=s.call_timeout)
+            except Exception as exc:
+                self.attempt_errors[uri] = self.error = (
+                    virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
+                    else timeout_error(uri, s.call_timeout, "subscribe"))
+                await asyncio.get_running_loop().run_in_executor(None, sub.close)
+                continue
+            self._sub = sub
+            self.round_trips += 3
+            self.connected_at = time.time()
+            return True
+        self.state = ConnState.FAILED
+        return False
+
+    async def _open(self, uri: str) -> object | None:
+        try:
+            prepared = prepare(uri)
+        except UriError as exc:
+            self.attempt_errors[uri] = self.error = invalid_uri_error(uri, exc)
+            return None
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(virt._EXEC, virt.open_connection, prepared)
+        try:
+            conn = await asyncio.wait_for(asyncio.shield(fut), self.settings.connect_timeout)
+        except TimeoutError:
+            self._stuck = fut
+            fut.add_done_callback(_close_late)
+            self.attempt_errors[uri] = self.error = timeout_error(
+                uri, self.settings.connect_timeout)
+            return None
+        except Exception as exc:
+            self.attempt_errors[uri] = self.error = virt.to_error(exc, uri)
+            return None
+        self.round_trips += 1
+        self.attempt_errors.pop(uri, None)
+        return conn
+
+    async def _read_all(self) -> bool:
+        sub = self._sub
+        if sub is None:
+            return False
+        n = len(self.domains or ())
+        timeout = self.settings.call_timeout + 0.05 * n
+        self._reading, self._buffer = True, []
+        try:
+            result = await virt.blocking(virt.read_domains, sub.conn,
+                                         self.settings.info_concurrency, timeout=timeout)
+        except TimeoutError:
+            self._reading = False
+            self.error = timeout_error(self.uri, timeout, "reading domains")
+            await self._lost(self.error.message, self.error)
+            return False
+        except Exception as exc:
+            self._reading = False
+            self.error = virt.to_error(exc, self.uri)
+            await self._lost(self.error.message, self.error)
+            return False
+        self.domains = {d.uuid: d for d in result.domains}
+        self._reading = False
+        self.round_trips += result.round_trips
+        self.last_read_trips = result.round_trips + 3  # + open, subscribe, identify
+        self.read_at = time.time()
+        self.state, self.error = ConnState.CONNECTED, None
+        for item in self._buffer:
+            self._apply(*item)
+        self._buffer = []
+        self._changed()
+        return True
+
+    async def _lost(self, why: str, error: VirtError | None = None) -> None:
+        await self._drop()
+        if self._stopping:
+            return
+        self.error = error or virt.lost(self.uri, why)
+        self.state = ConnState.RECONNECTING
+        log.info("%s: connection lost: %s", self.name, why)
+        self._changed()
+
+    async def _drop(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            sub.active = False
+            # close() can block on a dead peer: give it a thread and a bound, never the loop.
+            with contextlib.suppress(Exception):
+                await virt.blocking(sub.close, timeout=self.settings.call_timeout)
+
+    # ------------------------------------------------------------------ callbacks (on the loop)
+    def _close_cb(self, _reason: int) -> None:
+        self._closed.set()
+        self._wake.set()
+
+    def _event(self, uuid: str, name: str, event: int, detail: int) -> None:
+        if self._reading:
+            self._buffer.append((uuid, name, event, detail))
+            return
+        self._apply(uuid, name, event, detail)
+        self._changed()
+
+    def _apply(self, uuid: str, name: str, event: int, detail: int) -> None:
+        if self.domains is None:
+            return
+        old = self.domains.get(uuid)
+        kind = virt.EVENT_NAMES.get(event, f"event-{event}")
+        target = virt.EVENT_STATE.get(event)
+        if target is None:
+            # defined / undefined: the event alone does not say vCPU or memory; look it up.
+            asyncio.get_running_loop().create_task(self._reread_one(uuid, name, kind))
+            return
+        new = replace(old, state=target) if old else Domain(uuid, name, target)
+        self.domains[uuid] = new
+        if old is None:
+            asyncio.get_running_loop().create_task(self._reread_one(uuid, name, kind))
+        self._emit(uuid, name, kind, old, new)
+
+    async def _reread_one(self, uuid: str, name: str, kind: str) -> None:
+        sub = self._sub
+        if sub is None:
+            return
+        try:
+            dom = await virt.blocking(virt.read_one, sub.conn, uuid,
+                                      timeout=self.settings.call_timeout)
+        except Exception as exc:
+            log.debug("%s: re-reading %s failed: %s", self.name, name, exc)
+            return
+        self.round_trips += 2
+        if self.domains is None:
+            return
+        old = self.domains.get(uuid)
+        if dom is None:
+            if old is not None and old.state in (VirtState.SHUTOFF, VirtState.NOSTATE):
+                del self.domains[uuid]
+                self._emit(uuid, name, kind, old, None)
+                self._changed()
+            return
+        if old != dom:
+            self.domains[uuid] = dom
+            self._emit(uuid, name, kind, old, dom)
+            self._changed()
+
+    def _emit(self, uuid: str, name: str, kind: str, old: Domain | None,
+              new: Domain | None) -> None:
+        if self._on_event is not None:
+            self._on_event(DomainEvent(self.host_id, uuid, name, kind, old, new, time.time()))
+
+    def _changed(self) -> None:
+        try:
+            self._on_change(self)
+        except Exception:
+            log.exception("%s: change handler failed", self.name)
+
+
+def _close_late(fut: asyncio.Future[object]) -> None:
+    # An open that outlived its timeout may still succeed later: close what it opened.
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    conn = fut.result()
+    virt.close_quietly(conn)

@@ -1,0 +1,167 @@
+"""One real ``libvirtd`` per simulated hypervisor, serving libvirt's test driver over TCP.
+
+Each daemon gets its own config, socket dir, pid file and log under the lab's work dir, listens
+unauthenticated on its own loopback address, and is told to die with its parent (Linux
+``PR_SET_PDEATHSIG``) so a crashed test run leaves no daemon behind.
+
+``LIBVIRT_DRIVER_DIR`` points at an empty directory: libvirtd then loads no hypervisor driver
+module (the QEMU one fails without QEMU), leaving the built-in test driver, which serves
+``test+tcp://IP:PORT/default``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class LabError(RuntimeError):
+    """The lab cannot start or run: says what failed and how to fix it."""
+
+
+def find_libvirtd() -> str:
+    path = shutil.which("libvirtd") or next(
+        (p for p in ("/usr/sbin/libvirtd", "/sbin/libvirtd") if os.access(p, os.X_OK)), None)
+    if path is None:
+        raise LabError(
+            "libvirtd not found: install it with "
+            "`sudo apt-get install --no-install-recommends libvirt-daemon` (or run `make setup`)")
+    return path
+
+
+def free_port(ip: str) -> int:
+    """A TCP port free on ``ip`` now (the daemon binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    os.setpgrp()  # a Ctrl-C meant for the lab's command is not delivered to the daemon too
+
+
+class LibvirtDaemon:
+    """A libvirtd process listening on ``ip:port`` (TCP, no auth)."""
+
+    def __init__(self, name: str, workdir: Path, ip: str, port: int | None = None) -> None:
+        self.name = name
+        self.dir = workdir / name
+        self.ip = ip
+        self.port = port or free_port(ip)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "libvirtd.log"
+
+    @property
+    def uri(self) -> str:
+        return f"test+tcp://{self.ip}:{self.port}/default"
+
+    def _write_config(self) -> Path:
+        for sub in ("run", "drivers", "config", "cache", "state"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "libvirtd.conf"
+        conf.write_text(
+            "listen_tls = 0\n"
+            "listen_tcp = 1\n"
+            f'listen_addr = "{self.ip}"\n'
+            f'tcp_port = "{self.port}"\n'
+            'auth_tcp = "none"\n'
+            'auth_unix_rw = "none"\n'
+            'auth_unix_ro = "none"\n'
+            f'unix_sock_dir = "{self.dir / "run"}"\n'
+            f'log_outputs = "3:file:{self.log_path}"\n'
+            "max_clients = 5000\n"
+            "max_anonymous_clients = 1000\n"
+            "max_workers = 20\n"
+            "max_client_requests = 50\n"
+            "keepalive_interval = 5\n",
+            encoding="utf-8")
+        return conf
+
+    def start(self) -> None:
+        binary = find_libvirtd()
+        conf = self._write_config()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "HOME": str(self.dir),
+            "LIBVIRT_DRIVER_DIR": str(self.dir / "drivers"),
+            "XDG_CONFIG_HOME": str(self.dir / "config"),
+            "XDG_CACHE_HOME": str(self.dir / "cache"),
+            "XDG_RUNTIME_DIR": str(self.dir / "run"),
+            "XDG_STATE_HOME": str(self.dir / "state"),
+            "LANG": "C",
+        }
+        out = open(self.dir / "stderr.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                [binary, "--listen", "-f", str(conf), "-p", str(self.dir / "libvirtd.pid")],
+                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                preexec_fn=_die_with_parent, close_fds=True)
+        except OSError as exc:
+            raise LabError(f"{self.name}: cannot run {binary}: {exc}") from None
+        finally:
+            out.close()
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Block until the daemon accepts TCP connections; on failure, say why and stop it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise LabError(f"{self.name}: libvirtd exited at start: {self._why()}")
+            try:
+                with socket.create_connection((self.ip, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise LabError(f"{self.name}: libvirtd did not listen on {self.ip}:{self.port} within "
+                       f"{timeout:.0f} s: {self._why()}")
+
+    def _why(self) -> str:
+        text = ""
+        for f in (self.dir / "stderr.log", self.log_path):
+            with contextlib.suppress(OSError):
+                text += f.read_text(errors="replace")
+        lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower()]
+        last = lines[-1] if lines else (text.strip().splitlines() or ["no message"])[-1]
+        if "Address already in use" in text:
+            return f"address {self.ip}:{self.port} already in use ({last})"
+        if "Permission denied" in text:
+            return f"permission denied ({last}); check that {self.dir} is writable"
+        return last[-400:]
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill abruptly (SIGKILL), as a crashed daemon would go."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None

@@ -1,0 +1,327 @@
+"""The lab: real libvirtd hosts and a simulated VDI platform on loopback, built from a scenario.
+
+Addressing: each lab claims a loopback /24 of its own (127.A.B.0, chosen at random and checked
+free), so a second lab can run beside the first. The VDI platform answers at 127.A.B.1:8088 as
+the real one does on port 8088; host *n* is 127.A.B.(10+n) and its libvirt answers on libvirt's
+default TCP port 16509, through a fault proxy, so URIs look like a real site's:
+``test+tcp://127.A.B.10/default``. Behind each proxy the host's own libvirtd listens on a free
+port of the same address.
+
+The lab holds one libvirt connection per host of its own (straight to the daemon, not through the
+proxy): the test driver keeps its state only while a connection is open, and the lab changes VMs
+through it (chaos, tests) without being affected by the faults it injects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import shutil
+import socket
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import libvirt
+
+from vditui.lab.daemon import LabError, LibvirtDaemon
+from vditui.lab.proxy import FaultProxy, ProxyHub
+from vditui.lab.scenario import HostSpec, Scenario, VmSpec
+from vditui.lab.vdi_server import VdiServer
+
+log = logging.getLogger("vditui.lab")
+
+LIBVIRT_PORT = 16509
+VDI_PORT = 8088
+URI_TEMPLATE = "test+tcp://{ip}/default"
+#: libvirt state name -> VDI DomainVO.status the platform would record for it
+VDI_STATUS_FOR = {"running": 1, "shutoff": 0, "paused": 2}
+
+
+def _quiet_libvirt() -> None:
+    # libvirt's default handler prints every error to stderr; the lab reports through exceptions.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def domain_xml(vm: VmSpec) -> str:
+    assert vm.virt is not None
+    kib = vm.virt.memory_mb * 1024
+    return (f"<domain type='test'><name>{escape(vm.name)}</name><uuid>{vm.uuid}</uuid>"
+            f"<memory unit='KiB'>{kib}</memory><currentMemory unit='KiB'>{kib}</currentMemory>"
+            f"<vcpu>{vm.virt.vcpu}</vcpu><os><type>hvm</type></os></domain>")
+
+
+@dataclass
+class LabHost:
+    """One simulated hypervisor: its scenario entry, address, daemon and fault proxy."""
+
+    spec: HostSpec
+    ip: str
+    daemon: LibvirtDaemon
+    proxy: FaultProxy | None = None
+    conn: Any = None  # the lab's own libvirt connection (libvirt.virConnect)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def uri(self) -> str:
+        """The URI a client uses: through the fault proxy, on libvirt's default port."""
+        return URI_TEMPLATE.format(ip=self.ip)
+
+
+def _claim_subnet(hosts: int) -> tuple[str, socket.socket]:
+    """Pick a free loopback /24 (more for > 240 hosts) and hold the VDI port as the claim."""
+    rnd = random.SystemRandom()
+    for _ in range(200):
+        a, b = rnd.randint(20, 250), rnd.randint(0, 250 - hosts // 240)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind((f"127.{a}.{b}.1", VDI_PORT))
+        except OSError:
+            probe.close()
+            continue
+        return f"127.{a}.{b}", probe
+    raise LabError("no free loopback subnet found for the lab (tried 200); is another lab running?")
+
+
+class Lab:
+    """Everything a scenario needs, started together and stopped together."""
+
+    def __init__(self, scenario: Scenario, workdir: Path | None = None) -> None:
+        self.scenario = scenario
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="vditui-lab-"))
+        self.hosts: dict[str, LabHost] = {}
+        self.hub = ProxyHub()
+        self.vdi: VdiServer | None = None
+        self.vdi_proxy: FaultProxy | None = None
+        self.prefix = ""
+        self._started = False
+        self._chaos: Any = None
+
+    # ------------------------------------------------------------------ addresses and secrets
+    @property
+    def vdi_url(self) -> str:
+        return f"http://{self.prefix}.1:{VDI_PORT}"
+
+    @property
+    def username(self) -> str:
+        return self.scenario.vdi.username
+
+    @property
+    def password(self) -> str:
+        return self.scenario.vdi.password
+
+    uri_template = URI_TEMPLATE
+
+    def host_ip(self, index: int) -> str:
+        third = int(self.prefix.rsplit(".", 1)[1]) + index // 240
+        return f"{self.prefix.rsplit('.', 1)[0]}.{third}.{10 + index % 240}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Lab:
+        _quiet_libvirt()
+        self.prefix, claim = _claim_subnet(len(self.scenario.hosts))
+        self._started = True
+        try:
+            self.hub.start()
+            for i, spec in enumerate(self.scenario.hosts):
+                ip = self.host_ip(i)
+                daemon = LibvirtDaemon(spec.name, self.workdir, ip)
+                self.hosts[spec.name] = LabHost(spec, ip, daemon)
+            for h in self.hosts.values():
+                h.daemon.start()
+            workers = min(16, max(1, len(self.hosts)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="lab-start") as pool:
+                list(pool.map(self._bring_up, self.hosts.values()))
+            self.vdi = VdiServer(self.scenario, {n: h.ip for n, h in self.hosts.items()},
+                                 address=f"{self.prefix}.1", port=0)
+            self.vdi.start()
+            claim.close()
+            self.vdi_proxy = self.hub.add((f"{self.prefix}.1", VDI_PORT),
+                                          (f"{self.prefix}.1", self.vdi.port), name="vdi")
+        except BaseException:
+            claim.close()
+            self.stop()
+            raise
+        log.info("lab up: %s hosts at %s.x, VDI at %s", len(self.hosts), self.prefix, self.vdi_url)
+        return self
+
+    def _bring_up(self, h: LabHost) -> None:
+        h.daemon.wait_ready()
+        h.conn = self._connect(h)
+        self._populate(h)
+        try:
+            h.proxy = self.hub.add((h.ip, LIBVIRT_PORT), (h.ip, h.daemon.port), name=h.name)
+        except OSError as exc:
+            raise LabError(f"{h.name}: cannot listen on {h.ip}:{LIBVIRT_PORT}: {exc}") from None
+        if h.spec.fault != "none":
+            h.proxy.set_mode(h.spec.fault)
+        elif "tcp" not in h.spec.transports:
+            h.proxy.set_mode("refuse")
+
+    def _connect(self, h: LabHost) -> Any:
+        try:
+            conn = libvirt.open(h.daemon.uri)
+        except libvirt.libvirtError as exc:
+            raise LabError(f"{h.name}: cannot connect to its libvirtd at {h.daemon.uri}: "
+                           f"{exc.get_error_message()}") from None
+        return conn
+
+    def _populate(self, h: LabHost) -> None:
+        """Replace the test driver's stock domain with the scenario's domains for this host."""
+        conn = h.conn
+        for dom in conn.listAllDomains():
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        for vm in self.scenario.vms_on(h.name):
+            dom = conn.defineXML(domain_xml(vm))
+            assert vm.virt is not None
+            if vm.virt.state in ("running", "paused"):
+                dom.create()
+            if vm.virt.state == "paused":
+                dom.suspend()
+
+    def stop(self) -> None:
+        """Stop everything; safe to call twice and after a failed start."""
+        if self._chaos is not None:
+            self._chaos.stop()
+            self._chaos = None
+        self.hub.stop()
+        if self.vdi is not None:
+            self.vdi.stop()
+        for h in self.hosts.values():
+            if h.conn is not None:
+                with contextlib.suppress(libvirt.libvirtError):
+                    h.conn.close()
+                h.conn = None
+            h.daemon.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ faults
+    def host(self, name: str) -> LabHost:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise LabError(f"no host {name!r} in scenario {self.scenario.name!r}") from None
+
+    def set_fault(self, host: str, mode: str) -> None:
+        """``pass`` | ``refuse`` | ``hang`` for one host's libvirt, or ``vdi`` for the platform."""
+        proxy = self.vdi_proxy if host == "vdi" else self.host(host).proxy
+        assert proxy is not None
+        proxy.set_mode(mode)
+
+    def set_delay(self, ms: float, host: str | None = None) -> None:
+        """Added round-trip delay for one host (``vdi`` for the platform), or everything."""
+        if host is not None:
+            proxy = self.vdi_proxy if host == "vdi" else self.host(host).proxy
+            assert proxy is not None
+            proxy.set_delay(ms)
+            return
+        for p in [self.vdi_proxy, *(h.proxy for h in self.hosts.values())]:
+            if p is not None:
+                p.set_delay(ms)
+
+    def cut(self, host: str) -> None:
+        proxy = self.vdi_proxy if host == "vdi" else self.host(host).proxy
+        assert proxy is not None
+        proxy.cut()
+
+    def kill_daemon(self, host: str) -> None:
+        """Kill a host's libvirtd abruptly (its VMs' test-driver state goes with it)."""
+        h = self.host(host)
+        with h.lock:
+            h.conn = None
+            h.daemon.kill()
+
+    def restart_daemon(self, host: str) -> None:
+        """Start a killed daemon again on the same port, with the scenario's domains."""
+        h = self.host(host)
+        with h.lock:
+            h.daemon.start()
+            h.daemon.wait_ready()
+            h.conn = self._connect(h)
+            self._populate(h)
+
+    # ------------------------------------------------------------------ changing VMs
+    def vm(self, name: str) -> VmSpec:
+        for v in self.scenario.vms:
+            if v.name == name:
+                return v
+        raise LabError(f"no VM {name!r} in scenario {self.scenario.name!r}")
+
+    def domain(self, host: str, vm_uuid: str) -> Any:
+        h = self.host(host)
+        return h.conn.lookupByUUIDString(vm_uuid)
+
+    def virt_state(self, host: str, vm_uuid: str) -> str:
+        """libvirt's state of a VM right now, by the lab's own connection."""
+        code = self.domain(host, vm_uuid).state()[0]
+        return {1: "running", 3: "paused", 5: "shutoff"}.get(code, f"state-{code}")
+
+    def act(self, host: str, vm_uuid: str, action: str) -> str:
+        """Change a VM through libvirt: start, destroy, suspend, resume. Returns the new state."""
+        dom = self.domain(host, vm_uuid)
+        ops = {"start": dom.create, "destroy": dom.destroy, "suspend": dom.suspend,
+               "resume": dom.resume}
+        try:
+            ops[action]()
+        except KeyError:
+            raise LabError(f"unknown action {action!r}; use {sorted(ops)}") from None
+        return self.virt_state(host, vm_uuid)
+
+    def define(self, host: str, vm: VmSpec, start: bool = False) -> None:
+        dom = self.host(host).conn.defineXML(domain_xml(vm))
+        if start:
+            dom.create()
+
+    def undefine(self, host: str, vm_uuid: str) -> None:
+        dom = self.domain(host, vm_uuid)
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+
+    def follow_vdi(self, vm_uuid: str, state: str) -> None:
+        """Make the platform record ``state`` (a libvirt state name) for a VM."""
+        assert self.vdi is not None
+        self.vdi.set_vm_status(vm_uuid, VDI_STATUS_FOR.get(state, 5))
+
+    def chaos(self, rate: float = 1.0, lag: float | None = None, seed: int | None = None) -> Any:
+        """Start changing VM states at ``rate`` per second; the platform follows after ``lag``
+        seconds (the scenario's lag by default), or never when ``lag`` is negative."""
+        from vditui.lab.chaos import Chaos
+
+        if self._chaos is not None:
+            self._chaos.stop()
+        self._chaos = Chaos(self, rate=rate,
+                            lag=self.scenario.vdi.lag if lag is None else lag, seed=seed)
+        self._chaos.start()
+        return self._chaos
+
+    def describe(self) -> str:
+        """What the lab serves, for `vditui lab up` (the password is the lab's own, on purpose:
+        it is a throwaway credential an operator needs to log in to the simulator)."""
+        lines = [f"VDI platform: {self.vdi_url}",
+                 f"  user: {self.username}   password: {self.password}",
+                 f"libvirt URI template: {self.uri_template}", "hosts:"]
+        for h in self.hosts.values():
+            extra = "" if h.spec.fault == "none" else f"  [fault: {h.spec.fault}]"
+            n = len(self.scenario.vms_on(h.name))
+            lines.append(f"  {h.name:<12} {h.uri:<34} {n:>4} domains{extra}")
+        return "\n".join(lines)
