@@ -1,13 +1,62 @@
-"""vditui's entry point: the TUI by default (imported lazily), the lab, and headless commands."""
+"""vditui's entry point: the TUI by default (imported lazily), the lab, and headless commands.
+
+Common options are accepted before or after the command name. The password is never a flag
+(other users can read process arguments): it comes from ``VDITUI_PASSWORD``, the config, or a
+prompt.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+COMMANDS = ("check", "report", "probe", "watch", "lab")
 
 
-def _lab_parser(sub: argparse._SubParsersAction) -> None:
+def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
+    # In subparsers the defaults are suppressed, so an option given before the command name is
+    # not overwritten by the subparser's default.
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    g = p.add_argument_group("common options")
+    g.add_argument("--config", metavar="FILE", help="config file (default: the user config dir)",
+                   **d)
+    g.add_argument("--profile", metavar="NAME", help="platform profile from the config", **d)
+    g.add_argument("--url", metavar="URL", help="the VDI platform, e.g. http://10.0.0.2:8088", **d)
+    g.add_argument("--user", metavar="NAME", help="VDI user name", **d)
+    g.add_argument("--uri-template", metavar="TEMPLATE", action="append", dest="uri_templates",
+                   help="libvirt URI template, {ip} and {name} substituted (repeatable; replaces "
+                        "the configured list)", **d)
+    g.add_argument("--timeout", type=float, metavar="SECONDS", help="connect timeout", **d)
+    g.add_argument("--grace", type=float, metavar="SECONDS",
+                   help="seconds a drift must persist before it counts", **d)
+    g.add_argument("--insecure", action="store_true", help="do not verify the platform's TLS", **d)
+    g.add_argument("--demo", action="store_true",
+                   help="start the lab's default scenario and point vditui at it", **d)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vditui",
+        description="Where an OCloudView VDI platform and its libvirt hosts disagree.",
+        epilog="Environment: VDITUI_URL, VDITUI_USER, VDITUI_PASSWORD.")
+    _common(p, suppress=False)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    c = sub.add_parser("check", help="one pass; exit 0 consistent, 1 drift, 2 unreachable")
+    c.add_argument("--json", action="store_true", help="machine-readable summary")
+    _common(c, True)
+    r = sub.add_parser("report", help="the full comparison as md, json or csv")
+    r.add_argument("--format", choices=("md", "json", "csv"), default="md")
+    r.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    _common(r, True)
+    pr = sub.add_parser("probe", help="try every connection method for one host")
+    pr.add_argument("host", help="the host's VDI name or IP")
+    pr.add_argument("--json", action="store_true")
+    _common(pr, True)
+    w = sub.add_parser("watch", help="follow states and drift, one JSON object per line")
+    w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format, for now)")
+    _common(w, True)
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="serve a scenario until Ctrl-C")
@@ -16,26 +65,18 @@ def _lab_parser(sub: argparse._SubParsersAction) -> None:
                     help="generate H hosts x V VMs instead of a scenario file, e.g. 50x100")
     up.add_argument("--chaos", type=float, default=0.0, metavar="RATE",
                     help="change RATE VM states per second")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vditui", description=__doc__)
-    p.add_argument("--demo", action="store_true",
-                   help="start the lab's default scenario and point vditui at it")
-    sub = p.add_subparsers(dest="command")
-    _lab_parser(sub)
     return p
 
 
-def _scenario_from(args: argparse.Namespace):
+def scenario_from(args: argparse.Namespace) -> Any:
     from vditui.lab import scenario as sc
 
     if getattr(args, "generate", None):
         try:
             h, v = (int(x) for x in args.generate.lower().split("x"))
         except ValueError:
-            raise sc.ScenarioError("--generate", None, "HxV",
-                                   f"expected two numbers like 50x100, got {args.generate!r}") from None
+            raise sc.ScenarioError("--generate", None, "HxV", "expected two numbers like 50x100, "
+                                   f"got {args.generate!r}") from None
         return sc.generate(hosts=h, vms_per_host=v)
     if getattr(args, "scenario", None):
         return sc.load(args.scenario)
@@ -44,18 +85,29 @@ def _scenario_from(args: argparse.Namespace):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from vditui.logsetup import setup_logging
+
+    setup_logging()
+    from vditui.config import ConfigError
     from vditui.lab import LabError, ScenarioError
 
     try:
-        if args.command == "lab" or (args.command is None and args.demo):
+        if args.command == "lab":
             from vditui.lab.console import lab_up
 
-            return lab_up(_scenario_from(args), chaos=getattr(args, "chaos", 1.0 if args.demo else 0))
-    except (ScenarioError, LabError) as exc:
+            return lab_up(scenario_from(args), chaos=args.chaos)
+        if args.command is None:
+            from vditui.ui.run import run_tui
+
+            return run_tui(args)
+        from vditui.headless import run_command
+
+        return run_command(args)
+    except (ScenarioError, LabError, ConfigError) as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return 2
-    build_parser().print_help()
-    return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+"""DriftTracker: the grace period between seeing a drift and believing it."""
+
+from __future__ import annotations
+
+import pytest
+
+from vditui.core.drift import DriftChange, DriftStatus, DriftTracker
+from vditui.core.models import Drift, DriftKind, Severity
+
+
+def drift(
+    key: str = "vm-1",
+    kind: DriftKind = DriftKind.STATE,
+    message: str = "platform says running, libvirt says shutoff",
+    severity: Severity = Severity.CRITICAL,
+    subject: str | None = None,
+) -> Drift:
+    return Drift(kind, severity, key, subject or key, "h1", message, "running", "shutoff")
+
+
+def test_pending_then_confirmed_then_resolved() -> None:
+    t = DriftTracker(grace=10)
+    d = drift()
+    assert t.update([d], now=100) == [DriftChange(d, DriftStatus.PENDING, 100)]
+    assert t.status(d.ident) is DriftStatus.PENDING
+    assert (t.pending(), t.confirmed()) == ([d], [])
+
+    assert t.update([d], now=109.9) == []
+    assert t.status(d.ident) is DriftStatus.PENDING
+
+    assert t.update([d], now=110) == [DriftChange(d, DriftStatus.CONFIRMED, 100)]
+    assert t.status(d.ident) is DriftStatus.CONFIRMED
+    assert (t.pending(), t.confirmed()) == ([], [d])
+
+    assert t.update([d], now=120) == []  # still there: no news
+
+    assert t.update([], now=130) == [DriftChange(d, DriftStatus.RESOLVED, 130)]
+    assert t.status(d.ident) is None
+    assert (t.pending(), t.confirmed()) == ([], [])
+    assert t.update([], now=140) == []  # resolved once, not again
+
+
+def test_grace_zero_confirms_at_once() -> None:
+    t = DriftTracker(grace=0)
+    d = drift()
+    assert t.update([d], now=5) == [DriftChange(d, DriftStatus.CONFIRMED, 5)]
+    assert t.confirmed() == [d]
+    assert t.next_deadline() is None
+    assert t.update([], now=6) == [DriftChange(d, DriftStatus.RESOLVED, 6)]
+
+
+def test_negative_grace_is_refused() -> None:
+    with pytest.raises(ValueError, match="grace"):
+        DriftTracker(grace=-1)
+
+
+def test_pending_drift_that_vanishes_is_dropped_silently() -> None:
+    t = DriftTracker(grace=10)
+    d = drift()
+    t.update([d], now=0)
+    assert t.update([], now=5) == []
+    assert t.status(d.ident) is None
+    assert t.pending() == []
+
+
+def test_flapping_drift_restarts_its_clock() -> None:
+    t = DriftTracker(grace=10)
+    d = drift()
+    t.update([d], now=0)
+    t.update([], now=5)  # gone before grace
+    assert t.update([d], now=6) == [DriftChange(d, DriftStatus.PENDING, 6)]
+    # On the old clock it would confirm at 10; on the new one only at 16.
+    assert t.update([d], now=12) == []
+    assert t.next_deadline() == 16
+    assert t.update([d], now=16) == [DriftChange(d, DriftStatus.CONFIRMED, 6)]
+
+
+def test_resolved_drift_that_returns_starts_pending_again() -> None:
+    t = DriftTracker(grace=10)
+    d = drift()
+    t.update([d], now=0)
+    t.update([d], now=10)
+    t.update([], now=20)
+    assert t.update([d], now=25) == [DriftChange(d, DriftStatus.PENDING, 25)]
+    assert t.update([d], now=34) == []
+    assert t.update([d], now=35) == [DriftChange(d, DriftStatus.CONFIRMED, 25)]
+
+
+def test_changed_message_keeps_first_seen_and_reports_latest() -> None:
+    t = DriftTracker(grace=10)
+    first = drift(message="platform says running, libvirt says paused")
+    later = drift(message="platform says running, libvirt says shutoff")
+    assert first.ident == later.ident
+    t.update([first], now=0)
+    assert t.update([later], now=4) == []  # same ident: not a new drift
+    assert t.first_seen(later.ident) == 0
+    assert t.pending() == [later]
+    assert t.update([later], now=10) == [DriftChange(later, DriftStatus.CONFIRMED, 0)]
+    assert t.update([], now=11) == [DriftChange(later, DriftStatus.RESOLVED, 11)]
+
+
+def test_identity_is_key_and_kind() -> None:
+    t = DriftTracker(grace=10)
+    state = drift(kind=DriftKind.STATE)
+    vcpu = drift(kind=DriftKind.VCPU, severity=Severity.WARNING)
+    other_vm = drift(key="vm-2")
+    changes = t.update([state, vcpu, other_vm], now=0)
+    assert len(changes) == 3
+    t.update([state, other_vm], now=5)  # vcpu gone while pending
+    assert t.status(vcpu.ident) is None
+    assert t.status(state.ident) is DriftStatus.PENDING
+    assert t.status(("vm-2", "state")) is DriftStatus.PENDING
+
+
+def test_changes_are_sorted_most_severe_first() -> None:
+    t = DriftTracker(grace=0)
+    info = drift(key="k1", kind=DriftKind.ONLY_IN_LIBVIRT, severity=Severity.INFO, subject="a")
+    warn = drift(key="k2", kind=DriftKind.VCPU, severity=Severity.WARNING, subject="b")
+    crit_b = drift(key="k3", severity=Severity.CRITICAL, subject="b")
+    crit_a = drift(key="k4", severity=Severity.CRITICAL, subject="a")
+    changes = t.update([info, warn, crit_b, crit_a], now=0)
+    assert [c.drift for c in changes] == [crit_a, crit_b, warn, info]
+    assert t.confirmed() == [crit_a, crit_b, warn, info]
+
+
+def test_confirm_and_resolve_in_one_update() -> None:
+    t = DriftTracker(grace=10)
+    old, new = drift(key="old"), drift(key="new")
+    t.update([old], now=0)
+    t.update([old], now=10)
+    t.update([old, new], now=15)
+    changes = t.update([new], now=25)
+    assert changes == [
+        DriftChange(new, DriftStatus.CONFIRMED, 15),
+        DriftChange(old, DriftStatus.RESOLVED, 25),
+    ]
+
+
+def test_next_deadline() -> None:
+    t = DriftTracker(grace=10)
+    assert t.next_deadline() is None
+    a, b = drift(key="a"), drift(key="b")
+    t.update([a], now=0)
+    t.update([a, b], now=3)
+    assert t.next_deadline() == 10
+    t.update([a, b], now=10)  # a confirms
+    assert t.next_deadline() == 13
+    t.update([a, b], now=13)
+    assert t.next_deadline() is None
+    assert t.pending() == []
+
+
+def test_unknown_ident() -> None:
+    t = DriftTracker(grace=1)
+    assert t.status(("nope", "state")) is None
+    assert t.first_seen(("nope", "state")) is None

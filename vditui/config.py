@@ -1,0 +1,775 @@
+"""Settings: which VDI platforms to watch, how to log in, and how to reach each host's libvirt.
+
+The file is TOML in the platformdirs user config dir (``config_dir() / "config.toml"``, e.g.
+``~/.config/vditui/config.toml``), or wherever ``--config`` points. It is read with ``tomllib``
+and written (``vditui.config_write``) with ``tomlkit``, so comments an operator added survive.
+This module never imports Textual.
+
+Each platform is a profile::
+
+    default_profile = "prod"
+
+    [profiles.prod]
+    url = "https://vdi.example.com:8088"
+    username = "admin"
+    password_env = "OCV_PASSWORD"   # or password_command = "pass show vdi/prod",
+                                    # or password = "..." (warns unless the file is chmod 600)
+    verify_ssl = true
+    uri_templates = ["qemu+tcp://{ip}/system", "qemu+ssh://root@{ip}/system"]
+    refresh_interval = 30.0         # every setting of `Profile` may appear here
+    grace = 10.0
+
+    [profiles.prod.hosts."hv-01"]   # per-host override, by VDI host name or IP
+    uri = "qemu+tcp://10.0.0.5/system"
+
+The layout operators used before profiles is still read, as a profile named "default"::
+
+    [vdi]
+    base_url = "https://vdi.example.com:8088"
+    username = "admin"
+    password = "..."
+    verify_ssl = false
+    connect_timeout = 5
+
+    [libvirt]
+    uri = "qemu+tcp://{ip}/system"  # one URI, or a template applied to every host
+
+    [libvirt.hosts."hv-01"]         # where vditui saves per-host URIs for a legacy file
+    uri = "qemu+ssh://root@10.0.0.5/system"
+
+Templates may use ``{ip}`` and ``{name}`` (the host's VDI name); a host's saved ``uri`` is tried
+instead of the templates (``vditui.core.uris`` fills them in).
+Both layouts may share a file, but then ``[profiles.default]`` is an error.
+
+Precedence, highest first: command-line flag, then the chosen profile, then ``VDITUI_URL`` /
+``VDITUI_USER`` (so an exported variable never silently retargets an explicit profile). The
+password is the exception: ``VDITUI_PASSWORD`` beats every source in the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import platformdirs
+
+APP_NAME = "vditui"
+DEFAULT_URI_TEMPLATES: tuple[str, ...] = (
+    "qemu+tcp://{ip}/system",
+    "qemu+ssh://root@{ip}/system",
+    "qemu+tls://{ip}/system",
+)
+PASSWORD_COMMAND_TIMEOUT = 10.0
+"""Seconds a ``password_command`` may run; a hung pinentry must not freeze start-up forever."""
+LEGACY_PROFILE = "default"
+"""Name of the profile built from the legacy ``[vdi]`` / ``[libvirt]`` tables."""
+
+
+def config_dir() -> Path:
+    """The directory holding ``config.toml``; tests patch this one function."""
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def default_config_path() -> Path:
+    """The file read when ``--config`` is not given."""
+    return config_dir() / "config.toml"
+
+
+def log_dir() -> Path:
+    """Where vditui writes its logs."""
+    return Path(platformdirs.user_log_dir(APP_NAME))
+
+
+class Secret:
+    """A password that shows as ``***`` in every repr, str, log line and traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The actual secret: call this only where it is sent to the platform."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_UNSET: Any = object()
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message reads ``FILE:LINE: KEY: EXPECTED, got VALUE``.
+
+    Every part but ``expected`` is optional, so the same class also reports problems that have
+    no file position (an unknown ``--profile``, a failing ``password_command``). ``got`` must
+    never be given a secret.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        expected: str = "invalid configuration",
+        got: Any = _UNSET,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        self.expected = expected
+        self.got = None if got is _UNSET else _describe(got)
+        where = ""
+        if path is not None:
+            where = display_path(path) + (f":{line}" if line is not None else "") + ": "
+        what = f"{key}: " if key else ""
+        tail = f", got {self.got}" if self.got is not None else ""
+        super().__init__(f"{where}{what}{expected}{tail}")
+
+
+def display_path(path: Path) -> str:
+    """``path`` with the home directory shown as ``~``, as operators type it."""
+    try:
+        return "~/" + path.expanduser().relative_to(Path.home()).as_posix()
+    except (ValueError, RuntimeError):
+        return str(path)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return json.dumps(shown, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything needed to watch one platform; built by `load_config`, finished by
+    `resolve_profile`."""
+
+    name: str = LEGACY_PROFILE
+    """The profile's name in the file (``[profiles.NAME]``), or "default"."""
+    url: str | None = None
+    """The platform's base URL, ``http(s)://host[:port]``; required once resolved."""
+    username: str | None = None
+    """The platform account to log in as; required once resolved."""
+    password: Secret | None = field(default=None, repr=False)
+    """A password written in the file; the last resort before prompting."""
+    password_env: str | None = None
+    """Name of an environment variable holding the password."""
+    password_command: str | None = None
+    """A command (split with shlex, run without a shell) whose first output line is the
+    password, e.g. ``pass show vdi/prod``."""
+    verify_ssl: bool = True
+    """Check the platform's TLS certificate; ``--insecure`` turns this off."""
+    uri_templates: tuple[str, ...] = DEFAULT_URI_TEMPLATES
+    """libvirt URIs to try for a host, in order; ``{ip}`` and ``{name}`` are filled in."""
+    host_uris: dict[str, str] = field(default_factory=dict, hash=False)
+    """A fixed libvirt URI per host, keyed by the host's VDI name or IP; beats the templates."""
+    refresh_interval: float = 30.0
+    """Seconds between re-reads of the platform's API."""
+    grace: float = 10.0
+    """Seconds a disagreement must persist before it is reported as drift, so that
+    operations in flight are not flagged."""
+    connect_timeout: float = 5.0
+    """Seconds allowed to open a libvirt connection or the platform's HTTP connection."""
+    call_timeout: float = 10.0
+    """Seconds allowed for one libvirt call or one platform request."""
+    page_size: int = 100
+    """Items asked for per page of the platform's list endpoints."""
+    page_concurrency: int = 4
+    """Pages of one list fetched at the same time."""
+    keepalive_interval: int = 5
+    """Seconds between libvirt keepalive probes; 0 turns keepalives off."""
+    keepalive_count: int = 3
+    """Unanswered keepalive probes before a libvirt connection counts as dead."""
+    reread_interval: float = 300.0
+    """Seconds between full re-reads of libvirt, a safety net behind its events; 0 never."""
+    max_backoff: float = 30.0
+    """Longest wait, in seconds, between reconnection attempts to a lost host."""
+
+    def host_uri(self, name: str, ip: str) -> str | None:
+        """The URI saved for this host, looked up by VDI name and then by IP, if any."""
+        return self.host_uris.get(name) or self.host_uris.get(ip)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What `load_config` found."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    """Profiles by name."""
+    default_profile: str | None = None
+    """The profile used when ``--profile`` is not given."""
+    path: Path = field(default_factory=default_config_path)
+    """The file read, or the default file that vditui would create."""
+    found: bool = False
+    """Whether ``path`` existed."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not stop vditui, for the operator to read."""
+
+
+# --- validation: each check returns the value to store or raises _Invalid(expected) ---------
+
+
+class _Invalid(Exception):
+    def __init__(self, expected: str, got: Any = _UNSET) -> None:
+        self.expected = expected
+        self.got = got  # when the culprit is one element of the value
+
+
+Check = Callable[[Any], Any]
+_TEMPLATE_HINT = "a libvirt URI string containing :// (placeholders: {ip}, {name})"
+
+
+def _url(value: Any) -> str:
+    expected = "an http(s)://host[:port] URL"
+    if not isinstance(value, str):
+        raise _Invalid(expected)
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise _Invalid(expected) from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise _Invalid(expected)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _template(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise _Invalid(_TEMPLATE_HINT)
+    # A typo such as {IP} would otherwise reach libvirt as a literal host name.
+    if re.search(r"[{}]", value.replace("{ip}", "").replace("{name}", "")):
+        raise _Invalid(_TEMPLATE_HINT)
+    return value
+
+
+def _templates(value: Any) -> tuple[str, ...]:
+    expected = (
+        "a non-empty array of libvirt URI templates containing :// (e.g. qemu+tcp://{ip}/system)"
+    )
+    if not isinstance(value, list) or not value:
+        raise _Invalid(expected)
+    for element in value:
+        try:
+            _template(element)
+        except _Invalid:
+            raise _Invalid(expected, element) from None
+    return tuple(value)
+
+
+def _single_template(value: Any) -> tuple[str, ...]:
+    return (_template(value),) if isinstance(value, str) else _templates(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid("a non-empty string")
+    return value
+
+
+def _secret(value: Any) -> Secret:
+    if not isinstance(value, str):
+        raise _Invalid("a string")
+    return Secret(value)
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise _Invalid("an environment variable name such as OCV_PASSWORD")
+    return value
+
+
+def _command(value: Any) -> str:
+    expected = 'a command line such as "pass show vdi/prod"'
+    try:
+        if isinstance(value, str) and shlex.split(value):
+            return value
+    except ValueError:
+        pass
+    raise _Invalid(expected)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("true or false")
+    return value
+
+
+def _seconds(minimum: float, inclusive: bool) -> Check:
+    expected = f"a number of seconds {'>=' if inclusive else '>'} {minimum:g}"
+
+    def check(value: Any) -> float:
+        # bool is an int to Python, but `grace = true` is a mistake, not 1 second.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(expected)
+        if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum):
+            raise _Invalid(expected)
+        return float(value)
+
+    return check
+
+
+def _whole(minimum: int) -> Check:
+    expected = f"a whole number >= {minimum}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _Invalid(expected)
+        return value
+
+    return check
+
+
+_POSITIVE = _seconds(0, inclusive=False)
+_NON_NEGATIVE = _seconds(0, inclusive=True)
+_FIELDS: dict[str, Check] = {
+    "url": _url,
+    "username": _text,
+    "password": _secret,
+    "password_env": _env_name,
+    "password_command": _command,
+    "verify_ssl": _bool,
+    "uri_templates": _templates,
+    "refresh_interval": _POSITIVE,
+    "grace": _NON_NEGATIVE,
+    "connect_timeout": _POSITIVE,
+    "call_timeout": _POSITIVE,
+    "page_size": _whole(1),
+    "page_concurrency": _whole(1),
+    "keepalive_interval": _whole(0),
+    "keepalive_count": _whole(1),
+    "reread_interval": _NON_NEGATIVE,
+    "max_backoff": _POSITIVE,
+}
+# key in the file -> (Profile field, check); "hosts" is a nested table handled apart.
+_PROFILE_KEYS = {key: (key, check) for key, check in _FIELDS.items()}
+_LEGACY_VDI_KEYS = {
+    "base_url": ("url", _url),
+    **{k: _PROFILE_KEYS[k] for k in ("username", "password", "password_env", "password_command")},
+    **{k: _PROFILE_KEYS[k] for k in ("verify_ssl", "connect_timeout", "call_timeout")},
+}
+_LEGACY_LIBVIRT_KEYS = {"uri": ("uri_templates", _single_template)}
+_TOP_KEYS = ("default_profile", "profiles", "vdi", "libvirt")
+
+
+# --- positions: tomllib gives none, so find a key's line by scanning the text ----------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _parse_key(s: str, i: int) -> tuple[list[str], int] | None:
+    """The dotted key starting at ``s[i]`` and the index after it, or None."""
+    parts: list[str] = []
+    while True:
+        while i < len(s) and s[i] in " \t":
+            i += 1
+        if s.startswith('"', i):
+            end = re.compile(r'"((?:[^"\\]|\\.)*)"').match(s, i)
+            if end is None:
+                return None
+            try:
+                parts.append(json.loads(end.group(0)))
+            except ValueError:  # TOML-only escapes such as \U0001F600; close enough
+                parts.append(end.group(1))
+            i = end.end()
+        elif s.startswith("'", i):
+            j = s.find("'", i + 1)
+            if j < 0:
+                return None
+            parts.append(s[i + 1 : j])
+            i = j + 1
+        else:
+            bare = _BARE_KEY.match(s, i)
+            if bare is None:
+                return None
+            parts.append(bare.group(0))
+            i = bare.end()
+        while i < len(s) and s[i] in " \t":
+            i += 1
+        if not s.startswith(".", i):
+            return parts, i
+        i += 1
+
+
+def _scan(text: str, want: list[str]) -> int | None:
+    table: list[str] = []
+    open_string: str | None = None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if open_string:  # inside a multi-line string: nothing here is a key
+            if line.count(open_string) % 2:
+                open_string = None
+            continue
+        stripped = line.lstrip()
+        if stripped.startswith("["):
+            header = _parse_key(stripped, 2 if stripped.startswith("[[") else 1)
+            if header is not None:
+                table = header[0]
+                if table == want:
+                    return lineno
+            continue
+        key = _parse_key(stripped, 0)
+        if key is None or not stripped.startswith("=", key[1]):
+            continue
+        if table + key[0] == want:
+            return lineno
+        rest = stripped[key[1] + 1 :]
+        open_string = next((q for q in ('"""', "'''") if rest.count(q) % 2), None)
+    return None
+
+
+def find_line(text: str, keypath: Sequence[str]) -> int | None:
+    """The 1-based line defining ``keypath`` in TOML ``text``, else that of its nearest parent
+    (which is right for inline tables), else None."""
+    for n in range(len(keypath), 0, -1):
+        line = _scan(text, list(keypath[:n]))
+        if line is not None:
+            return line
+    return None
+
+
+def dotted(keypath: Sequence[str]) -> str:
+    """``keypath`` as TOML spells it, quoting parts that are not bare keys."""
+    return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in keypath)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reader:
+    path: Path
+    text: str
+
+    def fail(self, keypath: Sequence[str], expected: str, got: Any = _UNSET) -> NoReturn:
+        line = find_line(self.text, keypath)
+        raise ConfigError(self.path, line, dotted(keypath), expected, got)
+
+    def table(self, keypath: Sequence[str], value: Any, what: str = "a table") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(keypath, f"expected {what}", value)
+        return value
+
+    def unknown(self, keypath: Sequence[str], valid: Sequence[str]) -> NoReturn:
+        close = difflib.get_close_matches(keypath[-1], valid, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        self.fail(keypath, f"unknown setting; {hint}valid: {', '.join(sorted(valid))}")
+
+    def settings(
+        self,
+        keypath: tuple[str, ...],
+        table: dict[str, Any],
+        keys: Mapping[str, tuple[str, Check]],
+        hosts: bool = True,
+    ) -> dict[str, Any]:
+        """Checked ``Profile`` keyword arguments from one table of the file."""
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            where = (*keypath, key)
+            if hosts and key == "hosts":
+                values["host_uris"] = self.hosts(where, value)
+                continue
+            if key not in keys:
+                self.unknown(where, [*keys, "hosts"] if hosts else list(keys))
+            name, check = keys[key]
+            try:
+                values[name] = check(value)
+            except _Invalid as exc:
+                # Never echo what was written where a password belongs.
+                got = _UNSET if name == "password" else value if exc.got is _UNSET else exc.got
+                self.fail(where, f"expected {exc.expected}", got)
+        return values
+
+    def hosts(self, keypath: tuple[str, ...], value: Any) -> dict[str, str]:
+        uris: dict[str, str] = {}
+        for host, table in self.table(keypath, value, "a table of hosts").items():
+            where = (*keypath, host)
+            entry = self.table(
+                where, table, 'a table such as { uri = "qemu+tcp://10.0.0.5/system" }'
+            )
+            for key in entry:
+                if key != "uri":
+                    self.unknown((*where, key), ["uri"])
+            if "uri" not in entry:
+                self.fail(where, "missing uri")
+            try:
+                uris[host] = _template(entry["uri"])
+            except _Invalid as exc:
+                self.fail((*where, "uri"), f"expected {exc.expected}", entry["uri"])
+        return uris
+
+
+def load_config(path: Path | None) -> Config:
+    """Read the config file: ``path`` (from ``--config``) or the default file.
+
+    A missing default file gives an empty `Config`; a missing explicit file is a `ConfigError`,
+    since the operator named it and surely expected it to exist.
+    """
+    explicit = path is not None
+    file = (path if path is not None else default_config_path()).expanduser()
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(file, None, None, "config file not found") from None
+        return Config(path=file)
+    except OSError as exc:
+        raise ConfigError(file, None, None, f"cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(file, None, None, "not a UTF-8 text file") from None
+    return parse_config(text, file)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Check the TOML ``text`` read from ``path`` and build its `Config`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+        line = int(found.group(1)) if found else text.rstrip().count("\n") + 1
+        column = f" (column {found.group(2)})" if found else ""
+        raise ConfigError(path, line, None, f"invalid TOML: {message}{column}") from None
+    reader = _Reader(path, text)
+    for key in raw:
+        if key not in _TOP_KEYS:
+            reader.unknown((key,), _TOP_KEYS)
+
+    profiles: dict[str, Profile] = {}
+    for name, table in reader.table(("profiles",), raw.get("profiles", {})).items():
+        keypath = ("profiles", name)
+        values = reader.settings(keypath, reader.table(keypath, table), _PROFILE_KEYS)
+        profiles[name] = Profile(name=name, **values)
+
+    if "vdi" in raw or "libvirt" in raw:
+        if LEGACY_PROFILE in profiles:
+            reader.fail(
+                ("profiles", LEGACY_PROFILE),
+                'profile "default" is already defined by the [vdi]/[libvirt] tables; '
+                "rename one of them",
+            )
+        vdi = reader.settings(
+            ("vdi",), reader.table(("vdi",), raw.get("vdi", {})), _LEGACY_VDI_KEYS, hosts=False
+        )
+        libvirt = reader.settings(
+            ("libvirt",), reader.table(("libvirt",), raw.get("libvirt", {})), _LEGACY_LIBVIRT_KEYS
+        )
+        profiles[LEGACY_PROFILE] = Profile(name=LEGACY_PROFILE, **vdi, **libvirt)
+
+    default = raw.get("default_profile")
+    if default is None and list(profiles) == [LEGACY_PROFILE]:
+        default = LEGACY_PROFILE
+    if default is not None and default not in profiles:
+        names = ", ".join(profiles) or "none defined"
+        reader.fail(("default_profile",), f"expected the name of a profile ({names})", default)
+
+    warnings = []
+    if any(p.password is not None for p in profiles.values()):
+        warnings.extend(_permission_warnings(path))
+    return Config(profiles, default, path, True, warnings)
+
+
+def _permission_warnings(path: Path) -> list[str]:
+    if os.name != "posix":  # the mode bits mean nothing elsewhere
+        return []
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return []
+    if not mode & 0o077:
+        return []
+    return [
+        f"{display_path(path)} holds a password and other users can read it: "
+        f"run chmod 600 {shlex.quote(str(path))}"
+    ]
+
+
+# --- resolving: the file, the flags and the environment become one Profile ------------------
+
+
+def resolve_profile(
+    config: Config,
+    *,
+    profile: str | None = None,
+    url: str | None = None,
+    user: str | None = None,
+    uri_templates: list[str] | None = None,
+    timeout: float | None = None,
+    grace: float | None = None,
+    insecure: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Profile:
+    """The `Profile` to run with: the chosen profile, overridden by command-line options.
+
+    ``profile`` falls back to ``default_profile``, then to the only profile there is. With no
+    profiles at all, ``--url``/``--user`` (or ``VDITUI_URL``/``VDITUI_USER``) suffice.
+    ``timeout`` sets ``connect_timeout`` and raises ``call_timeout`` to at least the same value:
+    a call should never get less time than the connection it runs on.
+    """
+    env = os.environ if env is None else env
+    source = config.path if config.found else None
+    name = profile or config.default_profile
+    if name is None and len(config.profiles) == 1:
+        name = next(iter(config.profiles))
+    if name is None and config.profiles:
+        known = ", ".join(config.profiles)
+        raise ConfigError(
+            source,
+            None,
+            None,
+            f"several profiles and no default_profile: choose one with --profile ({known})",
+        )
+    if name is None:
+        base = Profile()
+    elif name in config.profiles:
+        base = config.profiles[name]
+    else:
+        known = ", ".join(config.profiles)
+        listed = f"known profiles: {known}" if known else "no profiles are defined"
+        raise ConfigError(source, None, None, f"unknown profile {name!r}; {listed}")
+
+    changes: dict[str, Any] = {}
+    for option, variable, value, current, field_name in (
+        ("--url", "VDITUI_URL", url, base.url, "url"),
+        ("--user", "VDITUI_USER", user, base.username, "username"),
+    ):
+        if value is None and current is None and env.get(variable):
+            option, value = variable, env[variable]
+        if value is not None:
+            changes[field_name] = _option(option, value, _FIELDS[field_name])
+    if uri_templates is not None:
+        changes["uri_templates"] = _option("--uri", list(uri_templates), _templates)
+    if timeout is not None:
+        seconds = _option("--timeout", timeout, _POSITIVE)
+        changes["connect_timeout"] = seconds
+        changes["call_timeout"] = max(base.call_timeout, seconds)
+    if grace is not None:
+        changes["grace"] = _option("--grace", grace, _NON_NEGATIVE)
+    if insecure:
+        changes["verify_ssl"] = False
+    resolved = replace(base, **changes)
+
+    where = f"profile {resolved.name!r}" if name is not None else "a profile"
+    if resolved.url is None:
+        raise ConfigError(expected=f"no VDI URL: pass --url, set VDITUI_URL, or set url in {where}")
+    if resolved.username is None:
+        raise ConfigError(
+            expected=f"no user name: pass --user, set VDITUI_USER, or set username in {where}"
+        )
+    return resolved
+
+
+def _option(option: str, value: Any, check: Check) -> Any:
+    try:
+        return check(value)
+    except _Invalid as exc:
+        got = value if exc.got is _UNSET else exc.got
+        raise ConfigError(None, None, option, f"expected {exc.expected}", got) from None
+
+
+def resolve_password(
+    profile: Profile,
+    env: Mapping[str, str] | None = None,
+    prompt: Callable[[str], str] | None = None,
+) -> str:
+    """The password to log in with, from the first source that has one.
+
+    Order: ``VDITUI_PASSWORD``; the variable named by ``password_env``; ``password_command``;
+    ``password`` in the file; ``prompt`` (e.g. ``getpass.getpass``). A command that fails is an
+    error rather than a fall-through: the operator configured it and should hear it broke.
+    """
+    env = os.environ if env is None else env
+    if env.get("VDITUI_PASSWORD"):
+        return env["VDITUI_PASSWORD"]
+    if profile.password_env and env.get(profile.password_env):
+        return env[profile.password_env]
+    if profile.password_command:
+        return run_password_command(profile.password_command)
+    if profile.password is not None:
+        return profile.password.reveal()
+    if prompt is not None:
+        entered = prompt(f"Password for {profile.username} at {profile.url}: ")
+        if entered:
+            return entered
+        raise ConfigError(expected="no password entered")
+    hint = ""
+    if profile.password_env:
+        hint = f" ({profile.password_env}, named by password_env, is not set)"
+    raise ConfigError(
+        expected="no password: set VDITUI_PASSWORD, password_env, password_command, "
+        f"or run interactively{hint}"
+    )
+
+
+def run_password_command(command: str, timeout: float = PASSWORD_COMMAND_TIMEOUT) -> str:
+    """The first line of ``command``'s output, stripped; a ``ConfigError`` if it fails.
+
+    No shell, no stdin, stderr discarded. Errors name the command and exit code but never its
+    output, and are raised ``from None`` so no traceback carries the output either.
+    """
+    key = "password_command"
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(None, None, key, f"cannot split {command!r}: {exc}") from None
+    if not argv:
+        raise ConfigError(None, None, key, "is empty")
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise ConfigError(None, None, key, f"{command!r}: program {argv[0]!r} not found") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(None, None, key, f"{command!r} timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise ConfigError(None, None, key, f"{command!r} could not run: {exc.strerror}") from None
+    if done.returncode != 0:
+        raise ConfigError(None, None, key, f"{command!r} failed with exit code {done.returncode}")
+    try:
+        lines = done.stdout.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(None, None, key, f"{command!r} printed something not UTF-8") from None
+    # First line only: `pass` entries keep the password there and notes below it.
+    password = lines[0].strip() if lines else ""
+    if not password:
+        raise ConfigError(None, None, key, f"{command!r} printed no password")
+    return password

@@ -1,0 +1,196 @@
+"""Writing the config file: per-host libvirt URIs saved from the probe, and a starter file.
+
+tomlkit edits the operator's document in place, so their comments, ordering and formatting
+survive and only the table being added or changed differs. Every file vditui writes replaces the
+old one atomically (a temp file in the same directory, then ``os.replace``) with mode 0600, as it
+may hold a password. This module never imports Textual.
+
+Where a URI goes: ``[profiles.<profile>.hosts."<host>"]``, except for the profile "default" of a
+file in the legacy layout (``[vdi]`` / ``[libvirt]``), whose hosts live in
+``[libvirt.hosts."<host>"]`` next to the template they override.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+from tomlkit.items import InlineTable, KeyType, SingleKey, Table
+
+from vditui.config import (
+    LEGACY_PROFILE,
+    ConfigError,
+    Profile,
+    default_config_path,
+    dotted,
+    find_line,
+    parse_config,
+)
+
+_Container = tomlkit.TOMLDocument | Table | InlineTable
+
+
+def save_host_uri(path: Path, profile: str, host: str, uri: str) -> None:
+    """Record that ``host`` (a VDI host name or IP) is reached at ``uri`` under ``profile``.
+
+    Adds the host's table or replaces its ``uri``; creates the file and its directory if
+    missing. The result is checked with the loader before it is written, so vditui never
+    leaves behind a file it cannot read.
+    """
+    if not profile or not host:
+        raise ConfigError(expected="a profile and a host name are needed to save a URI")
+    if not isinstance(uri, str) or "://" not in uri:
+        raise ConfigError(None, None, "uri", "expected a libvirt URI containing ://", uri)
+    target = _real_path(path)
+    text = _read(target)
+    if text:
+        parse_config(text, target)  # the loader's messages, with lines, for a broken file
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(target, exc.line, None, f"invalid TOML: {exc}") from None
+    legacy = profile == LEGACY_PROFILE and ("vdi" in doc or "libvirt" in doc)
+    keypath = ("libvirt", "hosts") if legacy else ("profiles", profile, "hosts")
+    hosts = _descend(doc, keypath, target, text)
+    entry = hosts.get(host)
+    if entry is None:
+        if isinstance(hosts, InlineTable):
+            new: Any = tomlkit.inline_table()
+            new["uri"] = uri
+        else:
+            new = tomlkit.table()
+            new["uri"] = uri
+            new.add(tomlkit.nl())  # keeps a blank line before whatever table follows
+        # Quoted always, so that names and IPs look alike and match the documented layout.
+        hosts.add(SingleKey(host, KeyType.Basic), new)
+    elif isinstance(entry, Table | InlineTable):
+        entry["uri"] = uri
+    else:
+        where = (*keypath, host)
+        raise ConfigError(target, find_line(text, where), dotted(where), "expected a table")
+    out = tomlkit.dumps(doc)
+    if out.endswith("\n\n") and not text.endswith("\n\n"):
+        out = out.rstrip("\n") + "\n"  # the blank line added above, when the table came last
+    parse_config(out, target)
+    write_private(target, out)
+
+
+def _descend(doc: tomlkit.TOMLDocument, keypath: tuple[str, ...], path: Path, text: str) -> Any:
+    container: _Container = doc
+    for depth, key in enumerate(keypath, 1):
+        if key not in container:
+            # A super table prints no header of its own: only [a.b."c"] appears.
+            made = tomlkit.inline_table() if isinstance(container, InlineTable) else None
+            container.add(key, made if made is not None else tomlkit.table(is_super_table=True))
+        child = container[key]
+        if not isinstance(child, Table | InlineTable):
+            where = keypath[:depth]
+            raise ConfigError(path, find_line(text, where), dotted(where), "expected a table")
+        container = child
+    return container
+
+
+def write_default_config(
+    path: Path | None, url: str, username: str, profile: str = LEGACY_PROFILE
+) -> Path:
+    """Create a commented starter file with one profile; returns where it was written.
+
+    Refuses to overwrite an existing file. ``path`` None means the default file.
+    """
+    target = _real_path(path if path is not None else default_config_path())
+    if target.exists():
+        raise ConfigError(target, None, None, "already exists; not overwriting it")
+    d = Profile()
+    text = f"""\
+# vditui settings: one [profiles.NAME] table per VDI platform; choose one with --profile.
+# Every setting is described on the Profile class in vditui/config.py.
+default_profile = {_toml(profile)}
+
+[profiles.{_key(profile)}]
+url = {_toml(url)}
+username = {_toml(username)}
+# Password, first match wins: $VDITUI_PASSWORD, then one of these:
+# password_env = "OCV_PASSWORD"        # names a variable holding it
+# password_command = "pass show vdi"   # prints it (run without a shell)
+# password = "..."                     # in this file: keep it chmod 600
+verify_ssl = true
+uri_templates = {tomlkit.item(list(d.uri_templates)).as_string()}
+{_defaults()}
+
+# A fixed libvirt URI for one host, by its VDI name or IP (vditui adds these when asked):
+# [profiles.{_key(profile)}.hosts."hv-01"]
+# uri = "qemu+ssh://root@10.0.0.5/system"
+"""
+    parse_config(text, target)  # rejects a bad URL or user name before anything is written
+    write_private(target, text)
+    return target
+
+
+_NOTES = {
+    "refresh_interval": "seconds between re-reads of the platform",
+    "grace": "seconds a disagreement must last to count as drift",
+    "connect_timeout": "seconds to connect (libvirt or the platform)",
+    "call_timeout": "seconds for one libvirt call or platform request",
+    "page_size": "items per page of the platform's lists",
+    "page_concurrency": "pages fetched at once",
+    "keepalive_interval": "seconds between libvirt keepalives; 0 = off",
+    "keepalive_count": "missed keepalives before a host counts as lost",
+    "reread_interval": "seconds between full libvirt re-reads; 0 = never",
+    "max_backoff": "longest wait between reconnection attempts",
+}
+
+
+def _defaults() -> str:
+    """The tunables, commented out at their defaults, so operators see what they can change."""
+    d = Profile()
+    lines = [f"# {key} = {getattr(d, key)!r}" for key in _NOTES]
+    width = max(map(len, lines)) + 2
+    return "\n".join(
+        f"{line:<{width}}# {note}" for line, note in zip(lines, _NOTES.values(), strict=True)
+    )
+
+
+def _toml(value: str) -> str:
+    return tomlkit.item(value).as_string()
+
+
+def _key(name: str) -> str:
+    return SingleKey(name).as_string()
+
+
+def _real_path(path: Path) -> Path:
+    # Write through a symlink (dotfile managers) instead of replacing the link with a file.
+    return Path(os.path.realpath(path.expanduser()))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(path, None, None, f"cannot read: {reason}") from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # newline="" keeps the file's own line endings, which tomlkit preserved.
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)  # mkstemp's 0600 is a CPython detail worth not relying on
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,237 @@
+"""The engine: the platform and every host's libvirt, fetched concurrently, reconciled live.
+
+One stream of updates serves both faces (the TUI and the headless commands): listeners get
+:class:`Update` objects on the event loop. A reconcile runs after every change, at most once per
+``debounce`` seconds, so an event storm costs one reconcile per tick, not one per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vditui.core.drift import DriftChange, DriftTracker
+from vditui.core.models import Comparison, ConnState, VdiHost, VdiInventory
+from vditui.core.probe import ProbeResult, probe
+from vditui.core.reconcile import reconcile
+from vditui.core.session import DomainEvent, HostSession, SessionSettings
+from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
+from vditui.core.vdi import VdiClient, VdiError
+
+log = logging.getLogger("vditui.engine")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything the engine needs; built from the config by the entry point."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+    verify_ssl: bool = True
+    uri_templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    host_uris: dict[str, str] = field(default_factory=dict)  # by host name or IP
+    connect_timeout: float = 5.0
+    call_timeout: float = 10.0
+    refresh_interval: float = 30.0
+    grace: float = 10.0
+    page_size: int = 100
+    page_concurrency: int = 4
+    keepalive_interval: int = 2
+    keepalive_count: int = 2
+    reread_interval: float = 300.0
+    max_backoff: float = 30.0
+    debounce: float = 0.05
+
+    def session_settings(self) -> SessionSettings:
+        return SessionSettings(connect_timeout=self.connect_timeout, call_timeout=self.call_timeout,
+                               keepalive_interval=self.keepalive_interval,
+                               keepalive_count=self.keepalive_count,
+                               reread_interval=self.reread_interval, max_backoff=self.max_backoff)
+
+
+@dataclass(frozen=True)
+class Update:
+    """Something changed. ``kind``: inventory | vm | drift | host | vdi."""
+
+    kind: str
+    at: float
+    comparison: Comparison | None = None
+    event: DomainEvent | None = None
+    drift: DriftChange | None = None
+    host_id: str = ""
+    message: str = ""
+
+
+Listener = Callable[[Update], None]
+
+
+class Engine:
+    """Runs the VDI refresh loop and one :class:`HostSession` per host."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.client = VdiClient(settings.url, settings.username, settings.password,
+                                verify_ssl=settings.verify_ssl,
+                                connect_timeout=settings.connect_timeout,
+                                timeout=settings.call_timeout, page_size=settings.page_size,
+                                page_concurrency=settings.page_concurrency)
+        self.inventory: VdiInventory | None = None
+        self.vdi_error: VdiError | None = None
+        self.sessions: dict[str, HostSession] = {}
+        self.comparison: Comparison | None = None
+        self.tracker = DriftTracker(settings.grace)
+        self.reconciles = 0
+        self._listeners: list[Listener] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dirty = asyncio.Event()
+        self._vdi_kick = asyncio.Event()
+        self._host_states: dict[str, ConnState] = {}
+        self._stopping = False
+
+    # ------------------------------------------------------------------ listeners
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, update: Update) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(update)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the engine
+                log.exception("update listener failed")
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, watch: bool = True) -> None:
+        """Fetch the platform once (raises :class:`VdiError` if that fails) and open every
+        host's session. With ``watch``, keep refreshing the platform and reconciling."""
+        await self._fetch_vdi()
+        if self.vdi_error is not None:
+            raise self.vdi_error
+        self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
+        if watch:
+            self._tasks.append(asyncio.create_task(self._vdi_loop(), name="vdi-refresh"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await asyncio.gather(*(s.stop() for s in self.sessions.values()),
+                             return_exceptions=True)
+        await self.client.aclose()
+
+    async def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until every host has been read or has failed once; then reconcile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not all(s.settled for s in self.sessions.values()):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        self.reconcile_now()
+        return all(s.settled for s in self.sessions.values())
+
+    # ------------------------------------------------------------------ the platform
+    async def _fetch_vdi(self) -> None:
+        try:
+            inv = await self.client.inventory()
+        except VdiError as exc:
+            self.vdi_error = exc
+            log.warning("platform: %s", exc)
+            self._emit(Update("vdi", time.time(), message=str(exc)))
+            return
+        self.vdi_error = None
+        self.inventory = inv
+        self._sync_sessions(inv.hosts)
+        self._emit(Update("vdi", time.time(), message=""))
+        self._dirty.set()
+
+    async def _vdi_loop(self) -> None:
+        while True:
+            self._vdi_kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._vdi_kick.wait(), self.settings.refresh_interval)
+            await self._fetch_vdi()
+
+    async def refresh(self) -> None:
+        """Re-read the platform now and ask every host for a full re-read."""
+        await self._fetch_vdi()
+        for s in self.sessions.values():
+            s.refresh()
+
+    def uris_for(self, host: VdiHost) -> list[str]:
+        override = self.settings.host_uris.get(host.name) or self.settings.host_uris.get(host.ip)
+        try:
+            return candidates(self.settings.uri_templates, host.ip, host.name, override)
+        except UriError as exc:
+            log.warning("host %s: %s", host.name, exc)
+            return [override] if override else []
+
+    def _sync_sessions(self, hosts: tuple[VdiHost, ...]) -> None:
+        wanted = {h.id: h for h in hosts}
+        for host_id in [k for k in self.sessions if k not in wanted]:
+            s = self.sessions.pop(host_id)
+            asyncio.get_running_loop().create_task(s.stop())
+        for h in hosts:
+            if h.id in self.sessions:
+                continue
+            s = HostSession(h.id, h.name, self.uris_for(h), self.settings.session_settings(),
+                            self._session_changed, self._domain_event)
+            self.sessions[h.id] = s
+            s.start()
+
+    # ------------------------------------------------------------------ libvirt side
+    def _session_changed(self, s: HostSession) -> None:
+        if self._host_states.get(s.host_id) != s.state:
+            self._host_states[s.host_id] = s.state
+            msg = f"{s.name}: {s.state.value} {s.uri}"
+            if s.error is not None and s.state is not ConnState.CONNECTED:
+                msg += f": {s.error.kind.value}: {s.error.message}"
+            self._emit(Update("host", time.time(), host_id=s.host_id, message=msg))
+        self._dirty.set()
+
+    def _domain_event(self, ev: DomainEvent) -> None:
+        self._emit(Update("vm", ev.at, event=ev, host_id=ev.host_id))
+
+    async def probe_host(self, host_id: str, extra: list[str] | None = None) -> list[ProbeResult]:
+        s = self.sessions[host_id]
+        uris = list(dict.fromkeys([*(extra or []), *s.uris]))
+        return await probe(uris, self.settings.connect_timeout)
+
+    async def use_uri(self, host_id: str, uri: str) -> None:
+        await self.sessions[host_id].use_uri(uri)
+
+    def find_host(self, name_or_ip: str) -> VdiHost | None:
+        for h in self.inventory.hosts if self.inventory else ():
+            if name_or_ip in (h.name, h.ip, h.id):
+                return h
+        return None
+
+    # ------------------------------------------------------------------ reconcile
+    def reconcile_now(self) -> Comparison | None:
+        if self.inventory is None:
+            return None
+        views = {hid: s.view() for hid, s in self.sessions.items()}
+        self.comparison = reconcile(self.inventory, views)
+        self.reconciles += 1
+        now = time.monotonic()
+        changes = self.tracker.update(self.comparison.drifts, now)
+        self._emit(Update("inventory", time.time(), comparison=self.comparison))
+        for ch in changes:
+            self._emit(Update("drift", time.time(), drift=ch))
+        return self.comparison
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            deadline = self.tracker.next_deadline()
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.01
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), wait)
+            self._dirty.clear()
+            self.reconcile_now()
+            await asyncio.sleep(self.settings.debounce)

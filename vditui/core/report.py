@@ -1,0 +1,212 @@
+"""The comparison as a report: Markdown, JSON or CSV, the same data in each.
+
+Only what the platform and libvirt said goes in: never a password, token or credential (none
+reach the comparison in the first place).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from vditui.core.models import (
+    Comparison,
+    ConnState,
+    Drift,
+    HostRow,
+    Severity,
+    VmRow,
+    host_status_label,
+    vdi_status_label,
+)
+
+FORMATS = ("md", "json", "csv")
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    platform: str
+    user: str
+    generated_at: float
+    warnings: tuple[str, ...] = ()
+
+
+def _mib(kib: int | None) -> str:
+    return "" if kib is None else str(kib // 1024)
+
+
+def vm_record(row: VmRow, host_names: dict[str, str]) -> dict[str, Any]:
+    vdi, virt = row.vdi, row.virt
+    return {
+        "name": row.name,
+        "key": row.key,
+        "host": host_names.get(row.host_id, row.host_id),
+        "libvirt_host": host_names.get(row.virt_host_id or "", row.virt_host_id or ""),
+        "vdi_state": vdi_status_label(vdi.status) if vdi else "",
+        "libvirt_state": virt.state.value if virt else "",
+        "vdi_vcpu": vdi.vcpu if vdi else None,
+        "libvirt_vcpu": virt.vcpu if virt else None,
+        "vdi_memory_mb": vdi.memory_mb if vdi else None,
+        "libvirt_memory_mb": (virt.memory_kib // 1024) if virt and virt.memory_kib else None,
+        "checked": row.checked,
+        "drift": [d.kind.value for d in row.drifts],
+        "drift_text": "; ".join(d.message for d in row.drifts),
+    }
+
+
+def host_record(row: HostRow) -> dict[str, Any]:
+    v = row.view
+    return {
+        "name": row.host.name,
+        "id": row.host.id,
+        "ip": row.host.ip,
+        "pool": row.host.pool_name,
+        "vdi_status": host_status_label(row.host.status),
+        "uri": v.uri if v else "",
+        "transport": v.transport if v else "",
+        "connection": v.state.value if v else "not tried",
+        "libvirt_version": v.libvirt_version if v else "",
+        "error": v.error.kind.value if v and v.error else "",
+        "error_detail": v.error.message if v and v.error else "",
+        "hint": v.error.hint if v and v.error else "",
+        "round_trips": v.round_trips if v else 0,
+        "vdi_vms": row.vdi_vms,
+        "libvirt_vms": row.virt_vms,
+        "drift": [d.kind.value for d in row.drifts],
+        "read_at": v.read_at if v else 0.0,
+    }
+
+
+def drift_record(d: Drift, status: str = "") -> dict[str, Any]:
+    out = {"kind": d.kind.value, "severity": d.severity.name.lower(), "subject": d.subject,
+           "key": d.key, "host_id": d.host_id, "message": d.message,
+           "vdi": d.vdi_value, "libvirt": d.virt_value}
+    if status:
+        out["status"] = status
+    return out
+
+
+def summary(cmp: Comparison) -> dict[str, Any]:
+    unreachable = [h.host.name for h in cmp.hosts
+                   if h.view is None or h.view.state is not ConnState.CONNECTED]
+    return {
+        "hosts": len(cmp.hosts),
+        "hosts_unreachable": unreachable,
+        "vms": len(cmp.vms),
+        "vms_unchecked": sum(1 for r in cmp.vms if not r.checked),
+        "drifts": len(cmp.drifts),
+        "critical": sum(1 for d in cmp.drifts if d.severity is Severity.CRITICAL),
+        "by_kind": _count(d.kind.value for d in cmp.drifts),
+    }
+
+
+def _count(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def to_dict(cmp: Comparison, meta: ReportMeta) -> dict[str, Any]:
+    names = {h.host.id: h.host.name for h in cmp.hosts}
+    return {
+        "platform": meta.platform,
+        "user": meta.user,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(meta.generated_at)),
+        "warnings": list(meta.warnings),
+        "summary": summary(cmp),
+        "hosts": [host_record(h) for h in cmp.hosts],
+        "vms": [vm_record(r, names) for r in cmp.vms],
+        "drifts": [drift_record(d) for d in cmp.drifts],
+    }
+
+
+def render(cmp: Comparison, meta: ReportMeta, fmt: str) -> str:
+    """The report in ``fmt`` (md, json or csv)."""
+    if fmt == "json":
+        return json.dumps(to_dict(cmp, meta), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        return _csv(cmp)
+    if fmt == "md":
+        return _markdown(cmp, meta)
+    raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+_CSV_FIELDS = ("name", "host", "libvirt_host", "vdi_state", "libvirt_state", "vdi_vcpu",
+               "libvirt_vcpu", "vdi_memory_mb", "libvirt_memory_mb", "checked", "drift",
+               "drift_text")
+
+
+def _csv(cmp: Comparison) -> str:
+    names = {h.host.id: h.host.name for h in cmp.hosts}
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in cmp.vms:
+        rec = vm_record(r, names)
+        rec["drift"] = " ".join(rec["drift"])
+        w.writerow({k: _csv_safe(v) for k, v in rec.items()})
+    return buf.getvalue()
+
+
+def _csv_safe(v: Any) -> Any:
+    # A VM name starting with = + - @ would run as a formula when the CSV is opened in a
+    # spreadsheet; prefix it so it stays text.
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
+        return "'" + v
+    return "" if v is None else v
+
+
+def _md_cell(v: Any) -> str:
+    s = "" if v is None else str(v)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(cmp: Comparison, meta: ReportMeta) -> str:
+    names = {h.host.id: h.host.name for h in cmp.hosts}
+    s = summary(cmp)
+    out = [f"# vditui report: {meta.platform}", "",
+           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(meta.generated_at))} "
+           f"as {meta.user}.", ""]
+    out += [f"> warning: {w}" for w in meta.warnings]
+    out += [f"**{s['hosts']} hosts, {s['vms']} VMs, {s['drifts']} drifts "
+            f"({s['critical']} critical)**; unreachable hosts: "
+            f"{', '.join(s['hosts_unreachable']) or 'none'}.", "", "## Hosts", "",
+            "| host | pool | VDI status | connection | URI | VMs VDI/libvirt | drift | hint |",
+            "|---|---|---|---|---|---|---|---|"]
+    for h in cmp.hosts:
+        r = host_record(h)
+        conn = r["connection"] + (f" ({r['error']})" if r["error"] else "")
+        counts = f"{r['vdi_vms']}/{'-' if r['libvirt_vms'] is None else r['libvirt_vms']}"
+        out.append("| " + " | ".join(_md_cell(x) for x in (
+            r["name"], r["pool"], r["vdi_status"], conn, r["uri"], counts,
+            ", ".join(r["drift"]), r["hint"])) + " |")
+    out += ["", "## VMs", "",
+            "| VM | host | VDI state | libvirt state | vCPU | memory MB | drift |",
+            "|---|---|---|---|---|---|---|"]
+    for row in cmp.vms:
+        r = vm_record(row, names)
+        cpu = _pair(r["vdi_vcpu"], r["libvirt_vcpu"])
+        mem = _pair(r["vdi_memory_mb"], r["libvirt_memory_mb"])
+        drift = r["drift_text"] or ("" if row.checked else "not checked: host unreachable")
+        out.append("| " + " | ".join(_md_cell(x) for x in (
+            r["name"], r["host"], r["vdi_state"] or "-", r["libvirt_state"] or "-", cpu, mem,
+            drift)) + " |")
+    if cmp.drifts:
+        out += ["", "## Drifts", ""]
+        out += [f"- **{d.severity.name.lower()}** {d.kind.value}: {_md_cell(d.message)}"
+                for d in cmp.drifts]
+    return "\n".join(out) + "\n"
+
+
+def _pair(a: Any, b: Any) -> str:
+    if a is None and b is None:
+        return "-"
+    if a == b:
+        return str(a)
+    return f"{'-' if a is None else a} / {'-' if b is None else b}"

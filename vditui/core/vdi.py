@@ -1,0 +1,525 @@
+"""An async client for the OCloudView 9.0 management API: hosts, VMs and desktop pools.
+
+Every failure surfaces as a :class:`VdiError` subclass whose one-line message names the platform
+URL and the cause, so the UI can show it as is. Secrets (the password, its MD5, the token) are
+never logged, never kept in a public attribute and scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import math
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from vditui.core.models import DesktopPool, VdiHost, VdiInventory, VdiVm
+
+log = logging.getLogger("vditui.vdi")
+T = TypeVar("T")
+R = TypeVar("R", VdiHost, VdiVm, DesktopPool)
+
+LOGIN_PATH, HOST_PATH = "/ocloud/v1/login", "/ocloud/v1/host"
+DOMAIN_PATH, POOL_PATH = "/ocloud/v1/domain", "/ocloud/v1/desk-pool"
+MAX_PAGES = 10_000
+MAX_WARNINGS = 100  # a long-running UI refreshes forever; keep only the recent ones
+# The spec names no "token expired" code, so the message decides (see shared/vendor/README.md).
+_EXPIRY_WORDS = ("token", "登录", "login", "expired", "过期")
+
+
+class VdiError(Exception):
+    """Base of every client failure. ``str()`` is one line naming the platform URL and cause."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(_one_line(message, 400))
+        self.url = url
+
+
+class VdiUnreachable(VdiError):
+    """No usable connection: refused, unresolved name, connect or read timeout."""
+
+
+class VdiTlsError(VdiError):
+    """The platform's TLS certificate could not be verified."""
+
+
+class VdiHttpError(VdiError):
+    """A non-2xx HTTP answer; ``status_code`` is the HTTP status."""
+
+    def __init__(self, url: str, message: str, status_code: int) -> None:
+        super().__init__(url, message)
+        self.status_code = status_code
+
+
+class VdiNotJson(VdiError):
+    """The body is not JSON (typically an HTML error or maintenance page)."""
+
+
+class VdiStatusError(VdiError):
+    """The wrapper's ``status`` is not 0; ``msg`` is the platform's reason."""
+
+    def __init__(self, url: str, message: str, status: int | None, msg: str) -> None:
+        super().__init__(url, message)
+        self.status, self.msg = status, msg
+
+
+class VdiAuthError(VdiStatusError):
+    """Login refused, or the token was still rejected right after logging in again."""
+
+
+class VdiShapeError(VdiError):
+    """The answer is JSON but not shaped as the spec says; the message names the field path."""
+
+
+class _Bad(Exception):
+    """A shape problem found while parsing; becomes a VdiShapeError where the URL is known."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+class VdiClient:
+    """The platform's view of hosts, VMs and desktop pools. Use as ``async with VdiClient(...)``.
+
+    Logs in lazily on the first request and again, once, when the platform says the token has
+    expired. ``requests`` counts HTTP requests made; ``warnings`` keeps recent data-quality
+    warnings (e.g. a page total that does not match the items returned).
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, *, verify_ssl: bool = True,
+                 connect_timeout: float = 5.0, timeout: float = 10.0, page_size: int = 100,
+                 page_concurrency: int = 4,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.strip().rstrip("/")
+        try:
+            url = httpx.URL(self.base_url)
+            ok = url.scheme in ("http", "https") and bool(url.host)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise VdiError(self.base_url, f"{self.base_url!r} is not an http(s):// URL")
+        self.username = username
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self.page_size = max(1, page_size)
+        self.requests = 0
+        self.warnings: list[str] = []
+        self._password = password
+        self._password_md5 = hashlib.md5(password.encode()).hexdigest()
+        self._token: str | None = None
+        self._old_tokens: collections.deque[str] = collections.deque(maxlen=8)
+        # Every login attempt bumps the sequence: a task that saw an expired token only logs in
+        # if nobody else has tried since, so N concurrent expiries cost one login.
+        self._login_seq = 0
+        self._login_error: VdiError | None = None
+        self._login_lock = asyncio.Lock()
+        self._page_sem = asyncio.Semaphore(max(1, page_concurrency))
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, verify=verify_ssl, transport=transport,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            headers={"Accept": "application/json"})
+
+    def __repr__(self) -> str:
+        return f"VdiClient(base_url={self.base_url!r}, username={self.username!r})"
+
+    async def __aenter__(self) -> VdiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ----------------------------------------------------------------------- public calls
+
+    async def login(self) -> None:
+        """Log in now (otherwise the first request does). Raises VdiAuthError if refused."""
+        async with self._login_lock:
+            await self._login_locked()
+
+    async def hosts(self) -> list[VdiHost]:
+        """Every host the platform knows (HostVO)."""
+        return await self._paginate(HOST_PATH, {}, _host, "hosts")
+
+    async def vms(self, host_id: str | None = None) -> list[VdiVm]:
+        """Every VM (DomainVO), or only those the platform places on ``host_id``."""
+        return await self._paginate(DOMAIN_PATH, {"hostId": host_id} if host_id else {}, _vm,
+                                    "VMs")
+
+    async def pools(self) -> list[DesktopPool]:
+        """Every desktop pool (DesktopPoolVO)."""
+        return await self._paginate(POOL_PATH, {}, _pool, "desktop pools")
+
+    async def inventory(self) -> VdiInventory:
+        """Hosts, VMs and pools, fetched concurrently."""
+        before = self.requests
+        hosts, vms, pools = await _gather([self.hosts(), self.vms(), self.pools()])
+        return VdiInventory(hosts=tuple(hosts), vms=tuple(vms), pools=tuple(pools),
+                            fetched_at=time.time(), requests=self.requests - before)
+
+    # ----------------------------------------------------------------------- login
+
+    async def _relogin(self, seen_seq: int) -> None:
+        """Log in unless another task has tried since ``seen_seq``; share its failure if so."""
+        async with self._login_lock:
+            if self._login_seq == seen_seq:
+                await self._login_locked()
+            elif self._login_error is not None:
+                # Retrying a refused login at once only risks locking the account.
+                raise self._login_error
+
+    async def _login_locked(self) -> None:
+        if self._token:
+            self._old_tokens.append(self._token)
+        try:
+            token = await self._do_login()
+        except VdiError as exc:
+            self._token, self._login_error = None, exc
+            raise
+        finally:
+            # Bumped only once the attempt is over, so tasks that queued up behind it see it.
+            self._login_seq += 1
+        self._token, self._login_error = token, None
+
+    async def _do_login(self) -> str:
+        where = f"POST {LOGIN_PATH}"
+        body = {"username": self.username, "password": self._password_md5, "client": ""}
+        resp = await self._send("POST", LOGIN_PATH, None, body, None)
+        refused = f"login as {self.username!r} refused"
+        if resp.status_code in (401, 403):
+            raise self._fail(VdiAuthError, where, f"{refused}: HTTP {resp.status_code}",
+                             status=resp.status_code, msg="")
+        doc = self._decode(resp, where)
+        status, msg = doc["status"], doc["msg"]
+        if status != 0:
+            raise self._fail(VdiAuthError, where, f"{refused}: {msg or '(no message)'} "
+                             f"(status {status})", status=status, msg=msg)
+        data = doc.get("data")
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._shape(where, _Bad("data", f"expected an object, got {_show(data)}")
+                              if not isinstance(data, dict) else
+                              _Bad("data.token", f"expected a string, got {_show(token)}"))
+        log.debug("logged in to %s as %s", self.base_url, self.username)
+        return token
+
+    # ----------------------------------------------------------------------- requests
+
+    async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET with the token; on expiry log in again once and retry. Returns the wrapper."""
+        where = f"GET {path}"
+        for attempt in (1, 2):
+            if self._token is None:
+                await self._relogin(self._login_seq)
+            token, seq = self._token, self._login_seq
+            resp = await self._send("GET", path, params, None, token)
+            if resp.status_code == 401:
+                status, msg = 401, f"HTTP 401 {resp.reason_phrase}".strip()
+            else:
+                doc = self._decode(resp, where)
+                if doc["status"] == 0:
+                    return doc
+                status, msg = doc["status"], doc["msg"]
+                if not any(w in msg.casefold() for w in _EXPIRY_WORDS):
+                    raise self._fail(VdiStatusError, where, f"platform error {status}: "
+                                     f"{msg or '(no message)'}", status=status, msg=msg)
+            if attempt == 2:
+                raise self._fail(VdiAuthError, where, f"token rejected even after logging in "
+                                 f"again: {msg} (status {status})", status=status, msg=msg)
+            log.debug("%s: token rejected (status %s), logging in again", where, status)
+            await self._relogin(seq)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None,
+                    body: dict[str, Any] | None, token: str | None) -> httpx.Response:
+        self.requests += 1
+        try:
+            resp = await self._http.request(method, path, params=params, json=body,
+                                            headers={"Token": token} if token else {})
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, f"{method} {path}") from exc
+        log.debug("%s %s %s -> HTTP %s", method, path, params or "", resp.status_code)
+        return resp
+
+    def _transport_error(self, exc: httpx.HTTPError, where: str) -> VdiError:
+        url, chain = self.base_url, _chain(exc)
+        text = " ".join(str(e) for e in chain)
+        if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) \
+                or "CERTIFICATE_VERIFY_FAILED" in text:
+            detail = next((e.verify_message for e in chain if isinstance(
+                e, ssl.SSLCertVerificationError) and e.verify_message), "verify failed")
+            return VdiTlsError(url, self._scrub(
+                f"TLS certificate of {url} is not trusted ({detail}); if you trust this "
+                f"platform, use --insecure (verify_ssl = false)"))
+        if isinstance(exc, httpx.ConnectTimeout):
+            why = f"timed out after {self.connect_timeout:g} s"
+        elif isinstance(exc, httpx.ReadTimeout):
+            return VdiUnreachable(url, f"{url} {where}: no answer within {self.timeout:g} s")
+        elif not isinstance(exc, httpx.ConnectError):
+            detail = _one_line(str(exc), 160)
+            return VdiUnreachable(url, self._scrub(
+                f"{url} {where}: {type(exc).__name__}" + (f": {detail}" if detail else "")))
+        elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+            why = "connection refused"
+        elif any(isinstance(e, socket.gaierror) for e in chain) or re.search(
+                r"name or service|nodename|getaddrinfo|name resolution", text, re.I):
+            why = "host name not found"
+        else:
+            why = _one_line(str(exc) or type(exc).__name__, 160)
+        return VdiUnreachable(url, self._scrub(f"cannot connect to {url}: {why}"))
+
+    def _decode(self, resp: httpx.Response, where: str) -> dict[str, Any]:
+        """Check the HTTP status and the JSON wrapper; returns it with int ``status``, str
+        ``msg``."""
+        if not 200 <= resp.status_code < 300:
+            text = f"HTTP {resp.status_code} {resp.reason_phrase}".strip()
+            if 300 <= resp.status_code < 400 and "Location" in resp.headers:
+                text += f" (redirect to {resp.headers['Location']}; check the URL's scheme)"
+            raise self._fail(VdiHttpError, where, text, status_code=resp.status_code)
+        try:
+            doc = resp.json()
+        except (ValueError, RecursionError):
+            ctype = resp.headers.get("Content-Type", "no content type")
+            sample = _one_line(resp.content[:400].decode("utf-8", "replace"), 80) or "(empty)"
+            raise self._fail(VdiNotJson, where,
+                             f"answer is not JSON ({ctype}): {sample!r}") from None
+        try:
+            if not isinstance(doc, dict):
+                raise _Bad("answer", f"expected a JSON object, got {_show(doc)}")
+            status = _as_int(doc.get("status"), "status")
+            if status is None:
+                raise _Bad("status", "missing")
+        except _Bad as bad:
+            raise self._shape(where, bad) from None
+        msg = doc.get("msg")
+        return {**doc, "status": status, "msg": _one_line(msg if isinstance(msg, str) else "", 200)}
+
+    # ----------------------------------------------------------------------- pagination
+
+    async def _paginate(self, path: str, params: dict[str, Any], parse: Callable[[Any, str], R],
+                        what: str) -> list[R]:
+        """Every item of a PageResult list: page 1, then the rest concurrently, deduplicated."""
+        where = f"GET {path}"
+
+        async def fetch(num: int) -> tuple[list[Any], dict[str, int | None]]:
+            doc = await self._get(path, {**params, "pageNum": num, "pageSize": self.page_size})
+            try:
+                return _page(doc)
+            except _Bad as bad:
+                raise self._shape(where, bad) from None
+
+        async def bounded(num: int) -> tuple[int, list[Any]]:
+            async with self._page_sem:
+                return num, (await fetch(num))[0]
+
+        items, head = await fetch(1)
+        total, size = head["total"], head["pageSize"]
+        # Servers clamp pageSize: trust the size they report (or sent), never the one we asked.
+        size = size if size and size > 0 else len(items)
+        count = (max(1, math.ceil(total / size)) if total is not None and size > 0
+                 else head["pages"] and max(1, head["pages"]))
+        if count and count > MAX_PAGES:
+            raise self._shape(where, _Bad("data.pages", f"{count} pages is absurd "
+                                                        f"(limit {MAX_PAGES})"))
+        rows: list[tuple[int, list[Any]]] = [(1, items)]
+        if not count:  # neither total nor pages: walk on until a short or empty page
+            while items and len(items) >= size and len(rows) < MAX_PAGES:
+                items = (await fetch(len(rows) + 1))[0]
+                rows.append((len(rows) + 1, items))
+            count = len(rows)
+        elif count > 1:
+            rows += await _gather([bounded(n) for n in range(2, count + 1)])
+
+        out: dict[str, R] = {}
+        seen = 0
+        for num, page in rows:
+            for i, raw in enumerate(page):
+                try:
+                    item = parse(raw, f"data.list[{i}]" + (f" (page {num})" if num > 1 else ""))
+                except _Bad as bad:
+                    raise self._shape(where, bad) from None
+                seen += 1
+                out.setdefault(item.id, item)
+        if total is not None and len(out) != total:
+            dupes = f" ({seen - len(out)} duplicates dropped)" if seen != len(out) else ""
+            self._warn(f"{self.base_url}: platform reported total={total} but returned "
+                       f"{len(out)} {what} over {count} page{'s' if count != 1 else ''}{dupes}")
+        return list(out.values())
+
+    # ----------------------------------------------------------------------- helpers
+
+    def _fail(self, cls: Callable[..., T], where: str, text: str, **attrs: Any) -> T:
+        return cls(self.base_url, self._scrub(f"{self.base_url} {where}: {text}"), **attrs)
+
+    def _shape(self, where: str, bad: _Bad) -> VdiShapeError:
+        return self._fail(VdiShapeError, where, f"unexpected answer: {bad}")
+
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.warnings.append(text)
+        del self.warnings[:-MAX_WARNINGS]
+
+    def _scrub(self, text: str) -> str:
+        # Defence in depth: a platform may echo the request in its error text.
+        for secret in (self._password, self._password_md5, self._token, *self._old_tokens):
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _page(doc: dict[str, Any]) -> tuple[list[Any], dict[str, int | None]]:
+    """A PageResult's list and header (total, pageSize, pages: int or None)."""
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise _Bad("data", f"expected an object, got {_show(data)}" if "data" in doc
+                   else "missing")
+    head = {k: _as_int(data.get(k), f"data.{k}") for k in ("total", "pageSize", "pages")}
+    items = data.get("list")
+    if items is None and head["total"] == 0:
+        items = []
+    if not isinstance(items, list):
+        raise _Bad("data.list", f"expected a list, got {_show(items)}" if "list" in data
+                   else "missing")
+    return items, head
+
+
+def _host(raw: Any, path: str) -> VdiHost:
+    f = _Fields(raw, path)
+    return VdiHost(id=f.id("id"), name=f.name("name"), ip=f.text("ip"), status=f.int("status"),
+                   pool_id=f.text("poolId"), pool_name=f.text("poolName"),
+                   cpu_model=f.text("cpu"), cpus=f.int("cpuSize"), memory_gb=f.float("memory"),
+                   running_count=f.int("runningDomainCount"))
+
+
+def _vm(raw: Any, path: str) -> VdiVm:
+    f = _Fields(raw, path)
+    return VdiVm(id=f.id("id"), name=f.name("name"), status=f.int("status"), vcpu=f.int("cpu"),
+                 memory_mb=f.int("memory"), host_id=f.text("hostId"),
+                 host_name=f.text("hostName"), desktop_pool_id=f.text("desktopPoolId"),
+                 ip=f.text("ip"))
+
+
+def _pool(raw: Any, path: str) -> DesktopPool:
+    f = _Fields(raw, path)
+    return DesktopPool(id=f.id("id"), name=f.name("name"), amount=f.int("amount"))
+
+
+class _Fields:
+    """Typed reads from one list item; every problem is a _Bad naming ``path.field``."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, dict):
+            raise _Bad(path, f"expected an object, got {_show(raw)}")
+        self.raw, self.path = raw, path
+
+    def id(self, key: str) -> str:
+        if self.raw.get(key) in (None, ""):
+            raise _Bad(f"{self.path}.{key}", "missing")
+        return self.text(key)
+
+    def name(self, key: str) -> str:
+        if self.raw.get(key) is None:
+            raise _Bad(f"{self.path}.{key}", "missing")
+        return self.text(key)
+
+    def text(self, key: str) -> str:
+        """A string; ints (and integral floats) are converted, as ids sometimes come as ints."""
+        value = self.raw.get(key)
+        if value is None or isinstance(value, str):
+            return value or ""
+        if (isinstance(value, int) and not isinstance(value, bool)) \
+                or (isinstance(value, float) and value.is_integer()):
+            try:
+                return str(int(value))
+            except ValueError:  # more digits than Python will print
+                pass
+        raise _Bad(f"{self.path}.{key}", f"expected a string, got {_show(value)}")
+
+    def int(self, key: str) -> int | None:
+        return _as_int(self.raw.get(key), f"{self.path}.{key}")
+
+    def float(self, key: str) -> float | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        try:
+            if not isinstance(value, bool) and isinstance(value, int | float | str):
+                number = float(value)
+                if math.isfinite(number):
+                    return number
+        except (ValueError, OverflowError):
+            pass
+        raise _Bad(f"{self.path}.{key}", f"expected a number, got {_show(value)}")
+
+
+def _as_int(value: Any, path: str) -> int | None:
+    """An integer from an int, an integral float or a numeric string; None if absent or null."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                value = float(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    except (ValueError, OverflowError):
+        pass
+    raise _Bad(path, f"expected integer, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a bad value for a message."""
+    if value is None or isinstance(value, dict | list):
+        return {type(None): "null", dict: "an object", list: "a list"}[type(value)]
+    try:
+        return _one_line(repr(value), 40)
+    except ValueError:  # an int too long to print
+        return "a huge integer"
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out and len(out) < 20:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest and raise it (not a group)."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(c) for c in coros]
+    except BaseExceptionGroup as group:
+        leaves, first = [group], None
+        while leaves:
+            exc = leaves.pop(0)
+            if isinstance(exc, BaseExceptionGroup):
+                leaves.extend(exc.exceptions)
+            elif first is None or (isinstance(exc, VdiError) and not isinstance(first, VdiError)):
+                first = exc
+        assert first is not None
+        raise first from first.__cause__
+    return [t.result() for t in tasks]

@@ -1,0 +1,292 @@
+"""The simulated platform's records (HostVO, HostDetailVO, DomainVO, DesktopPoolVO) and the
+small request vocabulary its server speaks (:class:`Request`, :class:`ApiError`, :func:`page`).
+
+:class:`VdiState` is the mutable world the simulated OCloudView server answers from. It is not
+thread-safe on its own: :class:`vditui.lab.vdi_server.VdiServer` holds one lock around every use.
+Field names and types follow the vendor's OpenAPI spec (``shared/vendor/ocloudview-9.0-openapi
+.json``); nothing here emits a field that the spec does not declare, and nothing emits ``null``.
+
+The lab is the world, not the engine's mirror: nothing here imports ``vditui.core``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from vditui.lab.scenario import HostSpec, Scenario, VmSpec, stable_uuid
+
+#: The platform runs in China; its java.sql.Timestamp fields carry that zone's offset.
+PLATFORM_TZ = timezone(timedelta(hours=8))
+#: Deterministic record times, so two runs of a scenario serve the same bytes.
+BASE_MS = int(datetime(2024, 3, 1, 8, 0, tzinfo=PLATFORM_TZ).timestamp() * 1000)
+
+
+def timestamp(ms: int) -> dict[str, int]:
+    """A java.sql.Timestamp as Jackson serialises it (schema ``Timestamp``): legacy
+    java.util.Date fields, i.e. year since 1900, month from 0, ``day`` the weekday (0 = Sunday)."""
+    dt = datetime.fromtimestamp(ms / 1000, PLATFORM_TZ)
+    return {"time": ms, "year": dt.year - 1900, "month": dt.month - 1, "date": dt.day,
+            "day": (dt.weekday() + 1) % 7, "hours": dt.hour, "minutes": dt.minute,
+            "seconds": dt.second, "nanos": (ms % 1000) * 1_000_000,
+            "timezoneOffset": -int(PLATFORM_TZ.utcoffset(None).total_seconds() // 60)}
+
+
+def iso_time(ms: int) -> str:
+    """HostVO.createTime is a plain ``date-time`` string in the spec, unlike DomainVO's."""
+    return datetime.fromtimestamp(ms / 1000, PLATFORM_TZ).isoformat(timespec="seconds")
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def guest_ip(index: int) -> str:
+    """A made-up, deterministic guest address for the VM at ``index`` in the scenario."""
+    return f"10.{16 + index // 62_500 % 200}.{index // 250 % 250}.{index % 250 + 2}"
+
+
+def page(items: list[Any], page_num: int, page_size: int, *, short: bool = False,
+         extra_total: int = 0) -> tuple[dict[str, Any], list[Any]]:
+    """Slice ``items`` like the platform's PageHelper: returns the PageResult header (without
+    ``list``) and the slice. ``short`` drops the page's last item and ``extra_total`` inflates
+    the reported total; both are fault modes that lie to the client on purpose."""
+    total = len(items) + extra_total
+    start = (page_num - 1) * page_size
+    chunk = items[start:start + page_size]
+    if short and chunk:
+        chunk = chunk[:-1]
+    head = {"total": total, "pages": math.ceil(total / page_size), "pageNum": page_num,
+            "pageSize": page_size}
+    return head, chunk
+
+
+@dataclass
+class HostState:
+    spec: HostSpec
+    status: int
+    ip: str
+    pool_name: str
+
+
+@dataclass
+class VmState:
+    spec: VmSpec
+    index: int
+    vdi_id: str
+    host: str
+    status: int
+    vcpu: int
+    memory_mb: int
+    desk_pool_id: str
+    updated_ms: int
+
+
+class VdiState:
+    """What the platform believes: hosts in the VDI and VMs with a VDI side, keyed for lookups
+    by scenario name / UUID (chaos) and by platform id (the API)."""
+
+    def __init__(self, scenario: Scenario, host_ips: dict[str, str]) -> None:
+        pools = {p.id: p.name for p in scenario.pools}
+        self.desk_pools = {p.id: stable_uuid(scenario.name, "desk-pool", p.id)
+                           for p in scenario.pools}
+        self.pool_names = pools
+        missing = [h.name for h in scenario.hosts if h.in_vdi and h.name not in host_ips]
+        if missing:
+            raise ValueError(f"host_ips has no address for VDI host(s): {', '.join(missing)}")
+        self.hosts: dict[str, HostState] = {
+            h.name: HostState(h, h.vdi_status, host_ips.get(h.name, ""), pools.get(h.pool, ""))
+            for h in scenario.hosts}
+        self.host_by_id = {h.id: h.name for h in scenario.hosts if h.in_vdi}
+        self.vms: dict[str, VmState] = {}
+        self.vm_by_id: dict[str, str] = {}
+        # Chaos may name any scenario VM; those without a VDI side are the platform's blind spot.
+        self.invisible = {vm.uuid for vm in scenario.vms if vm.vdi is None}
+        for i, vm in enumerate(scenario.vms):
+            if vm.vdi is None:
+                continue
+            if vm.vdi.id in self.vm_by_id:
+                raise ValueError(f"VMs {self.vms[self.vm_by_id[vm.vdi.id]].spec.name!r} and "
+                                 f"{vm.name!r} share the platform id {vm.vdi.id!r}")
+            pool = self.hosts[vm.vdi.host].spec.pool
+            self.vms[vm.uuid] = VmState(vm, i, vm.vdi.id, vm.vdi.host, vm.vdi.status,
+                                        vm.vdi.vcpu, vm.vdi.memory_mb, self.desk_pools[pool],
+                                        BASE_MS + i * 60_000 + 3_600_000)
+            self.vm_by_id[vm.vdi.id] = vm.uuid
+        # Names never change, so the stable order (name, then id) is computed once.
+        self.host_order = sorted((h for h in self.hosts.values() if h.spec.in_vdi),
+                                 key=lambda h: (h.spec.name, h.spec.id))
+        self.vm_order = sorted(self.vms.values(), key=lambda v: (v.spec.name, v.vdi_id))
+
+    # ----------------------------------------------------------------------- changes
+
+    def set_vm_status(self, vm_uuid: str, status: int) -> None:
+        if vm_uuid not in self.invisible:
+            vm = self.vms[vm_uuid]
+            vm.status, vm.updated_ms = status, now_ms()
+
+    def set_vm_host(self, vm_uuid: str, host_name: str) -> None:
+        if host_name not in self.hosts:
+            raise KeyError(host_name)
+        if vm_uuid not in self.invisible:
+            vm = self.vms[vm_uuid]
+            vm.host, vm.updated_ms = host_name, now_ms()
+
+    def set_host_status(self, host_name: str, status: int) -> None:
+        self.hosts[host_name].status = status
+
+    # ----------------------------------------------------------------------- records
+
+    def running_counts(self) -> dict[str, int]:
+        """Per host name, the VMs the platform records as running there (runningDomainCount)."""
+        counts = dict.fromkeys(self.hosts, 0)
+        for vm in self.vms.values():
+            if vm.status == 1:
+                counts[vm.host] += 1
+        return counts
+
+    def _host_common(self, h: HostState) -> dict[str, Any]:
+        s = h.spec
+        return {"id": s.id, "name": s.name, "ip": h.ip, "cpu": s.cpu_model, "cpuSize": s.cpus,
+                "memory": s.memory_gb, "physicalMemory": round(s.memory_gb + 2.5, 2),
+                "status": h.status, "poolId": s.pool, "arch": "x86_64",
+                "createTime": iso_time(BASE_MS), "domainLimit": 200,
+                "manufacturer": "OCloudView Lab", "model": "Simulated host",
+                "vmcId": stable_uuid("vmc", s.pool)}
+
+    def host_vo(self, h: HostState, running: int) -> dict[str, Any]:
+        """HostVO: a row of GET /ocloud/v1/host."""
+        return {**self._host_common(h), "poolName": h.pool_name, "runningDomainCount": running}
+
+    def host_detail_vo(self, h: HostState) -> dict[str, Any]:
+        """HostDetailVO: GET /ocloud/v1/host/{id}."""
+        hosts_in_pool = sum(1 for o in self.host_order if o.spec.pool == h.spec.pool)
+        return {**self._host_common(h), "localIp": h.ip, "hostNum": hosts_in_pool}
+
+    def domain_vo(self, vm: VmState) -> dict[str, Any]:
+        """DomainVO: a row of GET /ocloud/v1/domain, and GET /ocloud/v1/domain/{id}."""
+        host = self.hosts[vm.host]
+        connected = 1 if vm.status == 1 and vm.index % 2 == 0 else 0
+        created = BASE_MS + vm.index * 60_000
+        rec: dict[str, Any] = {
+            "id": vm.vdi_id, "name": vm.spec.name, "status": vm.status, "cpu": vm.vcpu,
+            "sockets": 1, "cores": vm.vcpu, "threads": 1, "memory": vm.memory_mb,
+            "hostId": host.spec.id, "hostName": host.spec.name,
+            "lastSuccessfulHostId": host.spec.id, "ip": guest_ip(vm.index),
+            "osType": "windows", "osName": "Windows 10", "systemType": "x86_64",
+            "isConnected": connected, "desktopPoolId": vm.desk_pool_id,
+            "poolId": host.spec.pool, "poolName": host.pool_name,
+            "vmcId": stable_uuid("vmc", host.spec.pool),
+            "isModel": 0, "isRecycle": 0, "freeze": 0, "hasSnapshot": 0,
+            "createTime": timestamp(created), "updateTime": timestamp(vm.updated_ms),
+        }
+        if connected:
+            rec["connectTime"] = timestamp(vm.updated_ms)
+        return rec
+
+    def desk_pool_vos(self) -> list[dict[str, Any]]:
+        """DesktopPoolVO: one desktop pool per scenario resource pool, ordered by name."""
+        out = []
+        for pool_id, dp_id in self.desk_pools.items():
+            members = [v for v in self.vms.values() if v.desk_pool_id == dp_id]
+            out.append({"id": dp_id, "name": self.pool_names[pool_id], "type": 0, "enabled": 1,
+                        "status": 0, "amount": len(members),
+                        "usedAmount": sum(1 for v in members if v.status == 1),
+                        "domainPrefix": self.pool_names[pool_id], "groupNameList": []})
+        return sorted(out, key=lambda d: (d["name"], d["id"]))
+
+    # ----------------------------------------------------------------------- queries
+
+    def find_hosts(self, name: str | None, statuses: set[int] | None, pool_id: str | None,
+                   arches: set[str] | None) -> list[HostState]:
+        """Hosts in the VDI matching the filters, in the stable order."""
+        return [h for h in self.host_order
+                if (not name or name.casefold() in h.spec.name.casefold())
+                and (statuses is None or h.status in statuses)
+                and (not pool_id or h.spec.pool == pool_id)
+                and (arches is None or "x86_64" in arches)]
+
+    def find_vms(self, host_id: str | None, statuses: set[int] | None, keyword: str | None,
+                 pool_id: str | None) -> list[VmState]:
+        """VMs with a VDI side matching the filters, in the stable order."""
+        def ok(vm: VmState) -> bool:
+            host = self.hosts[vm.host].spec
+            return ((not host_id or host.id == host_id)
+                    and (statuses is None or vm.status in statuses)
+                    and (not keyword or keyword.casefold() in vm.spec.name.casefold())
+                    and (not pool_id or host.pool == pool_id))
+        return [vm for vm in self.vm_order if ok(vm)]
+
+    def vms_by_ids(self, ids: Iterable[str]) -> list[tuple[str, VmState | None]]:
+        """Each platform id with its VM, or None when the platform has no such VM."""
+        return [(i, self.vms.get(self.vm_by_id.get(i, ""))) for i in ids]
+
+
+# --------------------------------------------------------------------------- requests
+
+# Error codes the simulator answers with; the spec documents none, these mimic a real platform.
+E_BAD_REQUEST, E_TOKEN, E_NOT_FOUND, E_INTERNAL, E_LOGIN = 400, 401, 404, 500, 1001
+
+
+class ApiError(Exception):
+    """An answer with a non-zero ``status`` (HTTP 200 unless ``http`` says otherwise)."""
+
+    def __init__(self, status: int, msg: str, http: int = 200) -> None:
+        super().__init__(msg)
+        self.status, self.msg, self.http = status, msg, http
+
+
+@dataclass
+class Request:
+    """One API call as a handler sees it: path parameters, first value of each query
+    parameter, raw body."""
+
+    params: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+
+    def json(self, required: bool = True) -> dict[str, Any]:
+        """The body as a JSON object, or an :class:`ApiError` saying what is wrong with it."""
+        if not self.body.strip():
+            if required:
+                raise ApiError(E_BAD_REQUEST, "请求体为空 (empty request body)")
+            return {}
+        try:
+            doc = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(E_BAD_REQUEST, "请求体不是合法JSON (body is not valid JSON)") from None
+        if not isinstance(doc, dict):
+            raise ApiError(E_BAD_REQUEST, "请求体格式错误 (request body must be a JSON object)")
+        return doc
+
+    def int_arg(self, name: str, default: int) -> int:
+        """An integer query parameter; absent or blank gives ``default``."""
+        raw = self.query.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ApiError(E_BAD_REQUEST, f"参数错误 (bad parameter {name}={raw!r})") from None
+
+    def int_set(self, name: str) -> set[int] | None:
+        """A comma list of integers (``status=0,1``); None when absent, meaning no filter."""
+        raw = self.query.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            return {int(x) for x in raw.split(",") if x.strip()}
+        except ValueError:
+            raise ApiError(E_BAD_REQUEST, f"参数错误 (bad parameter {name}={raw!r})") from None
+
+
+def str_set(raw: str | None) -> set[str] | None:
+    """A comma list of strings; None when absent or blank, meaning no filter."""
+    if not raw or not raw.strip():
+        return None
+    return {x.strip() for x in raw.split(",") if x.strip()}
