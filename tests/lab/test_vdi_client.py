@@ -208,8 +208,19 @@ async def test_wrong_password(lab: Lab, default: sc.Scenario) -> None:
     assert srv.url in text and "refused" in text and default.vdi.username in text
     assert info.value.status == 1001 and info.value.msg
     assert_no_secrets(text + repr(client), "not-the-password-42", md5("not-the-password-42"))
-    # Three lists waited on the same refused login: the account was tried once, not three times.
     assert srv.requests[LOGIN] == 1
+
+
+async def test_concurrent_calls_share_a_refused_login(lab: Lab) -> None:
+    srv, client = await lab(password="not-the-password-42")
+    results = await asyncio.gather(client.hosts(), client.vms(), client.pools(),
+                                   return_exceptions=True)
+    assert all(isinstance(r, VdiAuthError) for r in results)
+    # All three waited on the same refused login: the account was tried once, not three times.
+    assert srv.requests[LOGIN] == 1
+    with pytest.raises(VdiAuthError):  # a later call tries again
+        await client.hosts()
+    assert srv.requests[LOGIN] == 2
 
 
 async def test_token_expires_mid_run(lab: Lab) -> None:
@@ -356,10 +367,15 @@ async def test_tls_certificate_not_trusted(tls_server: str) -> None:
             await client.hosts()
 
 
-async def test_secrets_never_appear(lab: Lab, default: sc.Scenario) -> None:
+async def test_secrets_never_appear(lab: Lab, default: sc.Scenario, caplog: Any) -> None:
     password = default.vdi.password
-    srv, client = await lab()
+    srv, client = await lab(vdi={"token_ttl": 0.2})
+    caplog.set_level("DEBUG")
     await client.login()
+    first = client._token
+    await asyncio.sleep(0.3)
+    await client.hosts()  # a re-login: two tokens have been issued
+    assert srv.requests[LOGIN] == 2 and "/ocloud/v1/host" in caplog.text
     token = client._token
     assert token
     texts = [repr(client), str(vars(client).get("username"))]
@@ -371,8 +387,8 @@ async def test_secrets_never_appear(lab: Lab, default: sc.Scenario) -> None:
             await client.vms()
         texts.append(str(info.value))
         assert "***" in texts[-1] or "echo" not in texts[-1]
-    for text in texts:
-        assert_no_secrets(text, password, md5(password), token, client._token)
+    for text in [*texts, caplog.text]:
+        assert_no_secrets(text, password, md5(password), first, token, client._token)
 
 
 # --------------------------------------------------------------------------- pure parsing
@@ -387,8 +403,8 @@ def mock_client(answer: Callable[[httpx.Request], httpx.Response], **kw: Any) ->
                                              "data": {"token": "tok-0123456789"}})
         return answer(request)
 
-    return VdiClient("http://vdi.test", "admin", "pw-secret", transport=httpx.MockTransport(handler),
-                     **kw)
+    return VdiClient("http://vdi.test", "admin", "pw-secret",
+                     transport=httpx.MockTransport(handler), **kw)
 
 
 def domains(doc: Any) -> VdiClient:
@@ -417,7 +433,9 @@ VM = {"id": "a", "name": "vm-a", "status": 1, "cpu": 4, "memory": 8192, "hostId"
     (page([{**VM, "memory": 1.5}]), "data.list[0].memory: expected integer, got 1.5"),
     (page([{**VM, "hostId": ["h"]}]), "data.list[0].hostId: expected a string, got a list"),
     (page(["vm"]), "data.list[0]: expected an object, got 'vm'"),
-    (page([VM], total=10**9, pageSize=1), "data.pages: 1000000000 pages is absurd"),
+    (page([VM], total=10**9, pageSize=1), "data.total: 1000000000 items would take more than"),
+    (page([VM], total=10**400, pageSize=1), "items would take more than 10000 pages"),
+    ({"status": 0, "data": {"list": [VM], "pages": 10**6}}, "data.pages: 1000000 pages is absurd"),
     (page([VM], total="many"), "data.total: expected integer, got 'many'"),
     ([1, 2], "answer: expected a JSON object, got a list"),
     ({"msg": "ok", "data": {}}, "status: missing"),
@@ -459,6 +477,13 @@ async def test_without_total_walks_until_a_short_page() -> None:
     async with mock_client(answer, page_size=2) as client:
         assert len(await client.vms()) == 5
         assert client.requests == 4
+
+
+async def test_a_server_ignoring_page_num_is_not_walked_forever() -> None:
+    async with domains({"status": 0, "data": {"list": [VM, {**VM, "id": "b"}]}}) as client:
+        assert len(await client.vms()) == 2
+        assert client.requests == 3  # login, page 1, page 2 (the same again: stop)
+        assert "ignores pageNum" in client.warnings[0]
 
 
 @pytest.mark.parametrize(("exc", "cls", "text"), [
@@ -503,21 +528,28 @@ json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-3, 3
 json_value = st.recursive(json_leaf, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12)
-vm_field = st.sampled_from(["id", "name", "status", "cpu", "memory", "hostId", "hostName",
-                            "desktopPoolId", "ip"])
-vm_item = st.one_of(json_value, st.dictionaries(vm_field, json_value, max_size=9),
-                    st.fixed_dictionaries({"id": st.one_of(st.text(min_size=1), st.integers()),
-                                           "name": st.text()},
-                                          optional={"cpu": json_value, "memory": json_value,
-                                                    "status": json_value}))
-page_head = st.one_of(st.none(), json_value, st.integers(-5, 40))
+
+
+def mostly(good: st.SearchStrategy[Any], odds: int = 20) -> st.SearchStrategy[Any]:
+    """``good`` most of the time, any JSON value once in ``odds``: many examples parse."""
+    return st.integers(0, odds - 1).flatmap(lambda n: json_value if n == 0 else good)
+
+
+number = st.one_of(st.integers(0, 1 << 20), st.integers(0, 99).map(str),
+                   st.integers(0, 64).map(float), st.none())
+text = st.one_of(st.text(max_size=12), st.text(min_size=200, max_size=300), st.none())
+vm_item = mostly(st.fixed_dictionaries(
+    {"id": mostly(st.one_of(st.text(min_size=1, max_size=8), st.integers(0, 50))),
+     "name": mostly(st.text(max_size=300))},
+    optional={**{k: mostly(number) for k in ("status", "cpu", "memory")},
+              **{k: mostly(text) for k in ("hostId", "hostName", "desktopPoolId", "ip")}}))
+page_head = mostly(st.one_of(st.none(), st.integers(-5, 40)), 6)
+page_result = st.fixed_dictionaries(
+    {"list": mostly(st.lists(vm_item, max_size=6), 6)},
+    optional={"total": page_head, "pageSize": page_head, "pages": page_head})
 domain_answer = st.one_of(
-    json_value,
-    st.fixed_dictionaries({"status": st.one_of(st.just(0), json_value), "msg": json_value,
-                           "data": st.one_of(json_value, st.fixed_dictionaries(
-                               {"list": st.one_of(st.lists(vm_item, max_size=6), json_value)},
-                               optional={"total": page_head, "pageSize": page_head,
-                                         "pages": page_head}))}))
+    mostly(st.fixed_dictionaries({"status": mostly(st.just(0), 6), "msg": json_value,
+                                  "data": mostly(page_result, 6)}), 6))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -341,7 +341,7 @@ def test_bad_flags_are_named(kwargs: dict[str, object], message: str) -> None:
 
 
 def test_bad_environment_url_is_named() -> None:
-    with pytest.raises(ConfigError, match="^VDITUI_URL: expected an http"):
+    with pytest.raises(ConfigError, match=r"^VDITUI_URL: expected an http"):
         resolve_profile(Config(), user="u", env={"VDITUI_URL": "ftp://x"})
 
 
@@ -395,7 +395,7 @@ def test_failing_password_command_names_exit_code_never_output() -> None:
 
 def test_hung_password_command_times_out_without_leaking() -> None:
     code = f"import time; {PRINT_SECRET}, flush=True); time.sleep(30)"
-    with pytest.raises(ConfigError, match="timed out after 0.5 s") as info:
+    with pytest.raises(ConfigError, match=r"timed out after 0\.5 s") as info:
         run_password_command(command(code), timeout=0.5)
     assert SECRET not in "".join(traceback.format_exception(info.value))
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -742,7 +742,7 @@ def test_save_host_uri_refuses_a_broken_file_and_a_bad_uri(tmp_path: Path) -> No
         save_host_uri(tmp_path / "other.toml", "p", "hv-01", "10.0.0.5")
     assert not (tmp_path / "other.toml").exists()
     path.write_text("[profiles.p]\nhosts = 3\n")
-    with pytest.raises(ConfigError, match=":2: profiles.p.hosts: expected a table of hosts"):
+    with pytest.raises(ConfigError, match=r":2: profiles\.p\.hosts: expected a table of hosts"):
         save_host_uri(path, "p", "hv-01", "qemu+tcp://a/system")
 
 

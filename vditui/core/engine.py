@@ -101,7 +101,7 @@ class Engine:
         for fn in list(self._listeners):
             try:
                 fn(update)
-            except Exception:  # noqa: BLE001 - a listener's bug must not stop the engine
+            except Exception:
                 log.exception("update listener failed")
 
     # ------------------------------------------------------------------ lifecycle

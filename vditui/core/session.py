@@ -177,7 +177,7 @@ class HostSession:
                                     timeout=s.call_timeout)
                 self.libvirt_version, self.hostname = await virt.blocking(
                     virt.identify, conn, timeout=s.call_timeout)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
                 self.attempt_errors[uri] = self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
                     else timeout_error(uri, s.call_timeout, "subscribe"))
@@ -206,7 +206,7 @@ class HostSession:
             self.attempt_errors[uri] = self.error = timeout_error(
                 uri, self.settings.connect_timeout)
             return None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
             self.attempt_errors[uri] = self.error = virt.to_error(exc, uri)
             return None
         self.round_trips += 1
@@ -228,7 +228,7 @@ class HostSession:
             self.error = timeout_error(self.uri, timeout, "reading domains")
             await self._lost(self.error.message, self.error)
             return False
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
             self._reading = False
             self.error = virt.to_error(exc, self.uri)
             await self._lost(self.error.message, self.error)
@@ -297,7 +297,7 @@ class HostSession:
         try:
             dom = await virt.blocking(virt.read_one, sub.conn, uuid,
                                       timeout=self.settings.call_timeout)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
             log.debug("%s: re-reading %s failed: %s", self.name, name, exc)
             return
         self.round_trips += 2

@@ -325,15 +325,21 @@ class VdiClient:
         total, size = head["total"], head["pageSize"]
         # Servers clamp pageSize: trust the size they report (or sent), never the one we asked.
         size = size if size and size > 0 else len(items)
-        count = (max(1, math.ceil(total / size)) if total is not None and size > 0
+        count = (max(1, -(-total // size)) if total is not None and size > 0  # exact for huge
                  else head["pages"] and max(1, head["pages"]))
         if count and count > MAX_PAGES:
-            raise self._shape(where, _Bad("data.pages", f"{count} pages is absurd "
-                                                        f"(limit {MAX_PAGES})"))
+            raise self._shape(where, _Bad("data.total", f"{_show(total)} items would take more "
+                                                        f"than {MAX_PAGES} pages (absurd)")
+                              if total is not None else
+                              _Bad("data.pages", f"{_show(count)} pages is absurd "
+                                                 f"(limit {MAX_PAGES})"))
         rows: list[tuple[int, list[Any]]] = [(1, items)]
         if not count:  # neither total nor pages: walk on until a short or empty page
             while items and len(items) >= size and len(rows) < MAX_PAGES:
-                items = (await fetch(len(rows) + 1))[0]
+                prev, items = items, (await fetch(len(rows) + 1))[0]
+                if items == prev:  # pageNum ignored: the same page would come back forever
+                    self._warn(f"{self.base_url}: {where} ignores pageNum; kept page 1 only")
+                    break
                 rows.append((len(rows) + 1, items))
             count = len(rows)
         elif count > 1:

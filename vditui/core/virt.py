@@ -144,7 +144,7 @@ async def try_uri(uri: str, timeout: float) -> ProbeResult:
     except TimeoutError:
         return ProbeResult(uri, False, time.monotonic() - start,
                            error=timeout_error(uri, timeout))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a typed result
         return ProbeResult(uri, False, time.monotonic() - start, error=to_error(exc, uri))
     return ProbeResult(uri, True, time.monotonic() - start, version, hostname)
 

@@ -329,10 +329,17 @@ class FaultProxy:
             raise err from None
         self.listen = self._server.sockets[0].getsockname()[:2]
 
-    def _unbind(self) -> None:
-        if self._server is not None:
-            self._server.close()  # closes the listening socket at once: connects now get RST
-            self._server = None
+    async def _unbind(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        # Stop accepting, then let accepts already in flight attach to the server: closing it
+        # under them trips an assertion inside asyncio (3.11) that leaks their sockets.
+        loop = asyncio.get_running_loop()
+        for sock in server.sockets:
+            loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)
+        server.close()  # closes the listening socket at once: connects now get RST
 
     async def _set_mode(self, mode: str) -> None:
         old = self._mode
@@ -340,7 +347,7 @@ class FaultProxy:
             return
         if mode == "refuse":
             self._mode = mode
-            self._unbind()
+            await self._unbind()
             await self._cut()
             return
         if old == "refuse":
@@ -375,17 +382,15 @@ class ProxyHub:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @property
-    def proxies(self) -> list[FaultProxy]:
-        """The proxies added since the hub started."""
-        return list(self._proxies)
-
     def start(self) -> None:
         """Start the loop thread; a no-op if it is running."""
         with self._lock:
             if self._thread is not None:
                 return
             loop = asyncio.new_event_loop()
+            # Under `python -X dev` asyncio's debug mode would print slow-callback warnings;
+            # this loop is lab plumbing, not code under test.
+            loop.set_debug(False)
             loop.set_exception_handler(_log_exception)
             ready = threading.Event()
             thread = threading.Thread(
@@ -403,7 +408,7 @@ class ProxyHub:
                 return
             try:
                 asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_CALL_TIMEOUT)
-            except Exception as exc:  # stopping must go on whatever went wrong
+            except Exception as exc:  # noqa: BLE001 - stopping must go on whatever went wrong
                 log.debug("proxy hub shutdown: %r", exc)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(_CALL_TIMEOUT)
@@ -452,7 +457,7 @@ class ProxyHub:
     async def _shutdown(self) -> None:
         for proxy in self._proxies:
             proxy._mode = "refuse"
-            proxy._unbind()
+            await proxy._unbind()
         # Accepts and upstream connects still in flight land as connections a turn or two later,
         # and aborted transports close their sockets in callbacks: repeat until all is quiet.
         me = asyncio.current_task()

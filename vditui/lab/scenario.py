@@ -212,17 +212,20 @@ class _Parser:
                     index: int | None) -> None:
         for k in d:
             if k not in allowed:
-                raise self.err(table, index, k, f"unknown field (known: {', '.join(sorted(allowed))})")
+                known = ", ".join(sorted(allowed))
+                raise self.err(table, index, k, f"unknown field (known: {known})")
 
     def scenario(self, doc: dict[str, Any]) -> Scenario:
-        self._check_keys(doc, {"name", "description", "vdi", "pool", "host", "vm"}, "scenario", None)
+        top = {"name", "description", "vdi", "pool", "host", "vm"}
+        self._check_keys(doc, top, "scenario", None)
         name = doc.get("name", Path(self.path).stem)
         if not isinstance(name, str):
             raise ScenarioError(self.path, 1, "name", "expected a string")
         vdi = self.vdi(doc.get("vdi", {}))
         pools = tuple(self.pool(i, p) for i, p in enumerate(self._list(doc, "pool")))
         pool_ids = {p.id for p in pools}
-        hosts = tuple(self.host(i, h, pool_ids, name) for i, h in enumerate(self._list(doc, "host")))
+        hosts = tuple(self.host(i, h, pool_ids, name)
+                      for i, h in enumerate(self._list(doc, "host")))
         host_names = [h.name for h in hosts]
         for i, h in enumerate(hosts):
             if host_names.count(h.name) > 1:
@@ -255,7 +258,8 @@ class _Parser:
     def vdi(self, d: Any) -> VdiSettings:
         if not isinstance(d, dict):
             raise ScenarioError(self.path, None, "vdi", "expected a [vdi] table")
-        self._check_keys(d, {"username", "password", "token_ttl", "max_page_size", "lag"}, "vdi", None)
+        keys = {"username", "password", "token_ttl", "max_page_size", "lag"}
+        self._check_keys(d, keys, "vdi", None)
         base = VdiSettings()
         s = VdiSettings(
             username=self._get(d, "username", str, "vdi", None, base.username),
@@ -286,7 +290,8 @@ class _Parser:
         transports = tuple(self._get(d, "transports", list, "host", i, ["tcp"]))
         for t in transports:
             if t not in TRANSPORTS:
-                raise self.err("host", i, "transports", f"unknown transport {t!r}; use {TRANSPORTS}")
+                raise self.err("host", i, "transports",
+                               f"unknown transport {t!r}; use {TRANSPORTS}")
         fault = self._get(d, "fault", str, "host", i, "none")
         if fault not in HOST_FAULTS:
             raise self.err("host", i, "fault", f"expected one of {HOST_FAULTS}, got {fault!r}")
@@ -348,7 +353,8 @@ class _Parser:
             st = m["state"]
             st = {"off": "shutoff", "suspended": "paused"}.get(st, st)
             if st not in VIRT_STATES:
-                raise self.err("vm", i, "state", f"libvirt state must be one of {VIRT_STATES}, got {st!r}")
+                raise self.err("vm", i, "state",
+                               f"libvirt state must be one of {VIRT_STATES}, got {st!r}")
             virt = VirtSide(host=m["host"], state=st, vcpu=m["vcpu"], memory_mb=m["memory_mb"])
         if vdi is None and virt is None:
             raise self.err("vm", i, "vdi", "a VM must exist on at least one side")

@@ -1,0 +1,412 @@
+"""The vditui application: host tree, VM table, diff panel and event log over one engine.
+
+The engine runs as an async worker on the app's loop; its libvirt calls are in threads. Engine
+updates only mark the screen dirty and queue log lines; one flush, at most every
+``FLUSH_DELAY`` seconds, applies them in a single batch, so an event storm never floods Textual.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, RichLog, Tree
+
+from vditui.core.drift import DriftStatus
+from vditui.core.engine import Engine, EngineSettings, Update
+from vditui.core.models import Comparison, ConnState
+from vditui.core.report import ReportMeta, render
+from vditui.core.vdi import VdiAuthError, VdiError
+from vditui.ui.screens.reconnect import ReconnectScreen
+from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
+from vditui.ui.view import COLUMNS, Filter
+from vditui.ui.widgets.diff_panel import DiffPanel
+from vditui.ui.widgets.host_tree import HostTree, NodeRef
+from vditui.ui.widgets.top_bar import TopBar
+from vditui.ui.widgets.vm_table import VmTable
+
+FLUSH_DELAY = 0.03
+MAX_LOG_LINES = 2000
+
+
+class VdiApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "vditui"
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("r", "refresh", "refresh"),
+        Binding("slash", "filter", "filter"),
+        Binding("d", "drift_only", "drift only"),
+        Binding("s", "sort_next", "sort"),
+        Binding("S", "sort_reverse", "reverse", show=False),
+        Binding("c", "reconnect", "reconnect"),
+        Binding("e", "export", "export"),
+        Binding("t", "toggle_theme", "theme", show=False),
+        Binding("question_mark", "help", "help"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+    ]
+
+    def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
+                 problem: tuple[str, str, str] | None = None, config_path: Path | None = None,
+                 profile_name: str = "default", clock: Callable[[], float] = time.time,
+                 engine_factory: Callable[[EngineSettings], Engine] = Engine) -> None:
+        super().__init__()
+        self.settings = settings
+        self.warnings = warnings or []
+        self.problem = problem
+        self.config_path, self.profile_name = config_path, profile_name
+        self.clock = clock
+        self.engine_factory = engine_factory
+        self.engine: Engine | None = None
+        self.comparison: Comparison | None = None
+        self.filter = Filter()
+        self._dirty = False
+        self._flush_pending = False
+        self._log: list[Text] = []
+        self.flushes = 0
+        self.last_flush_at = 0.0
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        s = self.settings
+        yield TopBar(s.url if s else "", s.username if s else "", self.warnings, id="top")
+        with Horizontal(id="main"):
+            yield HostTree(id="hosts")
+            with Vertical(id="right"):
+                yield Input(placeholder="filter VMs by name (esc clears)", id="filter")
+                yield VmTable(id="vms")
+                with Horizontal(id="bottom"):
+                    yield DiffPanel(id="diff")
+                    yield RichLog(id="events", max_lines=MAX_LOG_LINES, wrap=False, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#top", TopBar).clock = self.clock
+        self.query_one("#events", RichLog).border_title = "events"
+        self.query_one("#vms", VmTable).border_title = "VMs"
+        self.query_one("#filter", Input).display = False
+        if self.problem is not None or self.settings is None:
+            title, detail, fix = self.problem or ("No platform", "nothing to connect to", "")
+            self.push_screen(ProblemScreen(title, detail, fix))
+            return
+        self.set_interval(1.0, self._tick_connecting)
+        self.query_one("#vms", VmTable).focus()
+        self.run_engine()
+
+    @work(group="engine", exclusive=True, exit_on_error=False)
+    async def run_engine(self) -> None:
+        assert self.settings is not None
+        engine = self.engine_factory(self.settings)
+        self.engine = engine
+        engine.listen(self.on_engine_update)
+        try:
+            await engine.start(watch=True)
+        except VdiError as exc:
+            await engine.stop()
+            self.engine = None
+            self.push_screen(ProblemScreen(*_vdi_problem(exc, self.settings)))
+
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+
+    # ------------------------------------------------------------------ engine updates
+    def on_engine_update(self, u: Update) -> None:
+        """Called on the app's loop for every engine update; cheap: queue and mark dirty."""
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        if u.kind == "inventory" and u.comparison is not None:
+            self.comparison = u.comparison
+        elif u.kind == "vm" and u.event is not None:
+            e = u.event
+            old = e.old.state.value if e.old else "—"
+            new = e.new.state.value if e.new else "gone"
+            self._log.append(Text(f"{stamp} {self._host_name(e.host_id)} {e.name}: {e.event} "
+                                  f"({old} → {new})"))
+        elif u.kind == "drift" and u.drift is not None:
+            d, st = u.drift.drift, u.drift.status
+            style = {"pending": "yellow", "confirmed": "bold red", "resolved": "green"}[st.value]
+            self._log.append(Text(f"{stamp} drift {st.value}: {d.subject}: {d.message}",
+                                  style=style))
+        elif u.kind == "host":
+            self._log.append(Text(f"{stamp} {u.message}", style="cyan"))
+        elif u.kind == "vdi":
+            bar = self.query_one("#top", TopBar)
+            bar.vdi_error = u.message
+            if not u.message:
+                bar.refreshed_at = self.clock()
+            else:
+                self._log.append(Text(f"{stamp} platform: {u.message}", style="bold red"))
+            bar.redraw()
+        self._dirty = True
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(FLUSH_DELAY, self.flush)
+
+    def _host_name(self, host_id: str) -> str:
+        if self.engine is not None and host_id in self.engine.sessions:
+            return self.engine.sessions[host_id].name
+        return host_id[:8]
+
+    def _status(self) -> dict[tuple[str, str], DriftStatus]:
+        if self.engine is None or self.comparison is None:
+            return {}
+        tr = self.engine.tracker
+        return {d.ident: st for d in self.comparison.drifts
+                if (st := tr.status(d.ident)) is not None}
+
+    def flush(self) -> None:
+        """Apply everything queued since the last flush, in one batch."""
+        self._flush_pending = False
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.flushes += 1
+        with self.batch_update():
+            if self._log:
+                log = self.query_one("#events", RichLog)
+                for line in self._log[-MAX_LOG_LINES:]:
+                    log.write(line)
+                self._log.clear()
+            if self.comparison is not None:
+                self._render_comparison(self.comparison)
+        self.last_flush_at = time.monotonic()
+
+    def _render_comparison(self, cmp: Comparison) -> None:
+        names = {h.host.id: h.host.name for h in cmp.hosts}
+        pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
+        status = self._status()
+        self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names, status)
+        self.query_one("#hosts", HostTree).update_from(cmp, time.monotonic(),
+                                                        self._connecting())
+        self._update_diff()
+        count = sum(1 for r in cmp.vms if self.filter.matches(r, pools))
+        self.query_one("#vms", VmTable).border_title = f"VMs {count}/{len(cmp.vms)}" + (
+            " drift only" if self.filter.drift_only else "")
+
+    def _connecting(self) -> dict[str, float]:
+        if self.engine is None:
+            return {}
+        return {hid: s.connecting_since for hid, s in self.engine.sessions.items()
+                if s.state in (ConnState.CONNECTING, ConnState.RECONNECTING)}
+
+    def _tick_connecting(self) -> None:
+        if self._connecting() and self.comparison is not None:
+            self.query_one("#hosts", HostTree).update_from(self.comparison, time.monotonic(),
+                                                            self._connecting())
+
+    # ------------------------------------------------------------------ selection
+    @on(DataTable.RowHighlighted, "#vms")
+    def _vm_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._update_diff(prefer_vm=True)
+
+    @on(Tree.NodeHighlighted, "#hosts")
+    def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        self._update_diff(prefer_vm=False, node=event.node.data)
+
+    @on(Tree.NodeSelected, "#hosts")
+    def _node_selected(self, event: Tree.NodeSelected[NodeRef]) -> None:
+        ref = event.node.data or NodeRef("all")
+        self.filter = Filter(pool_id=ref.id if ref.kind == "pool" else "",
+                             host_id=ref.id if ref.kind == "host" else "",
+                             text=self.filter.text, drift_only=self.filter.drift_only)
+        self._refilter()
+
+    def _update_diff(self, prefer_vm: bool | None = None, node: NodeRef | None = None) -> None:
+        cmp = self.comparison
+        if cmp is None:
+            return
+        panel = self.query_one("#diff", DiffPanel)
+        table = self.query_one("#vms", VmTable)
+        tree = self.query_one("#hosts", HostTree)
+        names = {h.host.id: h.host.name for h in cmp.hosts}
+        if prefer_vm is None:
+            prefer_vm = not tree.has_focus
+        key = table.selected_key
+        if prefer_vm and key is not None and key in table.rows_by_key:
+            panel.show_vm(table.rows_by_key[key], names, self._status())
+            return
+        ref = node or (tree.cursor_node.data if tree.cursor_node else None) or NodeRef("all")
+        if ref.kind == "host":
+            hosts = [h for h in cmp.hosts if h.host.id == ref.id]
+            title = hosts[0].host.name if hosts else "host"
+        elif ref.kind == "pool":
+            hosts = [h for h in cmp.hosts if h.host.pool_id == ref.id]
+            title = f"pool {hosts[0].host.pool_name}" if hosts else "pool"
+        else:
+            hosts, title = list(cmp.hosts), "all hosts"
+        ids = {h.host.id for h in hosts}
+        vms = [r for r in cmp.vms if r.host_id in ids]
+        panel.show_group(title, hosts, vms, self._status())
+
+    # ------------------------------------------------------------------ actions
+    def _refilter(self) -> None:
+        self._dirty = True
+        self.flush()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        f = self.filter
+        self.filter = Filter(f.pool_id, f.host_id, event.value.strip(), f.drift_only)
+        self._refilter()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, _event: Input.Submitted) -> None:
+        self.query_one("#vms", VmTable).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.value = ""
+            box.display = False
+            self.query_one("#vms", VmTable).focus()
+
+    def action_drift_only(self) -> None:
+        f = self.filter
+        self.filter = Filter(f.pool_id, f.host_id, f.text, not f.drift_only)
+        self._refilter()
+
+    def action_sort_next(self) -> None:
+        table = self.query_one("#vms", VmTable)
+        keys = [c[0] for c in COLUMNS]
+        cur = table.sort_column
+        nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else keys[0]
+        table.sort_column, table.sort_reverse = None, False
+        table.sort_by(nxt)
+        self.notify(f"sorted by {dict((k, label) for k, label, _ in COLUMNS)[nxt]}", timeout=2)
+
+    def action_sort_reverse(self) -> None:
+        table = self.query_one("#vms", VmTable)
+        table.sort_by(table.sort_column or COLUMNS[0][0])
+
+    @on(DataTable.HeaderSelected, "#vms")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        self.query_one("#vms", VmTable).sort_by(str(event.column_key.value))
+
+    def action_refresh(self) -> None:
+        if self.engine is not None:
+            self._refresh()
+            self.notify("refreshing the platform and every host", timeout=2)
+
+    @work(group="refresh", exclusive=True, exit_on_error=False)
+    async def _refresh(self) -> None:
+        if self.engine is not None:
+            await self.engine.refresh()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def selected_host_id(self) -> str | None:
+        tree = self.query_one("#hosts", HostTree)
+        table = self.query_one("#vms", VmTable)
+        if tree.has_focus and tree.cursor_node and tree.cursor_node.data:
+            ref = tree.cursor_node.data
+            if ref.kind == "host":
+                return ref.id
+        key = table.selected_key
+        if key is not None and key in table.rows_by_key:
+            return table.rows_by_key[key].host_id or None
+        if self.filter.host_id:
+            return self.filter.host_id
+        return None
+
+    def action_reconnect(self) -> None:
+        engine = self.engine
+        host_id = self.selected_host_id()
+        if engine is None or host_id is None or host_id not in engine.sessions:
+            self.notify("select a host (in the tree, or a VM on it) first", severity="warning")
+            return
+        host = next(h for h in (engine.inventory.hosts if engine.inventory else ())
+                    if h.id == host_id)
+        s = engine.sessions[host_id]
+        status = s.state.value + (f": {s.error.kind.value}" if s.error and
+                                  s.state is not ConnState.CONNECTED else "")
+
+        async def prober(uris: list[str]) -> list:  # type: ignore[type-arg]
+            from vditui.core.probe import probe
+
+            return await probe(uris, engine.settings.connect_timeout)
+
+        async def adopter(uri: str) -> None:
+            await engine.use_uri(host_id, uri)
+
+        saver = None
+        if self.config_path is not None:
+            from vditui.config_write import save_host_uri
+
+            path, profile = self.config_path, self.profile_name
+
+            def saver(uri: str) -> None:
+                save_host_uri(path, profile, host.name, uri)
+
+        self.push_screen(ReconnectScreen(host, s.uri, status, s.uris, prober, adopter, saver,
+                                         self.config_path))
+
+    def action_export(self) -> None:
+        if self.comparison is None:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        default = time.strftime("vditui-report-%Y%m%d-%H%M%S.md", time.localtime(self.clock()))
+        self.push_screen(ExportScreen(default), self._export_to)
+
+    def _export_to(self, path: str | None) -> None:
+        if path:
+            self._write_export(path)
+
+    @work(group="export", exclusive=True, exit_on_error=False, thread=True)
+    def _write_export(self, path: str) -> None:
+        from vditui.config_write import write_private
+
+        ext = Path(path).suffix.lower().lstrip(".")
+        fmt = {"md": "md", "markdown": "md", "json": "json", "csv": "csv"}.get(ext)
+        if fmt is None or self.comparison is None or self.settings is None:
+            self.call_from_thread(self.notify, f"{path}: use a .md, .json or .csv name",
+                                  severity="error")
+            return
+        meta = ReportMeta(self.settings.url, self.settings.username, self.clock(),
+                          tuple(self.warnings))
+        try:
+            write_private(Path(path).expanduser(), render(self.comparison, meta, fmt))
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"could not write {path}: {exc.strerror}",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, f"report written to {path}")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in (
+            ("Refresh", "Re-read the platform and every host now", self.action_refresh),
+            ("Filter VMs", "Filter the VM table by name", self.action_filter),
+            ("Drift only", "Show only VMs with drift (toggle)", self.action_drift_only),
+            ("Sort", "Sort the VM table by the next column", self.action_sort_next),
+            ("Reconnect host", "Probe URIs for the selected host", self.action_reconnect),
+            ("Export report", "Write the report as md, json or csv", self.action_export),
+            ("Toggle theme", "Light or dark", self.action_toggle_theme),
+            ("Help", "Keys and markers", self.action_help),
+        ):
+            yield SystemCommand(title, help_text, action)
+
+
+def _vdi_problem(exc: VdiError, s: EngineSettings) -> tuple[str, str, str]:
+    if isinstance(exc, VdiAuthError):
+        return ("Login refused", str(exc),
+                f"Check the user name ({s.username}) and the password (VDITUI_PASSWORD, "
+                "password_env or password_command in the config).")
+    return ("Cannot reach the platform", str(exc),
+            f"Check the URL ({s.url}), the network, and --insecure if it uses a self-signed "
+            "certificate.")

@@ -1,0 +1,176 @@
+"""Reconnect a host: every candidate URI probed, why each failed, try another, keep the one
+that works (for this session, or saved in the config file with comments preserved)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from vditui.core.models import VdiHost
+from vditui.core.probe import ProbeResult
+from vditui.core.uris import UriError, parse
+
+Prober = Callable[[list[str]], Awaitable[list[ProbeResult]]]
+Adopter = Callable[[str], Awaitable[None]]
+Saver = Callable[[str], None]
+
+
+class ReconnectScreen(ModalScreen[str | None]):
+    """Dismissed with the adopted URI, or None."""
+
+    BINDINGS = [
+        Binding("escape", "close", "close"),
+        Binding("p", "probe_all", "probe all"),
+        Binding("a", "adopt", "adopt selected"),
+        Binding("w", "save", "save to config"),
+        Binding("slash,i", "focus_input", "type a URI"),
+    ]
+
+    def __init__(self, host: VdiHost, current: str, status: str, uris: list[str],
+                 prober: Prober, adopter: Adopter, saver: Saver | None,
+                 config_path: Path | None) -> None:
+        super().__init__()
+        self.host, self.current, self.status = host, current, status
+        self.uris = list(dict.fromkeys(uris))
+        self.prober, self.adopter, self.saver = prober, adopter, saver
+        self.config_path = config_path
+        self.results: dict[str, ProbeResult] = {}
+        self.adopted: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="reconnect"):
+            yield Label(f"[b]Reconnect {self.host.name}[/b] ({self.host.ip})")
+            yield Static(Text(f"now: {self.current or '—'}  {self.status}"), id="rc-status")
+            yield DataTable(id="rc-table", cursor_type="row")
+            yield Static("", id="rc-detail")
+            yield Input(placeholder="type a libvirt URI, e.g. qemu+ssh://root@10.0.0.5/system, "
+                        "then enter to try it", id="rc-input")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#rc-table", DataTable)
+        table.add_column("URI", key="uri", width=40)
+        table.add_column("result", key="result", width=14)
+        table.add_column("ms", key="ms", width=7)
+        table.add_column("libvirt / hint", key="info", width=50)
+        for uri in self.uris:
+            table.add_row(uri, "probing…", "", "", key=uri)
+        table.focus()
+        self.action_probe_all()
+
+    # ------------------------------------------------------------------ probing
+    def action_probe_all(self) -> None:
+        self._probe(list(self.uris))
+
+    @work(group="probe", exclusive=True, exit_on_error=False)
+    async def _probe(self, uris: list[str]) -> None:
+        table = self.query_one("#rc-table", DataTable)
+        for uri in uris:
+            table.update_cell(uri, "result", "probing…")
+        results = await self.prober(uris)
+        for r in results:
+            self.results[r.uri] = r
+            if r.ok:
+                res = Text("OK " + r.transport, style="bold green")
+                info = f"libvirt {r.libvirt_version} on {r.hostname or '?'}"
+            else:
+                assert r.error is not None
+                res = Text("✗ " + r.error.kind.value, style="bold red")
+                info = r.error.hint
+            table.update_cell(r.uri, "result", res)
+            table.update_cell(r.uri, "ms", f"{r.latency * 1000:.0f}")
+            table.update_cell(r.uri, "info", info)
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _selected(self) -> str | None:
+        table = self.query_one("#rc-table", DataTable)
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def _show_detail(self) -> None:
+        uri = self._selected()
+        r = self.results.get(uri or "")
+        detail = self.query_one("#rc-detail", Static)
+        if r is None:
+            detail.update("")
+        elif r.ok:
+            detail.update(Text(f"{uri} works. a: adopt it now   w: save it for {self.host.name}",
+                               style="green"))
+        else:
+            assert r.error is not None
+            detail.update(Text.assemble((f"{r.error.kind.value}: ", "bold red"),
+                                        r.error.message, "\nhint: ", r.error.hint))
+
+    # ------------------------------------------------------------------ typing a URI
+    def action_focus_input(self) -> None:
+        self.query_one("#rc-input", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        uri = event.value.strip()
+        try:
+            parse(uri)
+        except UriError as exc:
+            self.notify(str(exc), title="invalid URI", severity="error")
+            return
+        table = self.query_one("#rc-table", DataTable)
+        if uri not in self.uris:
+            self.uris.insert(0, uri)
+            table.add_row(uri, "probing…", "", "", key=uri)
+        table.move_cursor(row=table.get_row_index(uri))
+        table.focus()
+        event.input.value = ""
+        self._probe([uri])
+
+    # ------------------------------------------------------------------ keeping one
+    def action_adopt(self) -> None:
+        uri = self._selected()
+        if uri is None:
+            return
+        r = self.results.get(uri)
+        if r is not None and not r.ok:
+            self.notify(f"{uri} failed its probe; adopting it anyway, vditui will keep retrying",
+                        severity="warning")
+        self._adopt(uri)
+
+    @work(group="adopt", exclusive=True, exit_on_error=False)
+    async def _adopt(self, uri: str) -> None:
+        await self.adopter(uri)
+        self.adopted = uri
+        self.notify(f"{self.host.name} now uses {uri} (this session)")
+        self.query_one("#rc-status", Static).update(Text(f"now: {uri}  (adopted)"))
+
+    def action_save(self) -> None:
+        uri = self._selected()
+        if uri is None:
+            return
+        if self.saver is None or self.config_path is None:
+            self.notify("no config file to save to (demo or --url without --config)",
+                        severity="warning")
+            return
+        self._save(uri)
+
+    @work(group="save", exclusive=True, exit_on_error=False, thread=True)
+    def _save(self, uri: str) -> None:
+        assert self.saver is not None
+        try:
+            self.saver(uri)
+        except Exception as exc:  # noqa: BLE001 - shown to the operator, never a traceback
+            self.app.call_from_thread(self.notify, f"could not save: {exc}", severity="error")
+            return
+        self.app.call_from_thread(
+            self.notify, f"saved {uri} for {self.host.name} in {self.config_path}")
+
+    def action_close(self) -> None:
+        self.dismiss(self.adopted)

@@ -1,0 +1,101 @@
+"""The diff panel: the selected VM field by field, or a host's / pool's drifts by kind."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from vditui.core.drift import DriftStatus
+from vditui.core.models import Drift, HostRow, VmRow, host_status_label, vdi_status_label
+from vditui.ui.view import BAD
+
+
+class DiffPanel(Static):
+    DEFAULT_CSS = "DiffPanel { height: 1fr; padding: 0 1; overflow-y: auto; }"
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__("Select a VM or a host.", **kw)  # type: ignore[arg-type]
+        self.border_title = "diff"
+
+    def show_vm(self, row: VmRow, host_names: dict[str, str],
+                status: dict[tuple[str, str], DriftStatus]) -> None:
+        self.update(vm_diff(row, host_names, status))
+
+    def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
+                   status: dict[tuple[str, str], DriftStatus]) -> None:
+        self.update(group_diff(title, hosts, vms, status))
+
+
+def vm_diff(row: VmRow, host_names: dict[str, str],
+            status: dict[tuple[str, str], DriftStatus]) -> RenderableType:
+    kinds = {d.kind.value for d in row.drifts}
+    vdi, virt = row.vdi, row.virt
+    t = Table(box=None, pad_edge=False, expand=True, show_edge=False)
+    t.add_column("field", style="bold", no_wrap=True)
+    t.add_column("platform")
+    t.add_column("libvirt")
+    t.add_column("", width=2)
+
+    def line(field: str, a: object, b: object, bad: bool) -> None:
+        mark = Text("≠", style=BAD) if bad else Text("=", style="dim")
+        t.add_row(field, Text(str(a), style=BAD if bad else ""),
+                  Text(str(b), style=BAD if bad else ""), mark)
+
+    present = {"only_in_vdi", "only_in_libvirt"} & kinds
+    line("present", "yes" if vdi else "no", "yes" if virt else
+         ("unknown (host unreachable)" if not row.checked else "no"), bool(present))
+    line("host", host_names.get(vdi.host_id, vdi.host_id) if vdi else "—",
+         host_names.get(row.virt_host_id or "", "—") if virt else "—", "placement" in kinds)
+    line("state", vdi_status_label(vdi.status) if vdi else "—",
+         virt.state.value if virt else "—", "state" in kinds)
+    line("vCPU", vdi.vcpu if vdi and vdi.vcpu is not None else "—",
+         virt.vcpu if virt and virt.vcpu is not None else "—", "vcpu" in kinds)
+    line("memory MiB", vdi.memory_mb if vdi and vdi.memory_mb is not None else "—",
+         virt.memory_kib // 1024 if virt and virt.memory_kib is not None else "—",
+         "memory" in kinds)
+    line("id / uuid", vdi.id if vdi else "—", virt.uuid if virt else "—", False)
+    parts: list[RenderableType] = [Text(row.name, style="bold"), t]
+    parts += [_drift_line(d, status) for d in row.drifts]
+    if not row.drifts:
+        parts.append(Text("no difference" if row.checked else
+                          "not checked: this host's libvirt could not be read", style="dim"))
+    return Group(*parts)
+
+
+def _drift_line(d: Drift, status: dict[tuple[str, str], DriftStatus]) -> Text:
+    st = status.get(d.ident)
+    tag = "pending" if st is DriftStatus.PENDING else d.severity.name.lower()
+    return Text.assemble(("! " if tag != "pending" else "… ", BAD),
+                         (f"{d.kind.value} [{tag}]: ", "bold"), d.message)
+
+
+def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
+               status: dict[tuple[str, str], DriftStatus]) -> RenderableType:
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    for h in hosts:
+        v = h.view
+        conn = v.state.value if v else "not tried"
+        line = Text(f"{h.host.name}: VDI {host_status_label(h.host.status)}, libvirt {conn}")
+        if v is not None and v.uri:
+            line.append(f" via {v.uri}", style="dim")
+        parts.append(line)
+        if v is not None and v.error is not None and v.state.value != "connected":
+            parts.append(Text(f"  {v.error.kind.value}: {v.error.message}", style=BAD))
+            if v.error.hint:
+                parts.append(Text(f"  hint: {v.error.hint}  (press c to reconnect)",
+                                  style="italic"))
+    by_kind: dict[str, list[Drift]] = {}
+    for d in [*(d for h in hosts for d in h.drifts), *(d for r in vms for d in r.drifts)]:
+        by_kind.setdefault(d.kind.value, []).append(d)
+    if not by_kind:
+        parts.append(Text("no drift", style="dim"))
+    for kind, items in sorted(by_kind.items()):
+        parts.append(Text(f"{kind} ({len(items)})", style="bold"))
+        parts += [Text(f"  {d.subject}: {d.message}" +
+                       (" [pending]" if status.get(d.ident) is DriftStatus.PENDING else ""))
+                  for d in items[:20]]
+        if len(items) > 20:
+            parts.append(Text(f"  … {len(items) - 20} more", style="dim"))
+    return Group(*parts)

@@ -1,0 +1,108 @@
+"""The VM table: rows keyed by a stable VM key, cells updated in place.
+
+A refresh only touches cells whose text changed, inside one batch; the table is rebuilt only
+when the set of visible rows changes (a filter, a VM appearing or leaving), and then the cursor
+goes back to the same VM and the scroll position is kept.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from vditui.core.drift import DriftStatus
+from vditui.core.models import VmRow
+from vditui.ui.view import COLUMNS, Filter, vm_cells
+
+Cells = tuple[Text | str, ...]
+
+
+def _plain(cells: Cells) -> tuple[str, ...]:
+    return tuple(c.plain if isinstance(c, Text) else c for c in cells)
+
+
+def _sort_value(cell: Text | str) -> tuple[int, object]:
+    s = cell.plain if isinstance(cell, Text) else cell
+    head = s.split("≠")[0].strip()
+    try:
+        return (0, float(head))
+    except ValueError:
+        return (1, s.lower())
+
+
+class VmTable(DataTable[Text | str]):
+    """All VMs, or those the filter lets through."""
+
+    DEFAULT_CSS = "VmTable { height: 1fr; }"
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)  # type: ignore[arg-type]
+        self.rows_by_key: dict[str, VmRow] = {}
+        self._shown: dict[str, tuple[str, ...]] = {}
+        self._order: list[str] = []
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.rebuilds = 0
+        self.cell_updates = 0
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:  # noqa: BLE001 - an empty or shrinking table has no cursor row
+            return None
+
+    def show(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
+             host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus]) -> None:
+        """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible."""
+        self.rows_by_key = {r.key: r for r in rows}
+        wanted = {r.key: vm_cells(r, host_names, status) for r in rows if flt.matches(r, pool_of)}
+        if set(wanted) != set(self._shown):
+            self._rebuild(wanted)
+            return
+        for key, cells in wanted.items():
+            plain = _plain(cells)
+            old = self._shown[key]
+            if plain == old:
+                continue
+            for (col, _label, _w), new, was in zip(COLUMNS, cells, old, strict=True):
+                if (new.plain if isinstance(new, Text) else new) != was:
+                    self.update_cell(key, col, new)
+                    self.cell_updates += 1
+            self._shown[key] = plain
+
+    def _rebuild(self, wanted: dict[str, Cells]) -> None:
+        keep_key = self.selected_key
+        scroll_y = self.scroll_y
+        self.rebuilds += 1
+        self.clear()
+        items = list(wanted.items())
+        if self.sort_column is not None:
+            idx = [c[0] for c in COLUMNS].index(self.sort_column)
+            items.sort(key=lambda kv: _sort_value(kv[1][idx]), reverse=self.sort_reverse)
+        for key, cells in items:
+            self.add_row(*cells, key=key)
+        self._shown = {k: _plain(c) for k, c in items}
+        self._order = [k for k, _ in items]
+        if keep_key is not None and keep_key in wanted:
+            self.move_cursor(row=self.get_row_index(keep_key), scroll=False)
+        self.scroll_to(y=scroll_y, animate=False)
+
+    def sort_by(self, column: str) -> None:
+        """Sort by ``column``; sorting by the same column again reverses the order."""
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        wanted = {k: self._cells_of(k) for k in self._shown}
+        self._shown = {}
+        self._rebuild(wanted)
+
+    def _cells_of(self, key: str) -> Cells:
+        return tuple(self.get_row(key))
