@@ -137,3 +137,23 @@ def candidates(templates: tuple[str, ...] | list[str], ip: str, name: str,
         if uri not in out:
             out.append(uri)
     return out
+
+
+def alternatives(uri: str) -> list[str]:
+    """The same host and path over the other network transports (tcp, ssh as root, tls), for
+    an operator troubleshooting which method a host accepts."""
+    try:
+        u = parse(uri)
+    except UriError:
+        return []
+    if not u.host:
+        return []
+    out = []
+    for transport in ("tcp", "ssh", "tls"):
+        if transport == u.transport:
+            continue
+        user = (u.user or "root") if transport == "ssh" else ""
+        alt = LibvirtUri(raw="", driver=u.driver, transport=transport, user=user, host=u.host,
+                         port=None, path=u.path, query=())
+        out.append(_unsplit(alt, ()))
+    return out

@@ -77,11 +77,14 @@ class LabHost:
         return URI_TEMPLATE.format(ip=self.ip)
 
 
-def _claim_subnet(hosts: int) -> tuple[str, socket.socket]:
-    """Pick a free loopback /24 (more for > 240 hosts) and hold the VDI port as the claim."""
+def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
+    """Pick a free loopback /24 (more for > 240 hosts) and hold the VDI port as the claim.
+    ``fixed`` (e.g. "127.77.1") asks for one subnet, for reproducible screenshots."""
     rnd = random.SystemRandom()
-    for _ in range(200):
+    for _ in range(1 if fixed else 200):
         a, b = rnd.randint(20, 250), rnd.randint(0, 250 - hosts // 240)
+        if fixed:
+            a, b = (int(x) for x in fixed.split(".")[1:3])
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             probe.bind((f"127.{a}.{b}.1", VDI_PORT))
@@ -89,14 +92,19 @@ def _claim_subnet(hosts: int) -> tuple[str, socket.socket]:
             probe.close()
             continue
         return f"127.{a}.{b}", probe
+    if fixed:
+        raise LabError(f"subnet {fixed}.0/24 is in use (port {VDI_PORT} on {fixed}.1): "
+                       "is another lab with the same fixed subnet running?")
     raise LabError("no free loopback subnet found for the lab (tried 200); is another lab running?")
 
 
 class Lab:
     """Everything a scenario needs, started together and stopped together."""
 
-    def __init__(self, scenario: Scenario, workdir: Path | None = None) -> None:
+    def __init__(self, scenario: Scenario, workdir: Path | None = None,
+                 subnet: str | None = None) -> None:
         self.scenario = scenario
+        self.subnet = subnet
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="vditui-lab-"))
         self.hosts: dict[str, LabHost] = {}
@@ -129,7 +137,7 @@ class Lab:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Lab:
         _quiet_libvirt()
-        self.prefix, claim = _claim_subnet(len(self.scenario.hosts))
+        self.prefix, claim = _claim_subnet(len(self.scenario.hosts), self.subnet)
         self._started = True
         try:
             self.hub.start()

@@ -353,7 +353,10 @@ class VdiApp(App[int]):
             def saver(uri: str) -> None:
                 save_host_uri(path, profile, host.name, uri)
 
-        self.push_screen(ReconnectScreen(host, s.uri, status, s.uris, prober, adopter, saver,
+        from vditui.core.uris import alternatives
+
+        uris = [*s.uris, *(a for u in s.uris for a in alternatives(u))]
+        self.push_screen(ReconnectScreen(host, s.uri, status, uris, prober, adopter, saver,
                                          self.config_path))
 
     def action_export(self) -> None:

@@ -20,7 +20,7 @@ from vditui.core.models import (
     vdi_status_label,
 )
 
-COLUMNS = (("name", "VM", 22), ("host", "host", 10), ("vdi", "VDI state", 11),
+COLUMNS = (("name", "VM", 20), ("host", "host", 12), ("vdi", "VDI state", 11),
            ("virt", "libvirt", 11), ("vcpu", "vCPU", 7), ("mem", "memory MB", 13),
            ("drift", "drift", 18))
 BAD = "bold red"
