@@ -26,7 +26,7 @@ from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
-from vditui.ui.view import COLUMNS, Filter
+from vditui.ui.view import COLUMNS, Filter, stale_hosts
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.host_tree import HostTree, NodeRef
 from vditui.ui.widgets.top_bar import TopBar
@@ -182,7 +182,8 @@ class VdiApp(App[int]):
         names = {h.host.id: h.host.name for h in cmp.hosts}
         pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
         status = self._status()
-        self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names, status)
+        self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names, status,
+                                             stale_hosts(list(cmp.hosts)))
         self.query_one("#hosts", HostTree).update_from(cmp, time.monotonic(),
                                                         self._connecting())
         self._update_diff()
@@ -230,7 +231,12 @@ class VdiApp(App[int]):
             prefer_vm = not tree.has_focus
         key = table.selected_key
         if prefer_vm and key is not None and key in table.rows_by_key:
-            panel.show_vm(table.rows_by_key[key], names, self._status())
+            row = table.rows_by_key[key]
+            hid = row.virt_host_id or row.host_id
+            view = next((h.view for h in cmp.hosts if h.host.id == hid), None)
+            stale_since = view.read_at if view is not None and view.domains is not None and (
+                view.state is not ConnState.CONNECTED) else 0.0
+            panel.show_vm(row, names, self._status(), stale_since)
             return
         ref = node or (tree.cursor_node.data if tree.cursor_node else None) or NodeRef("all")
         if ref.kind == "host":

@@ -5,6 +5,7 @@ Mismatched cells carry a marker (``≠``, ``!``) as well as a style, so they rea
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -55,8 +56,10 @@ def _mark(text: str, bad: bool, style: str = BAD) -> Text | str:
 
 
 def vm_cells(row: VmRow, host_names: dict[str, str],
-             status: dict[tuple[str, str], DriftStatus]) -> tuple[Text | str, ...]:
-    """The seven cells of a VM row."""
+             status: dict[tuple[str, str], DriftStatus],
+             stale: frozenset[str] = frozenset()) -> tuple[Text | str, ...]:
+    """The seven cells of a VM row. ``stale``: hosts whose libvirt data is the last known, not
+    current (the connection dropped); their rows say so."""
     kinds = {d.kind for d in row.drifts}
     pending = bool(row.drifts) and all(
         status.get(d.ident) is DriftStatus.PENDING for d in row.drifts)
@@ -70,6 +73,7 @@ def vm_cells(row: VmRow, host_names: dict[str, str],
         host_cell = host
     vdi_state = vdi_status_label(vdi.status) if vdi else "—"
     virt_state = virt.state.value if virt else ("?" if not row.checked else "—")
+    is_stale = (row.virt_host_id or row.host_id) in stale
     state_bad = bool(kinds & {DriftKind.STATE, DriftKind.ONLY_IN_VDI, DriftKind.ONLY_IN_LIBVIRT})
     cpu_a = vdi.vcpu if vdi else None
     cpu_b = virt.vcpu if virt else None
@@ -82,6 +86,9 @@ def vm_cells(row: VmRow, host_names: dict[str, str],
         drift_cell = Text(("… " if pending else "! ") + drift, style=style)
     else:
         drift_cell = "ok"
+    if is_stale:
+        drift_cell = Text.assemble(("stale ", "dim italic"), drift_cell)
+        virt_state += "*"
     return (
         Text(row.name, style=style) if row.drifts else row.name,
         host_cell,
@@ -111,6 +118,8 @@ def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float
     elif state in (ConnState.CONNECTING, ConnState.RECONNECTING):
         secs = f" ({now - connecting_since:.0f} s)" if connecting_since else ""
         t.append(f" ◌ {state.value}…{secs}", style="yellow")
+        if view is not None and view.domains is not None and view.read_at:
+            t.append(f" data {time.time() - view.read_at:.0f} s old", style="dim")
     elif state is ConnState.FAILED:
         kind = view.error.kind.value if view and view.error else "failed"
         t.append(f" ✗ {kind}", style=BAD)
@@ -126,6 +135,12 @@ def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float
         worst = max((d.severity for d in row.drifts), default=Severity.WARNING)
         t.append(f" !{total}", style=BAD if worst is Severity.CRITICAL else WARN)
     return t
+
+
+def stale_hosts(hosts: list[HostRow]) -> frozenset[str]:
+    """Hosts whose libvirt data is kept from before a dropped connection."""
+    return frozenset(h.host.id for h in hosts if h.view is not None
+                     and h.view.domains is not None and h.view.state is not ConnState.CONNECTED)
 
 
 def drift_count_label(name: str, count: int) -> Text:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -20,8 +22,8 @@ class DiffPanel(Static):
         self.border_title = "diff"
 
     def show_vm(self, row: VmRow, host_names: dict[str, str],
-                status: dict[tuple[str, str], DriftStatus]) -> None:
-        self.update(vm_diff(row, host_names, status))
+                status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> None:
+        self.update(vm_diff(row, host_names, status, stale_since))
 
     def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
                    status: dict[tuple[str, str], DriftStatus]) -> None:
@@ -29,7 +31,7 @@ class DiffPanel(Static):
 
 
 def vm_diff(row: VmRow, host_names: dict[str, str],
-            status: dict[tuple[str, str], DriftStatus]) -> RenderableType:
+            status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> RenderableType:
     kinds = {d.kind.value for d in row.drifts}
     vdi, virt = row.vdi, row.virt
     t = Table(box=None, pad_edge=False, expand=True, show_edge=False)
@@ -57,6 +59,9 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
          "memory" in kinds)
     line("id / uuid", vdi.id if vdi else "—", virt.uuid if virt else "—", False)
     parts: list[RenderableType] = [Text(row.name, style="bold"), t]
+    if stale_since:
+        parts.append(Text(f"libvirt data is {time.time() - stale_since:.0f} s old: the host's "
+                          "connection dropped and vditui is reconnecting", style="italic yellow"))
     parts += [_drift_line(d, status) for d in row.drifts]
     if not row.drifts:
         parts.append(Text("no difference" if row.checked else

@@ -59,10 +59,12 @@ class VmTable(DataTable[Text | str]):
             return None
 
     def show(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
-             host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus]) -> None:
+             host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus],
+             stale: frozenset[str] = frozenset()) -> None:
         """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible."""
         self.rows_by_key = {r.key: r for r in rows}
-        wanted = {r.key: vm_cells(r, host_names, status) for r in rows if flt.matches(r, pool_of)}
+        wanted = {r.key: vm_cells(r, host_names, status, stale)
+                  for r in rows if flt.matches(r, pool_of)}
         if set(wanted) != set(self._shown):
             self._rebuild(wanted)
             return
