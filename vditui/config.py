@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import os
 import re
 import shlex
@@ -60,16 +59,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import platformdirs
 
+from vditui import config_checks as checks
+from vditui.config_checks import Check
+from vditui.core.uris import DEFAULT_TEMPLATES
+from vditui.tomlpos import dotted, find_line
+
 APP_NAME = "vditui"
-DEFAULT_URI_TEMPLATES: tuple[str, ...] = (
-    "qemu+tcp://{ip}/system",
-    "qemu+ssh://root@{ip}/system",
-    "qemu+tls://{ip}/system",
-)
+DEFAULT_URI_TEMPLATES: tuple[str, ...] = DEFAULT_TEMPLATES
+"""libvirt URIs tried for a host when its profile names none; ``vditui.core.uris`` owns them."""
 PASSWORD_COMMAND_TIMEOUT = 10.0
 """Seconds a ``password_command`` may run; a hung pinentry must not freeze start-up forever."""
 LEGACY_PROFILE = "default"
@@ -115,7 +115,7 @@ class Secret:
         return hash(self._value)
 
 
-_UNSET: Any = object()
+_UNSET: Any = checks.UNSET
 
 
 class ConfigError(Exception):
@@ -207,13 +207,13 @@ class Profile:
     """Items asked for per page of the platform's list endpoints."""
     page_concurrency: int = 4
     """Pages of one list fetched at the same time."""
-    keepalive_interval: int = 5
+    keepalive_interval: int = 2
     """Seconds between libvirt keepalive probes; 0 turns keepalives off."""
-    keepalive_count: int = 3
+    keepalive_count: int = 2
     """Unanswered keepalive probes before a libvirt connection counts as dead."""
     reread_interval: float = 300.0
     """Seconds between full re-reads of libvirt, a safety net behind its events; 0 never."""
-    max_backoff: float = 30.0
+    max_backoff: float = 4.0
     """Longest wait, in seconds, between reconnection attempts to a lost host."""
 
     def host_uri(self, name: str, ip: str) -> str | None:
@@ -235,238 +235,6 @@ class Config:
     """Whether ``path`` existed."""
     warnings: list[str] = field(default_factory=list)
     """Problems that do not stop vditui, for the operator to read."""
-
-
-# --- validation: each check returns the value to store or raises _Invalid(expected) ---------
-
-
-class _Invalid(Exception):
-    def __init__(self, expected: str, got: Any = _UNSET) -> None:
-        self.expected = expected
-        self.got = got  # when the culprit is one element of the value
-
-
-Check = Callable[[Any], Any]
-_TEMPLATE_HINT = "a libvirt URI string containing :// (placeholders: {ip}, {name})"
-
-
-def _url(value: Any) -> str:
-    expected = "an http(s)://host[:port] URL"
-    if not isinstance(value, str):
-        raise _Invalid(expected)
-    parts = urlsplit(value.strip())
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError:
-        raise _Invalid(expected) from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-    ):
-        raise _Invalid(expected)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _template(value: Any) -> str:
-    if not isinstance(value, str) or "://" not in value:
-        raise _Invalid(_TEMPLATE_HINT)
-    # A typo such as {IP} would otherwise reach libvirt as a literal host name.
-    if re.search(r"[{}]", value.replace("{ip}", "").replace("{name}", "")):
-        raise _Invalid(_TEMPLATE_HINT)
-    return value
-
-
-def _templates(value: Any) -> tuple[str, ...]:
-    expected = (
-        "a non-empty array of libvirt URI templates containing :// (e.g. qemu+tcp://{ip}/system)"
-    )
-    if not isinstance(value, list) or not value:
-        raise _Invalid(expected)
-    for element in value:
-        try:
-            _template(element)
-        except _Invalid:
-            raise _Invalid(expected, element) from None
-    return tuple(value)
-
-
-def _single_template(value: Any) -> tuple[str, ...]:
-    return (_template(value),) if isinstance(value, str) else _templates(value)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid("a non-empty string")
-    return value
-
-
-def _secret(value: Any) -> Secret:
-    if not isinstance(value, str):
-        raise _Invalid("a string")
-    return Secret(value)
-
-
-def _env_name(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        raise _Invalid("an environment variable name such as OCV_PASSWORD")
-    return value
-
-
-def _command(value: Any) -> str:
-    expected = 'a command line such as "pass show vdi/prod"'
-    try:
-        if isinstance(value, str) and shlex.split(value):
-            return value
-    except ValueError:
-        pass
-    raise _Invalid(expected)
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid("true or false")
-    return value
-
-
-def _seconds(minimum: float, inclusive: bool) -> Check:
-    expected = f"a number of seconds {'>=' if inclusive else '>'} {minimum:g}"
-
-    def check(value: Any) -> float:
-        # bool is an int to Python, but `grace = true` is a mistake, not 1 second.
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Invalid(expected)
-        if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum):
-            raise _Invalid(expected)
-        return float(value)
-
-    return check
-
-
-def _whole(minimum: int) -> Check:
-    expected = f"a whole number >= {minimum}"
-
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _Invalid(expected)
-        return value
-
-    return check
-
-
-_POSITIVE = _seconds(0, inclusive=False)
-_NON_NEGATIVE = _seconds(0, inclusive=True)
-_FIELDS: dict[str, Check] = {
-    "url": _url,
-    "username": _text,
-    "password": _secret,
-    "password_env": _env_name,
-    "password_command": _command,
-    "verify_ssl": _bool,
-    "uri_templates": _templates,
-    "refresh_interval": _POSITIVE,
-    "grace": _NON_NEGATIVE,
-    "connect_timeout": _POSITIVE,
-    "call_timeout": _POSITIVE,
-    "page_size": _whole(1),
-    "page_concurrency": _whole(1),
-    "keepalive_interval": _whole(0),
-    "keepalive_count": _whole(1),
-    "reread_interval": _NON_NEGATIVE,
-    "max_backoff": _POSITIVE,
-}
-# key in the file -> (Profile field, check); "hosts" is a nested table handled apart.
-_PROFILE_KEYS = {key: (key, check) for key, check in _FIELDS.items()}
-_LEGACY_VDI_KEYS = {
-    "base_url": ("url", _url),
-    **{k: _PROFILE_KEYS[k] for k in ("username", "password", "password_env", "password_command")},
-    **{k: _PROFILE_KEYS[k] for k in ("verify_ssl", "connect_timeout", "call_timeout")},
-}
-_LEGACY_LIBVIRT_KEYS = {"uri": ("uri_templates", _single_template)}
-_TOP_KEYS = ("default_profile", "profiles", "vdi", "libvirt")
-
-
-# --- positions: tomllib gives none, so find a key's line by scanning the text ----------------
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _parse_key(s: str, i: int) -> tuple[list[str], int] | None:
-    """The dotted key starting at ``s[i]`` and the index after it, or None."""
-    parts: list[str] = []
-    while True:
-        while i < len(s) and s[i] in " \t":
-            i += 1
-        if s.startswith('"', i):
-            end = re.compile(r'"((?:[^"\\]|\\.)*)"').match(s, i)
-            if end is None:
-                return None
-            try:
-                parts.append(json.loads(end.group(0)))
-            except ValueError:  # TOML-only escapes such as \U0001F600; close enough
-                parts.append(end.group(1))
-            i = end.end()
-        elif s.startswith("'", i):
-            j = s.find("'", i + 1)
-            if j < 0:
-                return None
-            parts.append(s[i + 1 : j])
-            i = j + 1
-        else:
-            bare = _BARE_KEY.match(s, i)
-            if bare is None:
-                return None
-            parts.append(bare.group(0))
-            i = bare.end()
-        while i < len(s) and s[i] in " \t":
-            i += 1
-        if not s.startswith(".", i):
-            return parts, i
-        i += 1
-
-
-def _scan(text: str, want: list[str]) -> int | None:
-    table: list[str] = []
-    open_string: str | None = None
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if open_string:  # inside a multi-line string: nothing here is a key
-            if line.count(open_string) % 2:
-                open_string = None
-            continue
-        stripped = line.lstrip()
-        if stripped.startswith("["):
-            header = _parse_key(stripped, 2 if stripped.startswith("[[") else 1)
-            if header is not None:
-                table = header[0]
-                if table == want:
-                    return lineno
-            continue
-        key = _parse_key(stripped, 0)
-        if key is None or not stripped.startswith("=", key[1]):
-            continue
-        if table + key[0] == want:
-            return lineno
-        rest = stripped[key[1] + 1 :]
-        open_string = next((q for q in ('"""', "'''") if rest.count(q) % 2), None)
-    return None
-
-
-def find_line(text: str, keypath: Sequence[str]) -> int | None:
-    """The 1-based line defining ``keypath`` in TOML ``text``, else that of its nearest parent
-    (which is right for inline tables), else None."""
-    for n in range(len(keypath), 0, -1):
-        line = _scan(text, list(keypath[:n]))
-        if line is not None:
-            return line
-    return None
-
-
-def dotted(keypath: Sequence[str]) -> str:
-    """``keypath`` as TOML spells it, quoting parts that are not bare keys."""
-    return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in keypath)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -510,7 +278,7 @@ class _Reader:
             name, check = keys[key]
             try:
                 values[name] = check(value)
-            except _Invalid as exc:
+            except checks.Invalid as exc:
                 # Never echo what was written where a password belongs.
                 got = _UNSET if name == "password" else value if exc.got is _UNSET else exc.got
                 self.fail(where, f"expected {exc.expected}", got)
@@ -529,8 +297,8 @@ class _Reader:
             if "uri" not in entry:
                 self.fail(where, "missing uri")
             try:
-                uris[host] = _template(entry["uri"])
-            except _Invalid as exc:
+                uris[host] = checks.template(entry["uri"])
+            except checks.Invalid as exc:
                 self.fail((*where, "uri"), f"expected {exc.expected}", entry["uri"])
         return uris
 
@@ -570,13 +338,13 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(path, line, None, f"invalid TOML: {message}{column}") from None
     reader = _Reader(path, text)
     for key in raw:
-        if key not in _TOP_KEYS:
-            reader.unknown((key,), _TOP_KEYS)
+        if key not in checks.TOP_KEYS:
+            reader.unknown((key,), checks.TOP_KEYS)
 
     profiles: dict[str, Profile] = {}
     for name, table in reader.table(("profiles",), raw.get("profiles", {})).items():
         keypath = ("profiles", name)
-        values = reader.settings(keypath, reader.table(keypath, table), _PROFILE_KEYS)
+        values = reader.settings(keypath, reader.table(keypath, table), checks.PROFILE_KEYS)
         profiles[name] = Profile(name=name, **values)
 
     if "vdi" in raw or "libvirt" in raw:
@@ -586,12 +354,10 @@ def parse_config(text: str, path: Path) -> Config:
                 'profile "default" is already defined by the [vdi]/[libvirt] tables; '
                 "rename one of them",
             )
-        vdi = reader.settings(
-            ("vdi",), reader.table(("vdi",), raw.get("vdi", {})), _LEGACY_VDI_KEYS, hosts=False
-        )
-        libvirt = reader.settings(
-            ("libvirt",), reader.table(("libvirt",), raw.get("libvirt", {})), _LEGACY_LIBVIRT_KEYS
-        )
+        vdi_table = reader.table(("vdi",), raw.get("vdi", {}))
+        vdi = reader.settings(("vdi",), vdi_table, checks.LEGACY_VDI_KEYS, hosts=False)
+        libvirt_table = reader.table(("libvirt",), raw.get("libvirt", {}))
+        libvirt = reader.settings(("libvirt",), libvirt_table, checks.LEGACY_LIBVIRT_KEYS)
         profiles[LEGACY_PROFILE] = Profile(name=LEGACY_PROFILE, **vdi, **libvirt)
 
     default = raw.get("default_profile")
@@ -674,15 +440,15 @@ def resolve_profile(
         if value is None and current is None and env.get(variable):
             option, value = variable, env[variable]
         if value is not None:
-            changes[field_name] = _option(option, value, _FIELDS[field_name])
+            changes[field_name] = _option(option, value, checks.FIELDS[field_name])
     if uri_templates is not None:
-        changes["uri_templates"] = _option("--uri", list(uri_templates), _templates)
+        changes["uri_templates"] = _option("--uri", list(uri_templates), checks.templates)
     if timeout is not None:
-        seconds = _option("--timeout", timeout, _POSITIVE)
+        seconds = _option("--timeout", timeout, checks.POSITIVE)
         changes["connect_timeout"] = seconds
         changes["call_timeout"] = max(base.call_timeout, seconds)
     if grace is not None:
-        changes["grace"] = _option("--grace", grace, _NON_NEGATIVE)
+        changes["grace"] = _option("--grace", grace, checks.NON_NEGATIVE)
     if insecure:
         changes["verify_ssl"] = False
     resolved = replace(base, **changes)
@@ -700,7 +466,7 @@ def resolve_profile(
 def _option(option: str, value: Any, check: Check) -> Any:
     try:
         return check(value)
-    except _Invalid as exc:
+    except checks.Invalid as exc:
         got = value if exc.got is _UNSET else exc.got
         raise ConfigError(None, None, option, f"expected {exc.expected}", got) from None
 

@@ -27,10 +27,9 @@ from vditui.config import (
     ConfigError,
     Profile,
     default_config_path,
-    dotted,
-    find_line,
     parse_config,
 )
+from vditui.tomlpos import dotted, find_line
 
 _Container = tomlkit.TOMLDocument | Table | InlineTable
 

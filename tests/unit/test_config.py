@@ -170,9 +170,9 @@ def test_profiles_are_read_with_every_setting(tmp_path: Path) -> None:
         100,
         4,
         300.0,
-        30.0,
+        4.0,
     )
-    assert (lab.keepalive_interval, lab.keepalive_count, lab.verify_ssl) == (5, 3, True)
+    assert (lab.keepalive_interval, lab.keepalive_count, lab.verify_ssl) == (2, 2, True)
     assert isinstance(loaded.profiles["prod"].grace, float)
 
 

@@ -44,7 +44,7 @@ class EngineSettings:
     keepalive_interval: int = 2
     keepalive_count: int = 2
     reread_interval: float = 300.0
-    max_backoff: float = 30.0
+    max_backoff: float = 4.0
     debounce: float = 0.05
 
     def session_settings(self) -> SessionSettings:

@@ -30,7 +30,7 @@ class SessionSettings:
     keepalive_count: int = 2
     reread_interval: float = 300.0
     min_backoff: float = 0.5
-    max_backoff: float = 30.0
+    max_backoff: float = 4.0
     info_concurrency: int = 8
 
 
@@ -138,7 +138,9 @@ class HostSession:
             self._wake.clear()
             waiters = [asyncio.create_task(self._wake.wait()),
                        asyncio.create_task(self._closed.wait())]
-            _done, pending = await asyncio.wait(waiters, timeout=self.settings.reread_interval,
+            # reread_interval 0 turns the safety-net re-read off (events only).
+            every = self.settings.reread_interval if self.settings.reread_interval > 0 else None
+            _done, pending = await asyncio.wait(waiters, timeout=every,
                                                 return_when=asyncio.FIRST_COMPLETED)
             for p in pending:
                 p.cancel()

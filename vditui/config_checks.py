@@ -1,0 +1,179 @@
+"""Checks for the values of settings, shared by the config file reader and the command line.
+
+Each check takes the value as ``tomllib`` (or a flag) gave it and returns the value to store,
+or raises `Invalid` saying what was expected. The tables at the bottom map every key the file
+may hold to its `vditui.config.Profile` field and check. This module never imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from vditui.config import Secret
+
+UNSET: Any = object()
+"""Marks an argument that was not given, where None is a value someone could have written."""
+
+Check = Callable[[Any], Any]
+"""A check: the value as read in, to the value to store; raises `Invalid`."""
+
+
+class Invalid(Exception):
+    """A value a check rejects: ``expected`` describes what it wanted."""
+
+    def __init__(self, expected: str, got: Any = UNSET) -> None:
+        self.expected = expected
+        self.got = got  # when the culprit is one element of the value
+
+
+_TEMPLATE_HINT = "a libvirt URI string containing :// (placeholders: {ip}, {name})"
+
+
+def url(value: Any) -> str:
+    expected = "an http(s)://host[:port] URL"
+    if not isinstance(value, str):
+        raise Invalid(expected)
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise Invalid(expected) from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise Invalid(expected)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def template(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise Invalid(_TEMPLATE_HINT)
+    # A typo such as {IP} would otherwise reach libvirt as a literal host name.
+    if re.search(r"[{}]", value.replace("{ip}", "").replace("{name}", "")):
+        raise Invalid(_TEMPLATE_HINT)
+    return value
+
+
+def templates(value: Any) -> tuple[str, ...]:
+    expected = (
+        "a non-empty array of libvirt URI templates containing :// (e.g. qemu+tcp://{ip}/system)"
+    )
+    if not isinstance(value, list) or not value:
+        raise Invalid(expected)
+    for element in value:
+        try:
+            template(element)
+        except Invalid:
+            raise Invalid(expected, element) from None
+    return tuple(value)
+
+
+def single_template(value: Any) -> tuple[str, ...]:
+    return (template(value),) if isinstance(value, str) else templates(value)
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("a non-empty string")
+    return value
+
+
+def secret(value: Any) -> Secret:
+    # Secret lives with the other public types in vditui.config, which imports this module;
+    # importing it here, when a password is first checked, keeps the import graph acyclic.
+    from vditui.config import Secret
+
+    if not isinstance(value, str):
+        raise Invalid("a string")
+    return Secret(value)
+
+
+def env_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise Invalid("an environment variable name such as OCV_PASSWORD")
+    return value
+
+
+def command(value: Any) -> str:
+    expected = 'a command line such as "pass show vdi/prod"'
+    try:
+        if isinstance(value, str) and shlex.split(value):
+            return value
+    except ValueError:
+        pass
+    raise Invalid(expected)
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("true or false")
+    return value
+
+
+def seconds(minimum: float, inclusive: bool) -> Check:
+    expected = f"a number of seconds {'>=' if inclusive else '>'} {minimum:g}"
+
+    def check(value: Any) -> float:
+        # bool is an int to Python, but `grace = true` is a mistake, not 1 second.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid(expected)
+        if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum):
+            raise Invalid(expected)
+        return float(value)
+
+    return check
+
+
+def whole(minimum: int) -> Check:
+    expected = f"a whole number >= {minimum}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise Invalid(expected)
+        return value
+
+    return check
+
+
+POSITIVE = seconds(0, inclusive=False)
+NON_NEGATIVE = seconds(0, inclusive=True)
+FIELDS: dict[str, Check] = {
+    "url": url,
+    "username": text,
+    "password": secret,
+    "password_env": env_name,
+    "password_command": command,
+    "verify_ssl": boolean,
+    "uri_templates": templates,
+    "refresh_interval": POSITIVE,
+    "grace": NON_NEGATIVE,
+    "connect_timeout": POSITIVE,
+    "call_timeout": POSITIVE,
+    "page_size": whole(1),
+    "page_concurrency": whole(1),
+    "keepalive_interval": whole(0),
+    "keepalive_count": whole(1),
+    "reread_interval": NON_NEGATIVE,
+    "max_backoff": POSITIVE,
+}
+"""The check for each `Profile` field that a profile table may set."""
+# key in the file -> (Profile field, check); "hosts" is a nested table handled apart.
+PROFILE_KEYS = {key: (key, check) for key, check in FIELDS.items()}
+LEGACY_VDI_KEYS = {
+    "base_url": ("url", url),
+    **{k: PROFILE_KEYS[k] for k in ("username", "password", "password_env", "password_command")},
+    **{k: PROFILE_KEYS[k] for k in ("verify_ssl", "connect_timeout", "call_timeout")},
+}
+LEGACY_LIBVIRT_KEYS = {"uri": ("uri_templates", single_template)}
+TOP_KEYS = ("default_profile", "profiles", "vdi", "libvirt")
