@@ -49,8 +49,9 @@ def _parse_key(s: str, i: int) -> tuple[list[str], int] | None:
         i += 1
 
 
-def _scan(text: str, want: list[str]) -> int | None:
-    table: list[str] = []
+def _scan(text: str, want: list[str | int]) -> int | None:
+    table: list[str | int] = []
+    arrays: dict[tuple[str, ...], int] = {}
     open_string: str | None = None
     for lineno, line in enumerate(text.split("\n"), 1):
         if open_string:  # inside a multi-line string: nothing here is a key
@@ -59,9 +60,15 @@ def _scan(text: str, want: list[str]) -> int | None:
             continue
         stripped = line.lstrip()
         if stripped.startswith("["):
-            header = _parse_key(stripped, 2 if stripped.startswith("[[") else 1)
+            is_array = stripped.startswith("[[")
+            header = _parse_key(stripped, 2 if is_array else 1)
             if header is not None:
-                table = header[0]
+                table = list(header[0])
+                if is_array:
+                    # [[vm]] blocks are addressed as ("vm", 0), ("vm", 1), ...
+                    n = arrays.get(tuple(header[0]), -1) + 1
+                    arrays[tuple(header[0])] = n
+                    table.append(n)
                 if table == want:
                     return lineno
             continue
@@ -75,9 +82,10 @@ def _scan(text: str, want: list[str]) -> int | None:
     return None
 
 
-def find_line(text: str, keypath: Sequence[str]) -> int | None:
+def find_line(text: str, keypath: Sequence[str | int]) -> int | None:
     """The 1-based line defining ``keypath`` in TOML ``text``, else that of its nearest parent
-    (which is right for inline tables), else None."""
+    (which is right for inline tables), else None. An int in ``keypath`` is the index of an
+    array-of-tables block: ``("vm", 3, "name")`` is ``name`` in the fourth ``[[vm]]``."""
     for n in range(len(keypath), 0, -1):
         line = _scan(text, list(keypath[:n]))
         if line is not None:

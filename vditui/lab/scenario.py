@@ -9,12 +9,15 @@ The lab is the world, not the engine's mirror: nothing here imports ``vditui.cor
 from __future__ import annotations
 
 import random
+import re
 import tomllib
 import uuid
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from vditui.tomlpos import find_line
 
 HOST_STATUS = {"maintenance": 0, "enabled": 1, "shutdown": 2, "offline": 3}
 VM_STATUS = {"off": 0, "shutoff": 0, "running": 1, "suspended": 2, "busy": 5, "upgrading": 6}
@@ -152,34 +155,20 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        m = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(m.group(1)) if m else None)
         raise ScenarioError(path, line, "toml", str(exc)) from None
     return _Parser(text, path).scenario(doc)
 
 
 class _Parser:
     def __init__(self, text: str, path: str) -> None:
-        self.lines = text.splitlines()
+        self.text = text
         self.path = path
 
-    # Finds the line of `key` inside the index-th [[table]] block (or the block header).
     def _line(self, table: str, index: int | None, key: str | None) -> int | None:
-        header = f"[[{table}]]" if index is not None else f"[{table}]"
-        seen, start = -1, None
-        for n, raw in enumerate(self.lines, 1):
-            s = raw.strip()
-            if s.replace(" ", "") == header:
-                seen += 1
-                if index is None or seen == index:
-                    start = n
-                    continue
-            if start is not None:
-                if s.startswith("[") and not s.startswith("[" + table + "."):
-                    break
-                if key and (s.startswith(key + " ") or s.startswith(key + "=") or f" {key} =" in s
-                            or f"{{{key} =" in s or f"{key}=" in s):
-                    return n
-        return start
+        path: list[str | int] = [table] if index is None else [table, index]
+        return find_line(self.text, [*path, key] if key else path)
 
     def err(self, table: str, index: int | None, key: str, msg: str) -> ScenarioError:
         label = f"{table}[{index}].{key}" if index is not None else f"{table}.{key}"
