@@ -7,6 +7,7 @@ updates only mark the screen dirty and queue log lines; one flush, at most every
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,8 +16,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, RichLog, Tree
 
 from vditui.core.drift import DriftStatus
@@ -33,6 +36,8 @@ from vditui.ui.widgets.top_bar import TopBar
 from vditui.ui.widgets.vm_table import VmTable
 
 FLUSH_DELAY = 0.03
+FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
+NARROW = 110
 MAX_LOG_LINES = 2000
 
 
@@ -43,12 +48,13 @@ class VdiApp(App[int]):
         Binding("q", "quit", "quit"),
         Binding("r", "refresh", "refresh"),
         Binding("slash", "filter", "filter"),
-        Binding("d", "drift_only", "drift only"),
+        Binding("d", "drift_only", "drift"),
         Binding("s", "sort_next", "sort"),
         Binding("S", "sort_reverse", "reverse", show=False),
         Binding("c", "reconnect", "reconnect"),
         Binding("e", "export", "export"),
         Binding("t", "toggle_theme", "theme", show=False),
+        Binding("h", "toggle_hosts", "hosts", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
@@ -72,6 +78,7 @@ class VdiApp(App[int]):
         self._log: list[Text] = []
         self.flushes = 0
         self.last_flush_at = 0.0
+        self._filter_timer: Timer | None = None
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -83,13 +90,16 @@ class VdiApp(App[int]):
                 yield Input(placeholder="filter VMs by name (esc clears)", id="filter")
                 yield VmTable(id="vms")
                 with Horizontal(id="bottom"):
-                    yield DiffPanel(id="diff")
+                    with VerticalScroll(id="diff-scroll"):
+                        yield DiffPanel(id="diff")
                     yield RichLog(id="events", max_lines=MAX_LOG_LINES, wrap=False, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#top", TopBar).clock = self.clock
         self.query_one("#events", RichLog).border_title = "events"
+        self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
+        self._apply_width(self.size.width)
         self.query_one("#vms", VmTable).border_title = "VMs"
         self.query_one("#filter", Input).display = False
         if self.problem is not None or self.settings is None:
@@ -100,12 +110,23 @@ class VdiApp(App[int]):
         self.query_one("#vms", VmTable).focus()
         self.run_engine()
 
+    def on_resize(self, event: Resize) -> None:
+        self._apply_width(event.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self.set_class(width < NARROW, "narrow")
+
     @work(group="engine", exclusive=True, exit_on_error=False)
     async def run_engine(self) -> None:
         assert self.settings is not None
         engine = self.engine_factory(self.settings)
         self.engine = engine
-        engine.listen(self.on_engine_update)
+        # libvirt's events reach the loop by call_soon_threadsafe from libvirt's own thread, so
+        # the engine can call listeners outside Textual's context (no active app), where the
+        # flush timer would die at its first tick and the screen would stop updating. Deliver
+        # every update in a copy of this (the app's) context.
+        app_context = contextvars.copy_context()
+        engine.listen(lambda u: app_context.copy().run(self.on_engine_update, u))
         try:
             await engine.start(watch=True)
         except VdiError as exc:
@@ -120,6 +141,8 @@ class VdiApp(App[int]):
     # ------------------------------------------------------------------ engine updates
     def on_engine_update(self, u: Update) -> None:
         """Called on the app's loop for every engine update; cheap: queue and mark dirty."""
+        if not self.is_running:  # closing: the widgets may already be gone
+            return
         stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
         if u.kind == "inventory" and u.comparison is not None:
             self.comparison = u.comparison
@@ -164,7 +187,7 @@ class VdiApp(App[int]):
     def flush(self) -> None:
         """Apply everything queued since the last flush, in one batch."""
         self._flush_pending = False
-        if not self._dirty:
+        if not self._dirty or not self.is_running:  # nothing new, or the app is closing
             return
         self._dirty = False
         self.flushes += 1
@@ -198,7 +221,7 @@ class VdiApp(App[int]):
                 if s.state in (ConnState.CONNECTING, ConnState.RECONNECTING)}
 
     def _tick_connecting(self) -> None:
-        if self._connecting() and self.comparison is not None:
+        if self._connecting() and self.comparison is not None and self.is_running:
             self.query_one("#hosts", HostTree).update_from(self.comparison, time.monotonic(),
                                                             self._connecting())
 
@@ -263,12 +286,24 @@ class VdiApp(App[int]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        # A rebuild per key stroke is wasted work on a large table: wait for a pause in typing.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY, self._apply_filter_text)
+
+    def _apply_filter_text(self) -> None:
+        self._filter_timer = None
         f = self.filter
-        self.filter = Filter(f.pool_id, f.host_id, event.value.strip(), f.drift_only)
-        self._refilter()
+        text = self.query_one("#filter", Input).value.strip()
+        if text != f.text:
+            self.filter = Filter(f.pool_id, f.host_id, text, f.drift_only)
+            self._refilter()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, _event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._apply_filter_text()
         self.query_one("#vms", VmTable).focus()
 
     def action_clear_filter(self) -> None:
@@ -276,6 +311,7 @@ class VdiApp(App[int]):
         if box.display:
             box.value = ""
             box.display = False
+            self._apply_filter_text()
             self.query_one("#vms", VmTable).focus()
 
     def action_drift_only(self) -> None:
@@ -309,6 +345,16 @@ class VdiApp(App[int]):
     async def _refresh(self) -> None:
         if self.engine is not None:
             await self.engine.refresh()
+
+    def action_toggle_hosts(self) -> None:
+        """Show or hide the host tree (hidden by default below 110 columns)."""
+        if self.has_class("narrow"):
+            self.toggle_class("show-hosts")
+            if self.has_class("show-hosts"):
+                self.query_one("#hosts", HostTree).focus()
+        else:
+            tree = self.query_one("#hosts", HostTree)
+            tree.display = not tree.display
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
@@ -406,6 +452,7 @@ class VdiApp(App[int]):
             ("Reconnect host", "Probe URIs for the selected host", self.action_reconnect),
             ("Export report", "Write the report as md, json or csv", self.action_export),
             ("Toggle theme", "Light or dark", self.action_toggle_theme),
+            ("Host tree", "Show or hide the host tree", self.action_toggle_hosts),
             ("Help", "Keys and markers", self.action_help),
         ):
             yield SystemCommand(title, help_text, action)

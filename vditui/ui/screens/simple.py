@@ -23,6 +23,7 @@ HELP = """\
 | c | reconnect the selected host: probe URIs, type one, adopt, save |
 | e | export the report (md, json or csv) |
 | t | light / dark theme |
+| h | show / hide the host tree (hidden below 110 columns) |
 | ctrl+p | command palette: every action |
 | ? | this help |
 | q | quit |

@@ -15,11 +15,10 @@ from vditui.ui.view import BAD
 
 
 class DiffPanel(Static):
-    DEFAULT_CSS = "DiffPanel { height: 1fr; padding: 0 1; overflow-y: auto; }"
+    DEFAULT_CSS = "DiffPanel { height: auto; padding: 0 1; }"
 
     def __init__(self, **kw: object) -> None:
         super().__init__("Select a VM or a host.", **kw)  # type: ignore[arg-type]
-        self.border_title = "diff"
 
     def show_vm(self, row: VmRow, host_names: dict[str, str],
                 status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> None:

@@ -17,8 +17,14 @@ from vditui.ui.view import COLUMNS, Filter, vm_cells
 Cells = tuple[Text | str, ...]
 
 
+def _sig(cell: Text | str) -> str:
+    """What a cell looks like: its text *and* style (a drift going from pending to confirmed
+    keeps the text but changes the style, and the cell must be redrawn)."""
+    return cell.markup if isinstance(cell, Text) else cell
+
+
 def _plain(cells: Cells) -> tuple[str, ...]:
-    return tuple(c.plain if isinstance(c, Text) else c for c in cells)
+    return tuple(_sig(c) for c in cells)
 
 
 def _sort_value(cell: Text | str) -> tuple[int, object]:
@@ -74,7 +80,7 @@ class VmTable(DataTable[Text | str]):
             if plain == old:
                 continue
             for (col, _label, _w), new, was in zip(COLUMNS, cells, old, strict=True):
-                if (new.plain if isinstance(new, Text) else new) != was:
+                if _sig(new) != was:
                     self.update_cell(key, col, new)
                     self.cell_updates += 1
             self._shown[key] = plain

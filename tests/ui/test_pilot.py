@@ -1,0 +1,527 @@
+"""The TUI driven by key presses against the lab: what the operator sees and what each key does.
+
+Each test starts its own lab (default scenario unless said otherwise) on a random loopback subnet
+and its own app (fixed clock, grace 0, connect timeout 1 s), waits for it to settle, and asserts
+the values on the screen.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import json
+import re
+import socket
+import stat
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from textual.command import CommandPalette
+from textual.widgets import DataTable, Input, OptionList, RichLog
+
+from vditui.core.engine import EngineSettings
+from vditui.core.models import ConnState
+from vditui.lab.scenario import load_default
+from vditui.ui.app import VdiApp
+from vditui.ui.screens.reconnect import ReconnectScreen
+from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
+from vditui.ui.widgets.host_tree import HostTree
+from vditui.ui.widgets.vm_table import VmTable
+
+pytestmark = pytest.mark.lab
+
+SIZE = (160, 48)
+FIELD_REPORT = ("lic", "ocloud01", "ocloud02", "win10_22h2001")
+POOLS = {"default": ["ocloud"], "Teaching": ["hv-t1", "hv-t2", "hv-t3"],
+         "Office": ["hv-hang", "hv-o1", "hv-o2", "hv-o3", "hv-refuse"]}
+#: 32 VMs in the scenario; the two office-dup VMs match nothing by name (the name is not unique)
+#: so each shows twice, once per side: 34 rows.
+ROWS = 34
+#: Rows with a drift: class-a-04, class-b-02, -03, -05, lab-gpu-02, stray-build, office-11, -12,
+#: and the four office-dup rows.
+DRIFT_ROWS = 12
+
+
+def screen_text(svg: str) -> str:
+    """The characters of a screenshot, tags stripped (one SVG text element per styled run)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+def pool_of(label: str) -> str:
+    return label.split(" ", 1)[0]
+
+
+# --------------------------------------------------------------------------- the main screen
+
+
+async def test_main_screen_shows_every_vm_and_host(lab, make_app, settle, wait_for, ui):
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+
+        assert table.row_count == ROWS
+        assert set(ui.table_names(app)) == {v.name for v in lab.scenario.vms}
+        assert table.border_title == f"VMs {ROWS}/{ROWS}"
+
+        a04 = ui.row_cells(app, "class-a-04")
+        assert (a04["host"], a04["vdi"], a04["virt"], a04["drift"]) == (
+            "hv-t1", "running ≠", "shutoff ≠", "! state")
+        for name in FIELD_REPORT:
+            cells = ui.row_cells(app, name)
+            assert (cells["host"], cells["vdi"], cells["virt"], cells["drift"]) == (
+                "ocloud", "running", "running", "ok"), name
+        assert ui.row_cells(app, "ocloud01")["vcpu"] == "16"
+        assert ui.row_cells(app, "class-b-02")["vcpu"] == "4≠8"
+        assert ui.row_cells(app, "class-b-03")["mem"] == "8192≠16384"
+        assert ui.row_cells(app, "class-b-05")["virt"] == "— ≠"
+        assert ui.row_cells(app, "stray-build")["vdi"] == "— ≠"
+        assert ui.row_cells(app, "lab-gpu-02")["host"] == "hv-t3≠hv-t2"
+        off30 = ui.row_cells(app, "office-30")
+        assert (off30["virt"], off30["drift"]) == ("?", "unchecked")
+
+        labels = ui.tree_labels(app)
+        assert {pool_of(p): [pool_of(h) for h in hosts] for p, hosts in labels.items()} == POOLS
+        assert ui.host_label(app, "hv-t1").startswith("hv-t1 ● tcp 6/6")
+        assert "[offline]" in ui.host_label(app, "hv-o3")
+        assert "timeout" in ui.host_label(app, "hv-hang")
+        # A refused host is retried; between two attempts its label says why it failed.
+        await wait_for(pilot, lambda: "✗ refused" in ui.host_label(app, "hv-refuse"),
+                       "hv-refuse labelled refused", timeout=5)
+
+
+async def test_drift_confirmed_after_grace_restyles_the_row(lab, make_app, settle, wait_for, ui):
+    """With a grace period a drift is first pending (italic yellow), then confirmed (bold red):
+    the cells whose text stays the same must be restyled too."""
+    app = make_app(lab, grace=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+        key = ui.key_of(app, "class-a-04")
+        await wait_for(pilot, lambda: ui.plain(table.get_cell(key, "drift")) == "! state",
+                       "class-a-04's drift confirmed", timeout=5)
+        for col in ("name", "vdi", "virt", "drift"):
+            assert str(table.get_cell(key, col).style) == "bold red", col
+
+
+# --------------------------------------------------------------------------- live updates
+
+
+async def test_event_lands_in_place_while_filtered_and_scrolled(lab, make_app, settle, wait_for,
+                                                                ui):
+    app = make_app(lab)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+        box = app.query_one("#filter", Input)
+
+        await pilot.press("slash", *"office", "enter")
+        await pilot.pause()
+        assert box.display and box.value == "office"
+        assert table.has_focus
+        names = ui.table_names(app)
+        assert len(names) == 15 and all("office" in n for n in names)
+        await pilot.press(*["down"] * 8)
+        await pilot.pause()
+        assert ui.table_names(app)[table.cursor_row] == "office-31"
+        assert table.scroll_y > 0, "the table should have scrolled to show the cursor"
+        before = (table.selected_key, table.scroll_y, table.rebuilds, table.cell_updates)
+        assert ui.row_cells(app, "office-21")["virt"] == "shutoff"
+
+        vm = lab.vm("office-21")
+        assert await ui.to_thread(lab.act, "hv-o3", vm.uuid, "start") == "running"
+        await wait_for(pilot, lambda: ui.row_cells(app, "office-21")["virt"] == "running ≠",
+                       "office-21's libvirt cell to show the start")
+        await pilot.pause()
+
+        cells = ui.row_cells(app, "office-21")
+        assert (cells["vdi"], cells["drift"]) == ("off ≠", "! state")
+        assert box.value == "office" and box.display
+        assert table.selected_key == before[0] == ui.key_of(app, "office-31")
+        assert table.scroll_y == before[1]
+        assert table.rebuilds == before[2], "an event must not rebuild the table"
+        assert table.cell_updates > before[3]
+        assert table.has_focus
+        log = app.query_one("#events", RichLog)
+        assert any("office-21: started (shutoff → running)" in line.text for line in log.lines)
+
+
+async def test_d_toggles_drift_only(lab, make_app, settle, ui):
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+        assert app.comparison is not None
+        with_drift = {r.name for r in app.comparison.vms if r.drifts}
+
+        await pilot.press("d")
+        await pilot.pause()
+        assert table.row_count == DRIFT_ROWS == sum(1 for r in app.comparison.vms if r.drifts)
+        assert set(ui.table_names(app)) == with_drift
+        assert "class-a-01" not in with_drift
+        assert table.border_title == f"VMs {DRIFT_ROWS}/{ROWS} drift only"
+
+        await pilot.press("d")
+        await pilot.pause()
+        assert table.row_count == ROWS
+        assert table.border_title == f"VMs {ROWS}/{ROWS}"
+
+
+async def test_sort_keys(lab, make_app, settle, ui):
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+
+        def column(col: int) -> list[str]:
+            return [ui.plain(table.get_row_at(i)[col]) for i in range(table.row_count)]
+
+        await pilot.press("s")
+        await pilot.pause()
+        names = ui.table_names(app)
+        hosts_by_name = column(1)
+        assert names == sorted(names)
+        assert (table.sort_column, table.sort_reverse) == ("name", False)
+        assert ("information", "sorted by VM") in ui.notifications(app)
+
+        await pilot.press("S")
+        await pilot.pause()
+        assert ui.table_names(app) == sorted(names, reverse=True)
+        assert table.sort_reverse
+
+        await pilot.press("s")  # the next column: host
+        await pilot.pause()
+        hosts = column(1)
+        assert hosts == sorted(hosts) and hosts != hosts_by_name
+        assert sorted(ui.table_names(app)) == names
+        assert table.sort_column == "host"
+        assert table.row_count == ROWS
+
+
+# --------------------------------------------------------------------------- a hanging host
+
+
+async def test_hanging_host_does_not_block_the_operator(lab, make_app, wait_for, ui):
+    # 4 s: the key presses below take about 2 s here (each filter change redraws the table),
+    # and they must all happen while hv-hang is still connecting, on a slower machine too.
+    app = make_app(lab, connect_timeout=4.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.comparison is not None and "hv-hang" in str(
+            ui.tree_labels(app)), "the first comparison")
+        engine = app.engine
+        assert engine is not None
+        hang = next(s for s in engine.sessions.values() if s.name == "hv-hang")
+        await wait_for(pilot, lambda: "connecting" in ui.host_label(app, "hv-hang"),
+                       "hv-hang labelled connecting", timeout=2)
+        healthy = [s for s in engine.sessions.values() if s.name not in ("hv-hang", "hv-refuse")]
+        await wait_for(pilot, lambda: all(s.read_at > 0 for s in healthy)
+                       and ui.row_cells(app, "class-a-04")["virt"] == "shutoff ≠",
+                       "the healthy hosts read", timeout=2)
+        assert hang.state is ConnState.CONNECTING
+
+        table = app.query_one("#vms", VmTable)
+        assert ui.row_cells(app, "class-b-02")["vcpu"] == "4≠8"
+        assert ui.row_cells(app, "office-40")["virt"] == "?"
+        await pilot.press("d")
+        await pilot.pause()
+        assert table.row_count == DRIFT_ROWS
+        await pilot.press("d", "slash", *"class-a")
+        await pilot.pause()
+        assert app.query_one("#filter", Input).value == "class-a"
+        # The filter applies once typing pauses (FILTER_DELAY), not on every key stroke.
+        await wait_for(pilot, lambda: ui.table_names(app) == [f"class-a-0{i}" for i in
+                                                              range(1, 7)],
+                       "the filter applied", timeout=1)
+        # All of that happened while hv-hang was still trying to connect.
+        assert hang.state is ConnState.CONNECTING and not hang.settled
+        assert "connecting" in ui.host_label(app, "hv-hang")
+
+        await wait_for(pilot, lambda: "✗ timeout" in ui.host_label(app, "hv-hang"),
+                       "hv-hang labelled timeout", timeout=8)
+        assert hang.error is not None and hang.error.kind.value == "timeout"
+
+
+# --------------------------------------------------------------------------- reconnecting
+
+
+async def _open_reconnect(app: VdiApp, pilot, wait_for) -> ReconnectScreen:
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, ReconnectScreen), "the reconnect screen")
+    screen = app.screen
+    assert isinstance(screen, ReconnectScreen)
+    await wait_for(pilot, lambda: all(u in screen.results for u in screen.uris),
+                   "every candidate URI probed")
+    await pilot.pause()
+    return screen
+
+
+def _rc_rows(screen: ReconnectScreen, ui) -> dict[str, str]:
+    table = screen.query_one("#rc-table", DataTable)
+    return {ui.plain(table.get_row_at(i)[0]): ui.plain(table.get_row_at(i)[1])
+            for i in range(table.row_count)}
+
+
+async def test_reconnect_lists_candidates_with_probe_results(lab, make_app, settle, wait_for,
+                                                             ui):
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert ui.table_names(app)[0] == "class-a-01"  # the cursor is on a VM of hv-t1
+        screen = await _open_reconnect(app, pilot, wait_for)
+        ip = lab.hosts["hv-t1"].ip
+        assert screen.host.name == "hv-t1"
+        rows = _rc_rows(screen, ui)
+        assert list(rows) == [lab.hosts["hv-t1"].uri, f"test+ssh://root@{ip}/default",
+                              f"test+tls://{ip}/default"]
+        assert rows[lab.hosts["hv-t1"].uri] == "OK tcp"
+        assert all(r.startswith("✗ ") for r in list(rows.values())[1:])
+        detail = str(screen.query_one("#rc-detail").render())
+        assert "works. a: adopt it now" in detail
+
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ReconnectScreen)
+
+
+async def test_reconnect_typed_uri_adopt_and_save(lab, make_app, settle, wait_for, ui,
+                                                  tmp_path: Path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'# the operator\'s own comment\n[profiles.lab]\nurl = "{lab.vdi_url}"\n'
+                      f'username = "{lab.username}"\n')
+    app = make_app(lab, config_path=config, profile_name="lab")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        engine = app.engine
+        assert engine is not None
+        host_id = next(h for h, s in engine.sessions.items() if s.name == "hv-refuse")
+        session = engine.sessions[host_id]
+        assert session.state is ConnState.FAILED or session.state is ConnState.CONNECTING
+
+        # Select the host in the tree.
+        tree = app.query_one("#hosts", HostTree)
+        tree.focus()
+        node = next(h for p in tree.root.children for h in p.children
+                    if h.data is not None and h.data.id == host_id)
+        tree.move_cursor(node)
+        await pilot.pause()
+        assert app.selected_host_id() == host_id
+
+        screen = await _open_reconnect(app, pilot, wait_for)
+        assert screen.host.name == "hv-refuse"
+        proxied = lab.hosts["hv-refuse"].uri
+        assert _rc_rows(screen, ui)[proxied] == "✗ refused"
+
+        # The operator knows libvirtd really listens on another port: type that URI.
+        direct = lab.hosts["hv-refuse"].daemon.uri
+        table = screen.query_one("#rc-table", DataTable)
+        await pilot.press("i")
+        await pilot.pause()
+        box = screen.query_one("#rc-input", Input)
+        assert box.has_focus
+        box.cursor_blink = False
+        await pilot.press(*direct, "enter")
+        await wait_for(pilot, lambda: direct in screen.results, "the typed URI probed")
+        await pilot.pause()
+        assert _rc_rows(screen, ui)[direct] == "OK tcp"
+        assert ui.plain(table.get_row_at(table.cursor_row)[0]) == direct  # the cursor is on it
+        assert box.value == ""
+
+        await pilot.press("a")
+        await wait_for(pilot, lambda: session.uri == direct
+                       and session.state is ConnState.CONNECTED, "hv-refuse adopted the URI")
+        assert engine.sessions[host_id].uri == direct
+        assert screen.adopted == direct
+        assert f"now: {direct}  (adopted)" in str(screen.query_one("#rc-status").render())
+
+        await pilot.press("w")
+        await wait_for(pilot, lambda: "hv-refuse" in config.read_text(), "the config saved")
+        text = config.read_text()
+        assert '[profiles.lab.hosts."hv-refuse"]' in text
+        assert text.startswith("# the operator's own comment\n")
+        assert tomllib.loads(text)["profiles"]["lab"]["hosts"]["hv-refuse"]["uri"] == direct
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        await wait_for(pilot, lambda: any(m.startswith(f"saved {direct} for hv-refuse")
+                                          for _, m in ui.notifications(app)), "saved notice")
+
+        # An invalid URI: an error, and no new row.
+        rows = table.row_count
+        await pilot.press("i", *"no-scheme-here", "enter")
+        await pilot.pause()
+        assert table.row_count == rows
+        assert any(sev == "error" for sev, _ in ui.notifications(app))
+        assert "no-scheme-here" not in screen.results
+
+        await pilot.press("escape")
+        await pilot.pause()
+        await wait_for(pilot, lambda: "● tcp" in ui.host_label(app, "hv-refuse"),
+                       "hv-refuse connected in the tree")
+        assert ui.row_cells(app, "office-30")["drift"] == "ok"
+
+
+# --------------------------------------------------------------------------- export
+
+
+async def _export(app: VdiApp, pilot, path: str, ui) -> None:
+    await pilot.press("e")
+    await pilot.pause()
+    assert isinstance(app.screen, ExportScreen)
+    box = app.screen.query_one("#export-path", Input)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(ui.FIXED_NOW))
+    assert box.value == f"vditui-report-{stamp}.md"  # named after the app's clock
+    box.value = path
+    await pilot.press("enter")
+    await pilot.pause()
+    assert not isinstance(app.screen, ExportScreen)
+
+
+async def test_export_json_csv_md_and_bad_extension(lab, make_app, settle, wait_for, ui,
+                                                    tmp_path: Path):
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.comparison is not None
+        names = sorted(r.name for r in app.comparison.vms)
+
+        out = tmp_path / "report.json"
+        await _export(app, pilot, str(out), ui)
+        await wait_for(pilot, out.exists, "report.json written")
+        data = json.loads(out.read_text())
+        assert sorted(v["name"] for v in data["vms"]) == names
+        a04 = next(v for v in data["vms"] if v["name"] == "class-a-04")
+        assert (a04["vdi_state"], a04["libvirt_state"], a04["drift"]) == (
+            "running", "shutoff", ["state"])
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+        out = tmp_path / "report.csv"
+        await _export(app, pilot, str(out), ui)
+        await wait_for(pilot, out.exists, "report.csv written")
+        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        assert sorted(r["name"] for r in rows) == names
+
+        out = tmp_path / "report.md"
+        await _export(app, pilot, str(out), ui)
+        await wait_for(pilot, out.exists, "report.md written")
+        md = out.read_text()
+        assert all(n in md for n in names)
+
+        bad = tmp_path / "report.txt"
+        await _export(app, pilot, str(bad), ui)
+        await wait_for(pilot, lambda: any(s == "error" and "use a .md, .json or .csv" in m
+                                          for s, m in ui.notifications(app)),
+                       "the bad-extension error")
+        assert not bad.exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "report.csv", "report.json", "report.md"]
+
+
+# --------------------------------------------------------------------------- help and palette
+
+
+async def test_help_and_command_palette(lab, make_app, settle, wait_for, ui):
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert "show only VMs with drift" in app.screen.query_one("Markdown").source
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        palette = app.screen
+        options = palette.query_one(OptionList)
+        await wait_for(pilot, lambda: any("Drift only" in str(options.get_option_at_index(i)
+                                                                .prompt)
+                                          for i in range(options.option_count)),
+                       "Drift only listed")
+        await pilot.press(*"drift only")
+        await wait_for(pilot, lambda: options.option_count > 0 and "Drift only" in str(
+            options.get_option_at_index(0).prompt), "Drift only first")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, CommandPalette),
+                       "the palette closed")
+        await pilot.pause()
+        assert app.filter.drift_only
+        assert app.query_one("#vms", VmTable).row_count == DRIFT_ROWS
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _problem(app: VdiApp, pilot, wait_for) -> ProblemScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, ProblemScreen), "the problem screen")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, ProblemScreen)
+    return screen
+
+
+async def test_login_refused_shows_a_problem_screen(lab, wait_for):
+    wrong = "not-" + lab.password
+    settings = EngineSettings(url=lab.vdi_url, username=lab.username, password=wrong,
+                              uri_templates=(lab.uri_template,), connect_timeout=1)
+    app = VdiApp(settings, [], None, None, clock=lambda: 1_764_000_000.0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _problem(app, pilot, wait_for)
+        assert screen.title_text == "Login refused"
+        text = screen_text(app.export_screenshot())
+        assert "Login refused" in text and f"({lab.username})" in text
+        assert "Traceback" not in text
+        for secret in (wrong, hashlib.md5(wrong.encode()).hexdigest(), lab.password):
+            assert secret not in text
+        assert app.engine is None
+
+
+async def test_unreachable_platform_shows_a_problem_screen(wait_for):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    settings = EngineSettings(url=url, username="admin", password="s3cret-Pa55",
+                              connect_timeout=1)
+    app = VdiApp(settings, [], None, None, clock=lambda: 1_764_000_000.0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _problem(app, pilot, wait_for)
+        assert screen.title_text == "Cannot reach the platform"
+        text = screen_text(app.export_screenshot())
+        assert "Cannot reach the platform" in text and url in text
+        assert "Traceback" not in text and "s3cret-Pa55" not in text
+
+
+async def test_password_never_on_screen(lab, make_app, settle, wait_for):
+    app = make_app(lab)
+    secrets = (lab.password, hashlib.md5(lab.password.encode()).hexdigest())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        shots = [app.export_screenshot()]
+        await _open_reconnect(app, pilot, wait_for)
+        shots.append(app.export_screenshot())
+        await pilot.press("escape", "question_mark")
+        await pilot.pause()
+        shots.append(app.export_screenshot())
+        await pilot.press("escape", "e")
+        await pilot.pause()
+        shots.append(app.export_screenshot())
+    for svg in shots:
+        text = screen_text(svg)
+        assert lab.vdi_url in text and f"as {lab.username}" in text  # the reading works
+        for secret in secrets:
+            assert secret not in svg and secret not in text
+            assert html.escape(secret) not in svg
+
+
+def test_scenario_is_the_one_these_tests_describe():
+    """The constants above are about the default scenario; say so if it changes."""
+    scen = load_default()
+    assert len(scen.vms) == 32
+    assert sorted(h.name for h in scen.hosts) == sorted(h for hs in POOLS.values() for h in hs)
