@@ -18,7 +18,7 @@ from vditui.core.drift import DriftChange, DriftTracker
 from vditui.core.models import Comparison, ConnState, VdiHost, VdiInventory
 from vditui.core.probe import ProbeResult, probe
 from vditui.core.reconcile import reconcile
-from vditui.core.session import DomainEvent, HostSession, SessionSettings
+from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
 from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError
 
@@ -117,11 +117,7 @@ class Engine:
 
     async def stop(self) -> None:
         self._stopping = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await asyncio.gather(*(cancel_and_wait(t) for t in self._tasks))
         await asyncio.gather(*(s.stop() for s in self.sessions.values()),
                              return_exceptions=True)
         await self.client.aclose()

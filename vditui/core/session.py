@@ -89,9 +89,7 @@ class HostSession:
         self._stopping = True
         self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
         await self._drop()
 
     def view(self) -> HostView:
@@ -135,15 +133,19 @@ class HostSession:
         while not self._stopping:
             if not await self._read_all():
                 return
+            if self._stopping:
+                return
             self._wake.clear()
             waiters = [asyncio.create_task(self._wake.wait()),
                        asyncio.create_task(self._closed.wait())]
             # reread_interval 0 turns the safety-net re-read off (events only).
             every = self.settings.reread_interval if self.settings.reread_interval > 0 else None
-            _done, pending = await asyncio.wait(waiters, timeout=every,
-                                                return_when=asyncio.FIRST_COMPLETED)
-            for p in pending:
-                p.cancel()
+            try:
+                await asyncio.wait(waiters, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when this task is cancelled: a waiter left behind pends forever.
+                for w in waiters:
+                    w.cancel()
             if self._closed.is_set():
                 await self._lost("libvirt closed the connection")
                 return
@@ -163,9 +165,12 @@ class HostSession:
                 await asyncio.wait_for(asyncio.shield(self._stuck), s.connect_timeout)
             if not self._stuck.done():
                 return False
-        self.state = ConnState.CONNECTING if self.domains is None else ConnState.RECONNECTING
-        self.connecting_since = time.monotonic()
-        self._changed()
+        if self.state is not ConnState.FAILED:
+            # A failed host stays "failed" while it is retried in the background: flipping it
+            # to "connecting" on every retry would resolve and re-raise its drift each time.
+            self.state = ConnState.CONNECTING if self.domains is None else ConnState.RECONNECTING
+            self.connecting_since = time.monotonic()
+            self._changed()
         for uri in self.uris:
             conn = await self._open(uri)
             if conn is None:
@@ -183,7 +188,7 @@ class HostSession:
                 self.attempt_errors[uri] = self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
                     else timeout_error(uri, s.call_timeout, "subscribe"))
-                await asyncio.get_running_loop().run_in_executor(None, sub.close)
+                virt._EXEC.submit(sub.close)  # may block on a silent peer: never wait on it
                 continue
             self._sub = sub
             self.round_trips += 3
@@ -327,6 +332,17 @@ class HostSession:
             self._on_change(self)
         except Exception:
             log.exception("%s: change handler failed", self.name)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended. Python 3.11's ``asyncio.wait_for`` loses a
+    cancellation that lands just as its inner future completes (fixed in 3.12); the task then
+    goes on as if never cancelled, so cancel again until it is really done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("task %s ended with %r", task.get_name(), task.exception())
 
 
 def _close_late(fut: asyncio.Future[object]) -> None:

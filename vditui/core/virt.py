@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,8 +33,50 @@ from vditui.core.uris import UriError, prepare
 log = logging.getLogger("vditui.virt")
 T = TypeVar("T")
 
-_EXEC = ThreadPoolExecutor(max_workers=256, thread_name_prefix="libvirt-call")
-_INFO_EXEC = ThreadPoolExecutor(max_workers=96, thread_name_prefix="libvirt-info")
+
+class _DaemonPool(Executor):
+    """A thread pool whose workers are daemon threads that nobody joins at exit.
+
+    ``ThreadPoolExecutor`` joins its workers when the interpreter exits, so one call stuck for
+    good (``virConnectOpen`` on a host that accepts TCP and never answers has no timeout) would
+    keep vditui from ever exiting. Here a stuck worker is simply abandoned at exit."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        self._max, self._prefix = max_workers, thread_name_prefix
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...],
+                                            dict[str, Any]]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._ids = itertools.count()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        fut: Future[T] = Future()
+        self._work.put((fut, fn, args, kwargs))
+        if not self._idle.acquire(blocking=False):
+            with self._lock:
+                if self._threads < self._max:
+                    self._threads += 1
+                    threading.Thread(target=self._worker, daemon=True,
+                                     name=f"{self._prefix}_{next(self._ids)}").start()
+        return fut
+
+    def _worker(self) -> None:
+        while True:
+            fut, fn, args, kwargs = self._work.get()
+            if fut.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+            del fut, fn, args, kwargs
+            self._idle.release()
+
+
+_EXEC = _DaemonPool(max_workers=256, thread_name_prefix="libvirt-call")
+_INFO_EXEC = _DaemonPool(max_workers=96, thread_name_prefix="libvirt-info")
 _runtime_lock = threading.Lock()
 _runtime_ready = False
 

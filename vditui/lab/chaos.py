@@ -53,9 +53,13 @@ class Chaos:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop changing VMs. Follow-ups still pending reach the platform now, so stopping never
+        leaves the platform behind for good on the last changes (with a negative lag, none are
+        pending)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._flush(float("inf"))
 
     def step(self) -> tuple[str, str] | None:
         """Make one change now; returns (vm uuid, new libvirt state), or None if none was made."""

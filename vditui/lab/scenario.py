@@ -237,6 +237,14 @@ class _Parser:
         return Scenario(name=name, description=str(doc.get("description", "")), pools=pools,
                         hosts=hosts, vms=vms, vdi=vdi)
 
+    def _side_err(self, i: int, side: str, over: dict[str, Any], key: str,
+                  msg: str) -> ScenarioError:
+        """An error in a VM field, pointing at the ``vdi``/``virt`` override when it set it."""
+        if key in over:
+            return ScenarioError(self.path, self._line("vm", i, side), f"vm[{i}].{side}.{key}",
+                                 msg)
+        return self.err("vm", i, key, msg)
+
     def _list(self, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
         val = doc.get(key, [])
         if not isinstance(val, list) or not all(isinstance(x, dict) for x in val):
@@ -327,11 +335,12 @@ class _Parser:
                 if k not in merged:
                     raise self.err("vm", i, k, f"is required (for the {side} side)")
             if merged["host"] not in hosts:
-                raise self.err("vm", i, "host", f"unknown host {merged['host']!r}")
+                raise self._side_err(i, side, over, "host", f"unknown host {merged['host']!r}")
             for k in ("vcpu", "memory_mb"):
                 v = merged[k]
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                    raise self.err("vm", i, k, f"expected a positive integer, got {v!r}")
+                    raise self._side_err(i, side, over, k,
+                                         f"expected a positive integer, got {v!r}")
             sides[side] = merged
         vdi = virt = None
         if (m := sides["vdi"]) is not None:
