@@ -10,7 +10,7 @@ lab: setup
 	.venv/bin/vditui lab up
 
 test: setup
-	.venv/bin/ruff check vditui tests benchmarks
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 bench: setup
