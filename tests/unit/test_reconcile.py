@@ -747,3 +747,17 @@ def test_core_imports_neither_textual_nor_the_lab() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("vdi_id", [None, "d-30"], ids=["by-uuid", "by-name"])
+def test_failed_host_keeps_showing_its_last_known_domain_unjudged(vdi_id: str | None) -> None:
+    # The platform and libvirt disagree in the last-known data, but a failed host's data is no
+    # evidence: the row shows it (the UI marks it stale) and carries no drift.
+    last = dom("office-30", VirtState.SHUTOFF, vcpu=8)
+    stale = HostView("h2", "qemu+tcp://x/system", ConnState.FAILED, domains=(last,))
+    cmp = run([vm("office-30", "h2", id=vdi_id)], stale)
+    r = row(cmp, "office-30")
+    assert not r.checked and r.drifts == ()
+    assert r.virt == last and r.virt_host_id == "h2"
+    assert r.key == last.uuid  # the key it had while the host was connected: no row churn
+    assert cmp.drifts == () or all(d.kind is not DriftKind.STATE for d in cmp.drifts)

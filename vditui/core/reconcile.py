@@ -228,7 +228,25 @@ class _Builder:
             )
             severity = Severity.CRITICAL if running else Severity.WARNING
             specs.append((DriftKind.ONLY_IN_VDI, severity, message, label, _ABSENT))
+        else:
+            last = self.last_known(vm)
+            if last is not None:
+                # Keep showing what libvirt last said (the UI marks it stale), judge nothing.
+                self.row(last[1].uuid or vm.id, vm, last, checked=False)
+                return
         self.row(vm.id, vm, None, *specs, checked=checked)
+
+    def last_known(self, vm: VdiVm) -> _Located | None:
+        """The domain an unreadable host had for ``vm`` before its connection failed."""
+        view = self.views.get(vm.host_id)
+        if view is None or not view.domains:
+            return None
+        norm = normalize_uuid(vm.id)
+        for d in view.domains:
+            if normalize_uuid(d.uuid) == norm:
+                return (vm.host_id, d)
+        named = [d for d in view.domains if d.name == vm.name]
+        return (vm.host_id, named[0]) if len(named) == 1 else None
 
     def virt_only(self, located: _Located) -> None:
         hid, dom = located
