@@ -79,6 +79,7 @@ class HostSession:
         self._reading = False
         self._buffer: list[tuple[str, str, int, int]] = []
         self._task: asyncio.Task[None] | None = None
+        self._identify_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ public
     def start(self) -> asyncio.Task[None]:
@@ -90,6 +91,8 @@ class HostSession:
         self._wake.set()
         if self._task is not None:
             await cancel_and_wait(self._task)
+        if self._identify_task is not None:
+            await cancel_and_wait(self._identify_task)
         await self._drop()
 
     def view(self) -> HostView:
@@ -182,8 +185,6 @@ class HostSession:
             try:
                 await virt.blocking(sub.register, s.keepalive_interval, s.keepalive_count,
                                     timeout=s.call_timeout)
-                self.libvirt_version, self.hostname = await virt.blocking(
-                    virt.identify, conn, timeout=s.call_timeout)
             except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
                 self.attempt_errors[uri] = self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
@@ -191,11 +192,23 @@ class HostSession:
                 virt._EXEC.submit(sub.close)  # may block on a silent peer: never wait on it
                 continue
             self._sub = sub
-            self.round_trips += 3
+            self.round_trips += 2  # registerCloseCallback, domainEventRegisterAny
             self.connected_at = time.time()
+            # The version and hostname are for display: off the critical path of the first read.
+            self._identify_task = asyncio.create_task(self._identify(sub))
             return True
         self.state = ConnState.FAILED
         return False
+
+    async def _identify(self, sub: virt.Subscription) -> None:
+        try:
+            self.libvirt_version, self.hostname = await virt.blocking(
+                virt.identify, sub.conn, timeout=self.settings.call_timeout)
+        except Exception as exc:  # noqa: BLE001 - display only; a real drop is noticed elsewhere
+            log.debug("%s: identify failed: %s", self.name, exc)
+            return
+        self.round_trips += 2
+        self._changed()
 
     async def _open(self, uri: str) -> object | None:
         try:
@@ -243,7 +256,8 @@ class HostSession:
         self.domains = {d.uuid: d for d in result.domains}
         self._reading = False
         self.round_trips += result.round_trips
-        self.last_read_trips = result.round_trips + 3  # + open, subscribe, identify
+        # What reading this host cost, connect included: open, the two subscriptions, the read.
+        self.last_read_trips = result.round_trips + 3
         self.read_at = time.time()
         self.state, self.error = ConnState.CONNECTED, None
         for item in self._buffer:

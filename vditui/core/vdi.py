@@ -159,10 +159,20 @@ class VdiClient:
         """Every desktop pool (DesktopPoolVO)."""
         return await self._paginate(POOL_PATH, {}, _pool, "desktop pools")
 
-    async def inventory(self) -> VdiInventory:
-        """Hosts, VMs and pools, fetched concurrently."""
+    async def inventory(
+        self, on_hosts: Callable[[list[VdiHost]], None] | None = None
+    ) -> VdiInventory:
+        """Hosts, VMs and pools, fetched concurrently. ``on_hosts`` gets the host list as soon
+        as it is complete, while the VM pages are still coming (so libvirt sessions can start)."""
         before = self.requests
-        hosts, vms, pools = await _gather([self.hosts(), self.vms(), self.pools()])
+
+        async def hosts_first() -> list[VdiHost]:
+            found = await self.hosts()
+            if on_hosts is not None:
+                on_hosts(found)
+            return found
+
+        hosts, vms, pools = await _gather([hosts_first(), self.vms(), self.pools()])
         return VdiInventory(hosts=tuple(hosts), vms=tuple(vms), pools=tuple(pools),
                             fetched_at=time.time(), requests=self.requests - before)
 

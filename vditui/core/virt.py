@@ -76,7 +76,7 @@ class _DaemonPool(Executor):
 
 
 _EXEC = _DaemonPool(max_workers=256, thread_name_prefix="libvirt-call")
-_INFO_EXEC = _DaemonPool(max_workers=96, thread_name_prefix="libvirt-info")
+_INFO_EXEC = _DaemonPool(max_workers=512, thread_name_prefix="libvirt-info")
 _runtime_lock = threading.Lock()
 _runtime_ready = False
 
@@ -229,13 +229,16 @@ def read_domains(conn: Any, info_concurrency: int = 8) -> ReadResult:
         if len(missing) == 1:
             results = [one(missing[0])]
         else:
-            sem = threading.Semaphore(max(1, info_concurrency))
+            # ``info_concurrency`` lanes per host, each a pool thread working through its share
+            # serially: a host never queues more than its lanes in the shared pool, so one big
+            # or slow host cannot hold threads the other hosts are waiting for.
+            lanes = max(1, min(info_concurrency, len(missing)))
 
-            def bounded(item: tuple[Any, VirtState]) -> Domain | None:
-                with sem:
-                    return one(item)
+            def lane(share: list[tuple[Any, VirtState]]) -> list[Domain | None]:
+                return [one(item) for item in share]
 
-            results = list(_INFO_EXEC.map(bounded, missing))
+            futures = [_INFO_EXEC.submit(lane, missing[i::lanes]) for i in range(lanes)]
+            results = [d for f in futures for d in f.result()]
         trips += len(missing)
         out.extend(d for d in results if d is not None)
     return ReadResult(out, trips)

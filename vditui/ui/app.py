@@ -8,6 +8,7 @@ updates only mark the screen dirty and queue log lines; one flush, at most every
 from __future__ import annotations
 
 import contextvars
+import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,6 +80,9 @@ class VdiApp(App[int]):
         self.flushes = 0
         self.last_flush_at = 0.0
         self._filter_timer: Timer | None = None
+        self._fast_states: dict[str, str] = {}
+        self._comparison_dirty = False
+        self._frozen = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -146,8 +150,11 @@ class VdiApp(App[int]):
         stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
         if u.kind == "inventory" and u.comparison is not None:
             self.comparison = u.comparison
+            self._comparison_dirty = True
+            self._fast_states.clear()  # this comparison already includes those events
         elif u.kind == "vm" and u.event is not None:
             e = u.event
+            self._fast_states[e.uuid] = e.new.state.value if e.new else "—"
             old = e.old.state.value if e.old else "—"
             new = e.new.state.value if e.new else "gone"
             self._log.append(Text(f"{stamp} {self._host_name(e.host_id)} {e.name}: {e.event} "
@@ -197,9 +204,28 @@ class VdiApp(App[int]):
                 for line in self._log[-MAX_LOG_LINES:]:
                     log.write(line)
                 self._log.clear()
-            if self.comparison is not None:
+            if self.comparison is not None and self._comparison_dirty:
+                self._comparison_dirty = False
                 self._render_comparison(self.comparison)
+                self._freeze_once()
+            if self._fast_states:
+                # Events newer than the comparison: show the new state now; the next reconcile
+                # (which the engine paces by its own cost) restyles the row and its drift.
+                table = self.query_one("#vms", VmTable)
+                for uuid, state in self._fast_states.items():
+                    table.show_state(uuid, state)
+                self._fast_states.clear()
         self.last_flush_at = time.monotonic()
+
+    def _freeze_once(self) -> None:
+        """Once every host has been read, move the loaded objects out of the collector's
+        generations (gc.freeze): later collections then only walk what changed."""
+        if self._frozen or self.engine is None or not self.engine.sessions:
+            return
+        if all(s.settled for s in self.engine.sessions.values()):
+            self._frozen = True
+            gc.collect()
+            gc.freeze()
 
     def _render_comparison(self, cmp: Comparison) -> None:
         names = {h.host.id: h.host.name for h in cmp.hosts}
@@ -276,7 +302,7 @@ class VdiApp(App[int]):
 
     # ------------------------------------------------------------------ actions
     def _refilter(self) -> None:
-        self._dirty = True
+        self._dirty = self._comparison_dirty = True
         self.flush()
 
     def action_filter(self) -> None:

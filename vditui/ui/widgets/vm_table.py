@@ -50,6 +50,9 @@ class VmTable(DataTable[Text | str]):
         self.sort_reverse = False
         self.rebuilds = 0
         self.cell_updates = 0
+        self._cache: dict[str, tuple[tuple[object, ...], Cells]] = {}
+        self._applied: dict[str, Cells] = {}
+        self._host_names: dict[str, str] = {}
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -69,12 +72,30 @@ class VmTable(DataTable[Text | str]):
              stale: frozenset[str] = frozenset()) -> None:
         """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible."""
         self.rows_by_key = {r.key: r for r in rows}
-        wanted = {r.key: vm_cells(r, host_names, status, stale)
-                  for r in rows if flt.matches(r, pool_of)}
-        if set(wanted) != set(self._shown):
+        if host_names != self._host_names:
+            self._host_names, self._cache = dict(host_names), {}
+        wanted: dict[str, Cells] = {}
+        for r in rows:
+            if not flt.matches(r, pool_of):
+                continue
+            # Cells are recomputed only for rows that changed: with thousands of VMs and an
+            # event storm, building every row's cells on every flush was most of the cost.
+            sig = (r, tuple(status.get(d.ident) for d in r.drifts),
+                   (r.virt_host_id or r.host_id) in stale)
+            hit = self._cache.get(r.key)
+            if hit is None or hit[0] != sig:
+                hit = (sig, vm_cells(r, host_names, status, stale))
+                self._cache[r.key] = hit
+            wanted[r.key] = hit[1]
+        if len(self._cache) > 2 * len(rows) + 1000:
+            self._cache = {k: v for k, v in self._cache.items() if k in self.rows_by_key}
+        if wanted.keys() != self._shown.keys():
             self._rebuild(wanted)
             return
         for key, cells in wanted.items():
+            if self._applied.get(key) is cells:
+                continue
+            self._applied[key] = cells
             plain = _plain(cells)
             old = self._shown[key]
             if plain == old:
@@ -84,6 +105,18 @@ class VmTable(DataTable[Text | str]):
                     self.update_cell(key, col, new)
                     self.cell_updates += 1
             self._shown[key] = plain
+
+    def show_state(self, key: str, state: str) -> bool:
+        """Put a libvirt state straight into a row's cell, ahead of the next reconcile (which
+        then restyles it); returns whether the row is shown."""
+        old = self._shown.get(key)
+        if old is None or old[3] == state:
+            return False
+        self.update_cell(key, "virt", state)
+        self.cell_updates += 1
+        self._shown[key] = (*old[:3], state, *old[4:])
+        self._applied.pop(key, None)
+        return True
 
     def _rebuild(self, wanted: dict[str, Cells]) -> None:
         keep_key = self.selected_key
@@ -97,6 +130,7 @@ class VmTable(DataTable[Text | str]):
         for key, cells in items:
             self.add_row(*cells, key=key)
         self._shown = {k: _plain(c) for k, c in items}
+        self._applied = dict(items)
         self._order = [k for k, _ in items]
         if keep_key is not None and keep_key in wanted:
             self.move_cursor(row=self.get_row_index(keep_key), scroll=False)
