@@ -63,6 +63,16 @@ class Probe:
                               for key, cells in wanted.items())
 
         table.update_cell, table._rebuild = on_update, on_rebuild
+        if hasattr(table, "_set_cells"):  # the table's batched, cache-friendly cell updates
+            set_cells = table._set_cells
+
+            def on_set_cells(updates: list[tuple[str, str, Any]]) -> None:
+                set_cells(updates)
+                now = time.monotonic()
+                self.cells.extend((now, str(key), state_of(value))
+                                  for key, col, value in updates if col == "virt")
+
+            table._set_cells = on_set_cells
         for name in ("action_cursor_down", "action_cursor_up"):
             action = getattr(table, name)
 

@@ -10,6 +10,10 @@ command -v virsh >/dev/null 2>&1 || need+=(libvirt-clients)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# The lab's SSH-only hosts: a private sshd per host, ssh/ssh-keygen, and `nc -U` on the far end.
+{ command -v sshd || [ -x /usr/sbin/sshd ]; } >/dev/null 2>&1 || need+=(openssh-server)
+{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || need+=(openssh-client)
+command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   2>/dev/null || need+=(python3-dev)

@@ -10,6 +10,13 @@ port of the same address.
 The lab holds one libvirt connection per host of its own (straight to the daemon, not through the
 proxy): the test driver keeps its state only while a connection is open, and the lab changes VMs
 through it (chaos, tests) without being affected by the faults it injects.
+
+SSH: a host whose scenario ``transports`` list ``"ssh"`` also gets a private ``sshd`` on its own
+address (port 2222, or a free one), letting the current user in with a lab-generated key only
+(:mod:`vditui.lab.sshd`); libvirt's ssh transport then relays to the host's libvirtd socket with
+``nc -U``. Its URIs are :attr:`LabHost.ssh_uri` (with the key) and
+:attr:`LabHost.ssh_uri_without_key` (which fails as a host without the operator's key does). A
+host without ``"tcp"`` keeps its TCP proxy refusing.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import libvirt
 from vditui.lab.daemon import LabError, LibvirtDaemon
 from vditui.lab.proxy import FaultProxy, ProxyHub
 from vditui.lab.scenario import HostSpec, Scenario, VmSpec
+from vditui.lab.sshd import LabSshd
 from vditui.lab.vdi_server import VdiServer
 
 log = logging.getLogger("vditui.lab")
@@ -64,6 +72,7 @@ class LabHost:
     ip: str
     daemon: LibvirtDaemon
     proxy: FaultProxy | None = None
+    sshd: LabSshd | None = None  # only when the scenario lists "ssh" for this host
     conn: Any = None  # the lab's own libvirt connection (libvirt.virConnect)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,6 +84,29 @@ class LabHost:
     def uri(self) -> str:
         """The URI a client uses: through the fault proxy, on libvirt's default port."""
         return URI_TEMPLATE.format(ip=self.ip)
+
+    def _need_sshd(self) -> LabSshd:
+        if self.sshd is None:
+            raise LabError(f"host {self.name!r} is not served over ssh (its transports: "
+                           f"{', '.join(self.spec.transports)}); add \"ssh\" to them")
+        return self.sshd
+
+    @property
+    def socket_path(self) -> Path:
+        """The host's libvirtd unix socket, which the ssh transport relays to (``nc -U``)."""
+        return self.daemon.dir / "run" / "libvirt-sock"
+
+    @property
+    def ssh_uri(self) -> str:
+        """``test+ssh://USER@IP:PORT/default?keyfile=...&socket=...&proxy=netcat&no_tty=1&
+        command=...``: the lab's key, and an ssh wrapper that verifies the lab's host key."""
+        return self._need_sshd().uri(self.socket_path)
+
+    @property
+    def ssh_uri_without_key(self) -> str:
+        """:attr:`ssh_uri` without ``keyfile=`` and with a wrapper offering no identity at all
+        (no default keys, no agent): fails with ssh's "Permission denied (publickey)"."""
+        return self._need_sshd().uri(self.socket_path, keyfile=False)
 
 
 def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
@@ -147,6 +179,14 @@ class Lab:
                 self.hosts[spec.name] = LabHost(spec, ip, daemon)
             for h in self.hosts.values():
                 h.daemon.start()
+                if "ssh" in h.spec.transports:
+                    # Started here, not in the pool below: a child dies with the thread that
+                    # started it (PR_SET_PDEATHSIG), and pool threads end before the lab does.
+                    h.sshd = LabSshd(h.daemon.dir / "ssh", h.ip)
+                    try:
+                        h.sshd.start()
+                    except LabError as exc:
+                        raise LabError(f"{h.name}: {exc}") from None
             workers = min(16, max(1, len(self.hosts)))
             with ThreadPoolExecutor(workers, thread_name_prefix="lab-start") as pool:
                 list(pool.map(self._bring_up, self.hosts.values()))
@@ -165,6 +205,11 @@ class Lab:
 
     def _bring_up(self, h: LabHost) -> None:
         h.daemon.wait_ready()
+        if h.sshd is not None:
+            try:
+                h.sshd.wait_ready()
+            except LabError as exc:
+                raise LabError(f"{h.name}: {exc}") from None
         h.conn = self._connect(h)
         self._populate(h)
         try:
@@ -208,6 +253,8 @@ class Lab:
         if self.vdi is not None:
             self.vdi.stop()
         for h in self.hosts.values():
+            if h.sshd is not None:
+                h.sshd.stop()
             if h.conn is not None:
                 with contextlib.suppress(libvirt.libvirtError):
                     h.conn.close()
@@ -330,6 +377,10 @@ class Lab:
                  f"libvirt URI template: {self.uri_template}", "hosts:"]
         for h in self.hosts.values():
             extra = "" if h.spec.fault == "none" else f"  [fault: {h.spec.fault}]"
+            if not extra and "tcp" not in h.spec.transports:
+                extra = "  [no tcp: refused]"
             n = len(self.scenario.vms_on(h.name))
             lines.append(f"  {h.name:<12} {h.uri:<34} {n:>4} domains{extra}")
+            if h.sshd is not None:
+                lines.append(f"  {'':<12} ssh: {h.ssh_uri}")
         return "\n".join(lines)
