@@ -40,6 +40,10 @@ def url(value: Any) -> str:
     if not isinstance(value, str):
         raise Invalid(expected)
     parts = urlsplit(value.strip())
+    if parts.password is not None:
+        # Never echo it back: the error would print the password on the terminal.
+        shown = value.replace(f":{parts.password}@", ":***@")
+        raise Invalid(expected + " without a password in it (use VDITUI_PASSWORD)", shown)
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:

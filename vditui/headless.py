@@ -20,7 +20,7 @@ from vditui.config import (
     resolve_password,
     resolve_profile,
 )
-from vditui.core.engine import Engine, EngineSettings, Update
+from vditui.core.engine import Engine, EngineSettings, Update, platform_message
 from vditui.core.models import Comparison, ConnState, DriftKind
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.vdi import VdiError
@@ -81,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
               "watch": cmd_watch}[args.command]
         return asyncio.run(fn(args, settings, warnings))
     except VdiError as exc:
-        print(f"vditui: platform: {exc}", file=sys.stderr)
+        print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except ConfigError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
@@ -146,6 +146,8 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
             "drifts": [drift_record(d, "confirmed") for d in drifts]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
+    for w in engine.client.warnings:
+        print(f"vditui: warning: {w}", file=sys.stderr)
     s = summary(cmp)
     verdict = {EXIT_OK: "consistent", EXIT_DRIFT: "DRIFT",
                EXIT_UNREACHABLE: "INCOMPLETE (unreachable)"}[code]
@@ -225,15 +227,29 @@ def update_record(u: Update) -> dict[str, Any] | None:
         return {"type": "host", "at": ts, "host_id": u.host_id, "message": u.message}
     if u.kind == "vdi" and u.message:
         return {"type": "platform", "at": ts, "message": u.message}
+    if u.kind == "warning" and u.message:
+        return {"type": "platform", "at": ts, "message": f"warning: {u.message}"}
     return None
+
+
+PLATFORM_BACK = "platform reachable again"
 
 
 async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     engine = Engine(settings)
+    failing = False
 
     def emit(u: Update) -> None:
+        nonlocal failing
         rec = update_record(u)
+        if u.kind == "vdi" and engine.inventory is not None:
+            # A failure is printed each time a refresh fails; its end once, as its own line.
+            if u.message:
+                failing = True
+            elif failing:
+                failing = False
+                rec = update_record(Update("vdi", u.at, message=PLATFORM_BACK))
         if rec is not None:
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
             out.flush()

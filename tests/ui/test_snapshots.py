@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import RichLog
 
 import vditui.core.probe
 from vditui.lab.lab import Lab
@@ -52,7 +51,7 @@ def pinned_probe(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _clear_events(app) -> None:
-    app.query_one("#events", RichLog).clear()
+    app.clear_event_log()
 
 
 @pytest.mark.parametrize("size", SIZES)

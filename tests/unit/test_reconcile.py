@@ -536,12 +536,16 @@ def test_vm_on_an_unread_host_is_unchecked(host_view: HostView | None) -> None:
     assert all(d.kind is not DriftKind.ONLY_IN_VDI for d in cmp.drifts)
 
 
-def test_domains_of_a_failed_view_are_ignored() -> None:
+def test_domains_of_a_failed_view_are_shown_but_not_judged() -> None:
+    # A domain only libvirt knew stays visible while its host is down (stale, unchecked); it
+    # is no evidence of anything, so it raises no only-in-libvirt drift.
     stale = HostView(
         "h2", "qemu+tcp://x/system", ConnState.FAILED, domains=(dom("ghost"),), error=None
     )
     cmp = run([], stale, hosts=[host("h2")])
-    assert cmp.vms == ()
+    r = row(cmp, "ghost")
+    assert not r.checked and r.drifts == () and r.vdi is None and r.virt_host_id == "h2"
+    assert all(d.kind is not DriftKind.ONLY_IN_LIBVIRT for d in cmp.drifts)
     assert cmp.hosts[0].virt_vms is None
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vditui.core.drift import DriftChange, DriftTracker
 from vditui.core.models import Comparison, ConnState, VdiHost, VdiInventory
@@ -20,7 +21,7 @@ from vditui.core.probe import ProbeResult, probe
 from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
 from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
-from vditui.core.vdi import VdiClient, VdiError
+from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
 
 log = logging.getLogger("vditui.engine")
 
@@ -56,7 +57,12 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class Update:
-    """Something changed. ``kind``: inventory | vm | drift | host | vdi."""
+    """Something changed. ``kind``: inventory | vm | drift | host | vdi | warning.
+
+    ``vdi``: a platform refresh ended; ``message`` is empty on success, else the failure (naming
+    the platform URL and the cause). ``warning``: a platform answer was inconsistent (e.g. a page
+    total that disagrees with the items returned); sent once, when the warning first appears.
+    """
 
     kind: str
     at: float
@@ -70,6 +76,50 @@ class Update:
 Listener = Callable[[Update], None]
 
 
+class _WarningLog(list[str]):
+    """The client's warning list, counting every append (the list itself is kept short, so its
+    length cannot tell how many warnings a refresh added)."""
+
+    appended = 0
+
+    def append(self, item: str) -> None:
+        self.appended += 1
+        super().append(item)
+
+
+def platform_message(exc: VdiError) -> str:
+    """The one line shown for a platform failure: the client's (platform URL and cause), made
+    explicit when the transport error names no reason (httpx's ``ReadError`` says nothing by
+    itself; the system's "Connection reset by peer" behind it does)."""
+    text = str(exc)
+    bare = re.search(r": ([A-Z][A-Za-z]*)$", text) if isinstance(exc, VdiUnreachable) else None
+    if bare is None:
+        return text
+    cur: BaseException | None = exc
+    for _ in range(20):
+        if cur is None:
+            break
+        if isinstance(cur, OSError) and cur.strerror:
+            return (f"{text[:bare.start()]}: the platform dropped the connection "
+                    f"({bare.group(1)}: {cur.strerror})")
+        cur = cur.__cause__ or cur.__context__
+    return f"{text[:bare.start()]}: the platform dropped the connection ({bare.group(1)})"
+
+
+def _keep_missing(new: VdiInventory, old: VdiInventory) -> tuple[VdiInventory, int, int]:
+    """``new`` plus the hosts, VMs and pools of ``old`` it lacks: an answer whose page totals
+    disagree may have lost items, and must not make a host or a VM vanish."""
+    hosts = {h.id for h in new.hosts}
+    vms = {v.id for v in new.vms}
+    pools = {p.id for p in new.pools}
+    kept_hosts = tuple(h for h in old.hosts if h.id not in hosts)
+    kept_vms = tuple(v for v in old.vms if v.id not in vms)
+    kept_pools = tuple(p for p in old.pools if p.id not in pools)
+    merged = replace(new, hosts=new.hosts + kept_hosts, vms=new.vms + kept_vms,
+                     pools=new.pools + kept_pools)
+    return merged, len(kept_hosts), len(kept_vms)
+
+
 class Engine:
     """Runs the VDI refresh loop and one :class:`HostSession` per host."""
 
@@ -80,8 +130,12 @@ class Engine:
                                 connect_timeout=settings.connect_timeout,
                                 timeout=settings.call_timeout, page_size=settings.page_size,
                                 page_concurrency=settings.page_concurrency)
+        self._client_warnings = _WarningLog()
+        self.client.warnings = self._client_warnings
         self.inventory: VdiInventory | None = None
         self.vdi_error: VdiError | None = None
+        #: Warnings raised by the last successful platform refresh (empty when it was clean).
+        self.vdi_warnings: tuple[str, ...] = ()
         self.sessions: dict[str, HostSession] = {}
         self.comparison: Comparison | None = None
         self.tracker = DriftTracker(settings.grace)
@@ -134,17 +188,33 @@ class Engine:
 
     # ------------------------------------------------------------------ the platform
     async def _fetch_vdi(self) -> None:
+        wlog = self._client_warnings
+        mark = wlog.appended
         try:
+            # Sessions start as soon as the host list is in; only the whole answer (below) may
+            # stop one: a list cut short must not end a host's session.
             inv = await self.client.inventory(
-                on_hosts=lambda hosts: self._sync_sessions(tuple(hosts)))
+                on_hosts=lambda hosts: self._sync_sessions(tuple(hosts), remove=False))
         except VdiError as exc:
             self.vdi_error = exc
-            log.warning("platform: %s", exc)
-            self._emit(Update("vdi", time.time(), message=str(exc)))
+            message = platform_message(exc)
+            log.warning("platform: %s", message)
+            self._emit(Update("vdi", time.time(), message=message))
             return
+        added = wlog.appended - mark
+        warnings = list(dict.fromkeys(wlog[len(wlog) - min(added, len(wlog)):])) if added else []
+        if warnings and self.inventory is not None:
+            inv, hosts, vms = _keep_missing(inv, self.inventory)
+            if hosts or vms:
+                warnings.append(f"{self.client.base_url}: the answer looks incomplete; kept "
+                                f"{hosts} hosts and {vms} VMs it lacks from the last refresh")
+        previous, self.vdi_warnings = self.vdi_warnings, tuple(warnings)
         self.vdi_error = None
         self.inventory = inv
         self._sync_sessions(inv.hosts)
+        for w in warnings:
+            if w not in previous:
+                self._emit(Update("warning", time.time(), message=w))
         self._emit(Update("vdi", time.time(), message=""))
         self._dirty.set()
 
@@ -153,7 +223,12 @@ class Engine:
             self._vdi_kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._vdi_kick.wait(), self.settings.refresh_interval)
-            await self._fetch_vdi()
+            try:
+                await self._fetch_vdi()
+            except Exception as exc:  # the refresh loop must outlive any bug
+                log.exception("platform refresh failed")
+                self._emit(Update("vdi", time.time(), message=f"{self.settings.url}: refresh "
+                                  f"failed: {type(exc).__name__}: {exc}"))
 
     async def refresh(self) -> None:
         """Re-read the platform now and ask every host for a full re-read."""
@@ -169,9 +244,9 @@ class Engine:
             log.warning("host %s: %s", host.name, exc)
             return [override] if override else []
 
-    def _sync_sessions(self, hosts: tuple[VdiHost, ...]) -> None:
+    def _sync_sessions(self, hosts: tuple[VdiHost, ...], remove: bool = True) -> None:
         wanted = {h.id: h for h in hosts}
-        for host_id in [k for k in self.sessions if k not in wanted]:
+        for host_id in [k for k in self.sessions if k not in wanted and remove]:
             s = self.sessions.pop(host_id)
             asyncio.get_running_loop().create_task(s.stop())
         for h in hosts:

@@ -155,6 +155,7 @@ class _Builder:
         self.rows: list[VmRow] = []
         self.paired: dict[_Located, VdiVm] = {}
         self._keys: set[str] = set()
+        self.shown_stale: set[tuple[str, str]] = set()
 
     def host_name(self, host_id: str, fallback: str = "") -> str:
         host = self.hosts.get(host_id)
@@ -242,11 +243,23 @@ class _Builder:
         if view is None or not view.domains:
             return None
         norm = normalize_uuid(vm.id)
-        for d in view.domains:
-            if normalize_uuid(d.uuid) == norm:
-                return (vm.host_id, d)
-        named = [d for d in view.domains if d.name == vm.name]
-        return (vm.host_id, named[0]) if len(named) == 1 else None
+        found = next((d for d in view.domains if normalize_uuid(d.uuid) == norm), None)
+        if found is None:
+            named = [d for d in view.domains if d.name == vm.name]
+            found = named[0] if len(named) == 1 else None
+        if found is not None:
+            self.shown_stale.add((vm.host_id, found.uuid))
+        return (vm.host_id, found) if found is not None else None
+
+    def unread_leftovers(self) -> None:
+        """Domains an unreadable host had that no platform VM claimed: still shown (stale,
+        unchecked), so a VM only libvirt knew does not vanish while its host is down."""
+        for hid, view in sorted(self.views.items()):
+            if hid in self.read or not view.domains:
+                continue
+            for d in view.domains:
+                if (hid, d.uuid) not in self.shown_stale and d.uuid not in self._keys:
+                    self.row(d.uuid, None, (hid, d), checked=False)
 
     def virt_only(self, located: _Located) -> None:
         hid, dom = located
@@ -405,6 +418,7 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
                 b.virt_only(item)
     for copy, primary in copies:
         b.uuid_copy(copy, primary)
+    b.unread_leftovers()
 
     vm_counts: dict[str, int] = {}
     for vm in vdi.vms:

@@ -21,6 +21,9 @@ from vditui.core.uris import UriError, prepare
 
 log = logging.getLogger("vditui.session")
 
+# virConnectCloseReason, as libvirt hands it to a close callback.
+_CLOSE_ERROR, _CLOSE_EOF, _CLOSE_KEEPALIVE, _CLOSE_CLIENT = 0, 1, 2, 3
+
 
 @dataclass(frozen=True, slots=True)
 class SessionSettings:
@@ -75,6 +78,7 @@ class HostSession:
         self._stuck: asyncio.Future[object] | None = None
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
+        self._close_reason: int | None = None
         self._stopping = False
         self._reading = False
         self._buffer: list[tuple[str, str, int, int]] = []
@@ -150,8 +154,21 @@ class HostSession:
                 for w in waiters:
                     w.cancel()
             if self._closed.is_set():
-                await self._lost("libvirt closed the connection")
+                await self._lost("libvirt closed the connection", self._close_error())
                 return
+
+    def _close_error(self) -> VirtError | None:
+        """Why libvirt closed the connection, from the close callback's reason."""
+        reason, s = self._close_reason, self.settings
+        if reason == _CLOSE_KEEPALIVE:
+            # libvirt gives up after `count` unanswered probes sent every `interval` seconds.
+            return timeout_error(self.uri, s.keepalive_interval * (s.keepalive_count + 1),
+                                 "keepalive: the host stopped answering")
+        if reason == _CLOSE_EOF:
+            return virt.lost(self.uri, "the connection was closed by the other end (end of file)")
+        if reason == _CLOSE_ERROR:
+            return virt.lost(self.uri, "the connection failed (I/O error)")
+        return None
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -180,7 +197,7 @@ class HostSession:
                 continue
             self.uri = uri
             loop = asyncio.get_running_loop()
-            self._closed = asyncio.Event()
+            self._closed, self._close_reason = asyncio.Event(), None
             sub = virt.Subscription(conn, loop, self._event, self._close_cb)
             try:
                 await virt.blocking(sub.register, s.keepalive_interval, s.keepalive_count,
@@ -284,7 +301,8 @@ class HostSession:
                 await virt.blocking(sub.close, timeout=self.settings.call_timeout)
 
     # ------------------------------------------------------------------ callbacks (on the loop)
-    def _close_cb(self, _reason: int) -> None:
+    def _close_cb(self, reason: int) -> None:
+        self._close_reason = reason
         self._closed.set()
         self._wake.set()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 TRANSPORTS = ("tcp", "tls", "ssh", "libssh", "libssh2", "unix", "ext")
 DEFAULT_TEMPLATES = ("qemu+tcp://{ip}/system", "qemu+ssh://root@{ip}/system",
@@ -18,6 +18,9 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?$")
 # Query parameters that make libvirt run a program or read a file of the user's choosing are
 # only allowed because the operator typed them; we never add them ourselves.
 _SSH = ("ssh", "libssh", "libssh2")
+# Never in a URI, raw or percent-encoded: libvirt hands parts of an SSH URI (user, netcat,
+# socket) to ssh and to a shell on the remote host, and none of these belongs in a URI anyway.
+_SHELL_CHARS = " \t\\\"'`$;|&<>"
 
 
 class UriError(ValueError):
@@ -53,35 +56,78 @@ class LibvirtUri:
 
 
 def parse(uri: str) -> LibvirtUri:
-    """Parse and validate ``uri``; raises :class:`UriError` naming the bad part."""
+    """Parse and validate ``uri``; raises :class:`UriError` naming the bad part.
+
+    Rejected: control and other non-printable characters, spaces, quotes and shell characters
+    (also when percent-encoded), fragments, passwords (``user:secret@``), unknown transports,
+    network transports without a host, and bad hosts or ports. Error messages never repeat a
+    password that was typed into the URI."""
     if not isinstance(uri, str) or not uri.strip():
         raise UriError("empty URI: expected e.g. qemu+tcp://10.0.0.5/system")
     uri = uri.strip()
-    if any(ord(c) < 32 or c in " \t\\\"'`$;|&<>" for c in uri):
-        raise UriError(f"{uri!r}: contains a space, quote or shell character")
+    shown = repr(_redact(uri))
+    # '&' separates query parameters; anywhere else (or doubled) it is a shell's "and then".
+    before_query, q_mark, raw_query = uri.partition("?")
+    bad = _bad_char(before_query) or _bad_char(raw_query, allow="&")
+    if bad:
+        raise UriError(f"{shown}: contains a {bad}")
+    if q_mark and "" in raw_query.split("&"):
+        raise UriError(f"{shown}: empty query parameter (an '&' too many)")
     if "://" not in uri:
-        raise UriError(f"{uri!r}: missing '://' (expected driver[+transport]://host/path)")
+        raise UriError(f"{shown}: missing '://' (expected driver[+transport]://host/path)")
+    if "#" in uri:
+        raise UriError(f"{shown}: a URI fragment ('#...') is not allowed")
     try:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError as exc:
-        raise UriError(f"{uri!r}: {exc}") from None
+        raise UriError(f"{shown}: {exc}") from None
+    if parts.password is not None:
+        raise UriError(f"{shown}: a password in the URI is not supported (libvirt would not "
+                       "use it): use SSH keys or an agent, SASL or TLS certificates")
     scheme = parts.scheme.lower()
     if not _SCHEME.match(scheme):
-        raise UriError(f"{uri!r}: bad scheme {parts.scheme!r} (expected e.g. qemu+tcp)")
+        raise UriError(f"{shown}: bad scheme {parts.scheme!r} (expected e.g. qemu+tcp)")
     driver, _, transport = scheme.partition("+")
     if transport and transport not in TRANSPORTS:
-        raise UriError(f"{uri!r}: unknown transport {transport!r} (known: {', '.join(TRANSPORTS)})")
+        raise UriError(f"{shown}: unknown transport {transport!r} "
+                       f"(known: {', '.join(TRANSPORTS)})")
     host = parts.hostname or ""
     if transport in ("tcp", "tls", *_SSH) and not host:
-        raise UriError(f"{uri!r}: transport {transport} needs a host")
+        raise UriError(f"{shown}: transport {transport} needs a host")
     if host and not _valid_host(host):
-        raise UriError(f"{uri!r}: bad host {host!r}")
-    if parts.fragment:
-        raise UriError(f"{uri!r}: a URI fragment ('#...') is not allowed")
+        raise UriError(f"{shown}: bad host {host!r}")
+    user = unquote(parts.username or "")
     query = tuple(parse_qsl(parts.query, keep_blank_values=True))
-    return LibvirtUri(raw=uri, driver=driver, transport=transport, user=parts.username or "",
+    for what, value in (("user name", user), ("path", unquote(parts.path)),
+                        *((f"query parameter {k!r}", f"{k}={v}") for k, v in query)):
+        bad = _bad_char(value)
+        if bad:
+            raise UriError(f"{shown}: the {what} contains a percent-encoded {bad}")
+    return LibvirtUri(raw=uri, driver=driver, transport=transport, user=user,
                       host=host, port=port, path=parts.path or "/", query=query)
+
+
+def _bad_char(text: str, allow: str = "") -> str:
+    """What the first unsafe character of ``text`` is, e.g. "shell character (';')", or ""."""
+    for c in text:
+        if not c.isprintable():
+            return f"control character ({c!r})"
+        if c in _SHELL_CHARS and c not in allow:
+            return f"space, quote or shell character ({c!r})"
+    return ""
+
+
+def _redact(uri: str) -> str:
+    """``uri`` with a password in its user part (``user:secret@host``) replaced by ``***``."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostport = rest[:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return uri
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostport}{rest[end:]}"
 
 
 def _valid_host(host: str) -> bool:
@@ -98,13 +144,15 @@ def _unsplit(u: LibvirtUri, query: list[tuple[str, str]] | tuple[tuple[str, str]
     netloc = (f"{quote(u.user, safe='')}@" if u.user else "") + host
     if u.port is not None:
         netloc += f":{u.port}"
-    return urlunsplit((scheme, netloc, u.path, urlencode(list(query)), ""))
+    query_text = urlencode(list(query), quote_via=quote, safe="/*:,")
+    return urlunsplit((scheme, netloc, u.path, query_text, ""))
 
 
 def prepare(uri: str) -> str:
     """The URI as vditui opens it: validated, and for SSH with ``no_tty=1`` so that ssh never
     prompts on the terminal behind the TUI (a missing key or unknown host key then fails with a
-    message instead of a prompt)."""
+    message instead of a prompt). Nothing else is added: never ``no_verify`` or
+    ``known_hosts_verify``, so an unknown host key is only accepted if the operator typed so."""
     u = parse(uri)
     if u.transport in _SSH and u.param("no_tty") is None:
         return _unsplit(u, (*u.query, ("no_tty", "1")))
@@ -112,11 +160,19 @@ def prepare(uri: str) -> str:
 
 
 def render(template: str, ip: str, name: str = "") -> str:
-    """Build a host's URI from a template with ``{ip}`` and ``{name}``; IPv6 gets brackets."""
+    """Build a host's URI from a template with ``{ip}`` and ``{name}``; IPv6 gets brackets.
+
+    The IP and name come from the platform, not from the operator: each must be a plain IP
+    address or host name, so that a platform record can never add a path or query parameter
+    (``no_verify=1``, ``command=...``) to a URI built from the operator's template."""
     try:
         is_v6 = ipaddress.ip_address(ip).version == 6
     except ValueError:
         is_v6 = False
+    for what, value in (("ip", ip), ("name", name)):
+        if f"{{{what}}}" in template and not _valid_host(value):
+            raise UriError(f"template {template!r}: the host's {what} {value!r} is not an IP "
+                           "address or host name, so it cannot go into a URI")
     try:
         uri = template.format(ip=f"[{ip}]" if is_v6 else ip, name=name)
     except (KeyError, IndexError, ValueError) as exc:

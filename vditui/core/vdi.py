@@ -102,8 +102,14 @@ class VdiClient:
         try:
             url = httpx.URL(self.base_url)
             ok = url.scheme in ("http", "https") and bool(url.host)
+            userinfo = bool(url.userinfo)
         except (httpx.InvalidURL, ValueError, TypeError):
-            ok = False
+            ok = userinfo = False
+        if userinfo:
+            # The URL goes into every message and log line: never with a password in it.
+            shown = str(url.copy_with(username=None, password=None))
+            raise VdiError(shown, f"{shown}: user names and passwords do not belong in the "
+                                  "platform URL; give the user name and password separately")
         if not ok:
             raise VdiError(self.base_url, f"{self.base_url!r} is not an http(s):// URL")
         self.username = username
@@ -374,6 +380,8 @@ class VdiClient:
     # ----------------------------------------------------------------------- helpers
 
     def _fail(self, cls: Callable[..., T], where: str, text: str, **attrs: Any) -> T:
+        # The attributes too: ``msg`` is the platform's own text, which may echo the request.
+        attrs = {k: self._scrub(v) if isinstance(v, str) else v for k, v in attrs.items()}
         return cls(self.base_url, self._scrub(f"{self.base_url} {where}: {text}"), **attrs)
 
     def _shape(self, where: str, bad: _Bad) -> VdiShapeError:

@@ -37,6 +37,7 @@ from vditui.ui.widgets.top_bar import TopBar
 from vditui.ui.widgets.vm_table import VmTable
 
 FLUSH_DELAY = 0.03
+LOG_INTERVAL = 0.25  # the event log is written at most this often (see _flush_log)
 FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
 NARROW = 110
 MAX_LOG_LINES = 2000
@@ -81,6 +82,8 @@ class VdiApp(App[int]):
         self.last_flush_at = 0.0
         self._filter_timer: Timer | None = None
         self._fast_states: dict[str, str] = {}
+        self._log_flushed_at = 0.0
+        self._log_timer_set = False
         self._comparison_dirty = False
         self._frozen = False
 
@@ -96,7 +99,7 @@ class VdiApp(App[int]):
                 with Horizontal(id="bottom"):
                     with VerticalScroll(id="diff-scroll"):
                         yield DiffPanel(id="diff")
-                    yield RichLog(id="events", max_lines=MAX_LOG_LINES, wrap=False, markup=False)
+                    yield RichLog(id="events", max_lines=MAX_LOG_LINES, wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -168,12 +171,17 @@ class VdiApp(App[int]):
             self._log.append(Text(f"{stamp} {u.message}", style="cyan"))
         elif u.kind == "vdi":
             bar = self.query_one("#top", TopBar)
-            bar.vdi_error = u.message
+            was_failing, bar.vdi_error = bar.vdi_error, u.message
             if not u.message:
                 bar.refreshed_at = self.clock()
+                bar.data_warnings = list(self.engine.vdi_warnings) if self.engine else []
+                if was_failing:
+                    self._log.append(Text(f"{stamp} platform: reachable again", style="green"))
             else:
                 self._log.append(Text(f"{stamp} platform: {u.message}", style="bold red"))
             bar.redraw()
+        elif u.kind == "warning":
+            self._log.append(Text(f"{stamp} platform warning: {u.message}", style="bold yellow"))
         self._dirty = True
         if not self._flush_pending:
             self._flush_pending = True
@@ -199,11 +207,11 @@ class VdiApp(App[int]):
         self._dirty = False
         self.flushes += 1
         with self.batch_update():
-            if self._log:
-                log = self.query_one("#events", RichLog)
-                for line in self._log[-MAX_LOG_LINES:]:
-                    log.write(line)
-                self._log.clear()
+            if self._log and time.monotonic() - self._log_flushed_at >= LOG_INTERVAL:
+                self._flush_log()
+            elif self._log and not self._log_timer_set:
+                self._log_timer_set = True
+                self.set_timer(LOG_INTERVAL, self._flush_log)
             if self.comparison is not None and self._comparison_dirty:
                 self._comparison_dirty = False
                 self._render_comparison(self.comparison)
@@ -211,11 +219,28 @@ class VdiApp(App[int]):
             if self._fast_states:
                 # Events newer than the comparison: show the new state now; the next reconcile
                 # (which the engine paces by its own cost) restyles the row and its drift.
-                table = self.query_one("#vms", VmTable)
-                for uuid, state in self._fast_states.items():
-                    table.show_state(uuid, state)
+                self.query_one("#vms", VmTable).show_states(self._fast_states)
                 self._fast_states.clear()
         self.last_flush_at = time.monotonic()
+
+    def clear_event_log(self) -> None:
+        """Forget every event line, shown or still queued (queued ones are written first, so
+        the log ends in the same state however far its throttled writes had got)."""
+        self._flush_log()
+        self.query_one("#events", RichLog).clear()
+
+    def _flush_log(self) -> None:
+        # Every write to the log changes its size, and that re-lays out the whole screen: so the
+        # log is written a few times a second, while table cells follow events at once.
+        self._log_timer_set = False
+        self._log_flushed_at = time.monotonic()
+        if not self._log or not self.is_running:
+            return
+        log = self.query_one("#events", RichLog)
+        with self.batch_update():
+            for line in self._log[-MAX_LOG_LINES:]:
+                log.write(line)
+        self._log.clear()
 
     def _freeze_once(self) -> None:
         """Once every host has been read, move the loaded objects out of the collector's
@@ -237,8 +262,10 @@ class VdiApp(App[int]):
                                                         self._connecting())
         self._update_diff()
         count = sum(1 for r in cmp.vms if self.filter.matches(r, pools))
-        self.query_one("#vms", VmTable).border_title = f"VMs {count}/{len(cmp.vms)}" + (
-            " drift only" if self.filter.drift_only else "")
+        title = f"VMs {count}/{len(cmp.vms)}" + (" drift only" if self.filter.drift_only else "")
+        table = self.query_one("#vms", VmTable)
+        if table.border_title != title:  # setting it, even unchanged, repaints the table
+            table.border_title = title
 
     def _connecting(self) -> dict[str, float]:
         if self.engine is None:
@@ -247,7 +274,9 @@ class VdiApp(App[int]):
                 if s.state in (ConnState.CONNECTING, ConnState.RECONNECTING)}
 
     def _tick_connecting(self) -> None:
-        if self._connecting() and self.comparison is not None and self.is_running:
+        # Also while a host shows kept data: its label says how old that data is.
+        if self.comparison is not None and self.is_running and (
+                self._connecting() or stale_hosts(list(self.comparison.hosts))):
             self.query_one("#hosts", HostTree).update_from(self.comparison, time.monotonic(),
                                                             self._connecting())
 
@@ -458,8 +487,9 @@ class VdiApp(App[int]):
             self.call_from_thread(self.notify, f"{path}: use a .md, .json or .csv name",
                                   severity="error")
             return
+        platform_warnings = list(self.engine.client.warnings) if self.engine else []
         meta = ReportMeta(self.settings.url, self.settings.username, self.clock(),
-                          tuple(self.warnings))
+                          tuple(self.warnings + platform_warnings))
         try:
             write_private(Path(path).expanduser(), render(self.comparison, meta, fmt))
         except OSError as exc:

@@ -118,11 +118,11 @@ def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float
     elif state in (ConnState.CONNECTING, ConnState.RECONNECTING):
         secs = f" ({now - connecting_since:.0f} s)" if connecting_since else ""
         t.append(f" ◌ {state.value}…{secs}", style="yellow")
-        if view is not None and view.domains is not None and view.read_at:
-            t.append(f" data {time.time() - view.read_at:.0f} s old", style="dim")
+        _data_age(t, row)
     elif state is ConnState.FAILED:
         kind = view.error.kind.value if view and view.error else "failed"
         t.append(f" ✗ {kind}", style=BAD)
+        _data_age(t, row)
     else:
         t.append(" ○ idle", style="dim")
     vdi = host_status_label(row.host.status)
@@ -135,6 +135,19 @@ def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float
         worst = max((d.severity for d in row.drifts), default=Severity.WARNING)
         t.append(f" !{total}", style=BAD if worst is Severity.CRITICAL else WARN)
     return t
+
+
+def _data_age(t: Text, row: HostRow) -> None:
+    """The age of the domains a host no longer connected still shows (its last read)."""
+    view = row.view
+    if view is not None and view.domains is not None and view.read_at:
+        t.append(f" data {data_age(view.read_at)} old", style="dim")
+
+
+def data_age(read_at: float) -> str:
+    """How old data read at ``read_at`` (wall clock) is: "12 s", "3 min"."""
+    s = max(0, int(time.time() - read_at))
+    return f"{s} s" if s < 120 else f"{s // 60} min"
 
 
 def stale_hosts(hosts: list[HostRow]) -> frozenset[str]:

@@ -123,6 +123,8 @@ class ReconnectScreen(ModalScreen[str | None]):
             parse(uri)
         except UriError as exc:
             self.notify(str(exc), title="invalid URI", severity="error")
+            if "***" in str(exc):  # it held a password: do not leave it on the screen
+                event.input.value = ""
             return
         table = self.query_one("#rc-table", DataTable)
         if uri not in self.uris:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -11,7 +12,7 @@ from textual.widgets import Static
 
 from vditui.core.drift import DriftStatus
 from vditui.core.models import Drift, HostRow, VmRow, host_status_label, vdi_status_label
-from vditui.ui.view import BAD
+from vditui.ui.view import BAD, data_age
 
 
 class DiffPanel(Static):
@@ -20,13 +21,27 @@ class DiffPanel(Static):
     def __init__(self, **kw: object) -> None:
         super().__init__("Select a VM or a host.", **kw)  # type: ignore[arg-type]
 
+    # An update re-lays out the screen (the panel's height follows its content), so it is
+    # skipped when what the panel would show has not changed: under an event storm the
+    # comparison changes many times a second while the selected VM mostly does not.
+    _shown: object = None
+
+    def _update_if_changed(self, sig: object, render: Callable[[], RenderableType]) -> None:
+        if sig != self._shown:
+            self._shown = sig
+            self.update(render())
+
     def show_vm(self, row: VmRow, host_names: dict[str, str],
                 status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> None:
-        self.update(vm_diff(row, host_names, status, stale_since))
+        age = int(time.time() - stale_since) if stale_since else 0
+        sig = ("vm", row, tuple(status.get(d.ident) for d in row.drifts), age)
+        self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since))
 
     def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
                    status: dict[tuple[str, str], DriftStatus]) -> None:
-        self.update(group_diff(title, hosts, vms, status))
+        drifts = tuple((d, status.get(d.ident)) for r in vms for d in r.drifts)
+        sig = ("group", title, tuple(hosts), drifts)
+        self._update_if_changed(sig, lambda: group_diff(title, hosts, vms, status))
 
 
 def vm_diff(row: VmRow, host_names: dict[str, str],
@@ -59,7 +74,7 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
     line("id / uuid", vdi.id if vdi else "—", virt.uuid if virt else "—", False)
     parts: list[RenderableType] = [Text(row.name, style="bold"), t]
     if stale_since:
-        parts.append(Text(f"libvirt data is {time.time() - stale_since:.0f} s old: the host's "
+        parts.append(Text(f"libvirt data is {data_age(stale_since)} old (stale): the host's "
                           "connection dropped and vditui is reconnecting", style="italic yellow"))
     parts += [_drift_line(d, status) for d in row.drifts]
     if not row.drifts:
@@ -90,6 +105,10 @@ def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
             if v.error.hint:
                 parts.append(Text(f"  hint: {v.error.hint}  (press c to reconnect)",
                                   style="italic"))
+        if v is not None and v.domains is not None and v.read_at and (
+                v.state.value != "connected"):
+            parts.append(Text(f"  libvirt data is {data_age(v.read_at)} old (stale): the last "
+                              "read before the connection dropped", style="italic yellow"))
     by_kind: dict[str, list[Drift]] = {}
     for d in [*(d for h in hosts for d in h.drifts), *(d for r in vms for d in r.drifts)]:
         by_kind.setdefault(d.kind.value, []).append(d)

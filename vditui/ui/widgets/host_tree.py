@@ -33,7 +33,8 @@ class HostTree(Tree[NodeRef]):
 
     def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float]) -> None:
         """Add pools and hosts not yet shown and relabel those whose label changed."""
-        self.root.expand()
+        if not self.root.is_expanded:  # expanding again still re-lays out the tree
+            self.root.expand()
         vm_drifts: dict[str, int] = {}
         pool_drifts: dict[str, int] = {}
         for r in cmp.vms:

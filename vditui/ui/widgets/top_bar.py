@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.text import Text
 from textual.widgets import Static
 
+#: Cells the platform's failure cause may take, so "(data N s old, stale)" fits on 80 columns.
+CAUSE_WIDTH = 44
+_WHERE = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) /\S*: ")
+
+
+def platform_cause(message: str, url: str) -> str:
+    """A platform failure without the platform's URL and the request (the header shows the URL
+    already): what went wrong, e.g. "HTTP 500 Internal Server Error"."""
+    text = message.strip()
+    if url:
+        if text.startswith(url):
+            text = text[len(url):].lstrip(" :")
+        text = text.replace(f" to {url}", "").replace(url, "the platform")
+    return _WHERE.sub("", text) or message
+
 
 class TopBar(Static):
-    DEFAULT_CSS = "TopBar { height: 1; background: $primary-background; }"
+    DEFAULT_CSS = "TopBar { height: auto; max-height: 4; background: $primary-background; }"
 
     def __init__(self, platform: str, user: str, warnings: list[str], **kw: object) -> None:
         super().__init__("", **kw)  # type: ignore[arg-type]
         self.platform, self.user, self.warnings = platform, user, warnings
         self.refreshed_at = 0.0
         self.vdi_error = ""
+        #: Warnings of the last platform refresh (an inconsistent answer), shown while they last.
+        self.data_warnings: list[str] = []
         self.clock = time.time
 
     def on_mount(self) -> None:
@@ -23,16 +41,26 @@ class TopBar(Static):
         self.redraw()
 
     def redraw(self) -> None:
-        t = Text.assemble(("vditui ", "bold"), f"{self.platform} as {self.user}")
         if self.vdi_error:
-            t.append("  platform: ", style="bold red")
-            t.append(self.vdi_error[:80], style="red")
+            # Failing: the cause and the data's age first, so they fit on a narrow terminal.
+            t = Text.assemble(("vditui ", "bold"), (" platform: ", "bold red"))
+            cause = Text(platform_cause(self.vdi_error, self.platform), style="red")
+            cause.truncate(CAUSE_WIDTH, overflow="ellipsis")
+            t.append_text(cause)
             if self.refreshed_at:
                 t.append(f" (data {self._age()} old, stale)", style="red")
-        elif self.refreshed_at:
-            t.append(f"  VDI refreshed {self._age()} ago", style="dim")
+            t.append(f"  {self.platform} as {self.user}")
+        else:
+            t = Text.assemble(("vditui ", "bold"), f"{self.platform} as {self.user}")
+            if self.refreshed_at:
+                t.append(f"  VDI refreshed {self._age()} ago", style="dim")
+        for w in self.data_warnings:
+            t.append(f"  ⚠ platform data: {platform_cause(w, self.platform)[:60]}",
+                     style="bold yellow")
+        # Standing warnings (TLS not verified, a readable password file) are about security:
+        # shown whole, on lines of their own, so the advice (e.g. chmod 600 FILE) is readable.
         for w in self.warnings:
-            t.append(f"  ⚠ {w[:60]}", style="bold yellow")
+            t.append(f"\n⚠ {w}", style="bold yellow")
         self.update(t)
 
     def _age(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from vditui.core.drift import DriftStatus
 from vditui.core.models import VmRow
@@ -92,6 +93,7 @@ class VmTable(DataTable[Text | str]):
         if wanted.keys() != self._shown.keys():
             self._rebuild(wanted)
             return
+        updates: list[tuple[str, str, Text | str]] = []
         for key, cells in wanted.items():
             if self._applied.get(key) is cells:
                 continue
@@ -102,21 +104,56 @@ class VmTable(DataTable[Text | str]):
                 continue
             for (col, _label, _w), new, was in zip(COLUMNS, cells, old, strict=True):
                 if _sig(new) != was:
-                    self.update_cell(key, col, new)
-                    self.cell_updates += 1
+                    updates.append((key, col, new))
             self._shown[key] = plain
+        self._set_cells(updates)
 
-    def show_state(self, key: str, state: str) -> bool:
-        """Put a libvirt state straight into a row's cell, ahead of the next reconcile (which
-        then restyles it); returns whether the row is shown."""
-        old = self._shown.get(key)
-        if old is None or old[3] == state:
-            return False
-        self.update_cell(key, "virt", state)
-        self.cell_updates += 1
-        self._shown[key] = (*old[:3], state, *old[4:])
-        self._applied.pop(key, None)
-        return True
+    def _set_cells(self, updates: list[tuple[str, str, Text | str]]) -> None:
+        """Change cells and drop only their rows' cached renders.
+
+        DataTable.update_cell bumps one global counter that every render cache is keyed on,
+        so each update re-renders every visible row and re-walks all rows (O(n) per frame);
+        with thousands of VMs under an event storm that was most of the TUI's time. Here the
+        data changes the same way, and only the touched rows leave the caches. Falls back to
+        update_cell if this Textual lacks the internals."""
+        if not updates:
+            return
+        self.cell_updates += len(updates)
+        caches = ("_data", "_row_locations", "_row_renderable_cache", "_cell_render_cache",
+                  "_row_render_cache", "_line_cache")
+        if len(updates) > 200 or not all(hasattr(self, c) for c in caches):
+            for key, col, value in updates:
+                self.update_cell(key, col, value)
+            return
+        rows: set[RowKey] = set()
+        for key, col, value in updates:
+            rk = RowKey(key)
+            self._data[rk][ColumnKey(col)] = value
+            rows.add(rk)
+        indexes = {self._row_locations.get(rk) for rk in rows}
+        for k in list(self._row_renderable_cache.keys()):
+            if k[1] in indexes:
+                self._row_renderable_cache.discard(k)
+        for cache in (self._cell_render_cache, self._row_render_cache):
+            for k in list(cache.keys()):
+                if k[0] in rows:
+                    cache.discard(k)
+        self._line_cache.clear()
+        self.refresh()
+
+    def show_states(self, states: dict[str, str]) -> int:
+        """Put libvirt states straight into rows' cells, ahead of the next reconcile (which
+        then restyles them); returns how many shown rows changed."""
+        updates: list[tuple[str, str, Text | str]] = []
+        for key, state in states.items():
+            old = self._shown.get(key)
+            if old is None or old[3] == state:
+                continue
+            updates.append((key, "virt", state))
+            self._shown[key] = (*old[:3], state, *old[4:])
+            self._applied.pop(key, None)
+        self._set_cells(updates)
+        return len(updates)
 
     def _rebuild(self, wanted: dict[str, Cells]) -> None:
         keep_key = self.selected_key
