@@ -81,7 +81,7 @@ class VdiApp(App[int]):
         self.flushes = 0
         self.last_flush_at = 0.0
         self._filter_timer: Timer | None = None
-        self._fast_states: dict[str, str] = {}
+        self._fast_states: dict[str, tuple[int, str]] = {}
         self._log_flushed_at = 0.0
         self._log_timer_set = False
         self._comparison_dirty = False
@@ -103,6 +103,10 @@ class VdiApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Thousands of long-lived objects make CPython's default collector run full passes
+        # several times a second under an event storm; collect less often (and see
+        # _freeze_once). cli.main does the same for the headless commands.
+        gc.set_threshold(50_000, 50, 1000)
         self.query_one("#top", TopBar).clock = self.clock
         self.query_one("#events", RichLog).border_title = "events"
         self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
@@ -154,10 +158,11 @@ class VdiApp(App[int]):
         if u.kind == "inventory" and u.comparison is not None:
             self.comparison = u.comparison
             self._comparison_dirty = True
-            self._fast_states.clear()  # this comparison already includes those events
+            # Events this comparison includes need no fast path any more; newer ones do.
+            self._fast_states = {k: v for k, v in self._fast_states.items() if v[0] > u.seq}
         elif u.kind == "vm" and u.event is not None:
             e = u.event
-            self._fast_states[e.uuid] = e.new.state.value if e.new else "—"
+            self._fast_states[e.uuid] = (u.seq, e.new.state.value if e.new else "—")
             old = e.old.state.value if e.old else "—"
             new = e.new.state.value if e.new else "gone"
             self._log.append(Text(f"{stamp} {self._host_name(e.host_id)} {e.name}: {e.event} "
@@ -219,8 +224,10 @@ class VdiApp(App[int]):
             if self._fast_states:
                 # Events newer than the comparison: show the new state now; the next reconcile
                 # (which the engine paces by its own cost) restyles the row and its drift.
-                self.query_one("#vms", VmTable).show_states(self._fast_states)
-                self._fast_states.clear()
+                # Kept until a comparison includes them: a re-render from an older comparison
+                # must not put the old state back.
+                self.query_one("#vms", VmTable).show_states(
+                    {k: state for k, (_seq, state) in self._fast_states.items()})
         self.last_flush_at = time.monotonic()
 
     def clear_event_log(self) -> None:
