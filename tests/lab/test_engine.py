@@ -475,3 +475,25 @@ async def test_drift_that_heals_within_grace_is_never_confirmed(fresh_lab, subse
     statuses = [u.drift.status for _, u in updates
                 if u.kind == "drift" and u.drift.drift.subject == vm.name]
     assert statuses == [DriftStatus.PENDING]
+
+
+async def test_event_storm_uses_incremental_passes_that_match_a_full_one(
+        fresh_lab, healthy_scenario, engine_settings, start_engine):
+    """Under a storm of lifecycle events the engine re-judges only the changed rows; the result
+    must be exactly what a full reconcile of the same views gives."""
+    from vditui.core.reconcile import reconcile
+
+    lab = fresh_lab(healthy_scenario)
+    engine = await start_engine(engine_settings(lab, grace=0.0))
+    assert await engine.wait_settled(10)
+    chaos = await asyncio.to_thread(lab.chaos, 40.0, -1.0, 7)  # platform never follows
+    await asyncio.sleep(1.5)
+    await asyncio.to_thread(chaos.stop)
+    await asyncio.sleep(1.0)  # quiet: every event delivered and reconciled
+    assert engine.incremental > 0, "events alone should have taken the incremental path"
+    views = {hid: s.view() for hid, s in engine.sessions.items()}
+    assert engine.inventory is not None
+    assert engine.comparison == reconcile(engine.inventory, views)
+    for vm_uuid, state in chaos.states.items():
+        row = next(r for r in engine.comparison.vms if r.virt and r.virt.uuid == vm_uuid)
+        assert row.virt is not None and row.virt.state.value == state

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from vditui.core.drift import DriftChange, DriftTracker
-from vditui.core.models import Comparison, ConnState, VdiHost, VdiInventory
+from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory
 from vditui.core.probe import ProbeResult, probe
-from vditui.core.reconcile import reconcile
+from vditui.core.reconcile import reconcile, update_rows
 from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
 from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
@@ -143,7 +143,11 @@ class Engine:
         self.comparison: Comparison | None = None
         self.tracker = DriftTracker(settings.grace)
         self.reconciles = 0
+        self.incremental = 0
         self.event_seq = 0
+        self._need_full = True
+        self._changed_domains: set[tuple[str, str]] = set()
+        self._shapes: dict[str, tuple[object, ...]] = {}
         self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = asyncio.Event()
@@ -215,6 +219,7 @@ class Engine:
         previous, self.vdi_warnings = self.vdi_warnings, tuple(warnings)
         self.vdi_error = None
         self.inventory = inv
+        self._need_full = True
         self._sync_sessions(inv.hosts)
         for w in warnings:
             if w not in previous:
@@ -263,6 +268,12 @@ class Engine:
 
     # ------------------------------------------------------------------ libvirt side
     def _session_changed(self, s: HostSession) -> None:
+        # Anything but a lifecycle event (a read, a connection change, a domain added or gone)
+        # changes this shape, and then only a full pass is right.
+        shape = (s.state, s.read_at, s.uri, len(s.domains or ()), s.error)
+        if self._shapes.get(s.host_id) != shape:
+            self._shapes[s.host_id] = shape
+            self._need_full = True
         if self._host_states.get(s.host_id) != s.state:
             self._host_states[s.host_id] = s.state
             msg = f"{s.name}: {s.state.value} {s.uri}"
@@ -272,6 +283,10 @@ class Engine:
         self._dirty.set()
 
     def _domain_event(self, ev: DomainEvent) -> None:
+        if ev.old is not None and ev.new is not None and ev.old.name == ev.new.name:
+            self._changed_domains.add((ev.host_id, ev.new.uuid))
+        else:
+            self._need_full = True
         self.event_seq += 1
         self._emit(Update("vm", ev.at, event=ev, host_id=ev.host_id, seq=self.event_seq))
 
@@ -290,20 +305,33 @@ class Engine:
         return None
 
     # ------------------------------------------------------------------ reconcile
+    def _snapshot(self) -> tuple[int, dict[str, HostView]]:
+        self._need_full, self._changed_domains = False, set()
+        return self.event_seq, {hid: s.view() for hid, s in self.sessions.items()}
+
     def reconcile_now(self) -> Comparison | None:
-        """Reconcile on the calling thread, now."""
+        """Reconcile on the calling thread, now, in full."""
         if self.inventory is None:
             return None
-        seq, views = self.event_seq, {hid: s.view() for hid, s in self.sessions.items()}
+        seq, views = self._snapshot()
         return self._publish(reconcile(self.inventory, views), seq)
 
     async def _reconcile_in_thread(self) -> None:
-        # A pass over thousands of VMs takes tens of ms of pure Python: in a worker thread the
-        # loop keeps delivering libvirt events and key presses while it runs (the GIL switches
-        # every few ms) instead of holding them for the whole pass.
         if self.inventory is None:
             return
-        seq, views = self.event_seq, {hid: s.view() for hid, s in self.sessions.items()}
+        if not self._need_full and self.comparison is not None and self._changed_domains:
+            # Only lifecycle events since the last pass: re-judge just those rows (see
+            # reconcile.update_rows), a few rows instead of thousands under an event storm.
+            changed = self._changed_domains
+            seq, views = self._snapshot()
+            cmp = update_rows(self.comparison, self.inventory, views, changed)
+            if cmp is not None:
+                self.incremental += 1
+                self._publish(cmp, seq)
+                return
+        # A full pass over thousands of VMs takes tens of ms of pure Python: in a worker thread
+        # the loop keeps delivering libvirt events and key presses while it runs.
+        seq, views = self._snapshot()
         cmp = await asyncio.to_thread(reconcile, self.inventory, views)
         self._publish(cmp, seq)
 

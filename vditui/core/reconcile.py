@@ -50,6 +50,7 @@ WARNING; not: INFO). Only-in-platform is CRITICAL when the platform says running
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from vditui.core.models import (
@@ -430,3 +431,44 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
     rows = tuple(sorted(b.rows, key=b.row_order))
     drifts = [d for row in rows for d in row.drifts] + [d for h in hosts for d in h.drifts]
     return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)))
+
+
+def update_rows(
+    previous: Comparison,
+    vdi: VdiInventory,
+    views: Mapping[str, HostView],
+    changed: set[tuple[str, str]],
+) -> Comparison | None:
+    """``previous`` with only the rows of ``changed`` domains ((host id, UUID)) judged again.
+
+    Valid when nothing changed but those domains' own fields (a lifecycle event: same host,
+    same UUID, same name), so every pairing still holds; under an event storm this costs a few
+    rows instead of a full pass. Returns None whenever that cannot be shown for a row (a new or
+    gone domain, a renamed one, a duplicate or unchecked row): the caller then reconciles in full.
+    """
+    doms = {hid: {d.uuid: d for d in (v.domains or ())} for hid, v in views.items()}
+    where = {(r.virt_host_id, r.virt.uuid): i for i, r in enumerate(previous.vms)
+             if r.virt is not None and r.virt_host_id is not None}
+    b = _Builder(vdi, views)
+    rows = list(previous.vms)
+    for hid, uuid in changed:
+        i = where.get((hid, uuid))
+        dom = doms.get(hid, {}).get(uuid)
+        if i is None or dom is None or hid not in b.read:
+            return None
+        old = rows[i]
+        if not old.checked or old.virt is None or old.virt.name != dom.name or any(
+                d.kind is DriftKind.DUPLICATE for d in old.drifts):
+            return None
+        if old.vdi is not None:
+            b.pair(old.vdi, (hid, dom))
+        else:
+            b.virt_only((hid, dom))
+        new = b.rows.pop()
+        if new.key != old.key:
+            return None
+        rows[i] = new
+    # Host rows carry their view (the domains changed); their counts and drifts did not.
+    hosts = tuple(replace(h, view=views.get(h.host.id)) for h in previous.hosts)
+    drifts = [d for r in rows for d in r.drifts] + [d for h in hosts for d in h.drifts]
+    return Comparison(tuple(rows), hosts, tuple(sorted(drifts, key=drift_sort_key)))

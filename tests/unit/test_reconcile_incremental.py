@@ -1,0 +1,78 @@
+"""update_rows(): re-judging only the rows of changed domains gives what a full pass gives."""
+
+from __future__ import annotations
+
+import random
+import uuid as uuidlib
+from dataclasses import replace
+
+import pytest
+
+from vditui.core.models import (
+    ConnState,
+    Domain,
+    HostView,
+    VdiHost,
+    VdiInventory,
+    VdiVm,
+    VirtState,
+)
+from vditui.core.reconcile import reconcile, update_rows
+
+STATES = [VirtState.RUNNING, VirtState.SHUTOFF, VirtState.PAUSED, VirtState.CRASHED]
+
+
+def world(rnd: random.Random) -> tuple[VdiInventory, dict[str, HostView]]:
+    hosts = [VdiHost(f"h{i}", f"hv{i}", f"10.0.0.{i}", 1, "p", "pool") for i in range(3)]
+    vms: list[VdiVm] = []
+    doms: dict[str, list[Domain]] = {h.id: [] for h in hosts}
+    for n in range(40):
+        u = str(uuidlib.UUID(int=rnd.getrandbits(128)))
+        name = f"vm{n:02d}" if n % 13 else "dup"  # a few duplicates by name
+        host = rnd.choice(hosts).id
+        virt_host = host if rnd.random() > 0.1 else rnd.choice(hosts).id  # some placement drift
+        kind = rnd.random()
+        vdi_id = u if rnd.random() > 0.2 else f"d-{n}"  # some matched by name only
+        if kind > 0.1:
+            vms.append(VdiVm(vdi_id, name, rnd.choice([0, 1, 2, 5]), 2, 2048, host))
+        if kind < 0.95:
+            doms[virt_host].append(Domain(u, name, rnd.choice(STATES), rnd.choice([2, 4]),
+                                          2048 * 1024))
+    views = {hid: HostView(hid, "test+tcp://x/default", ConnState.CONNECTED, tuple(ds))
+             for hid, ds in doms.items()}
+    return VdiInventory(tuple(hosts), tuple(vms)), views
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_incremental_equals_full_after_state_changes(seed: int) -> None:
+    rnd = random.Random(seed)
+    inv, views = world(rnd)
+    cmp = reconcile(inv, views)
+    used = 0
+    for _ in range(30):
+        hid = rnd.choice(list(views))
+        if not views[hid].domains:
+            continue
+        ds = list(views[hid].domains)
+        i = rnd.randrange(len(ds))
+        ds[i] = replace(ds[i], state=rnd.choice(STATES),
+                        vcpu=ds[i].vcpu if rnd.random() > 0.2 else 8)
+        views = {**views, hid: replace(views[hid], domains=tuple(ds))}
+        full = reconcile(inv, views)
+        fast = update_rows(cmp, inv, views, {(hid, ds[i].uuid)})
+        if fast is not None:
+            used += 1
+            assert fast == full
+        cmp = full
+    assert used > 10, "the incremental path should apply to most plain state changes"
+
+
+def test_new_or_renamed_domain_needs_a_full_pass() -> None:
+    inv, views = world(random.Random(1))
+    cmp = reconcile(inv, views)
+    hid = next(h for h, v in views.items() if v.domains)
+    d = views[hid].domains[0]  # type: ignore[index]
+    renamed = {**views, hid: replace(views[hid], domains=(replace(d, name="other"),
+                                                          *views[hid].domains[1:]))}
+    assert update_rows(cmp, inv, renamed, {(hid, d.uuid)}) is None
+    assert update_rows(cmp, inv, views, {(hid, "no-such-uuid")}) is None
