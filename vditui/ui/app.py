@@ -268,7 +268,8 @@ class VdiApp(App[int]):
         self.query_one("#hosts", HostTree).update_from(cmp, time.monotonic(),
                                                         self._connecting())
         self._update_diff()
-        count = sum(1 for r in cmp.vms if self.filter.matches(r, pools))
+        count = len(cmp.vms) if self.filter == Filter() else sum(
+            1 for r in cmp.vms if self.filter.matches(r, pools))
         title = f"VMs {count}/{len(cmp.vms)}" + (" drift only" if self.filter.drift_only else "")
         table = self.query_one("#vms", VmTable)
         if table.border_title != title:  # setting it, even unchanged, repaints the table

@@ -76,8 +76,17 @@ class VmTable(DataTable[Text | str]):
         if host_names != self._host_names:
             self._host_names, self._cache = dict(host_names), {}
         wanted: dict[str, Cells] = {}
+        everything = flt == Filter()
+        cache = self._cache
         for r in rows:
-            if not flt.matches(r, pool_of):
+            if not everything and not flt.matches(r, pool_of):
+                continue
+            hit = cache.get(r.key)
+            if (hit is not None and hit[0][0] is r and not r.drifts
+                    and hit[0][2] == ((r.virt_host_id or r.host_id) in stale)):
+                # The very same row object as last time (an incremental pass keeps unchanged
+                # rows), with no drift whose status could have moved: nothing to recompute.
+                wanted[r.key] = hit[1]
                 continue
             # Cells are recomputed only for rows that changed: with thousands of VMs and an
             # event storm, building every row's cells on every flush was most of the cost.
