@@ -214,7 +214,7 @@ class VdiClient:
         if resp.status_code in (401, 403):
             raise self._fail(VdiAuthError, where, f"{refused}: HTTP {resp.status_code}",
                              status=resp.status_code, msg="")
-        doc = self._decode(resp, where)
+        doc = await self._decode(resp, where)
         status, msg = doc["status"], doc["msg"]
         if status != 0:
             raise self._fail(VdiAuthError, where, f"{refused}: {msg or '(no message)'} "
@@ -241,7 +241,7 @@ class VdiClient:
             if resp.status_code == 401:
                 status, msg = 401, f"HTTP 401 {resp.reason_phrase}".strip()
             else:
-                doc = self._decode(resp, where)
+                doc = await self._decode(resp, where)
                 if doc["status"] == 0:
                     return doc
                 status, msg = doc["status"], doc["msg"]
@@ -293,7 +293,7 @@ class VdiClient:
             why = _one_line(str(exc) or type(exc).__name__, 160)
         return VdiUnreachable(url, self._scrub(f"cannot connect to {url}: {why}"))
 
-    def _decode(self, resp: httpx.Response, where: str) -> dict[str, Any]:
+    async def _decode(self, resp: httpx.Response, where: str) -> dict[str, Any]:
         """Check the HTTP status and the JSON wrapper; returns it with int ``status``, str
         ``msg``."""
         if not 200 <= resp.status_code < 300:
@@ -302,7 +302,9 @@ class VdiClient:
                 text += f" (redirect to {resp.headers['Location']}; check the URL's scheme)"
             raise self._fail(VdiHttpError, where, text, status_code=resp.status_code)
         try:
-            doc = resp.json()
+            # A page of VMs is a large document: decode it off the event loop, which meanwhile
+            # keeps delivering libvirt events and key presses.
+            doc = await asyncio.to_thread(resp.json) if len(resp.content) > 65536 else resp.json()
         except (ValueError, RecursionError):
             ctype = resp.headers.get("Content-Type", "no content type")
             sample = _one_line(resp.content[:400].decode("utf-8", "replace"), 80) or "(empty)"
@@ -361,16 +363,22 @@ class VdiClient:
         elif count > 1:
             rows += await _gather([bounded(n) for n in range(2, count + 1)])
 
-        out: dict[str, R] = {}
-        seen = 0
-        for num, page in rows:
-            for i, raw in enumerate(page):
-                try:
-                    item = parse(raw, f"data.list[{i}]" + (f" (page {num})" if num > 1 else ""))
-                except _Bad as bad:
-                    raise self._shape(where, bad) from None
-                seen += 1
-                out.setdefault(item.id, item)
+        def build() -> tuple[dict[str, R], int]:
+            out: dict[str, R] = {}
+            seen = 0
+            for num, page in rows:
+                for i, raw in enumerate(page):
+                    try:
+                        item = parse(raw, f"data.list[{i}]" +
+                                     (f" (page {num})" if num > 1 else ""))
+                    except _Bad as bad:
+                        raise self._shape(where, bad) from None
+                    seen += 1
+                    out.setdefault(item.id, item)
+            return out, seen
+
+        # Thousands of items: build the models off the event loop (see _decode).
+        out, seen = await asyncio.to_thread(build) if len(rows) > 2 else build()
         if total is not None and len(out) != total:
             dupes = f" ({seen - len(out)} duplicates dropped)" if seen != len(out) else ""
             self._warn(f"{self.base_url}: platform reported total={total} but returned "
