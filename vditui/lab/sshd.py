@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from vditui.lab.daemon import LabError, _die_with_parent, free_port
+from vditui.lab.daemon import LabError, _die_with_parent, free_port, stop_process
 
 SSH_PORT = 2222
 PRIVSEP_DIR = Path("/run/sshd")
@@ -254,15 +254,7 @@ class LabSshd:
         return last[-400:]
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self.proc = None
 
     # ------------------------------------------------------------------ URIs
