@@ -67,7 +67,6 @@ class HostSession:
         self.attempt_errors: dict[str, VirtError] = {}
         self.domains: dict[str, Domain] | None = None
         self.read_at = 0.0
-        self.connected_at = 0.0
         self.connecting_since = 0.0
         self.round_trips = 0
         self.last_read_trips = 0
@@ -210,7 +209,6 @@ class HostSession:
                 continue
             self._sub = sub
             self.round_trips += 2  # registerCloseCallback, domainEventRegisterAny
-            self.connected_at = time.time()
             # The version and hostname are for display: off the critical path of the first read.
             self._identify_task = asyncio.create_task(self._identify(sub))
             return True

@@ -46,7 +46,6 @@ class VmTable(DataTable[Text | str]):
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)  # type: ignore[arg-type]
         self.rows_by_key: dict[str, VmRow] = {}
         self._shown: dict[str, tuple[str, ...]] = {}
-        self._order: list[str] = []
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.rebuilds = 0
@@ -177,7 +176,6 @@ class VmTable(DataTable[Text | str]):
             self.add_row(*cells, key=key)
         self._shown = {k: _plain(c) for k, c in items}
         self._applied = dict(items)
-        self._order = [k for k, _ in items]
         if keep_key is not None and keep_key in wanted:
             self.move_cursor(row=self.get_row_index(keep_key), scroll=False)
         self.scroll_to(y=scroll_y, animate=False)
