@@ -125,8 +125,15 @@ class Worker:
     def __init__(self, mode: str, config: dict[str, Any]) -> None:
         self.mode = mode
         self._err = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as self
+        cmd = [sys.executable, "-m", "benchmarks.worker", mode, json.dumps(config)]
+        if profile_dir := os.environ.get("VDITUI_BENCH_PYSPY"):
+            # py-spy's collapsed stacks of the whole worker, one file per mode (a profiling aid:
+            # sampling slows the worker, so the figures of such a run are not comparable).
+            out = Path(profile_dir) / f"{mode}.folded"
+            cmd = [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "--nonblocking", "-r", "250", "-f", "raw",
+                   "-o", str(out), "--", *cmd]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker", mode, json.dumps(config)],
+            cmd,
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
             text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._lines: queue.Queue[str | None] = queue.Queue()

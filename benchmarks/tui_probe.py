@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -310,6 +311,18 @@ class _Phase:
                 **self.probe.timings(), **self.lag.stop(), **self.gc.stop()}
 
 
+def _storm_profiler() -> Any:
+    """cProfile over the storm phase when VDITUI_BENCH_CPROFILE names an output file (a
+    profiling aid: it slows the loop, so such a run's figures are not comparable)."""
+    if not os.environ.get("VDITUI_BENCH_CPROFILE"):
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
 async def run_tui(cfg: dict[str, Any]) -> dict[str, Any]:
     """All TUI phases; the storm phase waits for the parent between ``ready`` and ``finish``."""
     from vditui.ui.app import VdiApp
@@ -344,8 +357,12 @@ async def run_tui(cfg: dict[str, Any]) -> dict[str, Any]:
         probe.events.clear()
         flushes = app.flushes
         phase = _Phase(app, probe)
+        profiler = _storm_profiler()
         say("ready")
         await stdin_line()  # "finish": the storm is over
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["VDITUI_BENCH_CPROFILE"])
         out["storm_timings"] = phase.end()
         out["storm_cpu_pct"] = out["storm_timings"]["cpu_pct"]
         out["storm_flushes"] = app.flushes - flushes

@@ -17,7 +17,7 @@ from vditui.core.models import (
     VdiVm,
     VirtState,
 )
-from vditui.core.reconcile import reconcile, update_rows
+from vditui.core.reconcile import reconcile, row_index, update_rows
 
 STATES = [VirtState.RUNNING, VirtState.SHUTOFF, VirtState.PAUSED, VirtState.CRASHED]
 
@@ -65,6 +65,38 @@ def test_incremental_equals_full_after_state_changes(seed: int) -> None:
             assert fast == full
         cmp = full
     assert used > 10, "the incremental path should apply to most plain state changes"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_chained_incremental_passes_with_a_kept_index_equal_full(seed: int) -> None:
+    """As the engine runs them: several domains per pass, each pass built on the previous
+    incremental result, the row index built once."""
+    rnd = random.Random(100 + seed)
+    inv, views = world(rnd)
+    cmp = reconcile(inv, views)
+    where = row_index(cmp)
+    chained = 0
+    for _ in range(20):
+        changed: set[tuple[str, str]] = set()
+        for _k in range(rnd.randint(1, 4)):
+            hid = rnd.choice(list(views))
+            if not views[hid].domains:
+                continue
+            ds = list(views[hid].domains)
+            i = rnd.randrange(len(ds))
+            ds[i] = replace(ds[i], state=rnd.choice(STATES))
+            views = {**views, hid: replace(views[hid], domains=tuple(ds))}
+            changed.add((hid, ds[i].uuid))
+        full = reconcile(inv, views)
+        fast = update_rows(cmp, inv, views, changed, where) if changed else None
+        if fast is None:
+            cmp, where = full, row_index(full)
+            continue
+        chained += 1
+        assert fast == full
+        assert row_index(fast) == where
+        cmp = fast
+    assert chained > 5
 
 
 def test_new_or_renamed_domain_needs_a_full_pass() -> None:

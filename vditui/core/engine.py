@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from vditui.core.drift import DriftChange, DriftTracker
-from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory
+from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
 from vditui.core.probe import ProbeResult, probe
-from vditui.core.reconcile import reconcile, update_rows
+from vditui.core.reconcile import reconcile, row_index, update_rows
 from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
 from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
@@ -74,6 +74,9 @@ class Update:
     #: Events counted so far: a ``vm`` update's own number, and for ``inventory`` the number
     #: the comparison includes (a comparison built in a thread can be older than an event).
     seq: int = 0
+    #: ``inventory`` from an incremental pass: the only rows that differ from the previous
+    #: comparison (None after a full pass, when any row may have changed).
+    rows: tuple[VmRow, ...] | None = None
 
 
 Listener = Callable[[Update], None]
@@ -141,6 +144,7 @@ class Engine:
         self.vdi_warnings: tuple[str, ...] = ()
         self.sessions: dict[str, HostSession] = {}
         self.comparison: Comparison | None = None
+        self._where: tuple[Comparison, dict[tuple[str, str], int]] | None = None
         self.tracker = DriftTracker(settings.grace)
         self.reconciles = 0
         self.incremental = 0
@@ -319,15 +323,21 @@ class Engine:
     async def _reconcile_in_thread(self) -> None:
         if self.inventory is None:
             return
-        if not self._need_full and self.comparison is not None and self._changed_domains:
+        if not self._need_full and self.comparison is not None:
             # Only lifecycle events since the last pass: re-judge just those rows (see
             # reconcile.update_rows), a few rows instead of thousands under an event storm.
+            # With none at all (a drift's grace period ended, a host identified itself), the
+            # rows stand and only the drift statuses and host views move.
             changed = self._changed_domains
             seq, views = self._snapshot()
-            cmp = update_rows(self.comparison, self.inventory, views, changed)
+            if self._where is None or self._where[0] is not self.comparison:
+                self._where = (self.comparison, row_index(self.comparison))
+            where = self._where[1]
+            cmp = update_rows(self.comparison, self.inventory, views, changed, where)
             if cmp is not None:
                 self.incremental += 1
-                self._publish(cmp, seq)
+                self._where = (cmp, where)  # an incremental pass keeps every row in place
+                self._publish(cmp, seq, tuple(cmp.vms[where[c]] for c in changed))
                 return
         # A full pass over thousands of VMs takes tens of ms of pure Python: in a worker thread
         # the loop keeps delivering libvirt events and key presses while it runs.
@@ -335,11 +345,12 @@ class Engine:
         cmp = await asyncio.to_thread(reconcile, self.inventory, views)
         self._publish(cmp, seq)
 
-    def _publish(self, cmp: Comparison, seq: int) -> Comparison:
+    def _publish(self, cmp: Comparison, seq: int,
+                 rows: tuple[VmRow, ...] | None = None) -> Comparison:
         self.comparison = cmp
         self.reconciles += 1
         changes = self.tracker.update(cmp.drifts, time.monotonic())
-        self._emit(Update("inventory", time.time(), comparison=cmp, seq=seq))
+        self._emit(Update("inventory", time.time(), comparison=cmp, seq=seq, rows=rows))
         for ch in changes:
             self._emit(Update("drift", time.time(), drift=ch))
         return cmp

@@ -433,11 +433,20 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
     return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)))
 
 
+def row_index(cmp: Comparison) -> dict[tuple[str, str], int]:
+    """Where each libvirt domain's row is in ``cmp.vms``: (host id, UUID) -> index. An
+    ``update_rows`` result keeps every row where it was, so one index serves a whole run of
+    incremental passes."""
+    return {(r.virt_host_id, r.virt.uuid): i for i, r in enumerate(cmp.vms)
+            if r.virt is not None and r.virt_host_id is not None}
+
+
 def update_rows(
     previous: Comparison,
     vdi: VdiInventory,
     views: Mapping[str, HostView],
     changed: set[tuple[str, str]],
+    where: Mapping[tuple[str, str], int] | None = None,
 ) -> Comparison | None:
     """``previous`` with only the rows of ``changed`` domains ((host id, UUID)) judged again.
 
@@ -445,12 +454,15 @@ def update_rows(
     same UUID, same name), so every pairing still holds; under an event storm this costs a few
     rows instead of a full pass. Returns None whenever that cannot be shown for a row (a new or
     gone domain, a renamed one, a duplicate or unchecked row): the caller then reconciles in full.
+    ``where`` is ``row_index(previous)`` when the caller keeps it (else it is built here).
     """
-    doms = {hid: {d.uuid: d for d in (v.domains or ())} for hid, v in views.items()}
-    where = {(r.virt_host_id, r.virt.uuid): i for i, r in enumerate(previous.vms)
-             if r.virt is not None and r.virt_host_id is not None}
+    if where is None:
+        where = row_index(previous)
+    doms = {hid: {d.uuid: d for d in (views[hid].domains or ())}
+            for hid in {h for h, _u in changed} if hid in views}
     b = _Builder(vdi, views)
     rows = list(previous.vms)
+    replaced: list[VmRow] = []
     for hid, uuid in changed:
         i = where.get((hid, uuid))
         dom = doms.get(hid, {}).get(uuid)
@@ -467,8 +479,12 @@ def update_rows(
         new = b.rows.pop()
         if new.key != old.key:
             return None
+        replaced.append(old)
         rows[i] = new
     # Host rows carry their view (the domains changed); their counts and drifts did not.
     hosts = tuple(replace(h, view=views.get(h.host.id)) for h in previous.hosts)
-    drifts = [d for r in rows for d in r.drifts] + [d for h in hosts for d in h.drifts]
+    # The drift list: the previous one less the re-judged rows' old drifts, plus their new ones.
+    gone = {id(d) for r in replaced for d in r.drifts}
+    drifts = [d for d in previous.drifts if id(d) not in gone]
+    drifts += [d for (hid, uuid) in changed for d in rows[where[(hid, uuid)]].drifts]
     return Comparison(tuple(rows), hosts, tuple(sorted(drifts, key=drift_sort_key)))

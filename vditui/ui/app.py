@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Footer, Input, RichLog, Tree
 
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, EngineSettings, Update
-from vditui.core.models import Comparison, ConnState
+from vditui.core.models import Comparison, ConnState, VmRow
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.ui.screens.reconnect import ReconnectScreen
@@ -38,6 +38,7 @@ from vditui.ui.widgets.vm_table import VmTable
 
 FLUSH_DELAY = 0.03
 LOG_INTERVAL = 0.25  # the event log is written at most this often (see _flush_log)
+SUMMARY_INTERVAL = 0.5  # the tree, group summary and title follow an event storm this often
 FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
 NARROW = 110
 MAX_LOG_LINES = 2000
@@ -85,6 +86,11 @@ class VdiApp(App[int]):
         self._log_flushed_at = 0.0
         self._log_timer_set = False
         self._comparison_dirty = False
+        # Rows changed since the last render (key -> new row, or None: same row, its drift
+        # status moved); None when a full pass may have changed any row.
+        self._touched: dict[str, VmRow | None] | None = None
+        self._summary_at = 0.0
+        self._summary_timer_set = False
         self._frozen = False
 
     # ------------------------------------------------------------------ layout
@@ -158,6 +164,10 @@ class VdiApp(App[int]):
         if u.kind == "inventory" and u.comparison is not None:
             self.comparison = u.comparison
             self._comparison_dirty = True
+            if u.rows is None:
+                self._touched = None  # a full pass: any row may have changed
+            elif self._touched is not None:
+                self._touched.update((r.key, r) for r in u.rows)
             # Events this comparison includes need no fast path any more; newer ones do.
             self._fast_states = {k: v for k, v in self._fast_states.items() if v[0] > u.seq}
         elif u.kind == "vm" and u.event is not None:
@@ -169,6 +179,9 @@ class VdiApp(App[int]):
                                   f"({old} → {new})"))
         elif u.kind == "drift" and u.drift is not None:
             d, st = u.drift.drift, u.drift.status
+            if self._touched is not None:  # its row's look follows the drift's status
+                self._touched.setdefault(d.key, None)
+                self._comparison_dirty = True
             style = {"pending": "yellow", "confirmed": "bold red", "resolved": "green"}[st.value]
             self._log.append(Text(f"{stamp} drift {st.value}: {d.subject}: {d.message}",
                                   style=style))
@@ -219,7 +232,9 @@ class VdiApp(App[int]):
                 self.set_timer(LOG_INTERVAL, self._flush_log)
             if self.comparison is not None and self._comparison_dirty:
                 self._comparison_dirty = False
-                self._render_comparison(self.comparison)
+                touched, self._touched = self._touched, {}
+                if touched is None or not self._render_rows(self.comparison, touched):
+                    self._render_comparison(self.comparison)
                 self._freeze_once()
             if self._fast_states:
                 # Events newer than the comparison: show the new state now; the next reconcile
@@ -243,10 +258,9 @@ class VdiApp(App[int]):
         self._log_flushed_at = time.monotonic()
         if not self._log or not self.is_running:
             return
-        log = self.query_one("#events", RichLog)
-        with self.batch_update():
-            for line in self._log[-MAX_LOG_LINES:]:
-                log.write(line)
+        # One write for the whole batch: each write measures, renders and re-lays out, and
+        # an event storm queues a hundred lines between two writes.
+        self.query_one("#events", RichLog).write(Text("\n").join(self._log[-MAX_LOG_LINES:]))
         self._log.clear()
 
     def _freeze_once(self) -> None:
@@ -262,16 +276,49 @@ class VdiApp(App[int]):
     def _render_comparison(self, cmp: Comparison) -> None:
         names = {h.host.id: h.host.name for h in cmp.hosts}
         pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
-        status = self._status()
-        self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names, status,
-                                             stale_hosts(list(cmp.hosts)))
+        self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names,
+                                             self._status(), stale_hosts(list(cmp.hosts)))
+        self._render_summary()
+
+    def _render_rows(self, cmp: Comparison, touched: dict[str, VmRow | None]) -> bool:
+        """Show only the rows an incremental reconcile changed (and those whose drift status
+        moved): under an event storm a few rows per flush instead of thousands. False when
+        the table needs a full :meth:`_render_comparison` instead."""
+        table = self.query_one("#vms", VmTable)
+        rows = [r for key, new in touched.items()
+                if (r := new or table.rows_by_key.get(key)) is not None]
+        tr = self.engine.tracker if self.engine is not None else None
+        status = {d.ident: st for r in rows for d in r.drifts
+                  if tr is not None and (st := tr.status(d.ident)) is not None}
+        names = {h.host.id: h.host.name for h in cmp.hosts}
+        pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
+        if not table.show_rows(rows, self.filter, pools, names, status,
+                               stale_hosts(list(cmp.hosts))):
+            return False
+        if table.selected_key in touched:
+            self._update_diff()
+        # The tree, the group summary and the title count thousands of rows: a few times a
+        # second is enough for them, and it leaves the loop to the events.
+        if time.monotonic() - self._summary_at >= SUMMARY_INTERVAL:
+            self._render_summary()
+        elif not self._summary_timer_set:
+            self._summary_timer_set = True
+            self.set_timer(SUMMARY_INTERVAL, self._render_summary)
+        return True
+
+    def _render_summary(self) -> None:
+        """The host tree, the diff panel and the table's title, from the current comparison."""
+        self._summary_timer_set = False
+        self._summary_at = time.monotonic()
+        cmp = self.comparison
+        if cmp is None or not self.is_running:
+            return
         self.query_one("#hosts", HostTree).update_from(cmp, time.monotonic(),
                                                         self._connecting())
         self._update_diff()
-        count = len(cmp.vms) if self.filter == Filter() else sum(
-            1 for r in cmp.vms if self.filter.matches(r, pools))
-        title = f"VMs {count}/{len(cmp.vms)}" + (" drift only" if self.filter.drift_only else "")
         table = self.query_one("#vms", VmTable)
+        title = f"VMs {table.row_count}/{len(cmp.vms)}" + (
+            " drift only" if self.filter.drift_only else "")
         if table.border_title != title:  # setting it, even unchanged, repaints the table
             table.border_title = title
 
@@ -340,6 +387,7 @@ class VdiApp(App[int]):
     # ------------------------------------------------------------------ actions
     def _refilter(self) -> None:
         self._dirty = self._comparison_dirty = True
+        self._touched = None  # the filter changed: every row is judged again
         self.flush()
 
     def action_filter(self) -> None:

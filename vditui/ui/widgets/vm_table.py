@@ -76,26 +76,9 @@ class VmTable(DataTable[Text | str]):
             self._host_names, self._cache = dict(host_names), {}
         wanted: dict[str, Cells] = {}
         everything = flt == Filter()
-        cache = self._cache
         for r in rows:
-            if not everything and not flt.matches(r, pool_of):
-                continue
-            hit = cache.get(r.key)
-            if (hit is not None and hit[0][0] is r and not r.drifts
-                    and hit[0][2] == ((r.virt_host_id or r.host_id) in stale)):
-                # The very same row object as last time (an incremental pass keeps unchanged
-                # rows), with no drift whose status could have moved: nothing to recompute.
-                wanted[r.key] = hit[1]
-                continue
-            # Cells are recomputed only for rows that changed: with thousands of VMs and an
-            # event storm, building every row's cells on every flush was most of the cost.
-            sig = (r, tuple(status.get(d.ident) for d in r.drifts),
-                   (r.virt_host_id or r.host_id) in stale)
-            hit = self._cache.get(r.key)
-            if hit is None or hit[0] != sig:
-                hit = (sig, vm_cells(r, host_names, status, stale))
-                self._cache[r.key] = hit
-            wanted[r.key] = hit[1]
+            if everything or flt.matches(r, pool_of):
+                wanted[r.key] = self._cells(r, status, stale)
         if len(self._cache) > 2 * len(rows) + 1000:
             self._cache = {k: v for k, v in self._cache.items() if k in self.rows_by_key}
         if wanted.keys() != self._shown.keys():
@@ -103,18 +86,59 @@ class VmTable(DataTable[Text | str]):
             return
         updates: list[tuple[str, str, Text | str]] = []
         for key, cells in wanted.items():
-            if self._applied.get(key) is cells:
-                continue
-            self._applied[key] = cells
-            plain = _plain(cells)
-            old = self._shown[key]
-            if plain == old:
-                continue
-            for (col, _label, _w), new, was in zip(COLUMNS, cells, old, strict=True):
-                if _sig(new) != was:
-                    updates.append((key, col, new))
-            self._shown[key] = plain
+            self._diff(key, cells, updates)
         self._set_cells(updates)
+
+    def show_rows(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
+                  host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus],
+                  stale: frozenset[str] = frozenset()) -> bool:
+        """Like :meth:`show`, for ``rows`` only: the rows an incremental reconcile re-judged
+        (or whose drift status moved), every other row unchanged. Costs those rows, not the
+        table. Returns False, having changed nothing on screen, when :meth:`show` is needed:
+        a row enters or leaves the filter, or a host was renamed."""
+        if host_names != self._host_names:
+            return False
+        everything = flt == Filter()
+        for r in rows:
+            if (everything or flt.matches(r, pool_of)) != (r.key in self._shown):
+                return False
+        updates: list[tuple[str, str, Text | str]] = []
+        for r in rows:
+            self.rows_by_key[r.key] = r
+            if r.key in self._shown:
+                self._diff(r.key, self._cells(r, status, stale), updates)
+        self._set_cells(updates)
+        return True
+
+    def _cells(self, r: VmRow, status: dict[tuple[str, str], DriftStatus],
+               stale: frozenset[str]) -> Cells:
+        """The row's cells, recomputed only when the row changed: with thousands of VMs and
+        an event storm, building every row's cells on every flush was most of the cost."""
+        hit = self._cache.get(r.key)
+        is_stale = (r.virt_host_id or r.host_id) in stale
+        if hit is not None and hit[0][0] is r and not r.drifts and hit[0][2] == is_stale:
+            # The very same row object as last time (an incremental pass keeps unchanged
+            # rows), with no drift whose status could have moved: nothing to recompute.
+            return hit[1]
+        sig = (r, tuple(status.get(d.ident) for d in r.drifts), is_stale)
+        if hit is None or hit[0] != sig:
+            hit = (sig, vm_cells(r, self._host_names, status, stale))
+            self._cache[r.key] = hit
+        return hit[1]
+
+    def _diff(self, key: str, cells: Cells, updates: list[tuple[str, str, Text | str]]) -> None:
+        """Queue the cells of ``key`` that differ from what the table shows."""
+        if self._applied.get(key) is cells:
+            return
+        self._applied[key] = cells
+        plain = _plain(cells)
+        old = self._shown[key]
+        if plain == old:
+            return
+        for (col, _label, _w), new, was in zip(COLUMNS, cells, old, strict=True):
+            if _sig(new) != was:
+                updates.append((key, col, new))
+        self._shown[key] = plain
 
     def _set_cells(self, updates: list[tuple[str, str, Text | str]]) -> None:
         """Change cells and drop only their rows' cached renders.
