@@ -130,7 +130,8 @@ class Worker:
             # py-spy's collapsed stacks of the whole worker, one file per mode (a profiling aid:
             # sampling slows the worker, so the figures of such a run are not comparable).
             out = Path(profile_dir) / f"{mode}.folded"
-            cmd = [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "--nonblocking", "-r", "250", "-f", "raw",
+            spy = str(Path(sys.executable).with_name("py-spy"))
+            cmd = [spy, "record", "--threads", "--nonblocking", "-r", "250", "-f", "raw",
                    "-o", str(out), "--", *cmd]
         self.proc = subprocess.Popen(
             cmd,

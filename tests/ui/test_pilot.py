@@ -150,6 +150,54 @@ async def test_event_lands_in_place_while_filtered_and_scrolled(lab, make_app, s
         assert any("office-21: started (shutoff → running)" in line.text for line in log.lines)
 
 
+async def test_events_shown_row_by_row_match_a_full_render(lab, make_app, settle, wait_for,
+                                                           ui):
+    """Lifecycle events go the incremental way (an engine pass re-judges only their rows, the
+    table updates only those); a full render afterwards must find nothing left to change,
+    drift styles included once their grace period has ended."""
+    app = make_app(lab, grace=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+        assert app.engine is not None
+        incremental = app.engine.incremental
+        for host, name, action in (("hv-t1", "class-a-01", "destroy"),
+                                   ("hv-o3", "office-21", "start"),
+                                   ("hv-t2", "class-b-02", "suspend")):
+            await ui.to_thread(lab.act, host, lab.vm(name).uuid, action)
+        want = {"class-a-01": ("shutoff ≠", "! state"), "office-21": ("running ≠", "! state"),
+                "class-b-02": ("paused ≠", "! state, vcpu")}
+        await wait_for(pilot, lambda: all(
+            (ui.row_cells(app, n)["virt"], ui.row_cells(app, n)["drift"]) == w
+            for n, w in want.items()), "three events shown with their drifts confirmed",
+            timeout=10)
+        assert app.engine.incremental > incremental, "events should take the incremental path"
+        assert str(table.get_cell(ui.key_of(app, "class-a-01"), "drift").style) == "bold red"
+        shown = (table.rebuilds, table.cell_updates)
+        app._touched = None  # what a full pass would make the next flush do
+        app._dirty = app._comparison_dirty = True
+        app.flush()
+        assert (table.rebuilds, table.cell_updates) == shown
+
+
+async def test_events_move_rows_in_and_out_of_drift_only(lab, make_app, settle, wait_for, ui):
+    """Under the drift-only filter an event that creates a drift adds its row, and one that
+    heals a drift removes it (the row-by-row path hands over to a full render)."""
+    app = make_app(lab)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one("#vms", VmTable)
+        await pilot.press("d")
+        await pilot.pause()
+        assert "class-a-04" in ui.table_names(app) and "class-a-01" not in ui.table_names(app)
+        await ui.to_thread(lab.act, "hv-t1", lab.vm("class-a-04").uuid, "start")
+        await ui.to_thread(lab.act, "hv-t1", lab.vm("class-a-01").uuid, "destroy")
+        await wait_for(pilot, lambda: "class-a-04" not in ui.table_names(app)
+                       and "class-a-01" in ui.table_names(app), "the drift-only rows to follow")
+        assert table.row_count == DRIFT_ROWS
+        assert table.border_title == f"VMs {DRIFT_ROWS}/{ROWS} drift only"
+
+
 async def test_d_toggles_drift_only(lab, make_app, settle, ui):
     app = make_app(lab)
     async with app.run_test(size=SIZE) as pilot:
