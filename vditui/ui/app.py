@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +37,8 @@ from vditui.ui.widgets.host_tree import HostTree, NodeRef
 from vditui.ui.widgets.top_bar import TopBar
 from vditui.ui.widgets.vm_table import VmTable
 
+_log = logging.getLogger(__name__)
+
 FLUSH_DELAY = 0.03
 LOG_INTERVAL = 0.25  # the event log is written at most this often (see _flush_log)
 SUMMARY_INTERVAL = 0.5  # the tree, group summary and title follow an event storm this often
@@ -45,7 +48,7 @@ MAX_LOG_LINES = 2000
 
 
 class VdiApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "vditui"
     BINDINGS = [
         Binding("q", "quit", "quit"),
@@ -553,6 +556,21 @@ class VdiApp(App[int]):
                                   severity="error")
             return
         self.call_from_thread(self.notify, f"report written to {path}")
+
+    def _fatal_error(self) -> None:
+        """An unhandled exception ends the app. Textual's own report prints every frame's
+        local variables, and those can hold the password or the platform token: report the
+        traceback without them (the same, in full, goes to the log file)."""
+        import rich
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        _log.error("internal error; vditui exits", exc_info=True)
+        self.bell()
+        report = Traceback(show_locals=False, width=None, suppress=[rich])
+        self._exit_renderables.append(Segments(self.console.render(report,
+                                                                   self.console.options)))
+        self._close_messages_no_wait()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
