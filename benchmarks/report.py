@@ -242,10 +242,11 @@ def update_readme(results: dict[str, Any], paths: tuple[Path, ...] = READMES) ->
             text = path.read_text(encoding="utf-8")
         except OSError:
             continue
-        if BEGIN not in text or END not in text:
+        # The markers count only on lines of their own: prose that quotes them is left alone.
+        block = re.compile(f"^{re.escape(BEGIN)}$.*?^{re.escape(END)}$", re.S | re.M)
+        if not block.search(text):
             continue
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: "\n".join(body),
-                     text, flags=re.S)
+        new = block.sub(lambda _m: "\n".join(body), text, count=1)
         _write(path, new)
         done.append(path)
     return done
