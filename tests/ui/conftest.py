@@ -132,6 +132,7 @@ async def _settle(app: VdiApp, pilot: Pilot[Any], timeout: float = SETTLE_TIMEOU
     flush and repaint happen. Also stops the input cursors from blinking."""
     await _wait_for(pilot, lambda: _settled(app), "every host session to settle", timeout)
     await pilot.pause(FLUSH_DELAY * 4)
+    await _wait_for(pilot, lambda: not app.display_pending, "the last updates on screen", 5)
     await pilot.pause()
     await pilot.pause()
     no_blink(app)

@@ -17,7 +17,7 @@ from vditui.core.models import (
     VdiVm,
     VirtState,
 )
-from vditui.core.reconcile import reconcile, row_index, update_rows
+from vditui.core.reconcile import changed_rows, reconcile, row_index, update_rows
 
 STATES = [VirtState.RUNNING, VirtState.SHUTOFF, VirtState.PAUSED, VirtState.CRASHED]
 
@@ -108,3 +108,27 @@ def test_new_or_renamed_domain_needs_a_full_pass() -> None:
                                                           *views[hid].domains[1:]))}
     assert update_rows(cmp, inv, renamed, {(hid, d.uuid)}) is None
     assert update_rows(cmp, inv, views, {(hid, "no-such-uuid")}) is None
+
+
+def test_changed_rows_of_a_full_pass() -> None:
+    """A full pass over the same VMs reports only the rows that differ; rows that came, went or
+    moved make it report None (the caller then looks at everything)."""
+    inv, views = world(random.Random(3))
+    before = reconcile(inv, views)
+    assert changed_rows(before, reconcile(inv, views)) == ()
+    hid = next(h for h, v in views.items() if v.domains)
+    ds = list(views[hid].domains)  # type: ignore[arg-type]
+    ds[0] = replace(ds[0], vcpu=ds[0].vcpu + 16)
+    after = reconcile(inv, {**views, hid: replace(views[hid], domains=tuple(ds))})
+    rows = changed_rows(before, after)
+    assert rows is not None and [r.virt.uuid for r in rows if r.virt] == [ds[0].uuid]
+    assert rows[0] in after.vms and rows[0] not in before.vms
+    # A domain the platform does not know leaves with its row.
+    stray = next(r for r in before.vms if r.vdi is None and r.virt is not None)
+    sh = stray.virt_host_id
+    assert sh is not None
+    left = tuple(d for d in views[sh].domains or () if d.uuid != stray.virt.uuid)  # type: ignore[union-attr]
+    gone = reconcile(inv, {**views, sh: replace(views[sh], domains=left)})
+    assert changed_rows(before, gone) is None
+    swapped = replace(before, vms=(before.vms[1], before.vms[0], *before.vms[2:]))
+    assert changed_rows(before, swapped) is None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from vditui.core.drift import DriftChange, DriftTracker
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
 from vditui.core.probe import ProbeResult, probe
-from vditui.core.reconcile import reconcile, row_index, update_rows
+from vditui.core.reconcile import changed_rows, reconcile, row_index, update_rows
 from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
 from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
@@ -74,8 +74,8 @@ class Update:
     #: Events counted so far: a ``vm`` update's own number, and for ``inventory`` the number
     #: the comparison includes (a comparison built in a thread can be older than an event).
     seq: int = 0
-    #: ``inventory`` from an incremental pass: the only rows that differ from the previous
-    #: comparison (None after a full pass, when any row may have changed).
+    #: ``inventory``: the only rows that differ from the previous comparison, the others
+    #: being equal and in the same places; None when rows came, went or moved.
     rows: tuple[VmRow, ...] | None = None
 
 
@@ -342,8 +342,16 @@ class Engine:
         # A full pass over thousands of VMs takes tens of ms of pure Python: in a worker thread
         # the loop keeps delivering libvirt events and key presses while it runs.
         seq, views = self._snapshot()
-        cmp = await asyncio.to_thread(reconcile, self.inventory, views)
-        self._publish(cmp, seq)
+        inventory, previous = self.inventory, self.comparison
+
+        def full() -> tuple[Comparison, tuple[VmRow, ...] | None]:
+            cmp = reconcile(inventory, views)
+            # Which rows differ, found here rather than by each face on the loop: after a
+            # refresh that changed a few VMs, the TUI then redraws those few.
+            return cmp, (changed_rows(previous, cmp) if previous is not None else None)
+
+        cmp, rows = await asyncio.to_thread(full)
+        self._publish(cmp, seq, rows)
 
     def _publish(self, cmp: Comparison, seq: int,
                  rows: tuple[VmRow, ...] | None = None) -> Comparison:

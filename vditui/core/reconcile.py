@@ -433,6 +433,21 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
     return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)))
 
 
+def changed_rows(previous: Comparison, current: Comparison) -> tuple[VmRow, ...] | None:
+    """The rows of ``current`` that differ from ``previous``, when both hold the same rows in
+    the same order (a refresh that found the same VMs); None when rows came, went or moved, so
+    that only a full look at ``current`` is right."""
+    if len(previous.vms) != len(current.vms):
+        return None
+    out: list[VmRow] = []
+    for old, new in zip(previous.vms, current.vms, strict=True):
+        if old.key != new.key:
+            return None
+        if old is not new and old != new:
+            out.append(new)
+    return tuple(out)
+
+
 def row_index(cmp: Comparison) -> dict[tuple[str, str], int]:
     """Where each libvirt domain's row is in ``cmp.vms``: (host id, UUID) -> index. An
     ``update_rows`` result keeps every row where it was, so one index serves a whole run of

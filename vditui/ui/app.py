@@ -76,6 +76,7 @@ class VdiApp(OperatorActions):
         self._touched: dict[str, VmRow | None] | None = None
         self._summary_at = 0.0
         self._summary_timer_set = False
+        self._stale_shown: frozenset[str] = frozenset()
         self._frozen = False
 
     # ------------------------------------------------------------------ layout
@@ -190,6 +191,12 @@ class VdiApp(OperatorActions):
             self._flush_pending = True
             self.set_timer(FLUSH_DELAY, self.flush)
 
+    @property
+    def display_pending(self) -> bool:
+        """Something the engine sent is not on screen yet (a flush, a throttled log write or
+        summary is still due)."""
+        return self._flush_pending or self._log_timer_set or self._summary_timer_set
+
     def _host_name(self, host_id: str) -> str:
         if self.engine is not None and host_id in self.engine.sessions:
             return self.engine.sessions[host_id].name
@@ -261,14 +268,18 @@ class VdiApp(OperatorActions):
     def _render_comparison(self, cmp: Comparison) -> None:
         names = {h.host.id: h.host.name for h in cmp.hosts}
         pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
+        self._stale_shown = stale_hosts(list(cmp.hosts))
         self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names,
-                                             self._status(), stale_hosts(list(cmp.hosts)))
+                                             self._status(), self._stale_shown)
         self._render_summary()
 
     def _render_rows(self, cmp: Comparison, touched: dict[str, VmRow | None]) -> bool:
-        """Show only the rows an incremental reconcile changed (and those whose drift status
-        moved): under an event storm a few rows per flush instead of thousands. False when
-        the table needs a full :meth:`_render_comparison` instead."""
+        """Show only the rows the engine's passes changed (and those whose drift status moved):
+        under an event storm or after a refresh, a few rows per flush instead of thousands.
+        False when the table needs a full :meth:`_render_comparison` instead."""
+        stale = stale_hosts(list(cmp.hosts))
+        if stale != self._stale_shown:  # a host's rows all change their look
+            return False
         table = self.query_one("#vms", VmTable)
         rows = [r for key, new in touched.items()
                 if (r := new or table.rows_by_key.get(key)) is not None]
@@ -277,8 +288,7 @@ class VdiApp(OperatorActions):
                   if tr is not None and (st := tr.status(d.ident)) is not None}
         names = {h.host.id: h.host.name for h in cmp.hosts}
         pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
-        if not table.show_rows(rows, self.filter, pools, names, status,
-                               stale_hosts(list(cmp.hosts))):
+        if not table.show_rows(rows, self.filter, pools, names, status, stale):
             return False
         if table.selected_key in touched:
             self._update_diff()
