@@ -149,17 +149,21 @@ class Probe:
 
 
 class _GcPauses:
-    """Python's cyclic garbage collector: how long each collection stopped the process."""
+    """Python's cyclic garbage collector: how long each collection stopped the process (wall
+    time), and how much of that the collecting thread ran (CPU time: the rest is the machine
+    running something else, the lab's daemons for one, while the GIL stays held)."""
 
     def __init__(self) -> None:
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        self._t = 0.0
+        self.cpu: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t = self._c = 0.0
 
     def _cb(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._t = time.perf_counter()
+            self._t, self._c = time.perf_counter(), time.thread_time()
         else:
             self.pauses[info["generation"]].append(time.perf_counter() - self._t)
+            self.cpu[info["generation"]].append(time.thread_time() - self._c)
 
     def start(self) -> _GcPauses:
         gc.callbacks.append(self._cb)
@@ -171,6 +175,7 @@ class _GcPauses:
         for gen, p in self.pauses.items():
             out[f"gc{gen}_count"] = len(p)
             out[f"gc{gen}_ms_max"] = ms(max(p, default=0.0))
+            out[f"gc{gen}_cpu_ms_max"] = ms(max(self.cpu[gen], default=0.0))
         out["gc_ms_total"] = ms(sum(sum(p) for p in self.pauses.values()))
         return out
 
