@@ -11,7 +11,6 @@ import asyncio
 import collections
 import hashlib
 import logging
-import math
 import re
 import socket
 import ssl
@@ -22,6 +21,16 @@ from typing import Any, TypeVar
 import httpx
 
 from vditui.core.models import DesktopPool, VdiHost, VdiInventory, VdiVm
+from vditui.core.vdi_parse import (
+    ShapeProblem,
+    as_int,
+    one_line,
+    parse_host,
+    parse_page,
+    parse_pool,
+    parse_vm,
+    show_value,
+)
 
 log = logging.getLogger("vditui.vdi")
 T = TypeVar("T")
@@ -39,7 +48,7 @@ class VdiError(Exception):
     """Base of every client failure. ``str()`` is one line naming the platform URL and cause."""
 
     def __init__(self, url: str, message: str) -> None:
-        super().__init__(_one_line(message, 400))
+        super().__init__(one_line(message, 400))
         self.url = url
 
 
@@ -77,13 +86,6 @@ class VdiAuthError(VdiStatusError):
 
 class VdiShapeError(VdiError):
     """The answer is JSON but not shaped as the spec says; the message names the field path."""
-
-
-class _Bad(Exception):
-    """A shape problem found while parsing; becomes a VdiShapeError where the URL is known."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
 
 
 class VdiClient:
@@ -154,16 +156,16 @@ class VdiClient:
 
     async def hosts(self) -> list[VdiHost]:
         """Every host the platform knows (HostVO)."""
-        return await self._paginate(HOST_PATH, {}, _host, "hosts")
+        return await self._paginate(HOST_PATH, {}, parse_host, "hosts")
 
     async def vms(self, host_id: str | None = None) -> list[VdiVm]:
         """Every VM (DomainVO), or only those the platform places on ``host_id``."""
-        return await self._paginate(DOMAIN_PATH, {"hostId": host_id} if host_id else {}, _vm,
+        return await self._paginate(DOMAIN_PATH, {"hostId": host_id} if host_id else {}, parse_vm,
                                     "VMs")
 
     async def pools(self) -> list[DesktopPool]:
         """Every desktop pool (DesktopPoolVO)."""
-        return await self._paginate(POOL_PATH, {}, _pool, "desktop pools")
+        return await self._paginate(POOL_PATH, {}, parse_pool, "desktop pools")
 
     async def inventory(
         self, on_hosts: Callable[[list[VdiHost]], None] | None = None
@@ -222,9 +224,10 @@ class VdiClient:
         data = doc.get("data")
         token = data.get("token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            raise self._shape(where, _Bad("data", f"expected an object, got {_show(data)}")
-                              if not isinstance(data, dict) else
-                              _Bad("data.token", f"expected a string, got {_show(token)}"))
+            problem = (ShapeProblem("data", f"expected an object, got {show_value(data)}")
+                       if not isinstance(data, dict) else
+                       ShapeProblem("data.token", f"expected a string, got {show_value(token)}"))
+            raise self._shape(where, problem)
         log.debug("logged in to %s as %s", self.base_url, self.username)
         return token
 
@@ -281,7 +284,7 @@ class VdiClient:
         elif isinstance(exc, httpx.ReadTimeout):
             return VdiUnreachable(url, f"{url} {where}: no answer within {self.timeout:g} s")
         elif not isinstance(exc, httpx.ConnectError):
-            detail = _one_line(str(exc), 160)
+            detail = one_line(str(exc), 160)
             return VdiUnreachable(url, self._scrub(
                 f"{url} {where}: {type(exc).__name__}" + (f": {detail}" if detail else "")))
         elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
@@ -290,7 +293,7 @@ class VdiClient:
                 r"name or service|nodename|getaddrinfo|name resolution", text, re.I):
             why = "host name not found"
         else:
-            why = _one_line(str(exc) or type(exc).__name__, 160)
+            why = one_line(str(exc) or type(exc).__name__, 160)
         return VdiUnreachable(url, self._scrub(f"cannot connect to {url}: {why}"))
 
     async def _decode(self, resp: httpx.Response, where: str) -> dict[str, Any]:
@@ -307,19 +310,19 @@ class VdiClient:
             doc = await asyncio.to_thread(resp.json) if len(resp.content) > 65536 else resp.json()
         except (ValueError, RecursionError):
             ctype = resp.headers.get("Content-Type", "no content type")
-            sample = _one_line(resp.content[:400].decode("utf-8", "replace"), 80) or "(empty)"
+            sample = one_line(resp.content[:400].decode("utf-8", "replace"), 80) or "(empty)"
             raise self._fail(VdiNotJson, where,
                              f"answer is not JSON ({ctype}): {sample!r}") from None
         try:
             if not isinstance(doc, dict):
-                raise _Bad("answer", f"expected a JSON object, got {_show(doc)}")
-            status = _as_int(doc.get("status"), "status")
+                raise ShapeProblem("answer", f"expected a JSON object, got {show_value(doc)}")
+            status = as_int(doc.get("status"), "status")
             if status is None:
-                raise _Bad("status", "missing")
-        except _Bad as bad:
+                raise ShapeProblem("status", "missing")
+        except ShapeProblem as bad:
             raise self._shape(where, bad) from None
         msg = doc.get("msg")
-        return {**doc, "status": status, "msg": _one_line(msg if isinstance(msg, str) else "", 200)}
+        return {**doc, "status": status, "msg": one_line(msg if isinstance(msg, str) else "", 200)}
 
     # ----------------------------------------------------------------------- pagination
 
@@ -331,8 +334,8 @@ class VdiClient:
         async def fetch(num: int) -> tuple[list[Any], dict[str, int | None]]:
             doc = await self._get(path, {**params, "pageNum": num, "pageSize": self.page_size})
             try:
-                return _page(doc)
-            except _Bad as bad:
+                return parse_page(doc)
+            except ShapeProblem as bad:
                 raise self._shape(where, bad) from None
 
         async def bounded(num: int) -> tuple[int, list[Any]]:
@@ -346,11 +349,12 @@ class VdiClient:
         count = (max(1, -(-total // size)) if total is not None and size > 0  # exact for huge
                  else head["pages"] and max(1, head["pages"]))
         if count and count > MAX_PAGES:
-            raise self._shape(where, _Bad("data.total", f"{_show(total)} items would take more "
-                                                        f"than {MAX_PAGES} pages (absurd)")
-                              if total is not None else
-                              _Bad("data.pages", f"{_show(count)} pages is absurd "
-                                                 f"(limit {MAX_PAGES})"))
+            problem = (ShapeProblem("data.total", f"{show_value(total)} items would take more "
+                                                  f"than {MAX_PAGES} pages (absurd)")
+                       if total is not None else
+                       ShapeProblem("data.pages", f"{show_value(count)} pages is absurd "
+                                                  f"(limit {MAX_PAGES})"))
+            raise self._shape(where, problem)
         rows: list[tuple[int, list[Any]]] = [(1, items)]
         if not count:  # neither total nor pages: walk on until a short or empty page
             while items and len(items) >= size and len(rows) < MAX_PAGES:
@@ -371,7 +375,7 @@ class VdiClient:
                     try:
                         item = parse(raw, f"data.list[{i}]" +
                                      (f" (page {num})" if num > 1 else ""))
-                    except _Bad as bad:
+                    except ShapeProblem as bad:
                         raise self._shape(where, bad) from None
                     seen += 1
                     out.setdefault(item.id, item)
@@ -392,7 +396,7 @@ class VdiClient:
         attrs = {k: self._scrub(v) if isinstance(v, str) else v for k, v in attrs.items()}
         return cls(self.base_url, self._scrub(f"{self.base_url} {where}: {text}"), **attrs)
 
-    def _shape(self, where: str, bad: _Bad) -> VdiShapeError:
+    def _shape(self, where: str, bad: ShapeProblem) -> VdiShapeError:
         return self._fail(VdiShapeError, where, f"unexpected answer: {bad}")
 
     def _warn(self, text: str) -> None:
@@ -406,128 +410,6 @@ class VdiClient:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
         return text
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _page(doc: dict[str, Any]) -> tuple[list[Any], dict[str, int | None]]:
-    """A PageResult's list and header (total, pageSize, pages: int or None)."""
-    data = doc.get("data")
-    if not isinstance(data, dict):
-        raise _Bad("data", f"expected an object, got {_show(data)}" if "data" in doc
-                   else "missing")
-    head = {k: _as_int(data.get(k), f"data.{k}") for k in ("total", "pageSize", "pages")}
-    items = data.get("list")
-    if items is None and head["total"] == 0:
-        items = []
-    if not isinstance(items, list):
-        raise _Bad("data.list", f"expected a list, got {_show(items)}" if "list" in data
-                   else "missing")
-    return items, head
-
-
-def _host(raw: Any, path: str) -> VdiHost:
-    f = _Fields(raw, path)
-    return VdiHost(id=f.id("id"), name=f.name("name"), ip=f.text("ip"), status=f.int("status"),
-                   pool_id=f.text("poolId"), pool_name=f.text("poolName"),
-                   cpu_model=f.text("cpu"), cpus=f.int("cpuSize"), memory_gb=f.float("memory"),
-                   running_count=f.int("runningDomainCount"))
-
-
-def _vm(raw: Any, path: str) -> VdiVm:
-    f = _Fields(raw, path)
-    return VdiVm(id=f.id("id"), name=f.name("name"), status=f.int("status"), vcpu=f.int("cpu"),
-                 memory_mb=f.int("memory"), host_id=f.text("hostId"),
-                 host_name=f.text("hostName"), desktop_pool_id=f.text("desktopPoolId"),
-                 ip=f.text("ip"))
-
-
-def _pool(raw: Any, path: str) -> DesktopPool:
-    f = _Fields(raw, path)
-    return DesktopPool(id=f.id("id"), name=f.name("name"), amount=f.int("amount"))
-
-
-class _Fields:
-    """Typed reads from one list item; every problem is a _Bad naming ``path.field``."""
-
-    def __init__(self, raw: Any, path: str) -> None:
-        if not isinstance(raw, dict):
-            raise _Bad(path, f"expected an object, got {_show(raw)}")
-        self.raw, self.path = raw, path
-
-    def id(self, key: str) -> str:
-        if self.raw.get(key) in (None, ""):
-            raise _Bad(f"{self.path}.{key}", "missing")
-        return self.text(key)
-
-    def name(self, key: str) -> str:
-        if self.raw.get(key) is None:
-            raise _Bad(f"{self.path}.{key}", "missing")
-        return self.text(key)
-
-    def text(self, key: str) -> str:
-        """A string; ints (and integral floats) are converted, as ids sometimes come as ints."""
-        value = self.raw.get(key)
-        if value is None or isinstance(value, str):
-            return value or ""
-        if (isinstance(value, int) and not isinstance(value, bool)) \
-                or (isinstance(value, float) and value.is_integer()):
-            try:
-                return str(int(value))
-            except ValueError:  # more digits than Python will print
-                pass
-        raise _Bad(f"{self.path}.{key}", f"expected a string, got {_show(value)}")
-
-    def int(self, key: str) -> int | None:
-        return _as_int(self.raw.get(key), f"{self.path}.{key}")
-
-    def float(self, key: str) -> float | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        try:
-            if not isinstance(value, bool) and isinstance(value, int | float | str):
-                number = float(value)
-                if math.isfinite(number):
-                    return number
-        except (ValueError, OverflowError):
-            pass
-        raise _Bad(f"{self.path}.{key}", f"expected a number, got {_show(value)}")
-
-
-def _as_int(value: Any, path: str) -> int | None:
-    """An integer from an int, an integral float or a numeric string; None if absent or null."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                value = float(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    except (ValueError, OverflowError):
-        pass
-    raise _Bad(path, f"expected integer, got {_show(value)}")
-
-
-def _show(value: Any) -> str:
-    """A short, safe rendering of a bad value for a message."""
-    if value is None or isinstance(value, dict | list):
-        return {type(None): "null", dict: "an object", list: "a list"}[type(value)]
-    try:
-        return _one_line(repr(value), 40)
-    except ValueError:  # an int too long to print
-        return "a huge integer"
-
-
-def _one_line(text: str, limit: int) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
