@@ -12,14 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from vditui.config import (
-    Config,
-    ConfigError,
-    Profile,
-    load_config,
-    resolve_password,
-    resolve_profile,
-)
+from vditui.config import Config, ConfigError, Profile, load_config
+from vditui.config_resolve import resolve_password, resolve_profile
 from vditui.core.engine import Engine, EngineSettings, Update, platform_message
 from vditui.core.models import Comparison, ConnState, DriftKind
 from vditui.core.report import ReportMeta, drift_record, render, summary

@@ -24,10 +24,8 @@ from vditui.config import (
     display_path,
     find_line,
     load_config,
-    resolve_password,
-    resolve_profile,
-    run_password_command,
 )
+from vditui.config_resolve import resolve_password, resolve_profile, run_password_command
 from vditui.config_write import save_host_uri, write_default_config
 
 SECRET = "hunter2-s3cret"

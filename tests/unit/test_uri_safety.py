@@ -22,7 +22,7 @@ import libvirt
 import pytest
 
 import vditui
-from vditui import config
+from vditui import config_resolve
 from vditui.core import session as session_mod
 from vditui.core import virt
 from vditui.core.models import ConnState, VirtErrorKind
@@ -350,19 +350,20 @@ def test_the_only_program_vditui_runs_is_password_command_without_a_shell():
                 imports.append((rel, node.module))
         found += [(rel, name, node) for name, node in _calls(tree)
                   if name.startswith(RUNS_PROGRAMS)]
-    assert imports == [("config.py", "subprocess")]
-    assert [(p, n) for p, n, _ in found] == [("config.py", "subprocess.run")]
+    assert imports == [("config_resolve.py", "subprocess")]
+    assert [(p, n) for p, n, _ in found] == [("config_resolve.py", "subprocess.run")]
     _, _, call = found[0]
     assert not any(k.arg == "shell" for k in call.keywords)
     assert isinstance(call.args[0], ast.Name) and call.args[0].id == "argv"
-    src = inspect.getsource(config.run_password_command)
+    src = inspect.getsource(config_resolve.run_password_command)
     assert "argv = shlex.split(command)" in src
 
 
 def test_password_command_metacharacters_stay_literal():
     # Through a shell, this would print two lines and the user id; without one, echo gets the
     # words as they are.
-    assert config.run_password_command("echo 'a;b' $(id) `id` && |") == "a;b $(id) `id` && |"
+    printed = config_resolve.run_password_command("echo 'a;b' $(id) `id` && |")
+    assert printed == "a;b $(id) `id` && |"
 
 
 def test_the_uri_reaches_libvirt_as_one_python_string(monkeypatch):
