@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.common import ms, peak_rss_mb, percentile, rss_mb, say
 from benchmarks.worker import engine_settings, stdin_line, wait_quiet
+from vditui.lab.waiting import eventually
 
 SIZE = (160, 48)
 VIRT_COLUMN = 3  # index of the libvirt state in vditui.ui.view.COLUMNS
@@ -206,11 +207,7 @@ class _LoopLag:
 
 
 async def _until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise TimeoutError(f"tui: {what} not within {timeout:.0f} s")
-        await asyncio.sleep(0.02)
+    await eventually(cond, timeout, f"tui: {what}", every=0.02)
 
 
 async def _idle(app: Any, seconds: float) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from vditui.core.models import ConnState, DriftKind, VirtErrorKind, VirtState
 from vditui.core.probe import probe
 from vditui.core.session import HostSession
 from vditui.lab.scenario import Scenario
+from vditui.lab.waiting import eventually
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
 
@@ -28,16 +29,6 @@ VDI_STATUS_NAMES = {0: "off", 1: "running", 2: "suspended", 5: "busy", 6: "upgra
 # --------------------------------------------------------------------------- helpers
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
-    """Poll ``pred`` on the loop until it is truthy; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def session(engine: Engine, name: str) -> HostSession:
@@ -206,7 +197,7 @@ async def test_a_hung_host_never_holds_up_a_refresh(lab, engine_settings, start_
     await engine.refresh()
     assert time.monotonic() - start < 2.0
     # Every answering host is read again at once, while the hung one is still hung.
-    await wait_for(lambda: all(s.read_at > before[s.name] for s in healthy), 2.0,
+    await eventually(lambda: all(s.read_at > before[s.name] for s in healthy), 2.0,
                    "every healthy host re-read")
     assert time.monotonic() - start < 2.0
     assert hang.state is not ConnState.CONNECTED and hang.domains is None
@@ -261,7 +252,7 @@ async def test_live_events_without_polling(fresh_lab, healthy_scenario, engine_s
                           state: VirtState | None) -> Update:
         since = time.monotonic()
         action()
-        u = await wait_for(lambda: vm_update(uuid, since), 2.0, f"{event} event for {uuid}")
+        u = await eventually(lambda: vm_update(uuid, since), 2.0, f"{event} event for {uuid}")
         assert time.monotonic() - since < 2.0
         assert u.event.event == event
         assert (u.event.new.state if u.event.new else None) is state
@@ -300,7 +291,7 @@ async def test_live_events_without_polling(fresh_lab, healthy_scenario, engine_s
     assert {s.name: s.read_at for s in engine.sessions.values()} == read_at
     assert lab.vdi.requests["GET /ocloud/v1/domain"] == vdi_requests
     # The comparison follows the events: the new VM is unknown to the platform, and so on.
-    await wait_for(lambda: any(d.subject == "class-a-new" for d in engine.comparison.drifts),
+    await eventually(lambda: any(d.subject == "class-a-new" for d in engine.comparison.drifts),
                    1.0, "the new VM in the comparison")
     kinds = {(d.subject, d.kind.value) for d in engine.comparison.drifts}
     assert {("class-a-new", "only_in_libvirt"), ("class-a-01", "state"), ("class-a-02", "state"),
@@ -322,7 +313,7 @@ async def test_cut_connection_is_noticed_and_read_again(fresh_lab, subset, defau
 
     cut_at = time.monotonic()
     lab.cut("hv-t1")
-    await wait_for(lambda: s.reconnects > reconnects and s.state is ConnState.CONNECTED
+    await eventually(lambda: s.reconnects > reconnects and s.state is ConnState.CONNECTED
                    and s.read_at > read_at, 5.0, "reconnect after the cut")
     assert time.monotonic() - cut_at < 5.0
     states = [st for at, name, st in host_updates(updates) if name == "hv-t1" and at >= cut_at]
@@ -335,7 +326,7 @@ async def test_cut_connection_is_noticed_and_read_again(fresh_lab, subset, defau
     # Live events flow on the new connection.
     vm = lab.vm("class-a-02")
     lab.act("hv-t1", vm.uuid, "suspend")
-    await wait_for(lambda: s.domains[vm.uuid].state is VirtState.PAUSED, 2.0,
+    await eventually(lambda: s.domains[vm.uuid].state is VirtState.PAUSED, 2.0,
                    "an event on the new connection")
 
 
@@ -348,16 +339,16 @@ async def test_killed_daemon_session_comes_back_by_itself(fresh_lab, subset, def
     s = session(engine, "hv-t1")
     vm = lab.vm("class-a-01")
     lab.act("hv-t1", vm.uuid, "destroy")
-    await wait_for(lambda: s.domains[vm.uuid].state is VirtState.SHUTOFF, 2.0, "the stop event")
+    await eventually(lambda: s.domains[vm.uuid].state is VirtState.SHUTOFF, 2.0, "the stop event")
 
     lab.kill_daemon("hv-t1")
-    await wait_for(lambda: s.state is not ConnState.CONNECTED, 5.0, "the loss to be noticed")
+    await eventually(lambda: s.state is not ConnState.CONNECTED, 5.0, "the loss to be noticed")
     assert s.error is not None
     await asyncio.sleep(1.0)
     assert s.state is not ConnState.CONNECTED
     lab.restart_daemon("hv-t1")
     back, back_wall = time.monotonic(), time.time()
-    await wait_for(lambda: s.state is ConnState.CONNECTED and s.read_at > back_wall, 5.0,
+    await eventually(lambda: s.state is ConnState.CONNECTED and s.read_at > back_wall, 5.0,
                    "the session to come back")
     assert time.monotonic() - back < 5.0
     # Read again from the new daemon: the scenario's states (the kill lost the stop).
@@ -435,14 +426,14 @@ async def test_grace_period_pending_then_confirmed_then_resolved(fresh_lab, subs
 
     acted = time.monotonic()
     lab.act("hv-t1", vm.uuid, "destroy")  # the platform is not told
-    (pending_at, pending), = await wait_for(lambda: changes(DriftStatus.PENDING), 1.0,
+    (pending_at, pending), = await eventually(lambda: changes(DriftStatus.PENDING), 1.0,
                                             "the pending drift")
     assert pending.drift.kind is DriftKind.STATE
     assert (pending.drift.vdi_value, pending.drift.virt_value) == ("running", "shutoff")
     assert pending_at - acted < 1.0
     assert not changes(DriftStatus.CONFIRMED)
 
-    (confirmed_at, confirmed), = await wait_for(lambda: changes(DriftStatus.CONFIRMED),
+    (confirmed_at, confirmed), = await eventually(lambda: changes(DriftStatus.CONFIRMED),
                                                 grace + 1.5, "the confirmation")
     assert confirmed_at - pending_at >= grace - 0.02
     assert confirmed_at - pending_at < grace + 1.0
@@ -451,7 +442,7 @@ async def test_grace_period_pending_then_confirmed_then_resolved(fresh_lab, subs
 
     lab.follow_vdi(vm.uuid, "shutoff")
     await engine.refresh()
-    (_, resolved), = await wait_for(lambda: changes(DriftStatus.RESOLVED), 2.0, "the resolution")
+    (_, resolved), = await eventually(lambda: changes(DriftStatus.RESOLVED), 2.0, "the resolution")
     assert resolved.drift.ident == pending.drift.ident
     assert not any(d.subject == vm.name for d in engine.comparison.drifts)
     assert engine.tracker.status(pending.drift.ident) is None
@@ -466,10 +457,10 @@ async def test_drift_that_heals_within_grace_is_never_confirmed(fresh_lab, subse
     assert await engine.wait_settled(5)
     vm = lab.vm("class-a-02")
     lab.act("hv-t1", vm.uuid, "destroy")
-    await wait_for(lambda: engine.tracker.status((vm.uuid, "state")) is DriftStatus.PENDING,
+    await eventually(lambda: engine.tracker.status((vm.uuid, "state")) is DriftStatus.PENDING,
                    1.0, "the pending drift")
     lab.act("hv-t1", vm.uuid, "start")
-    await wait_for(lambda: engine.tracker.status((vm.uuid, "state")) is None, 1.0,
+    await eventually(lambda: engine.tracker.status((vm.uuid, "state")) is None, 1.0,
                    "the drift to go")
     await asyncio.sleep(1.3)
     statuses = [u.drift.status for _, u in updates

@@ -39,6 +39,7 @@ from vditui.core.vdi import (
 from vditui.headless import PLATFORM_BACK, cmd_check, cmd_watch
 from vditui.lab.lab import Lab
 from vditui.lab.vdi_server import MSG_TOKEN
+from vditui.lab.waiting import eventually
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
 
@@ -53,16 +54,6 @@ BACK_WITHIN = 5.0
 # --------------------------------------------------------------------------- helpers
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``pred`` on the loop until it is truthy; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def recorder() -> tuple[list[tuple[float, Update]], Callable[[Update], None]]:
@@ -98,7 +89,7 @@ async def event_flows(lab: Lab, engine: Engine, updates: list[tuple[float, Updat
     vm = lab.vm(vm_name)
     since = time.monotonic()
     await asyncio.to_thread(lab.act, host, vm.uuid, action)
-    await wait_for(lambda: any(at >= since and u.kind == "vm" and u.event.uuid == vm.uuid
+    await eventually(lambda: any(at >= since and u.kind == "vm" and u.event.uuid == vm.uuid
                                for at, u in updates), EVENT_WITHIN,
                    f"{vm_name}'s {action} event on {host}")
     assert session(engine, host).state is ConnState.CONNECTED
@@ -152,14 +143,14 @@ async def test_host_fault_mid_session(fault, pair, engine_settings, start_engine
     t_fault = time.monotonic()
     await asyncio.to_thread(inject, lab)
     # Noticed, and said with the host's name and the cause.
-    said = (await wait_for(lambda: [m for m in host_messages(updates, "hv-t1", t_fault)
+    said = (await eventually(lambda: [m for m in host_messages(updates, "hv-t1", t_fault)
                                     if cause in m], 6.0, f"hv-t1's {fault} to be noticed"))[0]
     assert re.match(rf"hv-t1: (reconnecting|failed) {re.escape(lab.hosts['hv-t1'].uri)}: "
                     rf"{cause}: ", said), said
     if fault == "hang":
         # Keepalive (1 s x 2) noticed the silence, well before any call timed out.
         assert "keepalive" in said and time.monotonic() - t_fault < 5.0
-    await wait_for(lambda: t1.state is during, 5.0, f"hv-t1 {during.value}")
+    await eventually(lambda: t1.state is during, 5.0, f"hv-t1 {during.value}")
     assert t1.error is not None and t1.error.hint
 
     # The last known data is kept, with its age, and shown (unchecked) on the rows.
@@ -192,13 +183,13 @@ async def test_host_fault_mid_session(fault, pair, engine_settings, start_engine
     else:
         await asyncio.to_thread(lab.set_fault, "hv-t1", "pass")
     t_clear = time.monotonic()  # the daemon is back (or the path is open again)
-    await wait_for(lambda: t1.state is ConnState.CONNECTED and t1.read_at > wall, BACK_WITHIN,
+    await eventually(lambda: t1.state is ConnState.CONNECTED and t1.read_at > wall, BACK_WITHIN,
                    "hv-t1 connected and read again")
     assert time.monotonic() - t_clear < BACK_WITHIN
     assert host_messages(updates, "hv-t1", t_clear)[-1].startswith("hv-t1: connected ")
     # Nothing lost: what vditui has is what libvirt has, including the change it missed.
     want = await asyncio.to_thread(lab_domains, lab, "hv-t1")
-    await wait_for(lambda: seen_domains(t1) == want, 1.0, "hv-t1's domains as libvirt has them")
+    await eventually(lambda: seen_domains(t1) == want, 1.0, "hv-t1's domains as libvirt has them")
     if fault != "kill":
         assert t1.domains[changed.uuid].state.value == "paused"
     assert t1.error is None
@@ -219,7 +210,7 @@ async def test_cut_connection_reconnects_at_once(pair, engine_settings, start_en
 
     t_cut, wall = time.monotonic(), time.time()
     await asyncio.to_thread(lab.cut, "hv-t1")
-    await wait_for(lambda: t1.state is ConnState.CONNECTED and t1.read_at > wall, BACK_WITHIN,
+    await eventually(lambda: t1.state is ConnState.CONNECTED and t1.read_at > wall, BACK_WITHIN,
                    "hv-t1 back after the cut")
     first = host_messages(updates, "hv-t1", t_cut)[0]
     assert first.startswith("hv-t1: reconnecting ") and "connection-lost" in first, first
@@ -251,7 +242,7 @@ async def test_refusing_host_at_connect(fresh_lab, subset, default_scenario, eng
 
     wall = time.time()
     await asyncio.to_thread(lab.set_fault, "hv-refuse", "pass")
-    await wait_for(lambda: s.state is ConnState.CONNECTED and s.read_at > wall, BACK_WITHIN,
+    await eventually(lambda: s.state is ConnState.CONNECTED and s.read_at > wall, BACK_WITHIN,
                    "hv-refuse connected once it accepts")
     assert seen_domains(s) == lab_domains(lab, "hv-refuse")
     engine.reconcile_now()
@@ -265,13 +256,13 @@ async def test_hanging_host_at_connect(fresh_lab, subset, default_scenario, engi
     settings = fast(engine_settings, lab, connect_timeout=2.0, max_backoff=1.0)
     engine = await start_engine(settings, listener=listener)
     s, other = session(engine, "hv-hang"), session(engine, "ocloud")
-    await wait_for(lambda: other.state is ConnState.CONNECTED, 1.0, "ocloud connected")
+    await eventually(lambda: other.state is ConnState.CONNECTED, 1.0, "ocloud connected")
     # While hv-hang is still trying, ocloud's events arrive.
     assert s.state is ConnState.CONNECTING
     await event_flows(lab, engine, updates, "ocloud", "lic", "destroy")
     assert s.state is ConnState.CONNECTING, "the event should have come before the timeout"
 
-    await wait_for(lambda: s.state is ConnState.FAILED, settings.connect_timeout + 1,
+    await eventually(lambda: s.state is ConnState.FAILED, settings.connect_timeout + 1,
                    "hv-hang to time out")
     msg = host_messages(updates, "hv-hang")[-1]
     assert msg.startswith("hv-hang: failed ") and ": timeout: no answer within 2 s" in msg, msg
@@ -279,7 +270,7 @@ async def test_hanging_host_at_connect(fresh_lab, subset, default_scenario, engi
 
     wall = time.time()
     await asyncio.to_thread(lab.set_fault, "hv-hang", "pass")
-    await wait_for(lambda: s.state is ConnState.CONNECTED and s.read_at > wall,
+    await eventually(lambda: s.state is ConnState.CONNECTED and s.read_at > wall,
                    settings.connect_timeout + BACK_WITHIN, "hv-hang connected once it answers")
     assert seen_domains(s) == lab_domains(lab, "hv-hang")
 
@@ -292,7 +283,7 @@ async def test_failed_host_keeps_its_libvirt_only_domains(fresh_lab, subset, def
     assert "stray-build" in rows_of(engine, "hv-t3")
     s = session(engine, "hv-t3")
     await asyncio.to_thread(lab.set_fault, "hv-t3", "refuse")
-    await wait_for(lambda: s.state is ConnState.FAILED, 5.0, "hv-t3 failed")
+    await eventually(lambda: s.state is ConnState.FAILED, 5.0, "hv-t3 failed")
     engine.reconcile_now()
     assert "stray-build" in rows_of(engine, "hv-t3")
 
@@ -459,7 +450,7 @@ class Watch:
         def find() -> dict[str, Any] | None:
             return next((r for r in self.records()[after:] if pred(r)), None)
         assert not self.task.done(), "watch ended"
-        return await wait_for(find, timeout, what)
+        return await eventually(find, timeout, what)
 
     async def stop(self) -> int:
         self.task.cancel()
