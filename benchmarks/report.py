@@ -63,7 +63,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     key=lambda p: p["vs_one_host"], default=None)
         if worst is not None:
             add("cost follows the slowest host, not the sum (within 2x of one host)",
-                "; ".join(f"{p['hosts']}x{p['vms_per_host']}: {p['vs_one_host']}x"
+                "; ".join(f"{p['hosts']}x{p['vms_per_host']}: {p['vs_one_host']}x "
+                          f"(the sum: {p['hosts']}x)"
                           for p in pts if p["hosts"] == max(q["hosts"] for q in pts
                                                             if q["vms_per_host"]
                                                             == p["vms_per_host"]))
