@@ -140,6 +140,10 @@ async def test_event_lands_in_place_while_filtered_and_scrolled(lab, make_app, s
 
         cells = ui.row_cells(app, "office-21")
         assert (cells["vdi"], cells["drift"]) == ("off ≠", "! state")
+        # Drawn, not only stored: the row's cached line was dropped and rendered again.
+        line = next(ln for ln in screen_text(app.export_screenshot()).splitlines()
+                    if "office-21" in ln)
+        assert "running ≠" in line and "shutoff" not in line, line
         assert box.value == "office" and box.display
         assert table.selected_key == before[0] == ui.key_of(app, "office-31")
         assert table.scroll_y == before[1]

@@ -17,7 +17,7 @@ from vditui.core.models import (
     VdiVm,
     VirtState,
 )
-from vditui.core.reconcile import changed_rows, reconcile, row_index, update_rows
+from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
 
 STATES = [VirtState.RUNNING, VirtState.SHUTOFF, VirtState.PAUSED, VirtState.CRASHED]
 
@@ -110,25 +110,39 @@ def test_new_or_renamed_domain_needs_a_full_pass() -> None:
     assert update_rows(cmp, inv, views, {(hid, "no-such-uuid")}) is None
 
 
-def test_changed_rows_of_a_full_pass() -> None:
-    """A full pass over the same VMs reports only the rows that differ; rows that came, went or
-    moved make it report None (the caller then looks at everything)."""
+def test_carry_over_keeps_equal_rows_and_reports_the_changed_ones() -> None:
+    """A full pass over the same VMs: equal rows are the previous objects (their drifts in the
+    drift list too), only the differing rows are reported; rows that came, went or moved make
+    it report None and change nothing."""
     inv, views = world(random.Random(3))
     before = reconcile(inv, views)
-    assert changed_rows(before, reconcile(inv, views)) == ()
+    same, rows = carry_over(before, reconcile(inv, views))
+    assert rows == () and same == before
+    assert all(a is b for a, b in zip(same.vms, before.vms, strict=True))
     hid = next(h for h, v in views.items() if v.domains)
     ds = list(views[hid].domains)  # type: ignore[arg-type]
     ds[0] = replace(ds[0], vcpu=ds[0].vcpu + 16)
-    after = reconcile(inv, {**views, hid: replace(views[hid], domains=tuple(ds))})
-    rows = changed_rows(before, after)
+    views2 = {**views, hid: replace(views[hid], domains=tuple(ds))}
+    full = reconcile(inv, views2)
+    merged, rows = carry_over(before, full)
+    assert merged == full
     assert rows is not None and [r.virt.uuid for r in rows if r.virt] == [ds[0].uuid]
-    assert rows[0] in after.vms and rows[0] not in before.vms
+    assert rows[0] in merged.vms and rows[0] not in before.vms
+    assert sum(a is b for a, b in zip(merged.vms, before.vms, strict=True)) == len(before.vms) - 1
+    row_drifts = {id(d) for r in merged.vms for d in r.drifts}
+    assert all(id(d) in row_drifts for d in merged.drifts if d.kind.value not in
+               ("unreachable", "offline_but_reachable"))
+    # An incremental pass on the merged comparison still equals a full one.
+    ds[1] = replace(ds[1], state=VirtState.PAUSED if ds[1].state is not VirtState.PAUSED
+                    else VirtState.RUNNING)
+    views3 = {**views2, hid: replace(views2[hid], domains=tuple(ds))}
+    assert update_rows(merged, inv, views3, {(hid, ds[1].uuid)}) == reconcile(inv, views3)
     # A domain the platform does not know leaves with its row.
     stray = next(r for r in before.vms if r.vdi is None and r.virt is not None)
     sh = stray.virt_host_id
     assert sh is not None
     left = tuple(d for d in views[sh].domains or () if d.uuid != stray.virt.uuid)  # type: ignore[union-attr]
     gone = reconcile(inv, {**views, sh: replace(views[sh], domains=left)})
-    assert changed_rows(before, gone) is None
+    assert carry_over(before, gone) == (gone, None)
     swapped = replace(before, vms=(before.vms[1], before.vms[0], *before.vms[2:]))
-    assert changed_rows(before, swapped) is None
+    assert carry_over(before, swapped) == (swapped, None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from vditui.core.drift import DriftChange, DriftTracker
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
 from vditui.core.probe import ProbeResult, probe
-from vditui.core.reconcile import changed_rows, reconcile, row_index, update_rows
+from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
 from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
 from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
@@ -348,7 +348,7 @@ class Engine:
             cmp = reconcile(inventory, views)
             # Which rows differ, found here rather than by each face on the loop: after a
             # refresh that changed a few VMs, the TUI then redraws those few.
-            return cmp, (changed_rows(previous, cmp) if previous is not None else None)
+            return carry_over(previous, cmp) if previous is not None else (cmp, None)
 
         cmp, rows = await asyncio.to_thread(full)
         self._publish(cmp, seq, rows)

@@ -433,19 +433,31 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
     return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)))
 
 
-def changed_rows(previous: Comparison, current: Comparison) -> tuple[VmRow, ...] | None:
-    """The rows of ``current`` that differ from ``previous``, when both hold the same rows in
-    the same order (a refresh that found the same VMs); None when rows came, went or moved, so
-    that only a full look at ``current`` is right."""
+def carry_over(previous: Comparison, current: Comparison,
+               ) -> tuple[Comparison, tuple[VmRow, ...] | None]:
+    """``current``, with every row equal to ``previous``'s row in the same place replaced by
+    that older object, and the rows that do differ; or ``current`` as it is and None when rows
+    came, went or moved.
+
+    After a refresh that found the same VMs, the new comparison then shares its unchanged rows
+    with the old one: the thousands of fresh copies die at once instead of living on (less for
+    the garbage collector to walk), and a face can redraw just the changed rows."""
     if len(previous.vms) != len(current.vms):
-        return None
-    out: list[VmRow] = []
+        return current, None
+    rows: list[VmRow] = []
+    changed: list[VmRow] = []
     for old, new in zip(previous.vms, current.vms, strict=True):
         if old.key != new.key:
-            return None
-        if old is not new and old != new:
-            out.append(new)
-    return tuple(out)
+            return current, None
+        if old is new or old == new:
+            rows.append(old)
+        else:
+            rows.append(new)
+            changed.append(new)
+    # The drift list holds the very drift objects of the rows kept (update_rows relies on it).
+    drifts = [d for r in rows for d in r.drifts] + [d for h in current.hosts for d in h.drifts]
+    merged = Comparison(tuple(rows), current.hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    return merged, tuple(changed)
 
 
 def row_index(cmp: Comparison) -> dict[tuple[str, str], int]:
