@@ -34,7 +34,11 @@ class SessionSettings:
     reread_interval: float = 300.0
     min_backoff: float = 0.5
     max_backoff: float = 4.0
-    info_concurrency: int = 8
+    info_concurrency: int = 8  # per-domain reads in flight per host, for the first read
+    # ... and for re-reads of a connected host (a refresh), whose data is already on screen:
+    # gentler, so that 50 hosts re-reading at once do not hold hundreds of threads that starve
+    # the event loop of the GIL (drivers with bulk stats need no per-domain reads at all).
+    reread_info_concurrency: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +140,11 @@ class HostSession:
                 self.reconnects += 1
 
     async def _connected_loop(self) -> None:
+        lanes = self.settings.info_concurrency
         while not self._stopping:
-            if not await self._read_all():
+            if not await self._read_all(lanes):
                 return
+            lanes = self.settings.reread_info_concurrency
             if self._stopping:
                 return
             self._wake.clear()
@@ -248,16 +254,16 @@ class HostSession:
         self.attempt_errors.pop(uri, None)
         return conn
 
-    async def _read_all(self) -> bool:
+    async def _read_all(self, lanes: int) -> bool:
         sub = self._sub
         if sub is None:
             return False
         n = len(self.domains or ())
-        timeout = self.settings.call_timeout + 0.05 * n
+        # 0.4 s of round trips per domain and lane (50 ms each at 8 lanes) on top of one call.
+        timeout = self.settings.call_timeout + 0.4 * n / max(1, lanes)
         self._reading, self._buffer = True, []
         try:
-            result = await virt.blocking(virt.read_domains, sub.conn,
-                                         self.settings.info_concurrency, timeout=timeout)
+            result = await virt.blocking(virt.read_domains, sub.conn, lanes, timeout=timeout)
         except TimeoutError:
             self._reading = False
             self.error = timeout_error(self.uri, timeout, "reading domains")
