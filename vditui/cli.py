@@ -85,12 +85,9 @@ def scenario_from(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    import gc
+    from vditui.tuning import tune_gc
 
-    # Thousands of long-lived model objects make CPython's default collector run full passes
-    # every few hundred ms under an event storm (measured: 9 s of a 20 s storm). Collect less
-    # often; the app also freezes the loaded inventory out of the collector's way.
-    gc.set_threshold(50_000, 50, 1000)
+    tune_gc()  # see vditui.tuning: the default collector stalls under event storms
     from vditui.logsetup import setup_logging
 
     setup_logging()

@@ -26,6 +26,7 @@ from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, EngineSettings, Update
 from vditui.core.models import Comparison, ConnState, VmRow
 from vditui.core.vdi import VdiAuthError, VdiError
+from vditui.tuning import tune_gc
 from vditui.ui.actions import OperatorActions
 from vditui.ui.screens.simple import ProblemScreen
 from vditui.ui.view import Filter, stale_hosts
@@ -95,10 +96,7 @@ class VdiApp(OperatorActions):
         yield Footer()
 
     def on_mount(self) -> None:
-        # Thousands of long-lived objects make CPython's default collector run full passes
-        # several times a second under an event storm; collect less often (and see
-        # _freeze_once). cli.main does the same for the headless commands.
-        gc.set_threshold(50_000, 50, 1000)
+        tune_gc()  # see vditui.tuning (cli.main does the same for the headless commands)
         self.query_one("#top", TopBar).clock = self.clock
         self.query_one("#events", RichLog).border_title = "events"
         self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
