@@ -23,11 +23,13 @@ PROFILES: dict[str, dict[str, Any]] = {
         "cold_sizes": [(50, 100), (1, 4)], "reps": 3,
         "scale_hosts": [1, 10, 50, 100], "scale_vms": [10, 100, 500], "scale_reps": 1,
         "live_size": (50, 100), "storm_s": 20.0, "idle_s": 30.0, "refreshes": 3,
+        "slow_size": (50, 100), "slow_ms": 200.0,
     },
     "quick": {
         "cold_sizes": [(10, 20), (1, 4)], "reps": 2,
         "scale_hosts": [1, 5], "scale_vms": [10, 50], "scale_reps": 1,
         "live_size": (10, 50), "storm_s": 4.0, "idle_s": 3.0, "refreshes": 1,
+        "slow_size": (5, 20), "slow_ms": 100.0,
     },
 }
 SECTIONS = ("cold", "scaling", "live")
@@ -142,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         results["scaling"] = cold.scaling(prof["scale_hosts"], prof["scale_vms"], args.delay,
                                           None if args.all else args.limit,
                                           prof["scale_reps"], tap, log, reuse)
+        hosts, vms = prof["slow_size"]
+        results["scaling"]["slow_host"] = cold.slow_host(hosts, vms, args.delay,
+                                                         prof["slow_ms"], prof["scale_reps"],
+                                                         tap, log)
         if results["scaling"]["skipped"]:
             log(f"scaling: skipped {results['scaling']['skipped']} (over {args.limit} VMs; "
                 "--all includes them)")

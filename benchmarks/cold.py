@@ -127,3 +127,22 @@ def scaling(host_counts: list[int], vm_counts: list[int], delay_ms: float, limit
         p["vs_one_host"] = round(p["wall_s"] / base, 2) if base else None
     return {"delay_ms": delay_ms, "limit_vms": limit, "points": points, "skipped": skipped,
             "median_of": reps}
+
+
+def slow_host(hosts: int, vms: int, delay_ms: float, slow_ms: float, reps: int,
+              tap: wire.RpcTap, log: Log) -> dict[str, Any]:
+    """One host far slower than the rest (``slow_ms`` instead of ``delay_ms`` added per round
+    trip): the cold time of ``hosts`` x ``vms`` should be about that host's time alone, not the
+    sum. Both labs keep the platform at ``delay_ms``."""
+    with lab_up(1, vms, delay_ms) as (lab, _s):
+        lab.set_delay(slow_ms, next(iter(lab.hosts)))
+        alone = _median_run([cold_once(lab, tap) for _ in range(reps)])
+    with lab_up(hosts, vms, delay_ms) as (lab, _s):
+        lab.set_delay(slow_ms, next(iter(lab.hosts)))
+        mixed = _median_run([cold_once(lab, tap) for _ in range(reps)])
+    ratio = round(mixed["wall_s"] / alone["wall_s"], 2)
+    log(f"slow host: {hosts}x{vms} with one host at {slow_ms:g} ms: {mixed['wall_s']:.3f} s; "
+        f"that host alone: {alone['wall_s']:.3f} s ({ratio}x)")
+    return {"hosts": hosts, "vms_per_host": vms, "delay_ms": delay_ms, "slow_ms": slow_ms,
+            "wall_s": mixed["wall_s"], "alone_s": alone["wall_s"], "ratio": ratio,
+            "complete": mixed["complete"] and alone["complete"]}

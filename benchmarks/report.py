@@ -69,6 +69,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                                                             if q["vms_per_host"]
                                                             == p["vms_per_host"]))
                 + " the time of 1 host", worst["vs_one_host"] <= 2.0)
+        slow = results.get("scaling", {}).get("slow_host")
+        if slow:
+            # One after another: the slow host, plus each other host's own time (1 host, same
+            # size, at the normal delay, from the scaling points).
+            fast = next((p["wall_s"] for p in pts if p["hosts"] == 1
+                         and p["vms_per_host"] == slow["vms_per_host"]), None)
+            serial = "" if fast is None else (
+                f" (one after another: ~{slow['alone_s'] + (slow['hosts'] - 1) * fast:.0f} s)")
+            add(f"one slow host sets the time: {slow['hosts']}x{slow['vms_per_host']}, one host "
+                f"at {slow['slow_ms']:g} ms (within 1.25x of that host alone)",
+                f"{slow['wall_s']:.2f} s vs {slow['alone_s']:.2f} s alone: {slow['ratio']}x"
+                + serial,
+                slow["ratio"] <= 1.25 and slow["complete"])
         add("<= 5 round trips per host with bulk stats (QEMU, projected: all but info())",
             f"{max(fixed, default=0)} wire RPCs, all sequential (an open alone is 5); "
             f"{max(api, default=0)} API calls; the engine's own count says "
@@ -149,6 +162,12 @@ def markdown(results: dict[str, Any]) -> str:
                           p["vdi_s"], p["last_host_s"],
                           (p.get("wire_per_host") or {}).get("total_max"), p["vdi_requests"],
                           p["cpu_s"], p["rss_peak_mb"], p["complete"]] for p in sc["points"]])
+        slow = sc.get("slow_host")
+        if slow:
+            lines += ["", f"One slow host: {slow['hosts']}x{slow['vms_per_host']} with one host at "
+                      f"{slow['slow_ms']:g} ms added (the rest and the platform at "
+                      f"{slow['delay_ms']:g} ms): {slow['wall_s']} s; that host alone: "
+                      f"{slow['alone_s']} s ({slow['ratio']}x)."]
         if sc["skipped"]:
             lines += ["", "Skipped (more than {} VMs in all; run with `--all`): {}".format(
                 sc["limit_vms"], ", ".join(f"{h}x{v}" for h, v in sc["skipped"]))]
