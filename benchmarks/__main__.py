@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cold, live, report, wire
-from benchmarks.common import WorkerError, load_average, machine
+from benchmarks.common import WorkerError, load_average, machine, run_worker
 from vditui.lab.daemon import LabError
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -23,16 +23,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         "cold_sizes": [(50, 100), (1, 4)], "reps": 3,
         "scale_hosts": [1, 10, 50, 100], "scale_vms": [10, 100, 500], "scale_reps": 1,
         "live_size": (50, 100), "storm_s": 20.0, "idle_s": 30.0, "refreshes": 3,
-        "slow_size": (50, 100), "slow_ms": 200.0,
+        "slow_size": (50, 100), "slow_ms": 200.0, "table_rows": 10_000, "table_reps": 3,
     },
     "quick": {
         "cold_sizes": [(10, 20), (1, 4)], "reps": 2,
         "scale_hosts": [1, 5], "scale_vms": [10, 50], "scale_reps": 1,
         "live_size": (10, 50), "storm_s": 4.0, "idle_s": 3.0, "refreshes": 1,
-        "slow_size": (5, 20), "slow_ms": 100.0,
+        "slow_size": (5, 20), "slow_ms": 100.0, "table_rows": 2_000, "table_reps": 1,
     },
 }
-SECTIONS = ("cold", "scaling", "live")
+SECTIONS = ("cold", "scaling", "live", "table")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -155,10 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     def run_live_section() -> None:
         results["live"] = run_live(prof, args)
 
+    def run_table() -> None:
+        cfg = {"rows": prof["table_rows"], "reps": prof["table_reps"]}
+        t = results["table"] = run_worker("table", cfg, 300)
+        log(f"table: drift only on/off over {t['rows']} rows: {t['vditui']['ms_median']} ms "
+            f"(DataTable's measuring: {t['measuring']['ms_median']} ms, {t['ratio']}x)")
+
     try:
         section("cold", run_cold)
         section("scaling", run_scaling)
         section("live", run_live_section)
+        section("table", run_table)
     finally:
         tap.uninstall()
     results["machine"]["load_average_at_end"] = load_average()

@@ -171,6 +171,14 @@ def markdown(results: dict[str, Any]) -> str:
         if sc["skipped"]:
             lines += ["", "Skipped (more than {} VMs in all; run with `--all`): {}".format(
                 sc["limit_vms"], ", ".join(f"{h}x{v}" for h, v in sc["skipped"]))]
+    tb = results.get("table")
+    if tb:
+        lines += ["", f"## 4. Table rebuild ({tb['rows']} made-up rows, drift only on and off, "
+                  f"{tb['reps']}x each)", "",
+                  f"From `show()` to the next frame: median {tb['vditui']['ms_median']} ms, max "
+                  f"{tb['vditui']['ms_max']} ms; with DataTable's own per-cell measuring put "
+                  f"back, in the same process: median {tb['measuring']['ms_median']} ms, max "
+                  f"{tb['measuring']['ms_max']} ms ({tb['ratio']}x)."]
     live = results.get("live")
     if live:
         lines += ["", f"## 3. Live ({live['hosts']}x{live['vms_per_host']} = {live['vms']} VMs, "

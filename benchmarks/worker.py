@@ -193,6 +193,10 @@ def main(argv: list[str]) -> int:
             result = naive(cfg)
         elif mode == "watch":
             result = asyncio.run(watch(cfg))
+        elif mode == "table":
+            from benchmarks.table import run_table
+
+            result = run_table(cfg)
         elif mode == "tui":
             from benchmarks.tui_probe import run_tui
 

@@ -7,7 +7,10 @@ goes back to the same VM and the scroll position is kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.text import Text
+from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -189,6 +192,20 @@ class VmTable(DataTable[Text | str]):
             self._applied.pop(key, None)
         self._set_cells(updates)
         return len(updates)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """DataTable measures every cell of every new row to size auto-width columns: 35,000
+        measurements (~0.5 s, the screen frozen) after a rebuild of 5,000 rows. Here every
+        column has a fixed width and every row one line, so only the virtual size changes."""
+        if any(c.auto_width for c in self.columns.values()) or any(
+                self.rows[k].auto_height or self.rows[k].label is not None
+                for k in new_rows if k in self.rows):
+            super()._update_dimensions(new_rows)
+            return
+        width = sum(c.get_render_width(self) for c in self.columns.values())
+        header = self.header_height if self.show_header else 0
+        self.virtual_size = Size(width + self._row_label_column_width,
+                                 self._total_row_height + header)
 
     def _rebuild(self, wanted: dict[str, Cells]) -> None:
         keep_key = self.selected_key
