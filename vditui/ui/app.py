@@ -39,6 +39,7 @@ _log = logging.getLogger(__name__)
 
 FLUSH_DELAY = 0.03
 LOG_INTERVAL = 0.25  # the event log is written at most this often (see _flush_log)
+LOG_BATCH = 200  # ... and at most this many lines at a time
 SUMMARY_INTERVAL = 0.5  # the tree, group summary and title follow an event storm this often
 NARROW = 110
 MAX_LOG_LINES = 2000
@@ -236,22 +237,30 @@ class VdiApp(OperatorActions):
         self.last_flush_at = time.monotonic()
 
     def clear_event_log(self) -> None:
-        """Forget every event line, shown or still queued (queued ones are written first, so
-        the log ends in the same state however far its throttled writes had got)."""
-        self._flush_log()
+        """Forget every event line, shown or still queued."""
+        self._log.clear()
         self.query_one("#events", RichLog).clear()
 
     def _flush_log(self) -> None:
         # Every write to the log changes its size, and that re-lays out the whole screen: so the
-        # log is written a few times a second, while table cells follow events at once.
+        # log is written a few times a second, while table cells follow events at once. Each
+        # write is one batch of at most LOG_BATCH lines (a refresh that moves hundreds of
+        # drifts queued 2,000 lines once, and their single write held the loop for 90 ms); the
+        # rest follows LOG_INTERVAL later.
         self._log_timer_set = False
         self._log_flushed_at = time.monotonic()
         if not self._log or not self.is_running:
             return
-        # One write for the whole batch: each write measures, renders and re-lays out, and
-        # an event storm queues a hundred lines between two writes.
-        self.query_one("#events", RichLog).write(Text("\n").join(self._log[-MAX_LOG_LINES:]))
-        self._log.clear()
+        if len(self._log) > MAX_LOG_LINES:  # the log keeps no more: older lines could not show
+            keep = MAX_LOG_LINES - 1
+            self._log = [Text(f"… {len(self._log) - keep} earlier lines not shown (the event "
+                              f"log keeps the last {MAX_LOG_LINES})", style="dim"),
+                         *self._log[-keep:]]
+        batch, self._log = self._log[:LOG_BATCH], self._log[LOG_BATCH:]
+        self.query_one("#events", RichLog).write(Text("\n").join(batch))
+        if self._log and not self._log_timer_set:
+            self._log_timer_set = True
+            self.set_timer(LOG_INTERVAL, self._flush_log)
 
     def _freeze_once(self) -> None:
         """Once every host has been read, move the loaded objects out of the collector's
