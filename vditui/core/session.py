@@ -259,7 +259,8 @@ class HostSession:
         if sub is None:
             return False
         n = len(self.domains or ())
-        # 0.4 s of round trips per domain and lane (50 ms each at 8 lanes) on top of one call.
+        # One call's time, plus 0.4 s per domain shared among the lanes (50 ms a domain at 8
+        # lanes, 200 ms at 2): a slow link fails a big host's read only when truly stuck.
         timeout = self.settings.call_timeout + 0.4 * n / max(1, lanes)
         self._reading, self._buffer = True, []
         try:
