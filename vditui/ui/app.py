@@ -11,7 +11,7 @@ import contextvars
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rich.text import Text
@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Input, RichLog, Tree
 
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, EngineSettings, Update
-from vditui.core.models import Comparison, ConnState, VmRow
+from vditui.core.models import Comparison, ConnState, Drift, VmRow
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
 from vditui.ui.actions import OperatorActions
@@ -201,11 +201,13 @@ class VdiApp(OperatorActions):
             return self.engine.sessions[host_id].name
         return host_id[:8]
 
-    def _status(self) -> dict[tuple[str, str], DriftStatus]:
+    def _status(self, drifts: Iterable[Drift] | None = None) -> dict[tuple[str, str],
+                                                                      DriftStatus]:
+        """The tracker's status of ``drifts`` (by default every drift of the comparison)."""
         if self.engine is None or self.comparison is None:
             return {}
         tr = self.engine.tracker
-        return {d.ident: st for d in self.comparison.drifts
+        return {d.ident: st for d in (self.comparison.drifts if drifts is None else drifts)
                 if (st := tr.status(d.ident)) is not None}
 
     def flush(self) -> None:
@@ -273,8 +275,7 @@ class VdiApp(OperatorActions):
             gc.freeze()
 
     def _render_comparison(self, cmp: Comparison) -> None:
-        names = {h.host.id: h.host.name for h in cmp.hosts}
-        pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
+        names, pools = _host_maps(cmp)
         self._stale_shown = stale_hosts(list(cmp.hosts))
         self.query_one("#vms", VmTable).show(list(cmp.vms), self.filter, pools, names,
                                              self._status(), self._stale_shown)
@@ -290,11 +291,8 @@ class VdiApp(OperatorActions):
         table = self.query_one("#vms", VmTable)
         rows = [r for key, new in touched.items()
                 if (r := new or table.rows_by_key.get(key)) is not None]
-        tr = self.engine.tracker if self.engine is not None else None
-        status = {d.ident: st for r in rows for d in r.drifts
-                  if tr is not None and (st := tr.status(d.ident)) is not None}
-        names = {h.host.id: h.host.name for h in cmp.hosts}
-        pools = {h.host.id: h.host.pool_id for h in cmp.hosts}
+        status = self._status(d for r in rows for d in r.drifts)
+        names, pools = _host_maps(cmp)
         if not table.show_rows(rows, self.filter, pools, names, status, stale):
             return False
         if table.selected_key in touched:
@@ -361,7 +359,7 @@ class VdiApp(OperatorActions):
         panel = self.query_one("#diff", DiffPanel)
         table = self.query_one("#vms", VmTable)
         tree = self.query_one("#hosts", HostTree)
-        names = {h.host.id: h.host.name for h in cmp.hosts}
+        names = _host_maps(cmp)[0]
         if prefer_vm is None:
             prefer_vm = not tree.has_focus
         key = table.selected_key
@@ -371,7 +369,7 @@ class VdiApp(OperatorActions):
             view = next((h.view for h in cmp.hosts if h.host.id == hid), None)
             stale_since = view.read_at if view is not None and view.domains is not None and (
                 view.state is not ConnState.CONNECTED) else 0.0
-            panel.show_vm(row, names, self._status(), stale_since)
+            panel.show_vm(row, names, self._status(row.drifts), stale_since)
             return
         ref = node or (tree.cursor_node.data if tree.cursor_node else None) or NodeRef("all")
         if ref.kind == "host":
@@ -406,6 +404,12 @@ class VdiApp(OperatorActions):
         self._exit_renderables.append(Segments(self.console.render(report,
                                                                    self.console.options)))
         self._close_messages_no_wait()
+
+def _host_maps(cmp: Comparison) -> tuple[dict[str, str], dict[str, str]]:
+    """Host id -> name, and host id -> pool id."""
+    return ({h.host.id: h.host.name for h in cmp.hosts},
+            {h.host.id: h.host.pool_id for h in cmp.hosts})
+
 
 def _vdi_problem(exc: VdiError, s: EngineSettings) -> tuple[str, str, str]:
     if isinstance(exc, VdiAuthError):
