@@ -20,6 +20,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vditui.lab.tls import ServerFiles
 
 
 class LabError(RuntimeError):
@@ -53,13 +57,21 @@ def _die_with_parent() -> None:
 
 
 class LibvirtDaemon:
-    """A libvirtd process listening on ``ip:port`` (TCP, no auth)."""
+    """A libvirtd process listening on ``ip:port`` (TCP, no auth), and with ``tls`` also on
+    ``ip:tls_port`` (TLS: client certificates from the lab's CA, names on its allowed list)."""
 
-    def __init__(self, name: str, workdir: Path, ip: str, port: int | None = None) -> None:
+    #: The driver's URI scheme and path, for every URI to this daemon whatever the transport.
+    driver = "test"
+    uri_path = "/default"
+
+    def __init__(self, name: str, workdir: Path, ip: str, port: int | None = None,
+                 tls: ServerFiles | None = None) -> None:
         self.name = name
         self.dir = workdir / name
         self.ip = ip
         self.port = port or free_port(ip)
+        self.tls = tls
+        self.tls_port = free_port(ip) if tls is not None else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,14 +80,32 @@ class LibvirtDaemon:
 
     @property
     def uri(self) -> str:
-        return f"test+tcp://{self.ip}:{self.port}/default"
+        return self.uri_for("tcp", self.ip, self.port)
+
+    def uri_for(self, transport: str, host: str, port: int | None = None, query: str = "") -> str:
+        """``driver+transport://host[:port]/path[?query]`` for this daemon's driver."""
+        where = f"{host}:{port}" if port else host
+        return f"{self.driver}+{transport}://{where}{self.uri_path}" + (f"?{query}" if query
+                                                                       else "")
+
+    def _tls_config(self) -> str:
+        if self.tls is None:
+            return "listen_tls = 0\n"
+        allowed = ", ".join(f'"{dn}"' for dn in self.tls.allowed_dn)
+        return ("listen_tls = 1\n"
+                f'tls_port = "{self.tls_port}"\n'
+                f'key_file = "{self.tls.key}"\n'
+                f'cert_file = "{self.tls.cert}"\n'
+                f'ca_file = "{self.tls.ca}"\n'
+                f"tls_allowed_dn_list = [{allowed}]\n"
+                'auth_tls = "none"\n')
 
     def _write_config(self) -> Path:
         for sub in ("run", "drivers", "config", "cache", "state"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         conf = self.dir / "libvirtd.conf"
         conf.write_text(
-            "listen_tls = 0\n"
+            self._tls_config() +
             "listen_tcp = 1\n"
             f'listen_addr = "{self.ip}"\n'
             f'tcp_port = "{self.port}"\n'
@@ -123,8 +153,10 @@ class LibvirtDaemon:
             if self.proc is None or self.proc.poll() is not None:
                 raise LabError(f"{self.name}: libvirtd exited at start: {self._why()}")
             try:
-                with socket.create_connection((self.ip, self.port), timeout=0.5):
-                    return
+                for port in (self.port, self.tls_port):
+                    if port is not None:
+                        socket.create_connection((self.ip, port), timeout=0.5).close()
+                return
             except OSError:
                 time.sleep(0.05)
         self.stop()

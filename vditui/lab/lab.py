@@ -17,6 +17,16 @@ address (port 2222, or a free one), letting the current user in with a lab-gener
 ``nc -U``. Its URIs are :attr:`LabHost.ssh_uri` (with the key) and
 :attr:`LabHost.ssh_uri_without_key` (which fails as a host without the operator's key does). A
 host without ``"tcp"`` keeps its TCP proxy refusing.
+
+TLS: a host whose ``transports`` list ``"tls"`` gets a server certificate from the lab's CA
+(:mod:`vditui.lab.tls`) and its libvirtd listens for TLS too, behind a second fault proxy on
+libvirt's TLS port 16514: :attr:`LabHost.tls_uri` (``...+tls://IP/...?pkipath=DIR``) works,
+:meth:`LabHost.tls_uri_with` gives the failing pkipaths, :meth:`Lab.tls_uri_wrong_name` a name
+the certificate does not carry.
+
+Fallbacks: where the machine cannot serve a host's ssh (no sshd, ssh or nc) or tls (no
+certtool), the lab serves that host over tcp instead and says so, once, in a log warning, in
+:attr:`Lab.fallbacks` and in :meth:`Lab.describe`; never silently.
 """
 
 from __future__ import annotations
@@ -32,19 +42,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import libvirt
 
-from vditui.lab.daemon import LabError, LibvirtDaemon
+from vditui.lab.daemon import LabError, LibvirtDaemon, free_port
 from vditui.lab.proxy import FaultProxy, ProxyHub
 from vditui.lab.scenario import HostSpec, Scenario, VmSpec
-from vditui.lab.sshd import LabSshd
+from vditui.lab.sshd import LabSshd, find_sshd
+from vditui.lab.sshd import _tool as ssh_tool
+from vditui.lab.tls import LabPki
 from vditui.lab.vdi_server import VdiServer
 
 log = logging.getLogger("vditui.lab")
 
 LIBVIRT_PORT = 16509
+LIBVIRT_TLS_PORT = 16514
 VDI_PORT = 8088
 URI_TEMPLATE = "test+tcp://{ip}/default"
 #: libvirt state name -> VDI DomainVO.status the platform would record for it
@@ -73,12 +87,56 @@ class LabHost:
     daemon: LibvirtDaemon
     proxy: FaultProxy | None = None
     sshd: LabSshd | None = None  # only when the scenario lists "ssh" for this host
+    pki: LabPki | None = None  # only when the scenario lists "tls" for this host
+    tls_proxy: FaultProxy | None = None
     conn: Any = None  # the lab's own libvirt connection (libvirt.virConnect)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: What the host really serves: the scenario's transports, or ("tcp",) after a fallback.
+    transports: tuple[str, ...] = ()
+    fallback: str = ""  # one line saying why the host is served over tcp instead, or ""
+
+    def __post_init__(self) -> None:
+        self.transports = self.transports or self.spec.transports
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def proxies(self) -> list[FaultProxy]:
+        return [p for p in (self.proxy, self.tls_proxy) if p is not None]
+
+    @property
+    def client_uri(self) -> str:
+        """The URI that reaches this host with what it really serves: tcp, else tls with the
+        lab's certificates, else ssh with the lab's key."""
+        if "tcp" in self.transports:
+            return self.uri
+        return self.tls_uri if "tls" in self.transports else self.ssh_uri
+
+    def _need_pki(self) -> LabPki:
+        if self.pki is None:
+            raise LabError(f"host {self.name!r} is not served over tls (it serves: "
+                           f"{', '.join(self.transports)}){self._why_not()}")
+        return self.pki
+
+    def _why_not(self) -> str:
+        return f"; {self.fallback}" if self.fallback else ""
+
+    @property
+    def tls_uri(self) -> str:
+        """``driver+tls://IP/path?pkipath=DIR``, DIR holding the lab's CA and a client
+        certificate the host accepts."""
+        return self.tls_uri_with(self._need_pki().client_dir)
+
+    def tls_uri_with(self, pkipath: str | Path | None) -> str:
+        """The TLS URI with another pkipath: a :meth:`LabPki.variant` name, a directory, or
+        None for none at all (libvirt then looks in /etc/pki)."""
+        pki = self._need_pki()
+        if isinstance(pkipath, str) and "/" not in pkipath:
+            pkipath = pki.variant(pkipath)
+        query = f"pkipath={quote(str(pkipath), safe='/')}" if pkipath is not None else ""
+        return self.daemon.uri_for("tls", self.ip, query=query)
 
     @property
     def uri(self) -> str:
@@ -88,7 +146,8 @@ class LabHost:
     def _need_sshd(self) -> LabSshd:
         if self.sshd is None:
             raise LabError(f"host {self.name!r} is not served over ssh (its transports: "
-                           f"{', '.join(self.spec.transports)}); add \"ssh\" to them")
+                           f"{', '.join(self.spec.transports)}); add \"ssh\" to them"
+                           f"{self._why_not()}")
         return self.sshd
 
     @property
@@ -107,6 +166,18 @@ class LabHost:
         """:attr:`ssh_uri` without ``keyfile=`` and with a wrapper offering no identity at all
         (no default keys, no agent): fails with ssh's "Permission denied (publickey)"."""
         return self._need_sshd().uri(self.socket_path, keyfile=False)
+
+
+def _ssh_unavailable() -> str:
+    """Why the lab cannot serve ssh here ("" when it can): the tools it runs are missing."""
+    try:
+        find_sshd()
+        for tool, package in (("ssh", "openssh-client"), ("ssh-keygen", "openssh-client"),
+                              ("nc", "netcat-openbsd")):
+            ssh_tool(tool, package)
+    except LabError as exc:
+        return str(exc)
+    return ""
 
 
 def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
@@ -144,6 +215,9 @@ class Lab:
         self.vdi: VdiServer | None = None
         self.vdi_proxy: FaultProxy | None = None
         self.prefix = ""
+        self.pki: LabPki | None = None
+        #: host name -> the one line saying why it is served over tcp instead of ssh/tls
+        self.fallbacks: dict[str, str] = {}
         self._started = False
         self._chaos: Any = None
 
@@ -174,12 +248,10 @@ class Lab:
         try:
             self.hub.start()
             for i, spec in enumerate(self.scenario.hosts):
-                ip = self.host_ip(i)
-                daemon = LibvirtDaemon(spec.name, self.workdir, ip)
-                self.hosts[spec.name] = LabHost(spec, ip, daemon)
+                self.hosts[spec.name] = self._make_host(spec, self.host_ip(i))
             for h in self.hosts.values():
                 h.daemon.start()
-                if "ssh" in h.spec.transports:
+                if "ssh" in h.transports:
                     # Started here, not in the pool below: a child dies with the thread that
                     # started it (PR_SET_PDEATHSIG), and pool threads end before the lab does.
                     h.sshd = LabSshd(h.daemon.dir / "ssh", h.ip)
@@ -203,6 +275,34 @@ class Lab:
         log.info("lab up: %s hosts at %s.x, VDI at %s", len(self.hosts), self.prefix, self.vdi_url)
         return self
 
+    def _make_host(self, spec: HostSpec, ip: str) -> LabHost:
+        missing = {"ssh": _ssh_unavailable, "tls": self._tls_unavailable}
+        lacking = [f"{t} ({why})" for t in spec.transports if t in missing
+                   if (why := missing[t]())]
+        if lacking:
+            line = (f"{spec.name}: cannot serve {', '.join(lacking)}; serving it over tcp "
+                    "instead")
+            log.warning("lab: %s", line)
+            self.fallbacks[spec.name] = line
+            return LabHost(spec, ip, LibvirtDaemon(spec.name, self.workdir, ip),
+                           transports=("tcp",), fallback=line)
+        files = None
+        if "tls" in spec.transports:
+            assert self.pki is not None
+            files = self.pki.server(spec.name, ip)
+        h = LabHost(spec, ip, LibvirtDaemon(spec.name, self.workdir, ip, tls=files))
+        h.pki = self.pki if files is not None else None
+        return h
+
+    def _tls_unavailable(self) -> str:
+        """Why the lab cannot serve TLS ("" when it can); makes the lab's CA the first time."""
+        if self.pki is None:
+            try:
+                self.pki = LabPki(self.workdir / "pki").make()
+            except LabError as exc:
+                return str(exc)
+        return ""
+
     def _bring_up(self, h: LabHost) -> None:
         h.daemon.wait_ready()
         if h.sshd is not None:
@@ -216,10 +316,22 @@ class Lab:
             h.proxy = self.hub.add((h.ip, LIBVIRT_PORT), (h.ip, h.daemon.port), name=h.name)
         except OSError as exc:
             raise LabError(f"{h.name}: cannot listen on {h.ip}:{LIBVIRT_PORT}: {exc}") from None
-        if h.spec.fault != "none":
-            h.proxy.set_mode(h.spec.fault)
-        elif "tcp" not in h.spec.transports:
-            h.proxy.set_mode("refuse")
+        if h.daemon.tls_port is not None:
+            try:
+                h.tls_proxy = self.hub.add((h.ip, LIBVIRT_TLS_PORT), (h.ip, h.daemon.tls_port),
+                                           name=f"{h.name}-tls")
+            except OSError as exc:
+                raise LabError(f"{h.name}: cannot listen on {h.ip}:{LIBVIRT_TLS_PORT}: "
+                               f"{exc}") from None
+        self._set_mode(h, h.spec.fault if h.spec.fault != "none" else "pass")
+
+    @staticmethod
+    def _set_mode(h: LabHost, mode: str) -> None:
+        # A transport the host does not serve stays refused, whatever fault comes and goes.
+        assert h.proxy is not None
+        h.proxy.set_mode(mode if mode != "pass" or "tcp" in h.transports else "refuse")
+        if h.tls_proxy is not None:
+            h.tls_proxy.set_mode(mode)
 
     def _connect(self, h: LabHost) -> Any:
         try:
@@ -277,26 +389,46 @@ class Lab:
             raise LabError(f"no host {name!r} in scenario {self.scenario.name!r}") from None
 
     def set_fault(self, host: str, mode: str) -> None:
-        """``pass`` | ``refuse`` | ``hang`` for one host's libvirt, or ``vdi`` for the platform."""
-        proxy = self.vdi_proxy if host == "vdi" else self.host(host).proxy
-        assert proxy is not None
-        proxy.set_mode(mode)
+        """``pass`` | ``refuse`` | ``hang`` for one host's libvirt (tcp and tls; a transport it
+        does not serve stays refused), or ``vdi`` for the platform."""
+        if host != "vdi":
+            self._set_mode(self.host(host), mode)
+            return
+        assert self.vdi_proxy is not None
+        self.vdi_proxy.set_mode(mode)
 
     def set_delay(self, ms: float, host: str | None = None) -> None:
         """Added round-trip delay for one host (``vdi`` for the platform), or everything."""
         if host is not None:
-            proxy = self.vdi_proxy if host == "vdi" else self.host(host).proxy
-            assert proxy is not None
-            proxy.set_delay(ms)
+            proxies = [self.vdi_proxy] if host == "vdi" else self.host(host).proxies
+            for p in proxies:
+                assert p is not None
+                p.set_delay(ms)
             return
-        for p in [self.vdi_proxy, *(h.proxy for h in self.hosts.values())]:
+        for p in [self.vdi_proxy, *(p for h in self.hosts.values() for p in h.proxies)]:
             if p is not None:
                 p.set_delay(ms)
 
     def cut(self, host: str) -> None:
-        proxy = self.vdi_proxy if host == "vdi" else self.host(host).proxy
-        assert proxy is not None
-        proxy.cut()
+        proxies = [self.vdi_proxy] if host == "vdi" else self.host(host).proxies
+        for p in proxies:
+            assert p is not None
+            p.cut()
+
+    def tls_uri_wrong_name(self, host: str) -> str:
+        """A TLS URI with the working pkipath that names the host ``localhost`` (through a
+        proxy on 127.0.0.1): its certificate names only its IP, so the client refuses it."""
+        h = self.host(host)
+        h._need_pki()
+        assert h.daemon.tls_port is not None
+        port = free_port("127.0.0.1")
+        self.hub.add(("127.0.0.1", port), (h.ip, h.daemon.tls_port), name=f"{h.name}-byname")
+        return h.tls_uri.replace(f"://{h.ip}/", f"://localhost:{port}/", 1)
+
+    def client_uris(self) -> dict[str, str]:
+        """Host name -> the URI that reaches it, for every host not served over tcp (the tcp
+        ones answer at :attr:`uri_template`)."""
+        return {n: h.client_uri for n, h in self.hosts.items() if "tcp" not in h.transports}
 
     def kill_daemon(self, host: str) -> None:
         """Kill a host's libvirtd abruptly (its VMs' test-driver state goes with it)."""
@@ -377,10 +509,14 @@ class Lab:
                  f"libvirt URI template: {self.uri_template}", "hosts:"]
         for h in self.hosts.values():
             extra = "" if h.spec.fault == "none" else f"  [fault: {h.spec.fault}]"
-            if not extra and "tcp" not in h.spec.transports:
+            if not extra and "tcp" not in h.transports:
                 extra = "  [no tcp: refused]"
             n = len(self.scenario.vms_on(h.name))
             lines.append(f"  {h.name:<12} {h.uri:<34} {n:>4} domains{extra}")
             if h.sshd is not None:
                 lines.append(f"  {'':<12} ssh: {h.ssh_uri}")
+            if h.pki is not None:
+                lines.append(f"  {'':<12} tls: {h.tls_uri}")
+            if h.fallback:
+                lines.append(f"  {'':<12} FALLBACK: {h.fallback}")
         return "\n".join(lines)
