@@ -25,7 +25,17 @@ def start_demo(args: argparse.Namespace, chaos: float = 0.0) -> Any:
     if getattr(args, "grace", None) is None:
         args.grace = 3.0
     args.demo_password = lab.password
+    args.demo_host_uris = demo_host_uris(lab)
+    args.demo_notes = list(lab.fallbacks.values())
     args.config = os.devnull if getattr(args, "config", None) is None else args.config
     if chaos > 0:
         lab.chaos(chaos)
     return lab
+
+
+def demo_host_uris(lab: Any) -> dict[str, str]:
+    """Host name -> the URI that reaches it, for the hosts the lab does not serve over tcp:
+    ssh with the lab's key, tls with the lab's certificates (``pkipath``). The plain URIs that
+    fail on them (tcp refused, ssh without a key, tls without certificates) stay among the
+    candidates the reconnect screen and `probe` show."""
+    return dict(lab.client_uris())

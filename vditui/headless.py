@@ -9,6 +9,7 @@ import getpass
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,7 +59,11 @@ def build_settings(args: argparse.Namespace, interactive: bool) -> tuple[EngineS
     warnings = list(config.warnings)
     if not profile.verify_ssl:
         warnings.append(INSECURE_WARNING)
-    return settings_from(profile, password), warnings
+    settings = settings_from(profile, password)
+    if getattr(args, "demo_host_uris", None):  # the demo's ssh-only and tls-only hosts
+        settings = replace(settings, host_uris={**settings.host_uris, **args.demo_host_uris})
+    warnings += getattr(args, "demo_notes", None) or []  # the lab's fallbacks, said aloud
+    return settings, warnings
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 LEVEL_ENV = "VDITUI_LOG_LEVEL"
+LIBVIRT_LOG_ENV = "LIBVIRT_LOG_OUTPUTS"
 _done = False
 
 
@@ -41,6 +42,16 @@ class _PrivateFileHandler(logging.handlers.RotatingFileHandler):
         with contextlib.suppress(OSError):  # a file left by an older version: private too
             os.fchmod(fd, 0o600)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
+def _libvirt_log_to(path: Path | None) -> None:
+    """Send libvirt's own client log to ``path`` (or nowhere) instead of stderr: a failed TLS
+    check logs a warning there that would land on the terminal behind the TUI. libvirt reads
+    the variable once, when first imported; one the user set wins."""
+    if LIBVIRT_LOG_ENV in os.environ:
+        return
+    usable = path is not None and ":" not in str(path) and " " not in str(path)
+    os.environ[LIBVIRT_LOG_ENV] = f"3:file:{path}" if usable else "4:file:/dev/null"
 
 
 def setup_logging(level: int | None = None, directory: Path | None = None) -> Path | None:
@@ -76,6 +87,7 @@ def setup_logging(level: int | None = None, directory: Path | None = None) -> Pa
     except OSError:
         handler = logging.NullHandler()
     root.addHandler(handler)
+    _libvirt_log_to(path.with_name("libvirt-client.log") if path else None)
     # Without a handler of last resort, logging would print to stderr when none match.
     logging.lastResort = None
     if complaint:

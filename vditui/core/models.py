@@ -145,7 +145,11 @@ class VirtErrorKind(StrEnum):
     NAME_UNRESOLVED = "name-unresolved"
     SSH_HOST_KEY = "ssh-host-key"
     SSH_AUTH = "ssh-auth"
-    TLS_CERT = "tls-cert"
+    TLS_CERT = "tls-cert"  # certificates missing or unreadable, or a TLS failure not below
+    TLS_UNKNOWN_CA = "tls-unknown-ca"
+    TLS_NAME_MISMATCH = "tls-name-mismatch"
+    TLS_CLIENT_MISSING = "tls-client-missing"
+    TLS_CLIENT_REFUSED = "tls-client-refused"
     AUTH_REQUIRED = "auth-required"
     INVALID_URI = "invalid-uri"
     CONNECTION_LOST = "connection-lost"

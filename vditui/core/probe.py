@@ -28,6 +28,13 @@ _PATTERNS: tuple[tuple[VirtErrorKind, tuple[str, ...]], ...] = (
     (VirtErrorKind.SSH_AUTH, ("permission denied (publickey", "permission denied, please try again",
                               "too many authentication failures", "no more authentication methods",
                               "failed to authenticate", "ssh-agent")),
+    # The TLS kinds below the generic one match libvirt's own words and the cause that
+    # tlscheck.explain adds where libvirt's message hides it.
+    (VirtErrorKind.TLS_NAME_MISMATCH, ("does not name", "owner does not match the hostname",
+                                       "hostname mismatch", "ip address mismatch")),
+    (VirtErrorKind.TLS_UNKNOWN_CA, ("was not issued by the ca in",)),
+    (VirtErrorKind.TLS_CLIENT_MISSING, ("no client certificate at",)),
+    (VirtErrorKind.TLS_CLIENT_REFUSED, ("refused the client certificate", "our own certificate")),
     (VirtErrorKind.TLS_CERT, ("ca certificate", "cacert", "client certificate", "clientcert",
                               "certificate", "gnutls", "tls handshake", "x509")),
     (VirtErrorKind.NAME_UNRESOLVED, ("name or service not known", "could not resolve hostname",
@@ -100,10 +107,8 @@ def hint(kind: VirtErrorKind, uri: str) -> str:
     if kind is VirtErrorKind.SSH_AUTH:
         return (f"no SSH key accepted: run `ssh-copy-id {user}@{host}` "
                 "(or add keyfile=... to the URI)")
-    if kind is VirtErrorKind.TLS_CERT:
-        return ("TLS certificates missing or invalid: the CA goes in /etc/pki/CA/cacert.pem, the "
-                "client's in /etc/pki/libvirt/clientcert.pem and private/clientkey.pem "
-                "(~/.pki/libvirt/ for a normal user)")
+    if kind in _TLS_HINTS:
+        return _tls_hint(kind, uri, host)
     if kind is VirtErrorKind.AUTH_REQUIRED:
         return (f"libvirtd on {host} wants authentication (SASL/polkit): configure credentials or "
                 "use an SSH URI with a key")
@@ -112,6 +117,41 @@ def hint(kind: VirtErrorKind, uri: str) -> str:
     if kind is VirtErrorKind.CONNECTION_LOST:
         return f"the connection to {host} dropped; vditui reconnects by itself"
     return "see the detail for libvirt's own message"
+
+
+_TLS_HINTS = {
+    VirtErrorKind.TLS_CERT:
+        "TLS needs certificates: check cacert.pem, clientcert.pem and clientkey.pem in {dir}",
+    VirtErrorKind.TLS_UNKNOWN_CA:
+        "{host}'s certificate is not from the CA in {ca}: put the CA that signed it there",
+    VirtErrorKind.TLS_NAME_MISMATCH:
+        "{host}'s certificate does not name {host}: use a name or IP it lists (`certtool -i "
+        "--infile servercert.pem` on the host) or reissue it",
+    VirtErrorKind.TLS_CLIENT_MISSING:
+        "no client certificate: put {cert} and {key}, signed by {host}'s CA, in place",
+    VirtErrorKind.TLS_CLIENT_REFUSED:
+        "{host} refused {cert}: it must be signed by {host}'s CA and allowed by its "
+        "tls_allowed_dn_list (`certtool --verify --load-ca-certificate {ca} --infile {cert}`)",
+}
+_NO_PKIPATH = ("TLS needs certificates: add ?pkipath=DIR to the URI, DIR holding cacert.pem, "
+               "clientcert.pem and clientkey.pem (else libvirt reads /etc/pki)")
+
+
+def _tls_hint(kind: VirtErrorKind, uri: str, host: str) -> str:
+    try:
+        pki = parse(uri).param("pkipath")
+    except UriError:
+        pki = None
+    if pki:
+        d = pki.rstrip("/") or "/"
+        ca, cert, key = f"{d}/cacert.pem", f"{d}/clientcert.pem", f"{d}/clientkey.pem"
+    elif kind is VirtErrorKind.TLS_CERT:
+        return _NO_PKIPATH
+    else:  # libvirt's default places (a normal user's ~/.pki/libvirt/ comes first)
+        d = "/etc/pki"
+        ca, cert, key = ("/etc/pki/CA/cacert.pem", "/etc/pki/libvirt/clientcert.pem",
+                         "/etc/pki/libvirt/private/clientkey.pem")
+    return _TLS_HINTS[kind].format(host=host, dir=d, ca=ca, cert=cert, key=key)
 
 
 @dataclass(frozen=True, slots=True)

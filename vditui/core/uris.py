@@ -7,6 +7,7 @@ to a shell. ``driver[+transport]://[user@][host][:port]/path[?query]``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -104,6 +105,12 @@ def parse(uri: str) -> LibvirtUri:
         bad = _bad_char(value)
         if bad:
             raise UriError(f"{shown}: the {what} contains a percent-encoded {bad}")
+    for k, v in query:
+        if k == "pkipath" and not v.startswith("/"):
+            raise UriError(f"{shown}: pkipath must be an absolute path (the directory holding "
+                           f"cacert.pem, clientcert.pem and clientkey.pem), got {v!r}")
+        if k == "no_verify" and v not in ("0", "1"):
+            raise UriError(f"{shown}: no_verify must be 0 or 1, got {v!r}")
     return LibvirtUri(raw=uri, driver=driver, transport=transport, user=user,
                       host=host, port=port, path=parts.path or "/", query=query)
 
@@ -152,8 +159,13 @@ def prepare(uri: str) -> str:
     """The URI as vditui opens it: validated, and for SSH with ``no_tty=1`` so that ssh never
     prompts on the terminal behind the TUI (a missing key or unknown host key then fails with a
     message instead of a prompt). Nothing else is added: never ``no_verify`` or
-    ``known_hosts_verify``, so an unknown host key is only accepted if the operator typed so."""
+    ``known_hosts_verify``, so an unknown host key is only accepted if the operator typed so.
+    A ``pkipath`` must name an existing directory (libvirt would only say a file is missing)."""
     u = parse(uri)
+    pki = u.param("pkipath")
+    if pki is not None and not os.path.isdir(pki):
+        raise UriError(f"{_redact(u.raw)!r}: pkipath {pki!r} is not a directory: it must hold "
+                       "cacert.pem, clientcert.pem and clientkey.pem")
     if u.transport in _SSH and u.param("no_tty") is None:
         return _unsplit(u, (*u.query, ("no_tty", "1")))
     return u.raw

@@ -28,6 +28,7 @@ import libvirt
 
 from vditui.core.models import Domain, VirtError, VirtErrorKind, VirtState
 from vditui.core.probe import ProbeResult, classify, invalid_uri_error, timeout_error
+from vditui.core.tlscheck import explain
 from vditui.core.uris import UriError, prepare
 
 log = logging.getLogger("vditui.virt")
@@ -133,8 +134,18 @@ def _event_loop() -> None:
             time.sleep(0.1)
 
 
+class ExplainedError(Exception):
+    """A libvirt failure and what vditui found out about its cause (see :mod:`tlscheck`)."""
+
+    def __init__(self, exc: libvirt.libvirtError, detail: str) -> None:
+        super().__init__(f"{exc.get_error_message() or exc}: {detail}")
+        self.exc, self.detail = exc, detail
+
+
 def to_error(exc: BaseException, uri: str) -> VirtError:
     """A typed :class:`VirtError` from a libvirt exception, keeping libvirt's code and text."""
+    if isinstance(exc, ExplainedError):
+        return classify(uri, str(exc), exc.exc.get_error_code(), exc.exc.get_error_domain())
     if isinstance(exc, libvirt.libvirtError):
         return classify(uri, exc.get_error_message() or str(exc), exc.get_error_code(),
                         exc.get_error_domain())
@@ -149,9 +160,16 @@ async def blocking(fn: Callable[..., T], *args: Any, timeout: float) -> T:
 
 
 def open_connection(uri: str) -> Any:
-    """Open ``uri`` (blocking) without ever prompting for credentials."""
+    """Open ``uri`` (blocking) without ever prompting for credentials. A TLS failure whose
+    message hides its cause raises :class:`ExplainedError` with the cause found."""
     ensure_runtime()
-    return libvirt.openAuth(uri, [_CRED_TYPES, _no_credentials, None], 0)
+    try:
+        return libvirt.openAuth(uri, [_CRED_TYPES, _no_credentials, None], 0)
+    except libvirt.libvirtError as exc:
+        detail = explain(uri, exc.get_error_message() or "")
+        if detail:
+            raise ExplainedError(exc, detail) from exc
+        raise
 
 
 def _version_text(n: int) -> str:
