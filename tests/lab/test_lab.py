@@ -130,7 +130,7 @@ def _lab_threads(lab: Lab, vdi_port: int) -> list[str]:
 def test_lab_comes_up_and_goes_down_leaving_nothing(fresh_lab):
     lab = fresh_lab()
     pids = {n: h.daemon.proc.pid for n, h in lab.hosts.items()}
-    assert len(pids) == len(lab.scenario.hosts) == 9
+    assert len(pids) == len(lab.scenario.hosts) == 11
     assert all(_pid_alive(p) for p in pids.values())
     workdir = lab.workdir
     assert workdir.is_dir()

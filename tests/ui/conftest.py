@@ -49,10 +49,11 @@ class StillSettings(EngineSettings):
 def settings_for(lab: Lab, cls: type[EngineSettings] = EngineSettings,
                  **overrides: Any) -> EngineSettings:
     """Settings reaching ``lab``; short connect timeout (loopback) and grace 0 (drift is
-    confirmed at once, so cells and markers do not depend on timing)."""
+    confirmed at once, so cells and markers do not depend on timing). Hosts not served over
+    tcp are reached as the demo reaches them."""
     base: dict[str, Any] = {"url": lab.vdi_url, "username": lab.username,
                             "password": lab.password, "uri_templates": (lab.uri_template,),
-                            "connect_timeout": 1.0, "grace": 0.0}
+                            "host_uris": lab.client_uris(), "connect_timeout": 1.0, "grace": 0.0}
     base.update(overrides)
     return cls(**base)
 

@@ -171,9 +171,10 @@ async def test_host_faults_marked_stale_then_cleared(lab, make_app, settle, wait
         await wait_for(pilot, lambda: ui.host_label(app, "hv-t3").startswith("hv-t3 ● tcp"),
                        "hv-t3 back after its daemon", timeout=5)
         assert time.monotonic() - t_back < 5.0
-        hosts = [h.name for h in lab.scenario.hosts]
-        await wait_for(pilot, lambda: all(ui.host_label(app, h).startswith(f"{h} ● tcp")
-                                          for h in hosts),
+        # Each host over what it serves: tcp, or the demo's ssh and tls for hv-ssh and hv-tls.
+        via = {h.name: h.client_uri.split("://")[0].split("+")[1] for h in lab.hosts.values()}
+        await wait_for(pilot, lambda: all(ui.host_label(app, h).startswith(f"{h} ● {t}")
+                                          for h, t in via.items()),
                        "every host connected again", timeout=6)
         await pilot.pause(0.2)
         cells = all_cells(app, ui)
