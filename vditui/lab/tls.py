@@ -108,7 +108,10 @@ class LabPki:
         return key, cert
 
     def _issue(self, ca: tuple[Path, Path], key: Path, out: Path, lines: list[str]) -> Path:
-        tpl = self._template(out.with_suffix(".info"), [*lines, "encryption_key", "signing_key"])
+        templates = self.dir / "templates"  # not in a pkipath: libvirt wants only its files
+        templates.mkdir(parents=True, exist_ok=True)
+        tpl = self._template(templates / f"{out.parent.name}-{out.stem}.info",
+                             [*lines, "encryption_key", "signing_key"])
         self._run("--generate-certificate", "--load-privkey", str(key),
                   "--load-ca-privkey", str(ca[0]), "--load-ca-certificate", str(ca[1]),
                   "--template", str(tpl), "--outfile", str(out))
