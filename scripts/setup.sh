@@ -14,6 +14,8 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 { command -v sshd || [ -x /usr/sbin/sshd ]; } >/dev/null 2>&1 || need+=(openssh-server)
 { command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || need+=(openssh-client)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+# The lab's TLS-only hosts: certtool makes their CA, server and client certificates.
+command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   2>/dev/null || need+=(python3-dev)
