@@ -35,7 +35,25 @@ def start_demo(args: argparse.Namespace, chaos: float = 0.0) -> Any:
 
 def demo_host_uris(lab: Any) -> dict[str, str]:
     """Host name -> the URI that reaches it, for the hosts the lab does not serve over tcp:
-    ssh with the lab's key, tls with the lab's certificates (``pkipath``). The plain URIs that
-    fail on them (tcp refused, ssh without a key, tls without certificates) stay among the
-    candidates the reconnect screen and `probe` show."""
+    ssh with the lab's key, tls with the lab's certificates (``pkipath``). The plain URIs
+    (tcp, refused there; tls without certificates) stay among the candidates the reconnect
+    screen probes."""
     return dict(lab.client_uris())
+
+
+def demo_story_uris(lab: Any) -> dict[str, list[str]]:
+    """Host name -> the URIs that fail on the demo's ssh-only and tls-only hosts, for a probe
+    to show why: ssh without the key ("Permission denied (publickey)") and tls without
+    certificates. (The reconnect screen does not list the keyless ssh URI by itself: it is
+    not a template's rendering nor an alternative of one.)"""
+    out: dict[str, list[str]] = {}
+    for name, h in lab.hosts.items():
+        if "tcp" in h.transports:
+            continue
+        uris = [h.uri]
+        if h.sshd is not None:
+            uris.append(h.ssh_uri_without_key)
+        if h.pki is not None:
+            uris.append(h.tls_uri_with(None))
+        out[name] = uris
+    return out

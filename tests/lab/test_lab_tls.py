@@ -20,7 +20,7 @@ from vditui.core.engine import Engine
 from vditui.core.models import ConnState, VirtErrorKind
 from vditui.core.probe import probe
 from vditui.core.uris import UriError, parse, prepare
-from vditui.demo import demo_host_uris, start_demo
+from vditui.demo import demo_host_uris, demo_story_uris, start_demo
 from vditui.lab import lab as lab_mod
 from vditui.lab import tls as lab_tls
 from vditui.lab.daemon import LabError
@@ -243,7 +243,7 @@ async def test_pkipath_that_is_not_a_directory_is_a_clear_error(tls_lab: Lab,
 async def test_engine_connects_over_tls_and_reads(tls_lab: Lab, engine_settings: Any,
                                                   start_engine: Any) -> None:
     engine: Engine = await start_engine(engine_settings(tls_lab), watch=False)
-    assert await engine.wait_settled(10)
+    assert await engine.wait_settled(20)
     by_name = {s.name: s for s in engine.sessions.values()}
     s = by_name["tlsonly"]
     assert s.state is ConnState.CONNECTED and s.uri == tls_lab.host("tlsonly").tls_uri
@@ -301,15 +301,17 @@ async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
     assert uris["hv-tls"].startswith("test+tls://") and "pkipath=" in uris["hv-tls"]
     engine: Engine = await start_engine(
         engine_settings(lab, host_uris={}, uri_templates=(lab.uri_template,)), watch=False)
-    await engine.wait_settled(10)
+    assert await engine.wait_settled(20)
     sessions = {s.name: s for s in engine.sessions.values()}
     # Without the demo's URIs both hosts refuse: they serve no tcp.
     for name in ("hv-ssh", "hv-tls"):
         assert sessions[name].state is ConnState.FAILED
         assert sessions[name].error is not None
         assert sessions[name].error.kind is VirtErrorKind.REFUSED
-    engine2: Engine = await start_engine(engine_settings(lab, host_uris=uris), watch=False)
-    await engine2.wait_settled(10)
+    # ssh forks a client and nc per connection: give a loaded machine time for it.
+    engine2: Engine = await start_engine(engine_settings(lab, host_uris=uris,
+                                                         connect_timeout=10.0), watch=False)
+    assert await engine2.wait_settled(20)
     sessions = {s.name: s for s in engine2.sessions.values()}
     for name, transport in (("hv-ssh", "ssh"), ("hv-tls", "tls")):
         s = sessions[name]
@@ -320,15 +322,22 @@ async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
 
 
 async def test_default_scenario_tells_why_plain_attempts_fail(lab: Lab) -> None:
+    """The demo's story: ssh refused for lack of a key, tcp refused where it is not served
+    (and works elsewhere), tls needs certificates."""
+    story = demo_story_uris(lab)
     ssh, tls = lab.host("hv-ssh"), lab.host("hv-tls")
-    plain = [ssh.ssh_uri_without_key, ssh.uri, tls.uri, tls.tls_uri_with(None)]
-    nokey, ssh_tcp, tls_tcp, tls_plain = await probe(plain, timeout=5)
+    assert story == {"hv-ssh": [ssh.uri, ssh.ssh_uri_without_key],
+                     "hv-tls": [tls.uri, tls.tls_uri_with(None)]}
+    ssh_tcp, nokey, tls_tcp, tls_plain, tcp_ok = await probe(
+        [*story["hv-ssh"], *story["hv-tls"], lab.host("hv-t1").uri], timeout=5)
     assert nokey.error is not None and nokey.error.kind is VirtErrorKind.SSH_AUTH
+    assert "Permission denied (publickey" in nokey.error.message
     assert ssh_tcp.error is not None and ssh_tcp.error.kind is VirtErrorKind.REFUSED
     assert tls_tcp.error is not None and tls_tcp.error.kind is VirtErrorKind.REFUSED
     assert tls_plain.error is not None
     if not SYSTEM_CA.exists():
         assert tls_plain.error.kind is VirtErrorKind.TLS_CERT, tls_plain.error
+    assert tcp_ok.ok and tcp_ok.transport == "tcp"
 
 
 def test_start_demo_hands_the_engine_the_ssh_and_tls_uris() -> None:
