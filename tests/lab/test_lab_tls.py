@@ -379,3 +379,16 @@ def test_tls_failure_prints_nothing_on_the_terminal(tls_lab: Lab, tmp_path: Path
     assert "tls-unknown-ca" in r.stdout, r.stdout
     logs = list((tmp_path / "state").rglob("libvirt-client.log"))
     assert logs and "known issuer" in logs[0].read_text()
+
+
+def test_restarted_tls_daemon_serves_tls_again(scenario: Scenario) -> None:
+    _quiet()
+    with Lab(scenario) as lab:
+        host = lab.host("tlsonly")
+        port = host.daemon.tls_port
+        lab.kill_daemon("tlsonly")
+        with pytest.raises(libvirt.libvirtError):
+            libvirt.open(host.tls_uri)
+        lab.restart_daemon("tlsonly")
+        assert host.daemon.tls_port == port
+        assert _domains(host.tls_uri) == {"t-run": "running", "t-off": "shutoff"}
