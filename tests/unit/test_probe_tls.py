@@ -52,6 +52,7 @@ def test_each_tls_hint_is_one_line_naming_what_to_fix() -> None:
     assert f"{PKI}/clientcert.pem" in missing and f"{PKI}/clientkey.pem" in missing
     refused = hints[VirtErrorKind.TLS_CLIENT_REFUSED]
     assert "tls_allowed_dn_list" in refused and "certtool --verify" in refused
+    assert f"virt-pki-query-dn {PKI}/clientcert.pem" in refused
     assert PKI in hints[VirtErrorKind.TLS_CERT]
     assert len(set(hints.values())) == len(hints)  # each kind says something of its own
 

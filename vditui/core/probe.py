@@ -130,8 +130,9 @@ _TLS_HINTS = {
     VirtErrorKind.TLS_CLIENT_MISSING:
         "no client certificate: put {cert} and {key}, signed by {host}'s CA, in place",
     VirtErrorKind.TLS_CLIENT_REFUSED:
-        "{host} refused {cert}: it must be signed by {host}'s CA and allowed by its "
-        "tls_allowed_dn_list (`certtool --verify --load-ca-certificate {ca} --infile {cert}`)",
+        "{host} refused {cert}: it must be signed by {host}'s CA (`certtool --verify "
+        "--load-ca-certificate {ca} --infile {cert}`) and its name (`virt-pki-query-dn {cert}`) "
+        "be in tls_allowed_dn_list",
 }
 _NO_PKIPATH = ("TLS needs certificates: add ?pkipath=DIR to the URI, DIR holding cacert.pem, "
                "clientcert.pem and clientkey.pem (else libvirt reads /etc/pki)")
