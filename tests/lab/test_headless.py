@@ -174,10 +174,10 @@ def test_check_with_unreachable_hosts_exits_2(home, lab):
     assert lines[0].startswith("INCOMPLETE (unreachable): 11 hosts, 38 VMs, 17 drifts")
     unreachable = sorted(line.split()[2].rstrip(":") for line in lines[1:]
                          if line.split()[1] == "unreachable")
-    # hv-ssh and hv-tls serve no tcp, and this run knows no ssh key or TLS certificates.
-    assert unreachable == ["hv-hang", "hv-refuse", "hv-ssh", "hv-tls"]
+    # ssh-only and tls-only serve no tcp, and this run knows no ssh key or TLS certificates.
+    assert unreachable == ["hv-hang", "hv-refuse", "ssh-only", "tls-only"]
     assert any("timeout" in line and "hv-hang" in line for line in lines)
-    for host in ("hv-refuse", "hv-ssh", "hv-tls"):
+    for host in ("hv-refuse", "ssh-only", "tls-only"):
         assert any("refused" in line and host in line for line in lines), host
 
 

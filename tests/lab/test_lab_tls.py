@@ -296,15 +296,15 @@ def test_without_sshd_the_ssh_host_is_served_over_tcp_and_said_so(
 async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
         lab: Lab, engine_settings: Any, start_engine: Any) -> None:
     uris = demo_host_uris(lab)
-    assert set(uris) == {"hv-ssh", "hv-tls"}
-    assert uris["hv-ssh"].startswith("test+ssh://") and "keyfile=" in uris["hv-ssh"]
-    assert uris["hv-tls"].startswith("test+tls://") and "pkipath=" in uris["hv-tls"]
+    assert set(uris) == {"ssh-only", "tls-only"}
+    assert uris["ssh-only"].startswith("test+ssh://") and "keyfile=" in uris["ssh-only"]
+    assert uris["tls-only"].startswith("test+tls://") and "pkipath=" in uris["tls-only"]
     engine: Engine = await start_engine(
         engine_settings(lab, host_uris={}, uri_templates=(lab.uri_template,)), watch=False)
     assert await engine.wait_settled(20)
     sessions = {s.name: s for s in engine.sessions.values()}
     # Without the demo's URIs both hosts refuse: they serve no tcp.
-    for name in ("hv-ssh", "hv-tls"):
+    for name in ("ssh-only", "tls-only"):
         assert sessions[name].state is ConnState.FAILED
         assert sessions[name].error is not None
         assert sessions[name].error.kind is VirtErrorKind.REFUSED
@@ -313,7 +313,7 @@ async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
                                                          connect_timeout=10.0), watch=False)
     assert await engine2.wait_settled(20)
     sessions = {s.name: s for s in engine2.sessions.values()}
-    for name, transport in (("hv-ssh", "ssh"), ("hv-tls", "tls")):
+    for name, transport in (("ssh-only", "ssh"), ("tls-only", "tls")):
         s = sessions[name]
         assert s.state is ConnState.CONNECTED, (name, s.error)
         assert parse(s.uri).transport == transport
@@ -325,11 +325,11 @@ async def test_default_scenario_tells_why_plain_attempts_fail(lab: Lab) -> None:
     """The demo's story: ssh refused for lack of a key, tcp refused where it is not served
     (and works elsewhere), tls needs certificates."""
     story = demo_story_uris(lab)
-    ssh, tls = lab.host("hv-ssh"), lab.host("hv-tls")
-    assert story == {"hv-ssh": [ssh.uri, ssh.ssh_uri_without_key],
-                     "hv-tls": [tls.uri, tls.tls_uri_with(None)]}
+    ssh, tls = lab.host("ssh-only"), lab.host("tls-only")
+    assert story == {"ssh-only": [ssh.uri, ssh.ssh_uri_without_key],
+                     "tls-only": [tls.uri, tls.tls_uri_with(None)]}
     ssh_tcp, nokey, tls_tcp, tls_plain, tcp_ok = await probe(
-        [*story["hv-ssh"], *story["hv-tls"], lab.host("hv-t1").uri], timeout=5)
+        [*story["ssh-only"], *story["tls-only"], lab.host("hv-t1").uri], timeout=5)
     assert nokey.error is not None and nokey.error.kind is VirtErrorKind.SSH_AUTH
     assert "Permission denied (publickey" in nokey.error.message
     assert ssh_tcp.error is not None and ssh_tcp.error.kind is VirtErrorKind.REFUSED
@@ -347,7 +347,7 @@ def test_start_demo_hands_the_engine_the_ssh_and_tls_uris() -> None:
     lab = start_demo(args)
     try:
         assert args.demo_host_uris == lab.client_uris()
-        assert set(args.demo_host_uris) == {"hv-ssh", "hv-tls"}
+        assert set(args.demo_host_uris) == {"ssh-only", "tls-only"}
         assert args.demo_notes == list(lab.fallbacks.values())
         settings, warnings = build_settings(args, interactive=False)
         for name, uri in args.demo_host_uris.items():

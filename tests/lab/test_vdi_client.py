@@ -194,7 +194,7 @@ async def test_page_concurrency_is_bounded(lab: Lab) -> None:
 async def test_trailing_slash_and_bad_url(lab: Lab, default: sc.Scenario) -> None:
     srv, _ = await lab()
     async with VdiClient(srv.url + "/", default.vdi.username, default.vdi.password) as client:
-        assert len(await client.hosts()) == 9
+        assert len(await client.hosts()) == 11
     for bad in ("127.0.0.1:8080", "ftp://host", ""):
         with pytest.raises(VdiError):
             VdiClient(bad, "u", "p")
@@ -227,7 +227,7 @@ async def test_token_expires_mid_run(lab: Lab) -> None:
     srv, client = await lab(vdi={"token_ttl": 0.3})
     await client.hosts()
     await asyncio.sleep(0.4)
-    assert len(await client.hosts()) == 9
+    assert len(await client.hosts()) == 11
     assert srv.requests[LOGIN] == 2
     assert srv.requests["GET /ocloud/v1/host"] == 3  # the rejected call is retried once
 
@@ -238,7 +238,7 @@ async def test_concurrent_expiry_logs_in_once(lab: Lab, default: sc.Scenario) ->
     srv.expire_tokens()
     results = await asyncio.gather(client.hosts(), client.vms(), client.pools(),
                                    client.vms(default.host("ocloud").id), client.hosts())
-    assert [len(r) for r in results][:3] == [9, 31, 3]
+    assert [len(r) for r in results][:3] == [11, 35, 3]
     assert srv.requests[LOGIN] == 2
 
 

@@ -171,7 +171,7 @@ async def test_host_faults_marked_stale_then_cleared(lab, make_app, settle, wait
         await wait_for(pilot, lambda: ui.host_label(app, "hv-t3").startswith("hv-t3 ● tcp"),
                        "hv-t3 back after its daemon", timeout=5)
         assert time.monotonic() - t_back < 5.0
-        # Each host over what it serves: tcp, or the demo's ssh and tls for hv-ssh and hv-tls.
+        # Each host over what it serves: tcp, or the demo's ssh and tls for ssh-only and tls-only.
         via = {h.name: h.client_uri.split("://")[0].split("+")[1] for h in lab.hosts.values()}
         await wait_for(pilot, lambda: all(ui.host_label(app, h).startswith(f"{h} ● {t}")
                                           for h, t in via.items()),

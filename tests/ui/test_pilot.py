@@ -37,7 +37,7 @@ pytestmark = pytest.mark.lab
 SIZE = (160, 48)
 FIELD_REPORT = ("lic", "ocloud01", "ocloud02", "win10_22h2001")
 POOLS = {"default": ["ocloud"], "Teaching": ["hv-t1", "hv-t2", "hv-t3"],
-         "Office": ["hv-hang", "hv-o1", "hv-o2", "hv-o3", "hv-refuse", "hv-ssh", "hv-tls"]}
+         "Office": ["hv-hang", "hv-o1", "hv-o2", "hv-o3", "hv-refuse", "ssh-only", "tls-only"]}
 #: 36 VMs in the scenario; the two office-dup VMs match nothing by name (the name is not unique)
 #: so each shows twice, once per side: 38 rows.
 ROWS = 38

@@ -145,11 +145,12 @@ class VirtErrorKind(StrEnum):
     NAME_UNRESOLVED = "name-unresolved"
     SSH_HOST_KEY = "ssh-host-key"
     SSH_AUTH = "ssh-auth"
+    # The TLS values fit the reconnect screen's result column (14 characters at most).
     TLS_CERT = "tls-cert"  # certificates missing or unreadable, or a TLS failure not below
-    TLS_UNKNOWN_CA = "tls-unknown-ca"
-    TLS_NAME_MISMATCH = "tls-name-mismatch"
-    TLS_CLIENT_MISSING = "tls-client-missing"
-    TLS_CLIENT_REFUSED = "tls-client-refused"
+    TLS_UNKNOWN_CA = "tls-unknown-ca"  # the server's certificate is from another CA
+    TLS_NAME_MISMATCH = "tls-wrong-name"  # the server's certificate does not name the host
+    TLS_CLIENT_MISSING = "tls-no-client"  # no client certificate, and the server wants one
+    TLS_CLIENT_REFUSED = "tls-bad-client"  # the client certificate was refused
     AUTH_REQUIRED = "auth-required"
     INVALID_URI = "invalid-uri"
     CONNECTION_LOST = "connection-lost"

@@ -58,7 +58,7 @@ class ReconnectScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         table = self.query_one("#rc-table", DataTable)
         table.add_column("URI", key="uri", width=40)
-        table.add_column("result", key="result", width=20)  # fits "✗ tls-client-refused"
+        table.add_column("result", key="result", width=16)
         table.add_column("ms", key="ms", width=6)
         table.add_column("libvirt / hint", key="info", width=110)
         for uri in self.uris:
