@@ -26,7 +26,7 @@ from textual.widgets import Input, RichLog
 
 import vditui.core.probe
 from vditui.core.engine import EngineSettings
-from vditui.core.session import SessionSettings
+from vditui.core.settings import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load_default
 from vditui.ui.app import FLUSH_DELAY, VdiApp

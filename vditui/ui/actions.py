@@ -181,7 +181,7 @@ class OperatorActions(App[int]):
 
         saver = None
         if self.config_path is not None:
-            from vditui.config_write import save_host_uri
+            from vditui.config.write import save_host_uri
 
             path, profile = self.config_path, self.profile_name
 
@@ -207,7 +207,7 @@ class OperatorActions(App[int]):
 
     @work(group="export", exclusive=True, exit_on_error=False, thread=True)
     def _write_export(self, path: str) -> None:
-        from vditui.config_write import write_private
+        from vditui.config.write import write_private
 
         ext = Path(path).suffix.lower().lstrip(".")
         fmt = {"md": "md", "markdown": "md", "json": "json", "csv": "csv"}.get(ext)
