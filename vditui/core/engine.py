@@ -17,12 +17,13 @@ from dataclasses import dataclass, replace
 
 from vditui.core.drift import DriftChange, DriftTracker
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
-from vditui.core.probe import ProbeResult, probe
+from vditui.core.probe import ProbeResult
 from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
 from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
 from vditui.core.settings import EngineSettings as EngineSettings
 from vditui.core.uris import UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
+from vditui.core.virt import probe
 
 log = logging.getLogger("vditui.engine")
 
@@ -322,8 +323,8 @@ class Engine:
             # refresh that changed a few VMs, the TUI then redraws those few.
             return carry_over(previous, cmp) if previous is not None else (cmp, None)
 
-        cmp, rows = await asyncio.to_thread(full)
-        self._publish(cmp, seq, rows)
+        fresh, rows = await asyncio.to_thread(full)
+        self._publish(fresh, seq, rows)
 
     def _publish(self, cmp: Comparison, seq: int,
                  rows: tuple[VmRow, ...] | None = None) -> Comparison:

@@ -49,6 +49,7 @@ WARNING; not: INFO). Only-in-platform is CRITICAL when the platform says running
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -120,9 +121,11 @@ def state_drift(
     """The state verdict for one matched pair: ``(severity, message, vdi value, virt value)``,
     or None when the two states agree (see the module's table)."""
     vdi_label = vdi_status_label(vdi_status)
-    try:
-        code = VdiVmStatus(vdi_status)
-    except ValueError:
+    code = None
+    if vdi_status is not None:
+        with contextlib.suppress(ValueError):  # a status the spec does not list
+            code = VdiVmStatus(vdi_status)
+    if code is None:
         message = f"platform reports {vdi_label}, libvirt says {virt_state.value}: not compared"
         return (Severity.INFO, message, vdi_label, virt_state.value)
     if code in NEVER_MISMATCH or virt_state is _V.NOSTATE or virt_state in STATE_MAP[code]:

@@ -225,7 +225,8 @@ class HostSession:
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(virt._EXEC, virt.open_connection, prepared)
         try:
-            conn = await asyncio.wait_for(asyncio.shield(fut), self.settings.connect_timeout)
+            conn: object = await asyncio.wait_for(asyncio.shield(fut),
+                                                  self.settings.connect_timeout)
         except TimeoutError:
             self._stuck = fut
             fut.add_done_callback(_close_late)

@@ -183,7 +183,9 @@ class VdiClient:
                 on_hosts(found)
             return found
 
-        hosts, vms, pools = await _gather([hosts_first(), self.vms(), self.pools()])
+        # Three lists of different item types: a list[T] of them can only say list[object].
+        lists: list[Any] = await _gather([hosts_first(), self.vms(), self.pools()])
+        hosts, vms, pools = lists
         return VdiInventory(hosts=tuple(hosts), vms=tuple(vms), pools=tuple(pools),
                             fetched_at=time.time(), requests=self.requests - before)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -18,8 +19,8 @@ from vditui.ui.view import BAD, data_age
 class DiffPanel(Static):
     DEFAULT_CSS = "DiffPanel { height: auto; padding: 0 1; }"
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__("Select a VM or a host.", **kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("Select a VM or a host.", **kw)
 
     # An update re-lays out the screen (the panel's height follows its content), so it is
     # skipped when what the panel would show has not changed: under an event storm the

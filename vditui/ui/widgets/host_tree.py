@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Tree
@@ -23,8 +24,8 @@ class NodeRef:
 class HostTree(Tree[NodeRef]):
     DEFAULT_CSS = "HostTree { width: 30; min-width: 24; }"
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(Text("all hosts", style="bold"), data=NodeRef("all"), **kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(Text("all hosts", style="bold"), data=NodeRef("all"), **kw)
         self.show_root = True
         self.guide_depth = 2
         self._pools: dict[str, TreeNode[NodeRef]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
@@ -27,8 +28,8 @@ def platform_cause(message: str, url: str) -> str:
 class TopBar(Static):
     DEFAULT_CSS = "TopBar { height: auto; max-height: 4; background: $primary-background; }"
 
-    def __init__(self, platform: str, user: str, warnings: list[str], **kw: object) -> None:
-        super().__init__("", **kw)  # type: ignore[arg-type]
+    def __init__(self, platform: str, user: str, warnings: list[str], **kw: Any) -> None:
+        super().__init__("", **kw)
         self.platform, self.user, self.warnings = platform, user, warnings
         self.refreshed_at = 0.0
         self.vdi_error = ""
