@@ -146,3 +146,27 @@ def test_without_a_password_source_resolve_says_so_and_never_prompts(tmp_path: P
         resolve(Options(config=path), interactive=False, env={})
     start = resolve(Options(config=path), interactive=False, env=ENV)
     assert start.warnings == (INSECURE_WARNING,)
+
+
+def test_the_tui_starts_from_launch_with_its_settings_or_the_problem(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vditui import cli
+    from vditui.ui.app import VdiApp
+
+    started: list[VdiApp] = []
+    monkeypatch.setattr(VdiApp, "run", lambda app, *a, **k: started.append(app))
+    monkeypatch.setenv("VDITUI_PASSWORD", "pw-from-env")
+    path = write(tmp_path, HEAD + "grace = 2.5\n")
+    assert cli.run_face(build_parser().parse_args(["--config", str(path)])) == 0
+    app = started.pop()
+    assert app.problem is None and app.settings is not None
+    assert (app.settings.url, app.settings.grace, app.settings.password) == (
+        "http://10.0.0.2:8088", 2.5, "pw-from-env")
+    assert (app.config_path, app.profile_name) == (path, "p")
+
+    missing = ["--config", str(tmp_path / "missing.toml")]
+    assert cli.run_face(build_parser().parse_args(missing)) == 0
+    app = started.pop()
+    assert app.settings is None and app.problem is not None
+    assert app.problem[:2] == ("Configuration problem",
+                               f"{tmp_path / 'missing.toml'}: config file not found")
