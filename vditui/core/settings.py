@@ -3,8 +3,8 @@
 `Settings` is the one definition. The rest is derived from it: the config file's profile
 (``vditui.config.Profile`` subclasses it), the file's checks (``vditui.config.checks`` reads each
 field's ``kind`` and bounds), the engine's settings (`EngineSettings` subclasses it), a host
-session's settings (``vditui.core.session.SessionSettings`` too) and the platform client's
-defaults (`DEFAULTS`). Adding a setting is one field here.
+session's settings (`SessionSettings`, below, too) and the platform client's defaults
+(`DEFAULTS`). Adding a setting is one field here.
 
 Each field is declared with one of the helpers below, which record in the field's metadata:
 ``doc`` (what the operator reads), ``kind`` (how the file checks it: ``flag``, ``seconds``,
@@ -92,14 +92,6 @@ def values(settings: Settings) -> dict[str, Any]:
     """The settings of ``settings`` (a `Settings` or any subclass) by name, to build another
     subclass from: ``EngineSettings(url=..., **values(profile))``."""
     return {f.name: getattr(settings, f.name) for f in SETTINGS}
-
-
-def doc(name: str) -> str:
-    """The docstring of the setting ``name``."""
-    for f in SETTINGS:
-        if f.name == name:
-            return str(f.metadata["doc"])
-    raise KeyError(name)
 
 
 @dataclass(frozen=True, kw_only=True)
