@@ -170,3 +170,16 @@ def test_the_tui_starts_from_launch_with_its_settings_or_the_problem(
     assert app.settings is None and app.problem is not None
     assert app.problem[:2] == ("Configuration problem",
                                f"{tmp_path / 'missing.toml'}: config file not found")
+
+
+def test_a_setting_of_a_kind_without_a_check_fails_loudly() -> None:
+    from dataclasses import dataclass, field
+
+    from vditui.config.checks import check_of
+
+    @dataclass
+    class Odd:
+        ratio: float = field(default=0.5, metadata={"doc": "a ratio", "kind": "ratio"})
+
+    with pytest.raises(TypeError, match="setting 'ratio': no check for kind 'ratio'"):
+        check_of(fields(Odd)[0])

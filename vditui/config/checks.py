@@ -164,7 +164,11 @@ def check_of(f: Field[Any]) -> Check | None:
         return seconds(f.metadata["minimum"], f.metadata["inclusive"])
     if kind == "count":
         return whole(f.metadata["minimum"])
-    return _BY_KIND.get(kind) if isinstance(kind, str) else None
+    if kind is None or kind == "hosts":
+        return None
+    if kind not in _BY_KIND:  # a new kind of setting needs its check here, not silence
+        raise TypeError(f"setting {f.name!r}: no check for kind {kind!r}")
+    return _BY_KIND[kind]
 
 
 FIELDS: dict[str, Check] = {f.name: c for f in fields(Profile) if (c := check_of(f)) is not None}
