@@ -183,3 +183,33 @@ def test_a_setting_of_a_kind_without_a_check_fails_loudly() -> None:
 
     with pytest.raises(TypeError, match="setting 'ratio': no check for kind 'ratio'"):
         check_of(fields(Odd)[0])
+
+
+def test_demo_hands_the_lab_to_launch_and_stops_it(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from vditui import cli, demo
+    from vditui.ui.app import VdiApp
+
+    stopped: list[bool] = []
+
+    class FakeLab:
+        def stop(self) -> None:
+            stopped.append(True)
+
+    target = LabTarget(url="http://127.0.0.1:8088", username="admin", password="lab-pw",
+                       uri_template="qemu+tcp://{ip}/system", config_path=tmp_path / "d.toml")
+    rates: list[float] = []
+
+    def start_demo(chaos: float = 0.0) -> tuple[FakeLab, LabTarget]:
+        rates.append(chaos)
+        return FakeLab(), target
+
+    monkeypatch.setattr(demo, "start_demo", start_demo)
+    started: list[VdiApp] = []
+    monkeypatch.setattr(VdiApp, "run", lambda app, *a, **k: started.append(app))
+    assert cli.run_face(build_parser().parse_args(["--demo", "--grace", "1"])) == 0
+    (app,) = started
+    assert app.settings is not None and app.problem is None
+    assert (app.settings.url, app.settings.password, app.settings.grace) == (
+        target.url, "lab-pw", 1.0)
+    assert (app.config_path, rates, stopped) == (target.config_path, [1.0], [True])
