@@ -16,8 +16,8 @@ Each platform is a profile::
                                     # or password = "..." (warns unless the file is chmod 600)
     verify_ssl = true
     uri_templates = ["qemu+tcp://{ip}/system", "qemu+ssh://root@{ip}/system"]
-    refresh_interval = 30.0         # every field of `vditui.core.settings.Settings`
-    grace = 10.0
+    refresh_interval = 30.0         # any field of vditui.core.settings.Settings may
+    grace = 10.0                    # appear here (defaults and docs are there)
 
     [profiles.prod.hosts."hv-01"]   # per-host override, by VDI host name or IP
     uri = "qemu+tcp://10.0.0.5/system"
