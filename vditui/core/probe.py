@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 from vditui.core.models import VirtError, VirtErrorKind
+from vditui.core.present import transport
 from vditui.core.uris import UriError, parse
 
 # libvirt virErrorNumber values we classify by code (libvirt/virterror.h).
@@ -127,10 +128,7 @@ class ProbeResult:
 
     @property
     def transport(self) -> str:
-        try:
-            return parse(self.uri).transport or "local"
-        except UriError:
-            return "?"
+        return transport(self.uri)
 
 
 async def probe(uris: list[str], timeout: float) -> list[ProbeResult]:
