@@ -109,3 +109,15 @@ def test_host_label_names_the_transport_as_the_probe_does() -> None:
     assert row.view is not None
     connected = HostRow(row.host, HostView("h1", "qemu:///system", ConnState.CONNECTED, ()))
     assert host_label(connected, 0, 0.0).plain.startswith("hv-1 ● local ")  # was "unix"
+
+
+def test_every_cell_lands_in_its_column() -> None:
+    """vm_cells builds its tuple in COLUMNS order by hand (it is hot): one value per column."""
+    h = VdiHost("h1", "hv-1", "10.0.0.1", HostStatus.ENABLED, "p1", "Lab")
+    vm = VdiVm(UUID, "desk-01", VdiVmStatus.RUNNING, 2, 4096, "h1")
+    dom = Domain(UUID, "desk-01", VirtState.PAUSED, 4, 4096 * 1024)
+    view = HostView("h1", "qemu:///system", ConnState.CONNECTED, (dom,), read_at=1.0)
+    (row,) = reconcile(VdiInventory((h,), (vm,)), {"h1": view}).vms
+    assert cells_by_column(vm_cells(row, NAMES, {})) == {
+        "name": "desk-01", "drift": "! state, vCPU", "host": "hv-1", "vdi": "running ≠",
+        "virt": "paused ≠", "vcpu": "2≠4", "mem": "4096"}
