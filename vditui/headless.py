@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from vditui.config import ConfigError
 from vditui.core.engine import Engine, Update, platform_message
 from vditui.core.models import Comparison, ConnState, DriftKind
+from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
@@ -100,7 +101,8 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     out.write(f"{verdict}: {s['hosts']} hosts, {s['vms']} VMs, {len(drifts)} drifts "
               f"({s['critical']} critical) on {settings.url}\n")
     for d in drifts:
-        out.write(f"  [{d.severity.name.lower():8}] {d.kind.value:<21} {d.subject}: {d.message}\n")
+        out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
+                  f"{d.message}\n")
     return code
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vditui.core.models import VirtError, VirtErrorKind
+from vditui.core.present import transport
 from vditui.core.uris import UriError, parse
 
 # libvirt virErrorNumber values we classify by code (libvirt/virterror.h).
@@ -126,7 +127,4 @@ class ProbeResult:
 
     @property
     def transport(self) -> str:
-        try:
-            return parse(self.uri).transport or "local"
-        except UriError:
-            return "?"
+        return transport(self.uri)

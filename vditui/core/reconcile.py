@@ -73,6 +73,7 @@ from vditui.core.models import (
     host_status_label,
     vdi_status_label,
 )
+from vditui.core.present import mib
 
 _V = VirtState
 STATE_MAP: Mapping[VdiVmStatus, frozenset[VirtState]] = MappingProxyType(
@@ -138,14 +139,6 @@ def state_drift(
     return (severity, message, vdi_label, virt_state.value)
 
 
-def _mib(kib: int) -> str:
-    if kib % 1024 == 0:
-        return f"{kib // 1024} MiB"
-    # Three decimals never round a non-multiple of 1024 to a whole number (1/1024 > 0.0005),
-    # so a mismatch can never be displayed as two equal figures.
-    return f"{kib / 1024:.3f}".rstrip("0") + " MiB"
-
-
 _Spec = tuple[DriftKind, Severity, str, str, str]  # kind, severity, message, vdi/virt values
 
 
@@ -203,7 +196,7 @@ class _Builder:
             specs.append((DriftKind.VCPU, Severity.WARNING, message, str(vm.vcpu), str(dom.vcpu)))
         kib = dom.memory_kib
         if vm.memory_mb is not None and kib is not None and vm.memory_mb * 1024 != kib:
-            ours, theirs = f"{vm.memory_mb} MiB", _mib(kib)
+            ours, theirs = f"{vm.memory_mb} MiB", f"{mib(kib)} MiB"
             message = f"platform says {ours}, libvirt has {theirs}"
             specs.append((DriftKind.MEMORY, Severity.WARNING, message, ours, theirs))
         if hid != vm.host_id:

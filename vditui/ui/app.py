@@ -25,11 +25,12 @@ from textual.widgets import DataTable, Footer, Input, RichLog, Tree
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, EngineSettings, Update
 from vditui.core.models import Comparison, ConnState, Drift, VmRow
+from vditui.core.present import stale_hosts, stale_since
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
 from vditui.ui.actions import OperatorActions
 from vditui.ui.screens.simple import ProblemScreen
-from vditui.ui.view import Filter, stale_hosts
+from vditui.ui.view import Filter
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.host_tree import HostTree, NodeRef
 from vditui.ui.widgets.top_bar import TopBar
@@ -99,6 +100,8 @@ class VdiApp(OperatorActions):
     def on_mount(self) -> None:
         tune_gc()  # see vditui.tuning (cli.main does the same for the headless commands)
         self.query_one("#top", TopBar).clock = self.clock
+        self.query_one("#hosts", HostTree).clock = self.clock
+        self.query_one("#diff", DiffPanel).clock = self.clock
         self.query_one("#events", RichLog).border_title = "events"
         self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
         self._apply_width(self.size.width)
@@ -367,9 +370,7 @@ class VdiApp(OperatorActions):
             row = table.rows_by_key[key]
             hid = row.virt_host_id or row.host_id
             view = next((h.view for h in cmp.hosts if h.host.id == hid), None)
-            stale_since = view.read_at if view is not None and view.domains is not None and (
-                view.state is not ConnState.CONNECTED) else 0.0
-            panel.show_vm(row, names, self._status(row.drifts), stale_since)
+            panel.show_vm(row, names, self._status(row.drifts), stale_since(view))
             return
         ref = node or (tree.cursor_node.data if tree.cursor_node else None) or NodeRef("all")
         if ref.kind == "host":

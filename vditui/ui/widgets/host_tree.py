@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +33,14 @@ class HostTree(Tree[NodeRef]):
         self._pools: dict[str, TreeNode[NodeRef]] = {}
         self._hosts: dict[str, TreeNode[NodeRef]] = {}
         self._labels: dict[str, str] = {}
+        #: The app's injected clock: ages of kept libvirt data are counted on it.
+        self.clock: Callable[[], float] = time.time
 
     def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float]) -> None:
         """Add pools and hosts not yet shown and relabel those whose label changed."""
         if not self.root.is_expanded:  # expanding again still re-lays out the tree
             self.root.expand()
+        wall = self.clock()
         vm_drifts: dict[str, int] = {}
         pool_drifts: dict[str, int] = {}
         for r in cmp.vms:
@@ -55,7 +60,7 @@ class HostTree(Tree[NodeRef]):
             self._set_label("pool:" + pid, pool, drift_count_label(
                 h.host.pool_name or "(no pool)", pool_drifts.get(h.host.pool_id, 0)))
             label = host_label(h, vm_drifts.get(h.host.id, 0), now,
-                               connecting.get(h.host.id, 0.0))
+                               connecting.get(h.host.id, 0.0), wall)
             node = self._hosts.get(h.host.id)
             if node is None:
                 node = pool.add_leaf(label, data=NodeRef("host", h.host.id))

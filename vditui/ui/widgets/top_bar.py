@@ -9,6 +9,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from vditui.core.present import age
+
 #: Cells the platform's failure cause may take, so "(data N s old, stale)" fits on 80 columns.
 CAUSE_WIDTH = 44
 _WHERE = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) /\S*: ")
@@ -65,5 +67,4 @@ class TopBar(Static):
         self.update(t)
 
     def _age(self) -> str:
-        s = max(0, int(self.clock() - self.refreshed_at))
-        return f"{s} s" if s < 120 else f"{s // 60} min"
+        return age(self.refreshed_at, self.clock())

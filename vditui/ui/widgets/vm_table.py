@@ -17,7 +17,7 @@ from textual.widgets.data_table import ColumnKey, RowKey
 
 from vditui.core.drift import DriftStatus
 from vditui.core.models import VmRow
-from vditui.ui.view import COLUMNS, Filter, vm_cells
+from vditui.ui.view import COLUMN_INDEX, COLUMNS, Filter, vm_cells
 
 Cells = tuple[Text | str, ...]
 
@@ -186,12 +186,13 @@ class VmTable(DataTable[Text | str]):
         """Put libvirt states straight into rows' cells, ahead of the next reconcile (which
         then restyles them); returns how many shown rows changed."""
         updates: list[tuple[str, str, Text | str]] = []
+        at = COLUMN_INDEX["virt"]
         for key, state in states.items():
             old = self._shown.get(key)
-            if old is None or old[3] == state:
+            if old is None or old[at] == state:
                 continue
             updates.append((key, "virt", state))
-            self._shown[key] = (*old[:3], state, *old[4:])
+            self._shown[key] = (*old[:at], state, *old[at + 1:])
             self._applied.pop(key, None)
         self._set_cells(updates)
         return len(updates)
