@@ -21,9 +21,10 @@ from typing import Any
 from benchmarks.common import ms, peak_rss_mb, percentile, rss_mb, say
 from benchmarks.worker import engine_settings, stdin_line, wait_quiet
 from vditui.lab.waiting import eventually
+from vditui.ui.view import COLUMN_INDEX
 
 SIZE = (160, 48)
-VIRT_COLUMN = 3  # index of the libvirt state in vditui.ui.view.COLUMNS
+VIRT_COLUMN = COLUMN_INDEX["virt"]
 
 
 def state_of(cell: Any) -> str:

@@ -25,8 +25,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, RichLog
 
 import vditui.core.probe
+import vditui.core.virt
 from vditui.core.engine import EngineSettings
-from vditui.core.session import SessionSettings
+from vditui.core.settings import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load_default
 from vditui.ui.app import FLUSH_DELAY, VdiApp
@@ -48,13 +49,13 @@ class StillSettings(EngineSettings):
 
 
 def _pin_probe() -> None:
-    real = vditui.core.probe.probe
+    real = vditui.core.virt.probe
 
     async def probe(uris: list[str], timeout: float) -> list[vditui.core.probe.ProbeResult]:
         return [replace(r, latency=0.012, hostname="labhost" if r.hostname else "")
                 for r in await real(uris, timeout)]
 
-    vditui.core.probe.probe = probe  # type: ignore[assignment]
+    vditui.core.virt.probe = probe
 
 
 async def _wait(pilot: Pilot[Any], predicate: Callable[[], object], what: str) -> None:

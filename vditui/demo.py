@@ -1,36 +1,37 @@
 """``--demo``: start the lab's default scenario in-process and point vditui at it.
 
-Only the entry point wires the lab to the engine: the core never knows it runs in a lab.
+Only the entry point wires the lab to the engine: the core never knows it runs in a lab, and the
+settings are built the normal way, by ``vditui.launch`` from the `LabTarget` returned here.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from vditui.launch import LabTarget
+
+if TYPE_CHECKING:
+    from vditui.lab.lab import Lab
 
 
-def start_demo(args: argparse.Namespace, chaos: float = 0.0) -> Any:
-    """Start the lab and fill ``args`` (URL, user, URI template, short timeouts) so the normal
-    start-up path runs against it. Returns the lab; the caller stops it."""
+def start_demo(chaos: float = 0.0) -> tuple[Lab, LabTarget]:
+    """Start the lab (with ``chaos`` state changes per second, if any); return it, for the caller
+    to stop, and where it is."""
     from vditui.lab.lab import Lab
     from vditui.lab.scenario import load_default
 
     lab = Lab(load_default()).start()
-    args.url = lab.vdi_url
-    args.user = lab.username
-    args.uri_templates = [lab.uri_template]
-    if getattr(args, "timeout", None) is None:
-        args.timeout = 2.0
-    if getattr(args, "grace", None) is None:
-        args.grace = 3.0
-    args.demo_password = lab.password
-    args.demo_host_uris = demo_host_uris(lab)
-    args.demo_notes = list(lab.fallbacks.values())
-    args.config = os.devnull if getattr(args, "config", None) is None else args.config
-    if chaos > 0:
-        lab.chaos(chaos)
-    return lab
+    try:
+        target = LabTarget(url=lab.vdi_url, username=lab.username, password=lab.password,
+                           uri_template=lab.uri_template,
+                           config_path=lab.workdir / "demo-config.toml",
+                           host_uris=demo_host_uris(lab), notes=tuple(lab.fallbacks.values()))
+        if chaos > 0:
+            lab.chaos(chaos)
+    except BaseException:
+        lab.stop()
+        raise
+    return lab, target
 
 
 def demo_host_uris(lab: Any) -> dict[str, str]:
@@ -43,9 +44,9 @@ def demo_host_uris(lab: Any) -> dict[str, str]:
 
 def demo_story_uris(lab: Any) -> dict[str, list[str]]:
     """Host name -> the URIs that fail on the demo's ssh-only and tls-only hosts, for a probe
-    to show why: ssh without the key ("Permission denied (publickey)") and tls without
-    certificates. (The reconnect screen does not list the keyless ssh URI by itself: it is
-    not a template's rendering nor an alternative of one.)"""
+    to show why: tcp (refused), ssh without the key ("Permission denied (publickey)") and tls
+    without certificates. (The reconnect screen does not list the keyless ssh URI by itself:
+    it is neither a template's rendering nor an alternative of one.)"""
     out: dict[str, list[str]] = {}
     for name, h in lab.hosts.items():
         if "tcp" in h.transports:

@@ -5,89 +5,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from vditui.config import Config, ConfigError, Profile, load_config
-from vditui.config_resolve import resolve_password, resolve_profile
-from vditui.core.engine import Engine, EngineSettings, Update, platform_message
+from vditui.config import ConfigError
+from vditui.core.engine import Engine, Update, platform_message
 from vditui.core.models import Comparison, ConnState, DriftKind
+from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
+from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
+from vditui.launch import Launch
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNREACHABLE = 0, 1, 2
-INSECURE_WARNING = "TLS verification is off (--insecure / verify_ssl = false): the platform's " \
-                   "identity is not checked"
-
-
-def load_profile(args: argparse.Namespace) -> tuple[Profile, Config]:
-    config = Config() if getattr(args, "demo", False) else load_config(
-        Path(args.config) if getattr(args, "config", None) else None)
-    profile = resolve_profile(
-        config, profile=getattr(args, "profile", None), url=getattr(args, "url", None),
-        user=getattr(args, "user", None), uri_templates=getattr(args, "uri_templates", None),
-        timeout=getattr(args, "timeout", None), grace=getattr(args, "grace", None),
-        insecure=getattr(args, "insecure", False))
-    return profile, config
-
-
-def settings_from(profile: Profile, password: str) -> EngineSettings:
-    assert profile.url is not None and profile.username is not None
-    return EngineSettings(
-        url=profile.url, username=profile.username, password=password,
-        verify_ssl=profile.verify_ssl, uri_templates=tuple(profile.uri_templates),
-        host_uris=dict(profile.host_uris), connect_timeout=profile.connect_timeout,
-        call_timeout=profile.call_timeout, refresh_interval=profile.refresh_interval,
-        grace=profile.grace, page_size=profile.page_size,
-        page_concurrency=profile.page_concurrency,
-        keepalive_interval=profile.keepalive_interval, keepalive_count=profile.keepalive_count,
-        reread_interval=profile.reread_interval, max_backoff=profile.max_backoff)
-
-
-def build_settings(args: argparse.Namespace, interactive: bool) -> tuple[EngineSettings,
-                                                                         list[str]]:
-    """Engine settings from config, flags and environment; also the warnings to show."""
-    profile, config = load_profile(args)
-    demo_pw = getattr(args, "demo_password", None)
-    password = demo_pw or resolve_password(
-        profile, prompt=getpass.getpass if interactive and sys.stdin.isatty() else None)
-    warnings = list(config.warnings)
-    if not profile.verify_ssl:
-        warnings.append(INSECURE_WARNING)
-    settings = settings_from(profile, password)
-    if getattr(args, "demo_host_uris", None):  # the demo's ssh-only and tls-only hosts
-        settings = replace(settings, host_uris={**settings.host_uris, **args.demo_host_uris})
-    warnings += getattr(args, "demo_notes", None) or []  # the lab's fallbacks, said aloud
-    return settings, warnings
-
-
-def run_command(args: argparse.Namespace) -> int:
-    lab = None
+def run_command(args: argparse.Namespace, start: Launch) -> int:
+    """Run ``args.command`` with the settings ``vditui.launch`` resolved."""
     try:
-        if getattr(args, "demo", False):
-            from vditui.demo import start_demo
-
-            lab = start_demo(args, chaos=0.0)
-        settings, warnings = build_settings(args, interactive=True)
+        warnings = list(start.warnings)
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
               "watch": cmd_watch}[args.command]
-        return asyncio.run(fn(args, settings, warnings))
+        return asyncio.run(fn(args, start.settings, warnings))
     except VdiError as exc:
         print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except ConfigError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    finally:
-        if lab is not None:
-            lab.stop()
 
 
 async def _settled_engine(settings: EngineSettings) -> Engine:
@@ -153,7 +101,8 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     out.write(f"{verdict}: {s['hosts']} hosts, {s['vms']} VMs, {len(drifts)} drifts "
               f"({s['critical']} critical) on {settings.url}\n")
     for d in drifts:
-        out.write(f"  [{d.severity.name.lower():8}] {d.kind.value:<21} {d.subject}: {d.message}\n")
+        out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
+                  f"{d.message}\n")
     return code
 
 
@@ -169,7 +118,7 @@ async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
         await engine.stop()
     text = render(cmp, meta, args.format)
     if getattr(args, "output", None):
-        from vditui.config_write import write_private
+        from vditui.config.write import write_private
 
         write_private(Path(args.output), text)
     else:

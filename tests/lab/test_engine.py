@@ -16,8 +16,8 @@ import pytest
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, Update
 from vditui.core.models import ConnState, DriftKind, VirtErrorKind, VirtState
-from vditui.core.probe import probe
 from vditui.core.session import HostSession
+from vditui.core.virt import probe
 from vditui.lab.scenario import Scenario
 from vditui.lab.waiting import eventually
 

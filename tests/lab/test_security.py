@@ -13,7 +13,6 @@ file adds DEBUG logs, the TUI, exceptions, files written and the config file.)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -41,12 +40,13 @@ import pytest
 from textual.widgets import DataTable, Input, RichLog
 
 from vditui import logsetup
-from vditui.config_write import save_host_uri, write_default_config, write_private
+from vditui.cli import build_parser
+from vditui.config.write import save_host_uri, write_private
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.vdi import VdiAuthError, VdiError, VdiHttpError, VdiNotJson, VdiStatusError
-from vditui.headless import INSECURE_WARNING, build_settings
 from vditui.lab.lab import Lab
 from vditui.lab.vdi_server import VdiServer
+from vditui.launch import INSECURE_WARNING, Options, resolve
 from vditui.ui.app import VdiApp
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
@@ -245,11 +245,11 @@ def write_config(path: Path, lab: Lab, *, password: str | None = None,
     return path
 
 
-def tui_args(config: Path, insecure: bool) -> argparse.Namespace:
-    """What the parser gives run_tui for ``vditui --config FILE [--insecure]``."""
-    return argparse.Namespace(config=str(config), profile=None, url=None, user=None,
-                              uri_templates=None, timeout=None, grace=None, insecure=insecure,
-                              demo=False, command=None)
+def tui_settings(config: Path, insecure: bool) -> tuple[EngineSettings, list[str]]:
+    """What run_tui gets for ``vditui --config FILE [--insecure]``, through the real parser."""
+    args = build_parser().parse_args(["--config", str(config), *(["--insecure"] * insecure)])
+    start = resolve(Options.from_args(args), interactive=False)
+    return start.settings, list(start.warnings)
 
 
 # --------------------------------------------------------------------------- the TUI
@@ -554,7 +554,7 @@ async def test_no_secret_anywhere(sec_lab: Lab, tmp_path: Path,
 
     # ---- in-process: the engine's faults and the TUI, with DEBUG logging to a temp dir
     with debug_logging(tmp_path / "inproc-log") as log_path:
-        settings, warns = build_settings(tui_args(config, insecure=True), interactive=False)
+        settings, warns = tui_settings(config, insecure=True)
         assert warns == [INSECURE_WARNING]
         ev.add("settings repr", repr(settings) + str(settings))
         await client_faults(lab, settings, ev, client_tokens)
@@ -634,7 +634,7 @@ async def test_plain_password_readable_by_others_warns(sec_lab: Lab, tmp_path: P
                     f"run chmod 600 {config}")
     assert lab.password not in r.out + r.err
 
-    settings, warns = build_settings(tui_args(config, insecure=False), interactive=False)
+    settings, warns = tui_settings(config, insecure=False)
     assert warns == [line.removeprefix("vditui: warning: ")]
     app = VdiApp(settings, warns, None, config, "lab", clock=lambda: FIXED_NOW)
     async with app.run_test(size=SIZE) as pilot:
@@ -671,7 +671,7 @@ async def test_verify_ssl_false_warns_in_header_and_headless(sec_lab: Lab, tmp_p
         if "--json" in args:
             assert json.loads(r.out)["warnings"] == [INSECURE_WARNING]
 
-    settings, warns = build_settings(tui_args(config, insecure=False), interactive=False)
+    settings, warns = tui_settings(config, insecure=False)
     assert not settings.verify_ssl and warns == [INSECURE_WARNING]
     app = VdiApp(settings, warns, None, config, "lab", clock=lambda: FIXED_NOW)
     async with app.run_test(size=SIZE) as pilot:
@@ -701,10 +701,6 @@ def test_files_vditui_writes_are_private(tmp_path: Path) -> None:
         shared.chmod(0o644)
         save_host_uri(shared, "prod", "hv-01", "qemu+tcp://10.0.0.5/system")
         assert mode(shared) == 0o600  # rewritten private, not left as it was
-
-        starter = write_default_config(tmp_path / "starter" / "config.toml",
-                                       "http://10.0.0.2:8088", "ops")
-        assert mode(starter) == 0o600
 
         report = tmp_path / "report.md"
         report.write_text("old")

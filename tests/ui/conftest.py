@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from vditui.core.engine import EngineSettings
-from vditui.core.session import SessionSettings
+from vditui.core.settings import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import Scenario, load_default
 from vditui.ui.app import FLUSH_DELAY, VdiApp

@@ -25,11 +25,11 @@ async def test_a_burst_is_written_in_batches_and_the_cut_is_said() -> None:
 
         log.write = counting  # type: ignore[method-assign]
         burst = MAX_LOG_LINES + 500
-        app._log = [Text(f"line {i}") for i in range(burst)]
+        app._queued = [Text(f"line {i}") for i in range(burst)]
         app._flush_log()
         assert sizes == [LOG_BATCH] and app.display_pending
         await pilot.pause(LOG_INTERVAL * (MAX_LOG_LINES // LOG_BATCH + 2))
-        assert not app._log and not app.display_pending
+        assert not app._queued and not app.display_pending
         assert max(sizes) <= LOG_BATCH and sum(sizes) == MAX_LOG_LINES
         assert log.lines[0].text.startswith(f"… {burst - MAX_LOG_LINES + 1} earlier lines")
         assert log.lines[-1].text == f"line {burst - 1}"

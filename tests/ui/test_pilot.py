@@ -29,6 +29,7 @@ from vditui.lab.scenario import load_default
 from vditui.ui.app import VdiApp
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
+from vditui.ui.view import COLUMN_INDEX
 from vditui.ui.widgets.host_tree import HostTree
 from vditui.ui.widgets.vm_table import VmTable
 
@@ -170,7 +171,7 @@ async def test_events_shown_row_by_row_match_a_full_render(lab, make_app, settle
                                    ("hv-t2", "class-b-02", "suspend")):
             await ui.to_thread(lab.act, host, lab.vm(name).uuid, action)
         want = {"class-a-01": ("shutoff ≠", "! state"), "office-21": ("running ≠", "! state"),
-                "class-b-02": ("paused ≠", "! state, vcpu")}
+                "class-b-02": ("paused ≠", "! state, vCPU")}
         await wait_for(pilot, lambda: all(
             (ui.row_cells(app, n)["virt"], ui.row_cells(app, n)["drift"]) == w
             for n, w in want.items()), "three events shown with their drifts confirmed",
@@ -229,13 +230,14 @@ async def test_sort_keys(lab, make_app, settle, ui):
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
 
-        def column(col: int) -> list[str]:
+        def column(key: str) -> list[str]:
+            col = COLUMN_INDEX[key]
             return [ui.plain(table.get_row_at(i)[col]) for i in range(table.row_count)]
 
         await pilot.press("s")
         await pilot.pause()
         names = ui.table_names(app)
-        hosts_by_name = column(1)
+        hosts_by_name = column("host")
         assert names == sorted(names)
         assert (table.sort_column, table.sort_reverse) == ("name", False)
         assert ("information", "sorted by VM") in ui.notifications(app)
@@ -245,9 +247,15 @@ async def test_sort_keys(lab, make_app, settle, ui):
         assert ui.table_names(app) == sorted(names, reverse=True)
         assert table.sort_reverse
 
+        await pilot.press("s")  # the next column: drift (beside the name, see view.COLUMNS)
+        await pilot.pause()
+        drifts = column("drift")
+        assert drifts == sorted(drifts, key=str.lower) and drifts[0].startswith("!")
+        assert table.sort_column == "drift"
+
         await pilot.press("s")  # the next column: host
         await pilot.pause()
-        hosts = column(1)
+        hosts = column("host")
         assert hosts == sorted(hosts) and hosts != hosts_by_name
         assert sorted(ui.table_names(app)) == names
         assert table.sort_column == "host"

@@ -22,7 +22,7 @@ import libvirt
 import pytest
 
 import vditui
-from vditui import config_resolve
+from vditui.config import resolve as config_resolve
 from vditui.core import session as session_mod
 from vditui.core import virt
 from vditui.core.models import ConnState, VirtErrorKind
@@ -350,8 +350,8 @@ def test_the_only_program_vditui_runs_is_password_command_without_a_shell():
                 imports.append((rel, node.module))
         found += [(rel, name, node) for name, node in _calls(tree)
                   if name.startswith(RUNS_PROGRAMS)]
-    assert imports == [("config_resolve.py", "subprocess")]
-    assert [(p, n) for p, n, _ in found] == [("config_resolve.py", "subprocess.run")]
+    assert imports == [("config/resolve.py", "subprocess")]
+    assert [(p, n) for p, n, _ in found] == [("config/resolve.py", "subprocess.run")]
     _, _, call = found[0]
     assert not any(k.arg == "shell" for k in call.keywords)
     assert isinstance(call.args[0], ast.Name) and call.args[0].id == "argv"

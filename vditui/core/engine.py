@@ -13,46 +13,19 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from vditui.core.drift import DriftChange, DriftTracker
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
-from vditui.core.probe import ProbeResult, probe
+from vditui.core.probe import ProbeResult
 from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
-from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
-from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
+from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
+from vditui.core.settings import EngineSettings as EngineSettings
+from vditui.core.uris import UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
+from vditui.core.virt import probe
 
 log = logging.getLogger("vditui.engine")
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Everything the engine needs; built from the config by the entry point."""
-
-    url: str
-    username: str
-    password: str = field(repr=False)
-    verify_ssl: bool = True
-    uri_templates: tuple[str, ...] = DEFAULT_TEMPLATES
-    host_uris: dict[str, str] = field(default_factory=dict)  # by host name or IP
-    connect_timeout: float = 5.0
-    call_timeout: float = 10.0
-    refresh_interval: float = 30.0
-    grace: float = 10.0
-    page_size: int = 100
-    page_concurrency: int = 4
-    keepalive_interval: int = 2
-    keepalive_count: int = 2
-    reread_interval: float = 300.0
-    max_backoff: float = 4.0
-    debounce: float = 0.05
-
-    def session_settings(self) -> SessionSettings:
-        return SessionSettings(connect_timeout=self.connect_timeout, call_timeout=self.call_timeout,
-                               keepalive_interval=self.keepalive_interval,
-                               keepalive_count=self.keepalive_count,
-                               reread_interval=self.reread_interval, max_backoff=self.max_backoff)
 
 
 @dataclass(frozen=True)
@@ -350,8 +323,8 @@ class Engine:
             # refresh that changed a few VMs, the TUI then redraws those few.
             return carry_over(previous, cmp) if previous is not None else (cmp, None)
 
-        cmp, rows = await asyncio.to_thread(full)
-        self._publish(cmp, seq, rows)
+        fresh, rows = await asyncio.to_thread(full)
+        self._publish(fresh, seq, rows)
 
     def _publish(self, cmp: Comparison, seq: int,
                  rows: tuple[VmRow, ...] | None = None) -> Comparison:

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input
 
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.models import Comparison, ConnState
+from vditui.core.probe import ProbeResult
 from vditui.core.report import ReportMeta, render
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen
@@ -171,8 +172,8 @@ class OperatorActions(App[int]):
         status = s.state.value + (f": {s.error.kind.value}" if s.error and
                                   s.state is not ConnState.CONNECTED else "")
 
-        async def prober(uris: list[str]) -> list:  # type: ignore[type-arg]
-            from vditui.core.probe import probe
+        async def prober(uris: list[str]) -> list[ProbeResult]:
+            from vditui.core.virt import probe
 
             return await probe(uris, engine.settings.connect_timeout)
 
@@ -181,7 +182,7 @@ class OperatorActions(App[int]):
 
         saver = None
         if self.config_path is not None:
-            from vditui.config_write import save_host_uri
+            from vditui.config.write import save_host_uri
 
             path, profile = self.config_path, self.profile_name
 
@@ -207,7 +208,7 @@ class OperatorActions(App[int]):
 
     @work(group="export", exclusive=True, exit_on_error=False, thread=True)
     def _write_export(self, path: str) -> None:
-        from vditui.config_write import write_private
+        from vditui.config.write import write_private
 
         ext = Path(path).suffix.lower().lstrip(".")
         fmt = {"md": "md", "markdown": "md", "json": "json", "csv": "csv"}.get(ext)

@@ -25,11 +25,12 @@ from textual.widgets import DataTable, Footer, Input, RichLog, Tree
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, EngineSettings, Update
 from vditui.core.models import Comparison, ConnState, Drift, VmRow
+from vditui.core.present import stale_hosts, stale_since
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
 from vditui.ui.actions import OperatorActions
 from vditui.ui.screens.simple import ProblemScreen
-from vditui.ui.view import Filter, stale_hosts
+from vditui.ui.view import Filter
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.host_tree import HostTree, NodeRef
 from vditui.ui.widgets.top_bar import TopBar
@@ -65,7 +66,7 @@ class VdiApp(OperatorActions):
         self.filter = Filter()
         self._dirty = False
         self._flush_pending = False
-        self._log: list[Text] = []
+        self._queued: list[Text] = []
         self.flushes = 0
         self.last_flush_at = 0.0
         self._filter_timer: Timer | None = None
@@ -99,6 +100,8 @@ class VdiApp(OperatorActions):
     def on_mount(self) -> None:
         tune_gc()  # see vditui.tuning (cli.main does the same for the headless commands)
         self.query_one("#top", TopBar).clock = self.clock
+        self.query_one("#hosts", HostTree).clock = self.clock
+        self.query_one("#diff", DiffPanel).clock = self.clock
         self.query_one("#events", RichLog).border_title = "events"
         self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
         self._apply_width(self.size.width)
@@ -160,7 +163,7 @@ class VdiApp(OperatorActions):
             self._fast_states[e.uuid] = (u.seq, e.new.state.value if e.new else "—")
             old = e.old.state.value if e.old else "—"
             new = e.new.state.value if e.new else "gone"
-            self._log.append(Text(f"{stamp} {self._host_name(e.host_id)} {e.name}: {e.event} "
+            self._queued.append(Text(f"{stamp} {self._host_name(e.host_id)} {e.name}: {e.event} "
                                   f"({old} → {new})"))
         elif u.kind == "drift" and u.drift is not None:
             d, st = u.drift.drift, u.drift.status
@@ -168,10 +171,10 @@ class VdiApp(OperatorActions):
                 self._touched.setdefault(d.key, None)
                 self._comparison_dirty = True
             style = {"pending": "yellow", "confirmed": "bold red", "resolved": "green"}[st.value]
-            self._log.append(Text(f"{stamp} drift {st.value}: {d.subject}: {d.message}",
+            self._queued.append(Text(f"{stamp} drift {st.value}: {d.subject}: {d.message}",
                                   style=style))
         elif u.kind == "host":
-            self._log.append(Text(f"{stamp} {u.message}", style="cyan"))
+            self._queued.append(Text(f"{stamp} {u.message}", style="cyan"))
         elif u.kind == "vdi":
             bar = self.query_one("#top", TopBar)
             was_failing, bar.vdi_error = bar.vdi_error, u.message
@@ -179,12 +182,12 @@ class VdiApp(OperatorActions):
                 bar.refreshed_at = self.clock()
                 bar.data_warnings = list(self.engine.vdi_warnings) if self.engine else []
                 if was_failing:
-                    self._log.append(Text(f"{stamp} platform: reachable again", style="green"))
+                    self._queued.append(Text(f"{stamp} platform: reachable again", style="green"))
             else:
-                self._log.append(Text(f"{stamp} platform: {u.message}", style="bold red"))
+                self._queued.append(Text(f"{stamp} platform: {u.message}", style="bold red"))
             bar.redraw()
         elif u.kind == "warning":
-            self._log.append(Text(f"{stamp} platform warning: {u.message}", style="bold yellow"))
+            self._queued.append(Text(f"{stamp} platform warning: {u.message}", style="bold yellow"))
         self._dirty = True
         if not self._flush_pending:
             self._flush_pending = True
@@ -218,9 +221,9 @@ class VdiApp(OperatorActions):
         self._dirty = False
         self.flushes += 1
         with self.batch_update():
-            if self._log and time.monotonic() - self._log_flushed_at >= LOG_INTERVAL:
+            if self._queued and time.monotonic() - self._log_flushed_at >= LOG_INTERVAL:
                 self._flush_log()
-            elif self._log and not self._log_timer_set:
+            elif self._queued and not self._log_timer_set:
                 self._log_timer_set = True
                 self.set_timer(LOG_INTERVAL, self._flush_log)
             if self.comparison is not None and self._comparison_dirty:
@@ -240,7 +243,7 @@ class VdiApp(OperatorActions):
 
     def clear_event_log(self) -> None:
         """Forget every event line, shown or still queued."""
-        self._log.clear()
+        self._queued.clear()
         self.query_one("#events", RichLog).clear()
 
     def _flush_log(self) -> None:
@@ -251,16 +254,16 @@ class VdiApp(OperatorActions):
         # rest follows LOG_INTERVAL later.
         self._log_timer_set = False
         self._log_flushed_at = time.monotonic()
-        if not self._log or not self.is_running:
+        if not self._queued or not self.is_running:
             return
-        if len(self._log) > MAX_LOG_LINES:  # the log keeps no more: older lines could not show
+        if len(self._queued) > MAX_LOG_LINES:  # the log keeps no more: older lines could not show
             keep = MAX_LOG_LINES - 1
-            self._log = [Text(f"… {len(self._log) - keep} earlier lines not shown (the event "
+            self._queued = [Text(f"… {len(self._queued) - keep} earlier lines not shown (the event "
                               f"log keeps the last {MAX_LOG_LINES})", style="dim"),
-                         *self._log[-keep:]]
-        batch, self._log = self._log[:LOG_BATCH], self._log[LOG_BATCH:]
+                         *self._queued[-keep:]]
+        batch, self._queued = self._queued[:LOG_BATCH], self._queued[LOG_BATCH:]
         self.query_one("#events", RichLog).write(Text("\n").join(batch))
-        if self._log and not self._log_timer_set:
+        if self._queued and not self._log_timer_set:
             self._log_timer_set = True
             self.set_timer(LOG_INTERVAL, self._flush_log)
 
@@ -367,9 +370,7 @@ class VdiApp(OperatorActions):
             row = table.rows_by_key[key]
             hid = row.virt_host_id or row.host_id
             view = next((h.view for h in cmp.hosts if h.host.id == hid), None)
-            stale_since = view.read_at if view is not None and view.domains is not None and (
-                view.state is not ConnState.CONNECTED) else 0.0
-            panel.show_vm(row, names, self._status(row.drifts), stale_since)
+            panel.show_vm(row, names, self._status(row.drifts), stale_since(view))
             return
         ref = node or (tree.cursor_node.data if tree.cursor_node else None) or NodeRef("all")
         if ref.kind == "host":

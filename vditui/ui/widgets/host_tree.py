@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Tree
@@ -23,18 +26,21 @@ class NodeRef:
 class HostTree(Tree[NodeRef]):
     DEFAULT_CSS = "HostTree { width: 30; min-width: 24; }"
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(Text("all hosts", style="bold"), data=NodeRef("all"), **kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(Text("all hosts", style="bold"), data=NodeRef("all"), **kw)
         self.show_root = True
         self.guide_depth = 2
         self._pools: dict[str, TreeNode[NodeRef]] = {}
         self._hosts: dict[str, TreeNode[NodeRef]] = {}
         self._labels: dict[str, str] = {}
+        #: The app's injected clock: ages of kept libvirt data are counted on it.
+        self.clock: Callable[[], float] = time.time
 
     def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float]) -> None:
         """Add pools and hosts not yet shown and relabel those whose label changed."""
         if not self.root.is_expanded:  # expanding again still re-lays out the tree
             self.root.expand()
+        wall = self.clock()
         vm_drifts: dict[str, int] = {}
         pool_drifts: dict[str, int] = {}
         for r in cmp.vms:
@@ -54,7 +60,7 @@ class HostTree(Tree[NodeRef]):
             self._set_label("pool:" + pid, pool, drift_count_label(
                 h.host.pool_name or "(no pool)", pool_drifts.get(h.host.pool_id, 0)))
             label = host_label(h, vm_drifts.get(h.host.id, 0), now,
-                               connecting.get(h.host.id, 0.0))
+                               connecting.get(h.host.id, 0.0), wall)
             node = self._hosts.get(h.host.id)
             if node is None:
                 node = pool.add_leaf(label, data=NodeRef("host", h.host.id))

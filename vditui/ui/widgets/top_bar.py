@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
+
+from vditui.core.present import age
 
 #: Cells the platform's failure cause may take, so "(data N s old, stale)" fits on 80 columns.
 CAUSE_WIDTH = 44
@@ -27,8 +30,8 @@ def platform_cause(message: str, url: str) -> str:
 class TopBar(Static):
     DEFAULT_CSS = "TopBar { height: auto; max-height: 4; background: $primary-background; }"
 
-    def __init__(self, platform: str, user: str, warnings: list[str], **kw: object) -> None:
-        super().__init__("", **kw)  # type: ignore[arg-type]
+    def __init__(self, platform: str, user: str, warnings: list[str], **kw: Any) -> None:
+        super().__init__("", **kw)
         self.platform, self.user, self.warnings = platform, user, warnings
         self.refreshed_at = 0.0
         self.vdi_error = ""
@@ -64,5 +67,4 @@ class TopBar(Static):
         self.update(t)
 
     def _age(self) -> str:
-        s = max(0, int(self.clock() - self.refreshed_at))
-        return f"{s} s" if s < 120 else f"{s // 60} min"
+        return age(self.refreshed_at, self.clock())

@@ -8,6 +8,7 @@ goes back to the same VM and the scroll position is kept.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich.text import Text
 from textual.geometry import Size
@@ -16,7 +17,7 @@ from textual.widgets.data_table import ColumnKey, RowKey
 
 from vditui.core.drift import DriftStatus
 from vditui.core.models import VmRow
-from vditui.ui.view import COLUMNS, Filter, vm_cells
+from vditui.ui.view import COLUMN_INDEX, COLUMNS, Filter, vm_cells
 
 Cells = tuple[Text | str, ...]
 
@@ -45,8 +46,8 @@ class VmTable(DataTable[Text | str]):
 
     DEFAULT_CSS = "VmTable { height: 1fr; }"
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.rows_by_key: dict[str, VmRow] = {}
         self._shown: dict[str, tuple[str, ...]] = {}
         self.sort_column: str | None = None
@@ -169,10 +170,12 @@ class VmTable(DataTable[Text | str]):
         for k in list(self._row_renderable_cache.keys()):
             if k[1] in indexes:
                 self._row_renderable_cache.discard(k)
-        for cache in (self._cell_render_cache, self._row_render_cache):
-            for k in list(cache.keys()):
-                if k[0] in rows:
-                    cache.discard(k)
+        for ck in list(self._cell_render_cache.keys()):
+            if ck[0] in rows:
+                self._cell_render_cache.discard(ck)
+        for rck in list(self._row_render_cache.keys()):
+            if rck[0] in rows:
+                self._row_render_cache.discard(rck)
         # Every rendered line goes: keeping the untouched rows' lines was measured (session 2)
         # to lengthen the garbage collector's pauses (cached strips live on into gen 0
         # collections) more than it saved in rendering, storm p99 ~95 -> ~120 ms.
@@ -183,12 +186,13 @@ class VmTable(DataTable[Text | str]):
         """Put libvirt states straight into rows' cells, ahead of the next reconcile (which
         then restyles them); returns how many shown rows changed."""
         updates: list[tuple[str, str, Text | str]] = []
+        at = COLUMN_INDEX["virt"]
         for key, state in states.items():
             old = self._shown.get(key)
-            if old is None or old[3] == state:
+            if old is None or old[at] == state:
                 continue
             updates.append((key, "virt", state))
-            self._shown[key] = (*old[:3], state, *old[4:])
+            self._shown[key] = (*old[:at], state, *old[at + 1:])
             self._applied.pop(key, None)
         self._set_cells(updates)
         return len(updates)
