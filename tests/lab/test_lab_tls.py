@@ -4,7 +4,6 @@ classified by the probe against the real daemon."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import subprocess
@@ -18,8 +17,8 @@ import pytest
 
 from vditui.core.engine import Engine
 from vditui.core.models import ConnState, VirtErrorKind
-from vditui.core.probe import probe
 from vditui.core.uris import UriError, parse, prepare
+from vditui.core.virt import probe
 from vditui.demo import demo_host_uris, demo_story_uris, start_demo
 from vditui.lab import lab as lab_mod
 from vditui.lab import tls as lab_tls
@@ -341,18 +340,17 @@ async def test_default_scenario_tells_why_plain_attempts_fail(lab: Lab) -> None:
 
 
 def test_start_demo_hands_the_engine_the_ssh_and_tls_uris() -> None:
-    from vditui.headless import build_settings
+    from vditui.launch import Options, resolve
 
-    args = argparse.Namespace(demo=True)
-    lab = start_demo(args)
+    lab, target = start_demo()
     try:
-        assert args.demo_host_uris == lab.client_uris()
-        assert set(args.demo_host_uris) == {"ssh-only", "tls-only"}
-        assert args.demo_notes == list(lab.fallbacks.values())
-        settings, warnings = build_settings(args, interactive=False)
-        for name, uri in args.demo_host_uris.items():
-            assert settings.host_uris[name] == uri
-        assert all(n in warnings for n in args.demo_notes)
+        assert target.host_uris == lab.client_uris()
+        assert set(target.host_uris) == {"ssh-only", "tls-only"}
+        assert target.notes == tuple(lab.fallbacks.values())
+        start = resolve(Options(demo=True, lab=target), interactive=False)
+        for name, uri in target.host_uris.items():
+            assert start.settings.host_uris[name] == uri
+        assert all(n in start.warnings for n in target.notes)
     finally:
         lab.stop()
 
