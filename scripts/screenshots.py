@@ -24,14 +24,15 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Input, RichLog
 
+import vditui.core.engine
 import vditui.core.probe
 from vditui.core.engine import EngineSettings
 from vditui.core.session import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load_default
-from vditui.ui.app import FLUSH_DELAY, VdiApp
+from vditui.ui.app import VdiApp
 from vditui.ui.screens.reconnect import ReconnectScreen
-from vditui.ui.widgets.vm_table import VmTable
+from vditui.ui.widgets.vm_table import FLUSH_DELAY, VmTable
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "127.77.9"
@@ -54,7 +55,7 @@ def _pin_probe() -> None:
         return [replace(r, latency=0.012, hostname="labhost" if r.hostname else "")
                 for r in await real(uris, timeout)]
 
-    vditui.core.probe.probe = probe  # type: ignore[assignment]
+    vditui.core.engine.probe = probe  # type: ignore[assignment]  # what Engine.probe_uris calls
 
 
 async def _wait(pilot: Pilot[Any], predicate: Callable[[], object], what: str) -> None:

@@ -422,5 +422,6 @@ def test_a_host_session_opens_the_prepared_uri(monkeypatch):
     s = asyncio.run(run())
     assert seen == ["qemu+ssh://root@10.0.0.5/system?no_tty=1"]
     assert all(type(u) is str for u in seen)
-    bad = s.attempt_errors["qemu+tcp://10.0.0.5/sys;id"]
+    bad = s.error  # the last URI tried: its error stands
+    assert bad is not None and bad.uri == "qemu+tcp://10.0.0.5/sys;id"
     assert bad.kind is VirtErrorKind.INVALID_URI and "shell character" in bad.message

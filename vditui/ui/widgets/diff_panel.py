@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -11,8 +12,28 @@ from rich.text import Text
 from textual.widgets import Static
 
 from vditui.core.drift import DriftStatus
-from vditui.core.models import Drift, HostRow, VmRow, host_status_label, vdi_status_label
+from vditui.core.events import SnapshotReady
+from vditui.core.models import (
+    ConnState,
+    Drift,
+    HostRow,
+    VmRow,
+    host_status_label,
+    vdi_status_label,
+)
+from vditui.ui.messages import Snapshot
 from vditui.ui.view import BAD, data_age
+from vditui.ui.widgets.host_tree import SUMMARY_INTERVAL, NodeRef
+
+_ALL = NodeRef("all")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the panel shows: the VM ``vm_key`` if set (and still there), else ``node``."""
+
+    vm_key: str | None = None
+    node: NodeRef = _ALL
 
 
 class DiffPanel(Static):
@@ -20,6 +41,75 @@ class DiffPanel(Static):
 
     def __init__(self, **kw: object) -> None:
         super().__init__("Select a VM or a host.", **kw)  # type: ignore[arg-type]
+        self._snap: SnapshotReady | None = None
+        self._rows: dict[str, VmRow] | None = None  # the snapshot's rows by key, made on demand
+        self._selection = Selection()
+        self._shown_at = 0.0
+        self._timer_set = False
+
+    @property
+    def pending(self) -> bool:
+        """A snapshot is not shown yet."""
+        return self._timer_set
+
+    @property
+    def selection(self) -> Selection:
+        return self._selection
+
+    def select(self, selection: Selection) -> None:
+        """Show ``selection`` now (the app calls this as the cursor moves)."""
+        self._selection = selection
+        self._show()
+
+    def on_snapshot(self, message: Snapshot) -> None:
+        self._snap = message.snapshot
+        if message.rows is None:
+            self._rows = None
+        elif self._rows is not None:
+            self._rows.update(message.rows)
+        key = self._selection.vm_key
+        if key is not None and (message.rows is None or key in message.rows):
+            self._show()  # the selected VM changed: at once
+        elif not self._timer_set:
+            # A group's summary counts thousands of rows: a few times a second.
+            wait = self._shown_at + SUMMARY_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._show()
+            else:
+                self._timer_set = True
+                self.set_timer(wait, self._show)
+
+    def _show(self) -> None:
+        self._timer_set = False
+        self._shown_at = time.monotonic()
+        snap = self._snap
+        if snap is None or not self.is_attached:
+            return
+        cmp = snap.comparison
+        names = {h.host.id: h.host.name for h in cmp.hosts}
+        key = self._selection.vm_key
+        if self._rows is None and key is not None:
+            self._rows = {r.key: r for r in cmp.vms}
+        row = self._rows.get(key) if self._rows is not None and key is not None else None
+        if row is not None:
+            hid = row.virt_host_id or row.host_id
+            link = snap.hosts.get(hid)
+            view = link.view if link is not None else None
+            stale_since = view.read_at if view is not None and view.domains is not None and (
+                view.state is not ConnState.CONNECTED) else 0.0
+            self.show_vm(row, names, snap.statuses(row.drifts), stale_since)
+            return
+        ref = self._selection.node
+        if ref.kind == "host":
+            hosts = [h for h in cmp.hosts if h.host.id == ref.id]
+            title = hosts[0].host.name if hosts else "host"
+        elif ref.kind == "pool":
+            hosts = [h for h in cmp.hosts if h.host.pool_id == ref.id]
+            title = f"pool {hosts[0].host.pool_name}" if hosts else "pool"
+        else:
+            hosts, title = list(cmp.hosts), "all hosts"
+        ids = {h.host.id for h in hosts}
+        self.show_group(title, hosts, [r for r in cmp.vms if r.host_id in ids], snap.statuses())
 
     # An update re-lays out the screen (the panel's height follows its content), so it is
     # skipped when what the panel would show has not changed: under an event storm the
