@@ -483,6 +483,40 @@ async def test_drift_that_heals_within_grace_is_never_confirmed(fresh_lab, subse
     assert statuses == [DriftStatus.PENDING]
 
 
+async def test_check_counts_only_drift_that_outlasts_grace(fresh_lab, subset, default_scenario,
+                                                          engine_settings, start_engine):
+    """``check`` (Engine.check) judges with the live faces' drift tracker: a drift counts once
+    it has lasted ``grace`` seconds; one that heals within grace does not."""
+    lab = fresh_lab(subset(default_scenario, ["hv-t1"]))
+    updates, listener = recorder()
+    grace = 1.0
+    engine = await start_engine(engine_settings(lab, grace=grace), watch=False,
+                                listener=listener)
+    assert await engine.wait_settled(5)
+    stays, heals = lab.vm("class-a-01"), lab.vm("class-a-02")
+    for vm in (stays, heals):
+        lab.act("hv-t1", vm.uuid, "destroy")  # the platform is not told
+    idents = {(stays.uuid, "state"), (heals.uuid, "state")}
+
+    def pending() -> bool:
+        st = latest_snapshot(updates).drifts
+        return all(i in st and st[i].status is DriftStatus.PENDING for i in idents)
+
+    await eventually(pending, 2.0, "both drifts pending")
+    started = time.monotonic()
+    check = asyncio.create_task(engine.check())
+    await asyncio.sleep(0.2)
+    lab.act("hv-t1", heals.uuid, "start")  # healed within grace
+    snap = await check
+    # It waited for the grace to run out: the drift had lasted that long when judged.
+    assert time.monotonic() - snap.drifts[(stays.uuid, "state")].first_seen >= grace
+    assert time.monotonic() - started < grace + 5
+    confirmed = {d.ident for d in snap.confirmed()}
+    assert (stays.uuid, "state") in confirmed
+    assert (heals.uuid, "state") not in confirmed
+    assert not any(d.subject == heals.name for d in snap.comparison.drifts)
+
+
 async def test_event_storm_uses_incremental_passes_that_match_a_full_one(
         fresh_lab, healthy_scenario, engine_settings, start_engine):
     """Under a storm of lifecycle events the engine re-judges only the changed rows; the result
