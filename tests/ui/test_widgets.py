@@ -17,7 +17,6 @@ from vditui.core.drift import DriftStatus, DriftTracker
 from vditui.core.events import (
     DomainChanged,
     DriftChanged,
-    EngineEvent,
     HostLink,
     PlatformFailed,
     PlatformRefreshed,
@@ -40,6 +39,7 @@ from vditui.core.session import DomainEvent
 from vditui.ui.app import VdiApp
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import EngineEvents, Snapshot
+from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.widgets.diff_panel import DiffPanel, Selection
 from vditui.ui.widgets.event_log import LOG_INTERVAL, EventLog
 from vditui.ui.widgets.host_tree import HostTree
@@ -66,7 +66,7 @@ class World:
         self.tracker = DriftTracker(grace)
 
     def snapshot(self, states: dict[str, VirtState], now: float, seq: int,
-                 rows: tuple[str, ...] | None = None) -> tuple[SnapshotReady, list[EngineEvent]]:
+                 rows: tuple[str, ...] | None = None) -> tuple[SnapshotReady, list[DriftChanged]]:
         view = _view(states)
         cmp: Comparison = reconcile(INVENTORY, {"h1": view})
         changes = self.tracker.update(cmp.drifts, now)
@@ -144,7 +144,8 @@ async def test_table_follows_snapshots_events_and_drift_statuses() -> None:
         bridge.deliver([snap, *changes])
         await pilot.pause(FLUSH_DELAY * 3)
         assert cell(table, "vm-a", "drift").startswith("!")
-        assert "bold red" in str(table.get_cell(UUIDS["vm-a"], "drift").style)
+        styled = table.get_cell(UUIDS["vm-a"], "drift")
+        assert isinstance(styled, Text) and "bold red" in str(styled.style)
         await pilot.pause(LOG_INTERVAL * 2)  # the log writes a few times a second
         lines = log_text(app.query_one(EventLog))
         assert any("drift pending: vm-a" in ln for ln in lines)
@@ -256,3 +257,26 @@ async def test_a_failed_worker_is_said_on_screen_and_in_the_log() -> None:
         assert log_text(app.query_one(EventLog))[-1].endswith(
             "refresh failed: RuntimeError: the refresh broke")
         assert app.is_running
+
+
+async def test_a_failed_worker_of_a_screen_reaches_the_same_handler() -> None:
+    app = VdiApp(None, problem=("Test", "no platform in this test", ""), clock=lambda: 0.0)
+
+    async def prober(uris: list[str]) -> list[Any]:
+        raise RuntimeError("no probe today")
+
+    async def adopter(uri: str) -> None:
+        return None
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app.pop_screen()
+        await app.push_screen(ReconnectScreen(HOST, URI, "failed: refused", [URI], prober,
+                                              adopter, None, None))
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app._notifications:
+                break
+        assert [n.message for n in app._notifications] == [
+            "probe failed: RuntimeError: no probe today"]
+        assert isinstance(app.screen, ReconnectScreen)  # the screen stays, usable

@@ -357,11 +357,12 @@ class Engine:
             if self._where is None or self._where[0] is not self._comparison:
                 self._where = (self._comparison, row_index(self._comparison))
             where = self._where[1]
-            cmp = update_rows(self._comparison, self._inventory, views, changed, where)
-            if cmp is not None:
+            updated = update_rows(self._comparison, self._inventory, views, changed, where)
+            if updated is not None:
                 self._incremental += 1
-                self._where = (cmp, where)  # an incremental pass keeps every row in place
-                self._publish(cmp, seq, links, tuple(cmp.vms[where[c]] for c in changed), True)
+                self._where = (updated, where)  # an incremental pass keeps every row in place
+                self._publish(updated, seq, links,
+                              tuple(updated.vms[where[c]] for c in changed), True)
                 return
         # A full pass over thousands of VMs takes tens of ms of pure Python: in a worker thread
         # the loop keeps delivering libvirt events and key presses while it runs.
