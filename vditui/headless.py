@@ -25,7 +25,7 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
-from vditui.core.models import Comparison, ConnState, Drift, DriftKind, VdiInventory
+from vditui.core.models import Comparison, ConnState, Drift, DriftKind
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.vdi import VdiError
 
@@ -160,14 +160,18 @@ async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
 async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     engine = Engine(settings)
-    inventory: list[VdiInventory] = []
-    engine.listen(lambda e: inventory.append(e.inventory) if isinstance(
-        e, PlatformRefreshed) else None)
+    read: list[PlatformRefreshed] = []
+
+    def keep(e: EngineEvent) -> None:
+        if isinstance(e, PlatformRefreshed):
+            read.append(e)
+
+    engine.listen(keep)
     try:
         await engine.start(watch=False)
         host = engine.find_host(args.host)
         if host is None:
-            names = ", ".join(h.name for h in inventory[-1].hosts) if inventory else ""
+            names = ", ".join(h.name for h in read[-1].inventory.hosts) if read else ""
             print(f"vditui: no host {args.host!r} on the platform (hosts: {names})",
                   file=sys.stderr)
             return EXIT_UNREACHABLE

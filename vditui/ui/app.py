@@ -266,13 +266,8 @@ class VdiApp(App[int]):
         self._set_filter(Filter(f.pool_id, f.host_id, f.text, not f.drift_only))
 
     def action_sort_next(self) -> None:
-        table = self.query_one("#vms", VmTable)
-        keys = [c[0] for c in COLUMNS]
-        cur = table.sort_column
-        nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else keys[0]
-        table.sort_column, table.sort_reverse = None, False
-        table.sort_by(nxt)
-        self.notify(f"sorted by {dict((k, label) for k, label, _ in COLUMNS)[nxt]}", timeout=2)
+        label = self.query_one("#vms", VmTable).sort_next()
+        self.notify(f"sorted by {label}", timeout=2)
 
     def action_sort_reverse(self) -> None:
         table = self.query_one("#vms", VmTable)

@@ -343,6 +343,15 @@ class VmTable(DataTable[Text | str]):
         self._shown = {}
         self._rebuild(wanted)
 
+    def sort_next(self) -> str:
+        """Sort by the column after the current one (ascending); returns its label."""
+        keys = [c[0] for c in COLUMNS]
+        cur = self.sort_column
+        nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else keys[0]
+        self.sort_column, self.sort_reverse = None, False
+        self.sort_by(nxt)
+        return dict((k, label) for k, label, _ in COLUMNS)[nxt]
+
     def _cells_of(self, key: str) -> Cells:
         return tuple(self.get_row(key))
 
