@@ -68,11 +68,11 @@ async def _wait(pilot: Pilot[Any], predicate: Callable[[], object], what: str) -
 
 def _settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or not engine.sessions:
+    if engine is None or cmp is None or not engine._sessions:
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
     return all(s.settled and (v := views.get(hid)) is not None and v.state is s.state
-               and v.read_at == s.read_at for hid, s in engine.sessions.items())
+               and v.read_at == s.read_at for hid, s in engine._sessions.items())
 
 
 def _key(app: VdiApp, name: str) -> str:
