@@ -371,6 +371,9 @@ def test_the_uri_reaches_libvirt_as_one_python_string(monkeypatch):
 
     def fake_open_auth(*args: Any) -> Any:
         seen.append(args)
+        # A libvirtError takes its code from this thread's last libvirt error: one left by an
+        # earlier test's real connection (the pool's threads are shared) would classify this.
+        libvirt.virResetLastError()
         raise libvirt.libvirtError("Cannot recv data: Host key verification failed.: "
                                    "Connection reset by peer")
 
