@@ -12,8 +12,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vditui.config import ConfigError
-from vditui.core.engine import Engine, Update, platform_message
-from vditui.core.models import Comparison, ConnState, DriftKind
+from vditui.core.drift import DriftStatus
+from vditui.core.engine import Engine, platform_message
+from vditui.core.events import (
+    DomainChanged,
+    DriftChanged,
+    EngineEvent,
+    HostChanged,
+    PlatformFailed,
+    PlatformRefreshed,
+    SnapshotReady,
+)
+from vditui.core.models import Comparison, ConnState, Drift, DriftKind
 from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
@@ -38,62 +48,41 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         return EXIT_UNREACHABLE
 
 
-async def _settled_engine(settings: EngineSettings) -> Engine:
+async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
+    """Start an engine, wait until every host has been read or failed, and take its snapshot;
+    with ``grace``, under the grace period (see :meth:`Engine.check`)."""
     engine = Engine(settings)
     try:
         await engine.start(watch=False)
         # Every host has connect_timeout to answer; a hung one costs that, once, in parallel.
         await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
-    except BaseException:
+        snap = await engine.check() if grace else engine.reconcile_now()
+    finally:
         await engine.stop()
-        raise
-    return engine
+    assert snap is not None  # start() raised if the platform was never read
+    return snap
 
 
-async def comparison_with_grace(engine: Engine, grace: float) -> tuple[Comparison, set[tuple]]:
-    """Reconcile; with a grace period, read everything again after it and keep only the drift
-    seen both times. Returns the final comparison and the idents of confirmed drift."""
-    first = engine.reconcile_now()
-    assert first is not None
-    confirmed = {d.ident for d in first.drifts}
-    if grace <= 0 or not confirmed:
-        return first, confirmed
-    await asyncio.sleep(grace)
-    before = {hid: s.read_at for hid, s in engine.sessions.items()}
-    await engine.refresh()
-    deadline = time.monotonic() + engine.settings.call_timeout + 5
-    while time.monotonic() < deadline and any(
-            s.state is ConnState.CONNECTED and s.read_at <= before[hid]
-            for hid, s in engine.sessions.items()):
-        await asyncio.sleep(0.02)
-    second = engine.reconcile_now()
-    assert second is not None
-    return second, confirmed & {d.ident for d in second.drifts}
-
-
-def _exit_code(cmp: Comparison, confirmed: set[tuple]) -> int:
+def _exit_code(cmp: Comparison, drifts: list[Drift]) -> int:
     if any(d.kind is DriftKind.HOST_UNREACHABLE for d in cmp.drifts) or any(
             h.view is None or h.view.state is not ConnState.CONNECTED for h in cmp.hosts):
         return EXIT_UNREACHABLE
-    return EXIT_DRIFT if confirmed else EXIT_OK
+    return EXIT_DRIFT if drifts else EXIT_OK
 
 
 async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
-    engine = await _settled_engine(settings)
-    try:
-        cmp, confirmed = await comparison_with_grace(engine, settings.grace)
-    finally:
-        await engine.stop()
-    code = _exit_code(cmp, confirmed)
-    drifts = [d for d in cmp.drifts if d.ident in confirmed]
+    snap = await _settled_snapshot(settings, grace=True)
+    cmp = snap.comparison
+    drifts = snap.confirmed()
+    code = _exit_code(cmp, drifts)
     if getattr(args, "json", False):
-        doc = {"platform": settings.url, "exit_code": code, "warnings": warnings + list(
-            engine.client.warnings), "summary": summary(cmp),
-            "drifts": [drift_record(d, "confirmed") for d in drifts]}
+        doc = {"platform": settings.url, "exit_code": code,
+               "warnings": warnings + list(snap.platform_warnings), "summary": summary(cmp),
+               "drifts": [drift_record(d, "confirmed") for d in drifts]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
-    for w in engine.client.warnings:
+    for w in snap.platform_warnings:
         print(f"vditui: warning: {w}", file=sys.stderr)
     s = summary(cmp)
     verdict = {EXIT_OK: "consistent", EXIT_DRIFT: "DRIFT",
@@ -108,14 +97,10 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
 
 async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
                      warnings: list[str], out: TextIO = sys.stdout) -> int:
-    engine = await _settled_engine(settings)
-    try:
-        cmp = engine.reconcile_now()
-        assert cmp is not None
-        meta = ReportMeta(settings.url, settings.username, time.time(),
-                          tuple(warnings + list(engine.client.warnings)))
-    finally:
-        await engine.stop()
+    snap = await _settled_snapshot(settings, grace=False)
+    cmp = snap.comparison
+    meta = ReportMeta(settings.url, settings.username, time.time(),
+                      tuple(warnings + list(snap.platform_warnings)))
     text = render(cmp, meta, args.format)
     if getattr(args, "output", None):
         from vditui.config.write import write_private
@@ -123,17 +108,24 @@ async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
         write_private(Path(args.output), text)
     else:
         out.write(text)
-    return _exit_code(cmp, {d.ident for d in cmp.drifts})
+    return _exit_code(cmp, list(cmp.drifts))
 
 
 async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     engine = Engine(settings)
+    read: list[PlatformRefreshed] = []
+
+    def keep(e: EngineEvent) -> None:
+        if isinstance(e, PlatformRefreshed):
+            read.append(e)
+
+    engine.listen(keep)
     try:
         await engine.start(watch=False)
         host = engine.find_host(args.host)
         if host is None:
-            names = ", ".join(h.name for h in engine.inventory.hosts) if engine.inventory else ""
+            names = ", ".join(h.name for h in read[-1].inventory.hosts) if read else ""
             print(f"vditui: no host {args.host!r} on the platform (hosts: {names})",
                   file=sys.stderr)
             return EXIT_UNREACHABLE
@@ -161,50 +153,50 @@ async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
     return EXIT_OK if any(r.ok for r in results) else EXIT_UNREACHABLE
 
 
-def update_record(u: Update) -> dict[str, Any] | None:
-    """One watch line for an update, or None for updates watch does not print."""
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(u.at)) + f".{int(u.at % 1 * 1000):03d}"
-    if u.kind == "vm" and u.event is not None:
-        e = u.event
-        return {"type": "state", "at": ts, "host_id": e.host_id, "vm": e.name, "uuid": e.uuid,
-                "event": e.event, "old": e.old.state.value if e.old else None,
-                "new": e.new.state.value if e.new else None}
-    if u.kind == "drift" and u.drift is not None and u.drift.status.value != "pending":
-        return {"type": "drift", "at": ts, **drift_record(u.drift.drift, u.drift.status.value)}
-    if u.kind == "host":
-        return {"type": "host", "at": ts, "host_id": u.host_id, "message": u.message}
-    if u.kind == "vdi" and u.message:
-        return {"type": "platform", "at": ts, "message": u.message}
-    if u.kind == "warning" and u.message:
-        return {"type": "platform", "at": ts, "message": f"warning: {u.message}"}
-    return None
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
 
 
 PLATFORM_BACK = "platform reachable again"
 
 
+def event_records(e: EngineEvent) -> list[dict[str, Any]]:
+    """The watch lines for an event (none for those watch does not print)."""
+    match e:
+        case DomainChanged(at=at, event=ev):
+            return [{"type": "state", "at": _stamp(at), "host_id": ev.host_id, "vm": ev.name,
+                     "uuid": ev.uuid, "event": ev.event,
+                     "old": ev.old.state.value if ev.old else None,
+                     "new": ev.new.state.value if ev.new else None}]
+        case DriftChanged(at=at, change=ch) if ch.status is not DriftStatus.PENDING:
+            return [{"type": "drift", "at": _stamp(at), **drift_record(ch.drift, ch.status.value)}]
+        case HostChanged(at=at, host=host):
+            return [{"type": "host", "at": _stamp(at), "host_id": host.host_id,
+                     "message": host.describe()}]
+        case PlatformFailed(at=at, message=message):
+            return [_platform(at, message)]
+        case PlatformRefreshed(at=at, new_warnings=new, recovered=recovered):
+            # A failure is printed each time a refresh fails; its end once, as its own line.
+            return [*(_platform(at, f"warning: {w}") for w in new),
+                    *([_platform(at, PLATFORM_BACK)] if recovered else [])]
+    return []
+
+
+def _platform(at: float, message: str) -> dict[str, Any]:
+    return {"type": "platform", "at": _stamp(at), "message": message}
+
+
 async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     engine = Engine(settings)
-    failing = False
 
-    def emit(u: Update) -> None:
-        nonlocal failing
-        rec = update_record(u)
-        if u.kind == "vdi" and engine.inventory is not None:
-            # A failure is printed each time a refresh fails; its end once, as its own line.
-            if u.message:
-                failing = True
-            elif failing:
-                failing = False
-                rec = update_record(Update("vdi", u.at, message=PLATFORM_BACK))
-        if rec is not None:
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    def write(records: list[dict[str, Any]]) -> None:
+        if records:
+            out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             out.flush()
 
-    for w in warnings:
-        emit(Update("vdi", time.time(), message=f"warning: {w}"))
-    engine.listen(emit)
+    write([_platform(time.time(), f"warning: {w}") for w in warnings])
+    engine.listen(lambda e: write(event_records(e)))
     try:
         await engine.start(watch=True)
         with contextlib.suppress(asyncio.CancelledError):

@@ -239,14 +239,21 @@ async def test_pkipath_that_is_not_a_directory_is_a_clear_error(tls_lab: Lab,
     assert str(missing) in r.error.message
 
 
+def _links(engine: Engine) -> dict[str, Any]:
+    """Host name -> its HostLink, as the engine tells the faces (a fresh snapshot)."""
+    snap = engine.reconcile_now()
+    assert snap is not None
+    return {link.name: link for link in snap.hosts.values()}
+
+
 async def test_engine_connects_over_tls_and_reads(tls_lab: Lab, engine_settings: Any,
                                                   start_engine: Any) -> None:
     engine: Engine = await start_engine(engine_settings(tls_lab), watch=False)
     assert await engine.wait_settled(20)
-    by_name = {s.name: s for s in engine.sessions.values()}
-    s = by_name["tlsonly"]
-    assert s.state is ConnState.CONNECTED and s.uri == tls_lab.host("tlsonly").tls_uri
-    assert sorted(d.name for d in (s.domains or {}).values()) == ["t-off", "t-run"]
+    link = _links(engine)["tlsonly"]
+    assert link.view.state is ConnState.CONNECTED
+    assert link.view.uri == tls_lab.host("tlsonly").tls_uri
+    assert sorted(d.name for d in link.view.domains or ()) == ["t-off", "t-run"]
 
 
 # --------------------------------------------------------------------------- fallbacks
@@ -301,23 +308,23 @@ async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
     engine: Engine = await start_engine(
         engine_settings(lab, host_uris={}, uri_templates=(lab.uri_template,)), watch=False)
     assert await engine.wait_settled(20)
-    sessions = {s.name: s for s in engine.sessions.values()}
+    links = _links(engine)
     # Without the demo's URIs both hosts refuse: they serve no tcp.
     for name in ("ssh-only", "tls-only"):
-        assert sessions[name].state is ConnState.FAILED
-        assert sessions[name].error is not None
-        assert sessions[name].error.kind is VirtErrorKind.REFUSED
+        assert links[name].view.state is ConnState.FAILED
+        assert links[name].view.error is not None
+        assert links[name].view.error.kind is VirtErrorKind.REFUSED
     # ssh forks a client and nc per connection: give a loaded machine time for it.
     engine2: Engine = await start_engine(engine_settings(lab, host_uris=uris,
                                                          connect_timeout=10.0), watch=False)
     assert await engine2.wait_settled(20)
-    sessions = {s.name: s for s in engine2.sessions.values()}
+    links = _links(engine2)
     for name, transport in (("ssh-only", "ssh"), ("tls-only", "tls")):
-        s = sessions[name]
-        assert s.state is ConnState.CONNECTED, (name, s.error)
-        assert parse(s.uri).transport == transport
+        view = links[name].view
+        assert view.state is ConnState.CONNECTED, (name, view.error)
+        assert parse(view.uri).transport == transport
         want = sorted(v.name for v in lab.scenario.vms_on(name))
-        assert sorted(d.name for d in (s.domains or {}).values()) == want
+        assert sorted(d.name for d in view.domains or ()) == want
 
 
 async def test_default_scenario_tells_why_plain_attempts_fail(lab: Lab) -> None:

@@ -43,6 +43,7 @@ from vditui import logsetup
 from vditui.cli import build_parser
 from vditui.config.write import save_host_uri, write_private
 from vditui.core.engine import Engine, EngineSettings
+from vditui.core.events import EngineEvent, SnapshotReady
 from vditui.core.vdi import VdiAuthError, VdiError, VdiHttpError, VdiNotJson, VdiStatusError
 from vditui.lab.lab import Lab
 from vditui.lab.vdi_server import VdiServer
@@ -52,6 +53,7 @@ from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
 from vditui.ui.widgets.host_tree import HostTree
 from vditui.ui.widgets.top_bar import TopBar
+from vditui.ui.widgets.vm_table import VmTable
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(150)]
 
@@ -266,13 +268,14 @@ async def wait_for(pilot: Any, predicate: Callable[[], object], what: str,
 
 def settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or not engine.sessions or app.flushes == 0:
+    if engine is None or cmp is None or app.query_one("#vms", VmTable).flushes == 0:
         return False
-    if not all(s.settled for s in engine.sessions.values()):
+    sessions = engine._sessions  # white box: the live sessions, which no face reads
+    if not sessions or not all(s.settled for s in sessions.values()):
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
     return all((v := views.get(hid)) is not None and v.state is s.state
-               and v.read_at == s.read_at for hid, s in engine.sessions.items())
+               and v.read_at == s.read_at for hid, s in sessions.items())
 
 
 def header(app: VdiApp) -> str:
@@ -293,7 +296,8 @@ async def tui_session(app: VdiApp, lab: Lab, ev: Evidence, out_dir: Path,
         # Reconnect hv-refuse: probe, type URIs, adopt the one that works, save it.
         engine = app.engine
         assert engine is not None
-        host_id = next(h for h, s in engine.sessions.items() if s.name == "hv-refuse")
+        assert app.snapshot is not None
+        host_id = next(h for h, link in app.snapshot.hosts.items() if link.name == "hv-refuse")
         tree = app.query_one("#hosts", HostTree)
         tree.focus()
         tree.move_cursor(next(h for p in tree.root.children for h in p.children
@@ -376,7 +380,7 @@ async def tui_session(app: VdiApp, lab: Lab, ev: Evidence, out_dir: Path,
         ev.add("TUI event log", "\n".join(line.text for line in log.lines))
         ev.add("TUI notifications", "\n".join(f"{n.title}: {n.message}"
                                               for n in app._notifications))
-        ev.add("TUI engine repr", repr(engine) + repr(engine.settings) + repr(engine.client))
+        ev.add("TUI engine repr", repr(engine) + repr(engine._settings) + repr(engine._client))
     return seen
 
 
@@ -402,9 +406,10 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
     assert lab.vdi is not None
     vdi = lab.vdi
 
-    def listen(u: Any) -> None:
-        if u.message:
-            ev.add(f"engine update ({u.kind})", u.message)
+    def listen(u: EngineEvent) -> None:
+        # Every event a face may show, whole (a snapshot is the comparison, checked elsewhere).
+        if not isinstance(u, SnapshotReady):
+            ev.add(f"engine event ({type(u).__name__})", repr(u))
 
     wrong = Engine(EngineSettings(url=settings.url, username=settings.username,
                                   password=WRONG, uri_templates=settings.uri_templates))
@@ -417,7 +422,7 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
 
     engine = Engine(settings)
     engine.listen(listen)
-    client = engine.client
+    client = engine._client  # white box: the client's own token handling
     try:
         await engine.start(watch=False)
         await engine.wait_settled(5)
@@ -433,8 +438,8 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
             await client.hosts()
         ev.add_exception("HTTP 500", http.value)
         await engine.refresh()  # the engine keeps the error and tells its listeners
-        assert engine.vdi_error is not None
-        ev.add_exception("engine, HTTP 500", engine.vdi_error)
+        assert engine._vdi_error is not None
+        ev.add_exception("engine, HTTP 500", engine._vdi_error)
 
         vdi.set_fault("not_json")
         with pytest.raises(VdiNotJson) as not_json:

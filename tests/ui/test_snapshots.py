@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import vditui.core.engine
 import vditui.core.probe
 import vditui.core.virt
 from vditui.lab.lab import Lab
@@ -48,7 +49,7 @@ def pinned_probe(monkeypatch: pytest.MonkeyPatch) -> None:
         return [replace(r, latency=0.012, hostname="labhost" if r.hostname else "")
                 for r in await real(uris, timeout)]
 
-    monkeypatch.setattr(vditui.core.virt, "probe", probe)
+    monkeypatch.setattr(vditui.core.engine, "probe", probe)  # what Engine.probe_uris calls
 
 
 def _clear_events(app) -> None:

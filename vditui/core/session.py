@@ -53,7 +53,6 @@ class HostSession:
         self.uri = self.uris[0] if self.uris else ""
         self.state = ConnState.IDLE
         self.error: VirtError | None = None
-        self.attempt_errors: dict[str, VirtError] = {}
         self.domains: dict[str, Domain] | None = None
         self.read_at = 0.0
         self.connecting_since = 0.0
@@ -193,7 +192,7 @@ class HostSession:
                 await virt.blocking(sub.register, s.keepalive_interval, s.keepalive_count,
                                     timeout=s.call_timeout)
             except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
-                self.attempt_errors[uri] = self.error = (
+                self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
                     else timeout_error(uri, s.call_timeout, "subscribe"))
                 virt._EXEC.submit(sub.close)  # may block on a silent peer: never wait on it
@@ -220,7 +219,7 @@ class HostSession:
         try:
             prepared = prepare(uri)
         except UriError as exc:
-            self.attempt_errors[uri] = self.error = invalid_uri_error(uri, exc)
+            self.error = invalid_uri_error(uri, exc)
             return None
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(virt._EXEC, virt.open_connection, prepared)
@@ -230,14 +229,13 @@ class HostSession:
         except TimeoutError:
             self._stuck = fut
             fut.add_done_callback(_close_late)
-            self.attempt_errors[uri] = self.error = timeout_error(
+            self.error = timeout_error(
                 uri, self.settings.connect_timeout)
             return None
         except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
-            self.attempt_errors[uri] = self.error = virt.to_error(exc, uri)
+            self.error = virt.to_error(exc, uri)
             return None
         self.round_trips += 1
-        self.attempt_errors.pop(uri, None)
         return conn
 
     async def _read_all(self, lanes: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -13,8 +14,27 @@ from textual.widgets import Static
 
 from vditui.core import present
 from vditui.core.drift import DriftStatus
-from vditui.core.models import Drift, DriftKind, HostRow, VmRow, host_status_label
+from vditui.core.events import SnapshotReady
+from vditui.core.models import (
+    Drift,
+    DriftKind,
+    HostRow,
+    VmRow,
+    host_status_label,
+)
+from vditui.ui.messages import Snapshot
 from vditui.ui.view import BAD
+from vditui.ui.widgets.host_tree import SUMMARY_INTERVAL, NodeRef
+
+_ALL = NodeRef("all")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the panel shows: the VM ``vm_key`` if set (and still there), else ``node``."""
+
+    vm_key: str | None = None
+    node: NodeRef = _ALL
 
 
 class DiffPanel(Static):
@@ -24,6 +44,73 @@ class DiffPanel(Static):
         super().__init__("Select a VM or a host.", **kw)
         #: The app's injected clock: ages of kept libvirt data are counted on it.
         self.clock: Callable[[], float] = time.time
+        self._snap: SnapshotReady | None = None
+        self._rows: dict[str, VmRow] | None = None  # the snapshot's rows by key, made on demand
+        self._selection = Selection()
+        self._shown_at = 0.0
+        self._timer_set = False
+
+    @property
+    def pending(self) -> bool:
+        """A snapshot is not shown yet."""
+        return self._timer_set
+
+    @property
+    def selection(self) -> Selection:
+        return self._selection
+
+    def select(self, selection: Selection) -> None:
+        """Show ``selection`` now (the app calls this as the cursor moves)."""
+        self._selection = selection
+        self._show()
+
+    def on_snapshot(self, message: Snapshot) -> None:
+        self._snap = message.snapshot
+        if message.rows is None:
+            self._rows = None
+        elif self._rows is not None:
+            self._rows.update(message.rows)
+        key = self._selection.vm_key
+        if key is not None and (message.rows is None or key in message.rows):
+            self._show()  # the selected VM changed: at once
+        elif not self._timer_set:
+            # A group's summary counts thousands of rows: a few times a second.
+            wait = self._shown_at + SUMMARY_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._show()
+            else:
+                self._timer_set = True
+                self.set_timer(wait, self._show)
+
+    def _show(self) -> None:
+        self._timer_set = False
+        self._shown_at = time.monotonic()
+        snap = self._snap
+        if snap is None or not self.is_attached:
+            return
+        cmp = snap.comparison
+        names = {h.host.id: h.host.name for h in cmp.hosts}
+        key = self._selection.vm_key
+        if self._rows is None and key is not None:
+            self._rows = {r.key: r for r in cmp.vms}
+        row = self._rows.get(key) if self._rows is not None and key is not None else None
+        if row is not None:
+            hid = row.virt_host_id or row.host_id
+            link = snap.hosts.get(hid)
+            view = link.view if link is not None else None
+            self.show_vm(row, names, snap.statuses(row.drifts), present.stale_since(view))
+            return
+        ref = self._selection.node
+        if ref.kind == "host":
+            hosts = [h for h in cmp.hosts if h.host.id == ref.id]
+            title = hosts[0].host.name if hosts else "host"
+        elif ref.kind == "pool":
+            hosts = [h for h in cmp.hosts if h.host.pool_id == ref.id]
+            title = f"pool {hosts[0].host.pool_name}" if hosts else "pool"
+        else:
+            hosts, title = list(cmp.hosts), "all hosts"
+        ids = {h.host.id for h in hosts}
+        self.show_group(title, hosts, [r for r in cmp.vms if r.host_id in ids], snap.statuses())
 
     # An update re-lays out the screen (the panel's height follows its content), so it is
     # skipped when what the panel would show has not changed: under an event storm the

@@ -9,7 +9,9 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from vditui.core.events import PlatformFailed, PlatformRefreshed
 from vditui.core.present import age
+from vditui.ui.messages import EngineEvents
 
 #: Cells the platform's failure cause may take, so "(data N s old, stale)" fits on 80 columns.
 CAUSE_WIDTH = 44
@@ -42,6 +44,19 @@ class TopBar(Static):
     def on_mount(self) -> None:
         self.set_interval(1.0, self.redraw)
         self.redraw()
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        changed = False
+        for e in message.events:
+            match e:
+                case PlatformFailed(message=text):
+                    self.vdi_error, changed = text, True
+                case PlatformRefreshed(warnings=warnings):
+                    self.vdi_error, changed = "", True
+                    self.refreshed_at = self.clock()
+                    self.data_warnings = list(warnings)
+        if changed:
+            self.redraw()
 
     def redraw(self) -> None:
         if self.vdi_error:
