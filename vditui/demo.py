@@ -19,7 +19,7 @@ def start_demo(args: argparse.Namespace, chaos: float = 0.0) -> Any:
     lab = Lab(load_default()).start()
     args.url = lab.vdi_url
     args.user = lab.username
-    args.uri_templates = [lab.uri_template]
+    args.uri_templates = list(lab.uri_templates)
     if getattr(args, "timeout", None) is None:
         args.timeout = 2.0
     if getattr(args, "grace", None) is None:

@@ -36,7 +36,7 @@ def make_engine_settings(lab: Lab, **overrides: Any) -> EngineSettings:
     platform refresh rare enough that tests trigger it themselves."""
     base: dict[str, Any] = {
         "url": lab.vdi_url, "username": lab.username, "password": lab.password,
-        "uri_templates": (lab.uri_template,), "connect_timeout": 2.0, "call_timeout": 5.0,
+        "uri_templates": lab.uri_templates, "connect_timeout": 2.0, "call_timeout": 5.0,
         "grace": 0.0, "refresh_interval": 60.0,
     }
     base.update(overrides)

@@ -51,7 +51,7 @@ def settings_for(lab: Lab, cls: type[EngineSettings] = EngineSettings,
     """Settings reaching ``lab``; short connect timeout (loopback) and grace 0 (drift is
     confirmed at once, so cells and markers do not depend on timing)."""
     base: dict[str, Any] = {"url": lab.vdi_url, "username": lab.username,
-                            "password": lab.password, "uri_templates": (lab.uri_template,),
+                            "password": lab.password, "uri_templates": lab.uri_templates,
                             "connect_timeout": 1.0, "grace": 0.0}
     base.update(overrides)
     return cls(**base)

@@ -322,7 +322,7 @@ class HostSession:
         if self.domains is None:
             return
         old = self.domains.get(uuid)
-        kind = virt.EVENT_NAMES.get(event, f"event-{event}")
+        kind = virt.event_kind(event, detail)
         target = virt.EVENT_STATE.get(event)
         if target is None:
             # defined / undefined: the event alone does not say vCPU or memory; look it up.

@@ -53,7 +53,13 @@ def _die_with_parent() -> None:
 
 
 class LibvirtDaemon:
-    """A libvirtd process listening on ``ip:port`` (TCP, no auth)."""
+    """A libvirtd process listening on ``ip:port`` (TCP, no auth), serving the test driver.
+
+    ``driver`` and ``uri_path`` are the one place a daemon's URI scheme and path live: a client
+    reaches it as ``{driver}+{transport}://HOST/{uri_path}``."""
+
+    driver = "test"
+    uri_path = "default"
 
     def __init__(self, name: str, workdir: Path, ip: str, port: int | None = None) -> None:
         self.name = name
@@ -68,7 +74,7 @@ class LibvirtDaemon:
 
     @property
     def uri(self) -> str:
-        return f"test+tcp://{self.ip}:{self.port}/default"
+        return f"{self.driver}+tcp://{self.ip}:{self.port}/{self.uri_path}"
 
     def _write_config(self) -> Path:
         for sub in ("run", "drivers", "config", "cache", "state"):
@@ -92,6 +98,9 @@ class LibvirtDaemon:
             encoding="utf-8")
         return conf
 
+    def _command(self, binary: str, conf: Path) -> list[str]:
+        return [binary, "--listen", "-f", str(conf), "-p", str(self.dir / "libvirtd.pid")]
+
     def start(self) -> None:
         binary = find_libvirtd()
         conf = self._write_config()
@@ -108,9 +117,8 @@ class LibvirtDaemon:
         out = open(self.dir / "stderr.log", "wb")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                [binary, "--listen", "-f", str(conf), "-p", str(self.dir / "libvirtd.pid")],
-                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                preexec_fn=_die_with_parent, close_fds=True)
+                self._command(binary, conf), env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=out, preexec_fn=_die_with_parent, close_fds=True)
         except OSError as exc:
             raise LabError(f"{self.name}: cannot run {binary}: {exc}") from None
         finally:
