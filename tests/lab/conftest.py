@@ -104,7 +104,9 @@ def _restore(lab: Lab) -> None:
 
 @pytest.fixture(scope="session")
 def default_scenario() -> Scenario:
-    return load_default()
+    """The default scenario's test-driver hosts: started by many tests, so without real guests
+    (tests/lab/test_qemu.py covers the default scenario's qemu host)."""
+    return load_default().without_driver("qemu")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ and every test here is skipped with the lab's own reason (this suite is meant to
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,9 @@ from vditui.core import virt
 from vditui.core.models import ConnState, Domain, VirtState
 from vditui.core.probe import probe
 from vditui.lab import qemu
+from vditui.lab.console import run_console
 from vditui.lab.lab import Lab
-from vditui.lab.scenario import Scenario, parse
+from vditui.lab.scenario import Scenario, load_default, parse
 from vditui.lab.waiting import eventually
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
@@ -413,3 +415,43 @@ def test_a_qemu_daemon_that_fails_falls_back(monkeypatch, fresh_lab) -> None:
     assert all("QEMU libvirtd failed" in why and "no QEMU here" in why
                for why in lab.fallbacks.values())
     assert {h.driver for h in lab.hosts.values()} == {"test"}
+
+
+def test_console_drives_real_guests(qlab: Lab) -> None:
+    out = io.StringIO()
+    for line in ("vm spare start", "vm spare suspend", "vm spare resume", "vm spare crash",
+                 "vm hot crash", "vm d-only-vdi start", "restart kvm-b"):
+        assert run_console(qlab, line, out)
+    lines = out.getvalue().splitlines()
+    assert lines[:4] == ["spare: running", "ok", "spare: paused", "ok"]
+    assert lines[4:8] == ["spare: running", "ok", "spare: shutoff", "ok"]
+    assert lines[8:10] == ["hot: shutoff", "ok"]
+    assert lines[10].startswith("error: VM 'd-only-vdi' is not on any host's libvirt")
+    assert lines[11] == "ok"
+    assert qlab.host("kvm-b").daemon.alive
+
+
+# --------------------------------------------------------------------------- the demo's host
+
+
+async def test_the_default_scenarios_qemu_host_has_no_drift(fresh_lab, subset, engine_settings,
+                                                            start_engine) -> None:
+    """``make demo``'s qemu host beside a test-driver host: the hot-pluggable guest (1 of 2
+    vCPUs) and the ballooned one (64 of 128 MiB) agree with the platform, both read over the
+    lab's two URI templates."""
+    lab = fresh_lab(subset(load_default(), ["hv-kvm", "ocloud"], "demo-qemu"))
+    if lab.fallbacks:
+        pytest.skip(f"QEMU cannot run here: {lab.fallback_line()}")
+    assert lab.uri_templates == ("qemu+tcp://{ip}:16510/system", "test+tcp://{ip}/default")
+    assert lab.host("hv-kvm").driver == "qemu" and lab.host("ocloud").driver == "test"
+    engine = await start_engine(engine_settings(lab), watch=False)
+    assert await engine.wait_settled(20)
+    cmp = engine.comparison
+    assert cmp is not None and cmp.drifts == ()
+    uris = {s.name: s.uri for s in engine.sessions.values()}
+    assert uris == {"hv-kvm": lab.host("hv-kvm").uri, "ocloud": lab.host("ocloud").uri}
+    rows = {r.name: r for r in cmp.vms}
+    assert (rows["kvm-hotplug"].virt.vcpu, rows["kvm-hotplug"].vdi.vcpu) == (1, 1)
+    assert (rows["kvm-balloon"].virt.memory_kib, rows["kvm-balloon"].vdi.memory_mb) == \
+        (128 * 1024, 128)
+    assert rows["kvm-hotplug"].checked and rows["kvm-balloon"].checked

@@ -22,9 +22,11 @@ Drivers: a host with ``driver = "qemu"`` is a real privileged libvirtd with the 
 real diskless guests (:mod:`vditui.lab.qemu`). A real site runs one driver everywhere; in a lab
 mixing both, a test-driver URI would open the stock test driver that every libvirtd also
 carries, so qemu hosts answer on a port of their own, :data:`QEMU_PORT`, and
-:attr:`Lab.uri_templates` lists one template per driver in use (a test host refuses the qemu
-port at once, and the other way round). Where QEMU cannot run, those hosts are served by the
-test driver instead, said in one log line and kept in :attr:`Lab.fallbacks`.
+:attr:`Lab.uri_templates` lists one template per driver in use, qemu first (a test host
+refuses the qemu port at once, and the other way round; a hanging qemu host then reports the
+test port's refusal, the price of mixing drivers in one lab). Where QEMU cannot run, those
+hosts are served by the test driver instead, said in one log line and kept in
+:attr:`Lab.fallbacks`.
 """
 
 from __future__ import annotations
@@ -196,15 +198,17 @@ class Lab:
 
     @property
     def uri_template(self) -> str:
-        """The first of :attr:`uri_templates`: the only one unless qemu and test hosts mix."""
+        """The first of :attr:`uri_templates`: the only one unless qemu and test hosts mix
+        (then pass them all)."""
         return self.uri_templates[0]
 
     @property
     def uri_templates(self) -> tuple[str, ...]:
-        """One URI template per driver the lab really serves (test first); give them all to
-        vditui, which tries a host's URIs in order."""
+        """One URI template per driver the lab really serves; give them all to vditui, which
+        tries a host's URIs in order. qemu comes first, as in vditui's own defaults; test last,
+        so a test host that fails says why in its own URI's terms (a hanging host: timeout)."""
         drivers = {h.driver for h in self.hosts.values()} or {"test"}
-        return tuple(t for d, t in (("test", URI_TEMPLATE), ("qemu", QEMU_URI_TEMPLATE))
+        return tuple(t for d, t in (("qemu", QEMU_URI_TEMPLATE), ("test", URI_TEMPLATE))
                      if d in drivers)
 
     def host_ip(self, index: int) -> str:

@@ -137,6 +137,18 @@ class Scenario:
     def with_vdi(self, **changes: Any) -> Scenario:
         return replace(self, vdi=replace(self.vdi, **changes))
 
+    def without_driver(self, driver: str) -> Scenario:
+        """This scenario without the hosts served by ``driver`` and the VMs on them (either
+        side), under the same name: e.g. the test-driver part of the default scenario, for
+        tests that start it often and leave real guests to tests of their own."""
+        gone = {h.name for h in self.hosts if h.driver == driver}
+        hosts = tuple(h for h in self.hosts if h.name not in gone)
+        pools = {h.pool for h in hosts}
+        vms = tuple(v for v in self.vms if (v.vdi is None or v.vdi.host not in gone)
+                    and (v.virt is None or v.virt.host not in gone))
+        return replace(self, hosts=hosts, vms=vms,
+                       pools=tuple(p for p in self.pools if p.id in pools))
+
 
 def stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(_NS, "/".join(parts)))
