@@ -322,6 +322,8 @@ class HostSession:
         if self.domains is None:
             return
         old = self.domains.get(uuid)
+        if virt.start_prelude(event, old.state if old else None):
+            return
         kind = virt.event_kind(event, detail)
         target = virt.EVENT_STATE.get(event)
         if target is None:

@@ -114,6 +114,13 @@ EVENT_DETAIL_NAMES = {
 }
 
 
+def start_prelude(event: int, old: VirtState | None) -> bool:
+    """True for the RESUMED event QEMU sends just before STARTED when a shut-off guest starts
+    (QEMU is launched paused, then let run): not a resume, and STARTED follows at once."""
+    return event == libvirt.VIR_DOMAIN_EVENT_RESUMED and old in (VirtState.SHUTOFF,
+                                                                 VirtState.CRASHED)
+
+
 def event_kind(event: int, detail: int) -> str:
     """The name an event is shown by: its detail's where that matters, else the event's."""
     return EVENT_DETAIL_NAMES.get((event, detail)) or EVENT_NAMES.get(event, f"event-{event}")
