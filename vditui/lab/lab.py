@@ -487,6 +487,7 @@ class Lab:
                  f"libvirt URI templates: {' '.join(self.uri_templates)}", "hosts:"]
         if self.fallbacks:
             lines.insert(3, f"QEMU unavailable, test driver instead for {self.fallback_line()}")
+        width = max((len(h.uri) for h in self.hosts.values()), default=34)
         for h in self.hosts.values():
             extra = "" if h.spec.fault == "none" else f"  [fault: {h.spec.fault}]"
             if h.driver == "qemu":
@@ -494,7 +495,7 @@ class Lab:
             if not extra and "tcp" not in h.spec.transports:
                 extra = "  [no tcp: refused]"
             n = len(self.scenario.vms_on(h.name))
-            lines.append(f"  {h.name:<12} {h.uri:<34} {n:>4} domains{extra}")
+            lines.append(f"  {h.name:<12} {h.uri:<{width}} {n:>4} domains{extra}")
             if h.sshd is not None:
                 lines.append(f"  {'':<12} ssh: {h.ssh_uri}")
         return "\n".join(lines)
