@@ -23,7 +23,7 @@ from vditui.core.probe import probe
 from vditui.lab import qemu
 from vditui.lab.console import run_console
 from vditui.lab.lab import Lab
-from vditui.lab.scenario import Scenario, load_default, parse
+from vditui.lab.scenario import Scenario, ScenarioError, load_default, parse
 from vditui.lab.waiting import eventually
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
@@ -455,3 +455,45 @@ async def test_the_default_scenarios_qemu_host_has_no_drift(fresh_lab, subset, e
     assert (rows["kvm-balloon"].virt.memory_kib, rows["kvm-balloon"].vdi.memory_mb) == \
         (128 * 1024, 128)
     assert rows["kvm-hotplug"].checked and rows["kvm-balloon"].checked
+
+
+# --------------------------------------------------------------------------- scenario fields
+
+
+def _nth_line(text: str, needle: str, nth: int) -> int:
+    return [n for n, line in enumerate(text.splitlines(), 1) if needle in line][nth - 1]
+
+
+@pytest.mark.parametrize(("old", "new", "field", "needle", "nth", "reason"), [
+    pytest.param('driver = "qemu"\ntransports', 'driver = "xen"\ntransports', "host[1].driver",
+                 'driver = "xen"', 1, "expected one of ('test', 'qemu')", id="driver"),
+    pytest.param("vcpu_max = 4", "vcpu_max = 1", "vm[3].vcpu_max", "vcpu_max = 1", 1,
+                 "must be at least vcpu (2)", id="vcpu-max-below-current"),
+    pytest.param("current_memory_mb = 64\n", "current_memory_mb = 256\n",
+                 "vm[1].current_memory_mb", "current_memory_mb = 256", 1,
+                 "must be at most memory_mb (128)", id="balloon-above-size"),
+    pytest.param("vcpu = 1\nvcpu_max = 2\nmemory_mb = 128", "vcpu = 1\nvcpu_max = 2\n"
+                 "memory_mb = 4096", "vm[0].memory_mb", "memory_mb = 4096", 1,
+                 "32 to 128 MiB", id="running-guest-too-big"),
+    pytest.param("virt = { vcpu = 1, vcpu_max = 2 }", "vdi = { vcpu_max = 2 }",
+                 "vm[6].vdi.vcpu_max", "vdi = { vcpu_max", 1, "unknown field (known: host, "
+                 "memory_mb, state, vcpu)", id="virt-only-field"),
+])
+def test_malformed_qemu_fields_name_file_line_and_field(old, new, field, needle, nth, reason):
+    text = SCENARIO.replace(old, new, 1)
+    assert text != SCENARIO
+    with pytest.raises(ScenarioError) as info:
+        parse(text, "q.toml")
+    err = info.value
+    assert (err.field_name, err.line) == (field, _nth_line(text, needle, nth)), str(err)
+    assert reason in err.reason, str(err)
+
+
+def test_old_scenarios_keep_their_meaning() -> None:
+    """Without the new fields a VM's current vCPUs are its maximum and its balloon is full,
+    and a host is served by the test driver."""
+    s = load_default().without_driver("qemu")
+    assert {h.driver for h in s.hosts} == {"test"}
+    assert all(v.virt.vcpu_max is None and v.virt.current_memory_mb is None
+               for v in s.vms if v.virt is not None)
+    assert [h.name for h in load_default().hosts if h.driver == "qemu"] == ["hv-kvm"]

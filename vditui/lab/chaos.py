@@ -49,6 +49,7 @@ class Chaos:
         self.states: dict[str, str] = {}
         self._vms = [(v.uuid, v.virt.host) for v in lab.scenario.vms
                      if v.virt is not None and lab.host(v.virt.host).spec.fault == "none"]
+        self._qemu = {name for name, h in lab.hosts.items() if h.driver == "qemu"}
         self._pending: list[tuple[float, str, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-chaos", daemon=True)
@@ -77,9 +78,10 @@ class Chaos:
         with h.lock:
             if h.conn is None:
                 return None
-            table = QEMU_NEXT_ACTIONS if h.driver == "qemu" else NEXT_ACTIONS
+            qemu = host in self._qemu
+            table = QEMU_NEXT_ACTIONS if qemu else NEXT_ACTIONS
             action = self.rnd.choice(table.get(self.states.get(vm_uuid, ""), ("start",)))
-            if action == "start" and h.driver == "qemu" and sum(
+            if action == "start" and qemu and sum(
                     1 for u, host_ in self._vms if host_ == host
                     and self.states.get(u) in ("running", "paused")) >= QEMU_MAX_ACTIVE:
                 return None

@@ -364,7 +364,11 @@ class _Parser:
                 continue
             if not isinstance(over, dict):
                 raise self.err("vm", i, side, "expected a table of overrides, or false for absent")
-            self._check_keys(over, base_keys | (virt_keys if side == "virt" else set()), "vm", i)
+            allowed = base_keys | (virt_keys if side == "virt" else set())
+            for k in over:
+                if k not in allowed:
+                    raise self._side_err(i, side, over, k, "unknown field (known: "
+                                         f"{', '.join(sorted(allowed))})")
             merged = {**base, **over}
             for k in base_keys:
                 if k not in merged:
