@@ -317,6 +317,26 @@ async def test_lifecycle_events_from_real_operations(qlab, engine_settings, star
     assert s.domains[spare.uuid] == virt.read_one(qlab.host("kvm-b").conn, spare.uuid)
 
 
+async def test_a_vcpu_hot_plugged_live_shows_at_the_next_read(qlab, engine_settings,
+                                                             start_engine):
+    """QEMU hot-plugs a vCPU into a running guest without any event (lifecycle or other), so
+    vditui sees it at its next full read (``reread_interval``, or a refresh), not at once."""
+    engine = await start_engine(engine_settings(qlab))
+    assert await engine.wait_settled(20)
+    s = _session(engine, "kvm-a")
+    hot = qlab.vm("hot")
+    dom = qlab.domain("kvm-a", hot.uuid)
+    dom.setVcpusFlags(2, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    assert dom.info()[3] == 2
+    read_at = s.read_at
+    await engine.refresh()
+    await eventually(lambda: s.read_at > read_at and s.domains[hot.uuid].vcpu == 2, 20,
+                     "the re-read to see 2 vCPUs")
+    drift = await eventually(lambda: next((d for d in engine.comparison.drifts
+                                           if d.subject == "hot"), None), 10, "a vCPU drift")
+    assert (drift.kind.value, drift.vdi_value, drift.virt_value) == ("vcpu", "1", "2")
+
+
 async def test_a_crashed_guest(qlab, engine_settings, start_engine):
     events: list[Any] = []
     engine = await start_engine(engine_settings(qlab),
