@@ -11,6 +11,8 @@ lab: setup
 
 test: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 bench: setup

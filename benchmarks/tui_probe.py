@@ -21,9 +21,10 @@ from typing import Any
 from benchmarks.common import ms, peak_rss_mb, percentile, rss_mb, say
 from benchmarks.worker import engine_settings, stdin_line, wait_quiet
 from vditui.lab.waiting import eventually
+from vditui.ui.view import COLUMN_INDEX
 
 SIZE = (160, 48)
-VIRT_COLUMN = 3  # index of the libvirt state in vditui.ui.view.COLUMNS
+VIRT_COLUMN = COLUMN_INDEX["virt"]
 
 
 def state_of(cell: Any) -> str:
@@ -90,14 +91,15 @@ class Probe:
         self.flush_s: list[float] = []
         self.reconcile_s: list[float] = []
         self.flush_at: list[float] = []
-        flush, engine = app.flush, app.engine
+        owner = _flusher(app)
+        flush, engine = owner.flush, app.engine
         reconcile = engine.reconcile_now
 
         def timed_flush() -> None:
             t = time.perf_counter()
-            n = app.flushes
+            n = owner.flushes
             flush()
-            if app.flushes != n:
+            if owner.flushes != n:
                 self.flush_s.append(time.perf_counter() - t)
                 self.flush_at.append(time.monotonic())
 
@@ -108,7 +110,7 @@ class Probe:
             finally:
                 self.reconcile_s.append(time.perf_counter() - t)
 
-        app.flush, engine.reconcile_now = timed_flush, timed_reconcile
+        owner.flush, engine.reconcile_now = timed_flush, timed_reconcile
         self.frame_s: list[float] = []
         screen = app.screen
         refresh = screen._compositor_refresh
@@ -124,8 +126,9 @@ class Probe:
         self.events: list[tuple[float, str, str]] = []
 
         def on_update(u: Any) -> None:
-            if u.kind == "vm" and u.event is not None and u.event.new is not None:
-                self.events.append((time.monotonic(), u.event.uuid, u.event.new.state.value))
+            ev = getattr(u, "event", None)  # a DomainChanged event
+            if ev is not None and ev.new is not None:
+                self.events.append((time.monotonic(), ev.uuid, ev.new.state.value))
 
         engine.listen(on_update)
 
@@ -212,12 +215,22 @@ async def _until(cond: Callable[[], bool], timeout: float, what: str) -> None:
 
 async def _idle(app: Any, seconds: float) -> dict[str, Any]:
     """CPU share of one core while nothing changes (timers, keepalives, periodic refresh)."""
-    flushes, cpu0, w0 = app.flushes, time.process_time(), time.monotonic()
+    flushes, cpu0, w0 = _flusher(app).flushes, time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
     wall = time.monotonic() - w0
     return {"seconds": round(wall, 1),
             "cpu_pct": round(100 * (time.process_time() - cpu0) / wall, 2),
-            "flushes": app.flushes - flushes}
+            "flushes": _flusher(app).flushes - flushes}
+
+
+def _flusher(app: Any) -> Any:
+    """What applies engine updates to the screen in batches: the VM table."""
+    return app.query_one("#vms")
+
+
+def _sessions(app: Any) -> Any:
+    """The engine's host sessions (white box: no face reads them)."""
+    return app.engine._sessions
 
 
 class _Keyboard:
@@ -275,15 +288,17 @@ async def _keys_during_refresh(app: Any, probe: Probe, refreshes: int,
         while True:
             await asyncio.sleep(0.01)
             now = time.monotonic()
-            if read_at is None and all(s.read_at >= t_wall for s in app.engine.sessions.values()):
+            if read_at is None and all(s.read_at >= t_wall for s in _sessions(app).values()):
                 read_at = now
-            if read_at is not None and (app.last_flush_at > read_at or now - read_at > 2.0):
+            last_flush_at = _flusher(app).last_flush_at
+            if read_at is not None and (last_flush_at > read_at or now - read_at > 2.0):
                 break
             if now - t0 > 60:
                 kb.stop()
                 raise TimeoutError("tui: a full refresh did not finish within 60 s")
         kb.stop()
-        durations.append((app.last_flush_at if app.last_flush_at > t0 else now) - t0)
+        last_flush_at = _flusher(app).last_flush_at
+        durations.append((last_flush_at if last_flush_at > t0 else now) - t0)
     await _until(lambda: len(probe.actions) - n_actions >= len(kb.sent), 30, "every key handled")
     actions = probe.actions[n_actions:]
     await _until(lambda: probe.paint_after(actions[-1]) is not None, 10, "the last frame")
@@ -344,7 +359,7 @@ async def run_tui(cfg: dict[str, Any]) -> dict[str, Any]:
         probe.attach_timers(app)
         phase = _Phase(app, probe)
         await _until(lambda: table.row_count == expect
-                     and all(s.settled for s in app.engine.sessions.values()),
+                     and all(s.settled for s in _sessions(app).values()),
                      cfg.get("settle_timeout", 120.0), f"a full table of {expect} VMs")
         out["load_s"] = round(time.monotonic() - t0, 3)
         out["load_timings"] = phase.end()
@@ -357,7 +372,7 @@ async def run_tui(cfg: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         probe.cells.clear()
         probe.events.clear()
-        flushes = app.flushes
+        flushes = _flusher(app).flushes
         phase = _Phase(app, probe)
         profiler = _storm_profiler()
         say("ready")
@@ -367,7 +382,7 @@ async def run_tui(cfg: dict[str, Any]) -> dict[str, Any]:
             profiler.dump_stats(os.environ["VDITUI_BENCH_CPROFILE"])
         out["storm_timings"] = phase.end()
         out["storm_cpu_pct"] = out["storm_timings"]["cpu_pct"]
-        out["storm_flushes"] = app.flushes - flushes
+        out["storm_flushes"] = _flusher(app).flushes - flushes
         await wait_quiet(lambda: len(probe.cells), cfg.get("quiet_s", 1.5), 20.0)
         await asyncio.sleep(0.2)
         shown = [(t, key, st, probe.paint_after(t)) for t, key, st in probe.cells]

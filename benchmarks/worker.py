@@ -43,7 +43,8 @@ async def stdin_line() -> str:
 
 async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
     """Engine start to complete reconciled inventory, with what it cost."""
-    from vditui.core.engine import Engine, Update
+    from vditui.core.engine import Engine
+    from vditui.core.events import EngineEvent, HostChanged, SnapshotReady
     from vditui.core.models import ConnState
 
     settings = engine_settings(cfg)
@@ -53,10 +54,14 @@ async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
     engine = Engine(settings)
     host_done: dict[str, float] = {}
 
-    def on_update(u: Update) -> None:
-        s = engine.sessions.get(u.host_id) if u.kind == "host" else None
-        if s is not None and s.state is ConnState.CONNECTED and u.host_id not in host_done:
-            host_done[u.host_id] = time.monotonic() - t0
+    snaps: list[SnapshotReady] = []
+
+    def on_update(u: EngineEvent) -> None:
+        if isinstance(u, HostChanged) and u.host.state is ConnState.CONNECTED and (
+                u.host.host_id not in host_done):
+            host_done[u.host.host_id] = time.monotonic() - t0
+        elif isinstance(u, SnapshotReady):
+            snaps[:] = [u]
 
     engine.listen(on_update)
     try:
@@ -65,14 +70,14 @@ async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
         settled = await engine.wait_settled(cfg.get("settle_timeout", 120.0))
         wall = time.monotonic() - t0
         cpu = time.process_time() - cpu0
-        cmp = engine.comparison
-        assert cmp is not None
+        assert snaps
+        cmp = snaps[-1].comparison
         # The parent reads the wire counters now, before the teardown's calls, then says go.
         say("measured")
         await stdin_line()
-        trips = [s.last_read_trips for s in engine.sessions.values()]
-        totals = [s.round_trips for s in engine.sessions.values()]
-        connected = sum(1 for s in engine.sessions.values() if s.state is ConnState.CONNECTED)
+        trips = [s.last_read_trips for s in engine._sessions.values()]
+        totals = [s.round_trips for s in engine._sessions.values()]
+        connected = sum(1 for s in engine._sessions.values() if s.state is ConnState.CONNECTED)
         expected = cfg.get("expect_vms")
         unchecked = sum(1 for r in cmp.vms if not r.checked)
         done = sorted(host_done.values())
@@ -82,13 +87,13 @@ async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
             "first_host_s": round(done[0], 3) if done else None,
             "last_host_s": round(done[-1], 3) if done else None,
             "settled": settled,
-            "hosts": len(engine.sessions),
+            "hosts": len(engine._sessions),
             "hosts_connected": connected,
             "vms": len(cmp.vms),
             "drifts": len(cmp.drifts),
-            "complete": bool(settled and connected == len(engine.sessions) and not unchecked
+            "complete": bool(settled and connected == len(engine._sessions) and not unchecked
                              and (expected is None or len(cmp.vms) == expected)),
-            "vdi_requests": engine.client.requests,
+            "vdi_requests": engine._client.requests,
             "engine_trips_per_host": {"min": min(trips, default=0), "max": max(trips, default=0)},
             "engine_round_trips_per_host": {"min": min(totals, default=0),
                                             "max": max(totals, default=0)},

@@ -24,14 +24,16 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Input, RichLog
 
+import vditui.core.engine
 import vditui.core.probe
+import vditui.core.virt
 from vditui.core.engine import EngineSettings
-from vditui.core.session import SessionSettings
+from vditui.core.settings import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load_default
-from vditui.ui.app import FLUSH_DELAY, VdiApp
+from vditui.ui.app import VdiApp
 from vditui.ui.screens.reconnect import ReconnectScreen
-from vditui.ui.widgets.vm_table import VmTable
+from vditui.ui.widgets.vm_table import FLUSH_DELAY, VmTable
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "127.77.9"
@@ -48,13 +50,13 @@ class StillSettings(EngineSettings):
 
 
 def _pin_probe() -> None:
-    real = vditui.core.probe.probe
+    real = vditui.core.virt.probe
 
     async def probe(uris: list[str], timeout: float) -> list[vditui.core.probe.ProbeResult]:
         return [replace(r, latency=0.012, hostname="labhost" if r.hostname else "")
                 for r in await real(uris, timeout)]
 
-    vditui.core.probe.probe = probe  # type: ignore[assignment]
+    vditui.core.engine.probe = probe  # type: ignore[assignment]  # what Engine.probe_uris calls
 
 
 async def _wait(pilot: Pilot[Any], predicate: Callable[[], object], what: str) -> None:
@@ -67,11 +69,11 @@ async def _wait(pilot: Pilot[Any], predicate: Callable[[], object], what: str) -
 
 def _settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or not engine.sessions:
+    if engine is None or cmp is None or not engine._sessions:
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
     return all(s.settled and (v := views.get(hid)) is not None and v.state is s.state
-               and v.read_at == s.read_at for hid, s in engine.sessions.items())
+               and v.read_at == s.read_at for hid, s in engine._sessions.items())
 
 
 def _key(app: VdiApp, name: str) -> str:

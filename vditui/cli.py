@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 COMMANDS = ("check", "report", "probe", "watch", "lab")
@@ -83,6 +84,31 @@ def scenario_from(args: argparse.Namespace) -> Any:
     return sc.load_default()
 
 
+def run_face(args: argparse.Namespace) -> int:
+    """The TUI (no command) or a headless command, with settings from ``vditui.launch``; for
+    ``--demo``, a lab started first (this is the only place the lab meets the faces)."""
+    from vditui.launch import Options, resolve
+
+    options = Options.from_args(args)
+    lab = None
+    try:
+        if options.demo:
+            from vditui.demo import start_demo
+
+            lab, target = start_demo(chaos=1.0 if args.command is None else 0.0)
+            options = replace(options, lab=target)
+        if args.command is None:
+            from vditui.ui.run import run_tui
+
+            return run_tui(options)
+        from vditui.headless import run_command
+
+        return run_command(args, resolve(options, interactive=True))
+    finally:
+        if lab is not None:
+            lab.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from vditui.tuning import tune_gc
@@ -99,13 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vditui.lab.console import lab_up
 
             return lab_up(scenario_from(args), chaos=args.chaos)
-        if args.command is None:
-            from vditui.ui.run import run_tui
-
-            return run_tui(args)
-        from vditui.headless import run_command
-
-        return run_command(args)
+        return run_face(args)
     except (ScenarioError, LabError, ConfigError) as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return 2

@@ -5,142 +5,84 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from vditui.config import Config, ConfigError, Profile, load_config
-from vditui.config_resolve import resolve_password, resolve_profile
-from vditui.core.engine import Engine, EngineSettings, Update, platform_message
-from vditui.core.models import Comparison, ConnState, DriftKind
+from vditui.config import ConfigError
+from vditui.core.drift import DriftStatus
+from vditui.core.engine import Engine, platform_message
+from vditui.core.events import (
+    DomainChanged,
+    DriftChanged,
+    EngineEvent,
+    HostChanged,
+    PlatformFailed,
+    PlatformRefreshed,
+    SnapshotReady,
+)
+from vditui.core.models import Comparison, ConnState, Drift, DriftKind
+from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
+from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
+from vditui.launch import Launch
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNREACHABLE = 0, 1, 2
-INSECURE_WARNING = "TLS verification is off (--insecure / verify_ssl = false): the platform's " \
-                   "identity is not checked"
-
-
-def load_profile(args: argparse.Namespace) -> tuple[Profile, Config]:
-    config = Config() if getattr(args, "demo", False) else load_config(
-        Path(args.config) if getattr(args, "config", None) else None)
-    profile = resolve_profile(
-        config, profile=getattr(args, "profile", None), url=getattr(args, "url", None),
-        user=getattr(args, "user", None), uri_templates=getattr(args, "uri_templates", None),
-        timeout=getattr(args, "timeout", None), grace=getattr(args, "grace", None),
-        insecure=getattr(args, "insecure", False))
-    return profile, config
-
-
-def settings_from(profile: Profile, password: str) -> EngineSettings:
-    assert profile.url is not None and profile.username is not None
-    return EngineSettings(
-        url=profile.url, username=profile.username, password=password,
-        verify_ssl=profile.verify_ssl, uri_templates=tuple(profile.uri_templates),
-        host_uris=dict(profile.host_uris), connect_timeout=profile.connect_timeout,
-        call_timeout=profile.call_timeout, refresh_interval=profile.refresh_interval,
-        grace=profile.grace, page_size=profile.page_size,
-        page_concurrency=profile.page_concurrency,
-        keepalive_interval=profile.keepalive_interval, keepalive_count=profile.keepalive_count,
-        reread_interval=profile.reread_interval, max_backoff=profile.max_backoff)
-
-
-def build_settings(args: argparse.Namespace, interactive: bool) -> tuple[EngineSettings,
-                                                                         list[str]]:
-    """Engine settings from config, flags and environment; also the warnings to show."""
-    profile, config = load_profile(args)
-    demo_pw = getattr(args, "demo_password", None)
-    password = demo_pw or resolve_password(
-        profile, prompt=getpass.getpass if interactive and sys.stdin.isatty() else None)
-    warnings = list(config.warnings)
-    if not profile.verify_ssl:
-        warnings.append(INSECURE_WARNING)
-    return settings_from(profile, password), warnings
-
-
-def run_command(args: argparse.Namespace) -> int:
-    lab = None
+def run_command(args: argparse.Namespace, start: Launch) -> int:
+    """Run ``args.command`` with the settings ``vditui.launch`` resolved."""
     try:
-        if getattr(args, "demo", False):
-            from vditui.demo import start_demo
-
-            lab = start_demo(args, chaos=0.0)
-        settings, warnings = build_settings(args, interactive=True)
+        warnings = list(start.warnings)
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
               "watch": cmd_watch}[args.command]
-        return asyncio.run(fn(args, settings, warnings))
+        return asyncio.run(fn(args, start.settings, warnings))
     except VdiError as exc:
         print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except ConfigError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    finally:
-        if lab is not None:
-            lab.stop()
 
 
-async def _settled_engine(settings: EngineSettings) -> Engine:
+async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
+    """Start an engine, wait until every host has been read or failed, and take its snapshot;
+    with ``grace``, under the grace period (see :meth:`Engine.check`)."""
     engine = Engine(settings)
     try:
         await engine.start(watch=False)
         # Every host has connect_timeout to answer; a hung one costs that, once, in parallel.
         await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
-    except BaseException:
+        snap = await engine.check() if grace else engine.reconcile_now()
+    finally:
         await engine.stop()
-        raise
-    return engine
+    assert snap is not None  # start() raised if the platform was never read
+    return snap
 
 
-async def comparison_with_grace(engine: Engine, grace: float) -> tuple[Comparison, set[tuple]]:
-    """Reconcile; with a grace period, read everything again after it and keep only the drift
-    seen both times. Returns the final comparison and the idents of confirmed drift."""
-    first = engine.reconcile_now()
-    assert first is not None
-    confirmed = {d.ident for d in first.drifts}
-    if grace <= 0 or not confirmed:
-        return first, confirmed
-    await asyncio.sleep(grace)
-    before = {hid: s.read_at for hid, s in engine.sessions.items()}
-    await engine.refresh()
-    deadline = time.monotonic() + engine.settings.call_timeout + 5
-    while time.monotonic() < deadline and any(
-            s.state is ConnState.CONNECTED and s.read_at <= before[hid]
-            for hid, s in engine.sessions.items()):
-        await asyncio.sleep(0.02)
-    second = engine.reconcile_now()
-    assert second is not None
-    return second, confirmed & {d.ident for d in second.drifts}
-
-
-def _exit_code(cmp: Comparison, confirmed: set[tuple]) -> int:
+def _exit_code(cmp: Comparison, drifts: list[Drift]) -> int:
     if any(d.kind is DriftKind.HOST_UNREACHABLE for d in cmp.drifts) or any(
             h.view is None or h.view.state is not ConnState.CONNECTED for h in cmp.hosts):
         return EXIT_UNREACHABLE
-    return EXIT_DRIFT if confirmed else EXIT_OK
+    return EXIT_DRIFT if drifts else EXIT_OK
 
 
 async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
-    engine = await _settled_engine(settings)
-    try:
-        cmp, confirmed = await comparison_with_grace(engine, settings.grace)
-    finally:
-        await engine.stop()
-    code = _exit_code(cmp, confirmed)
-    drifts = [d for d in cmp.drifts if d.ident in confirmed]
+    snap = await _settled_snapshot(settings, grace=True)
+    cmp = snap.comparison
+    drifts = snap.confirmed()
+    code = _exit_code(cmp, drifts)
     if getattr(args, "json", False):
-        doc = {"platform": settings.url, "exit_code": code, "warnings": warnings + list(
-            engine.client.warnings), "summary": summary(cmp),
-            "drifts": [drift_record(d, "confirmed") for d in drifts]}
+        doc = {"platform": settings.url, "exit_code": code,
+               "warnings": warnings + list(snap.platform_warnings), "summary": summary(cmp),
+               "drifts": [drift_record(d, "confirmed") for d in drifts]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
-    for w in engine.client.warnings:
+    for w in snap.platform_warnings:
         print(f"vditui: warning: {w}", file=sys.stderr)
     s = summary(cmp)
     verdict = {EXIT_OK: "consistent", EXIT_DRIFT: "DRIFT",
@@ -148,38 +90,42 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     out.write(f"{verdict}: {s['hosts']} hosts, {s['vms']} VMs, {len(drifts)} drifts "
               f"({s['critical']} critical) on {settings.url}\n")
     for d in drifts:
-        out.write(f"  [{d.severity.name.lower():8}] {d.kind.value:<21} {d.subject}: {d.message}\n")
+        out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
+                  f"{d.message}\n")
     return code
 
 
 async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
                      warnings: list[str], out: TextIO = sys.stdout) -> int:
-    engine = await _settled_engine(settings)
-    try:
-        cmp = engine.reconcile_now()
-        assert cmp is not None
-        meta = ReportMeta(settings.url, settings.username, time.time(),
-                          tuple(warnings + list(engine.client.warnings)))
-    finally:
-        await engine.stop()
+    snap = await _settled_snapshot(settings, grace=False)
+    cmp = snap.comparison
+    meta = ReportMeta(settings.url, settings.username, time.time(),
+                      tuple(warnings + list(snap.platform_warnings)))
     text = render(cmp, meta, args.format)
     if getattr(args, "output", None):
-        from vditui.config_write import write_private
+        from vditui.config.write import write_private
 
         write_private(Path(args.output), text)
     else:
         out.write(text)
-    return _exit_code(cmp, {d.ident for d in cmp.drifts})
+    return _exit_code(cmp, list(cmp.drifts))
 
 
 async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     engine = Engine(settings)
+    read: list[PlatformRefreshed] = []
+
+    def keep(e: EngineEvent) -> None:
+        if isinstance(e, PlatformRefreshed):
+            read.append(e)
+
+    engine.listen(keep)
     try:
         await engine.start(watch=False)
         host = engine.find_host(args.host)
         if host is None:
-            names = ", ".join(h.name for h in engine.inventory.hosts) if engine.inventory else ""
+            names = ", ".join(h.name for h in read[-1].inventory.hosts) if read else ""
             print(f"vditui: no host {args.host!r} on the platform (hosts: {names})",
                   file=sys.stderr)
             return EXIT_UNREACHABLE
@@ -207,50 +153,50 @@ async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
     return EXIT_OK if any(r.ok for r in results) else EXIT_UNREACHABLE
 
 
-def update_record(u: Update) -> dict[str, Any] | None:
-    """One watch line for an update, or None for updates watch does not print."""
-    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(u.at)) + f".{int(u.at % 1 * 1000):03d}"
-    if u.kind == "vm" and u.event is not None:
-        e = u.event
-        return {"type": "state", "at": ts, "host_id": e.host_id, "vm": e.name, "uuid": e.uuid,
-                "event": e.event, "old": e.old.state.value if e.old else None,
-                "new": e.new.state.value if e.new else None}
-    if u.kind == "drift" and u.drift is not None and u.drift.status.value != "pending":
-        return {"type": "drift", "at": ts, **drift_record(u.drift.drift, u.drift.status.value)}
-    if u.kind == "host":
-        return {"type": "host", "at": ts, "host_id": u.host_id, "message": u.message}
-    if u.kind == "vdi" and u.message:
-        return {"type": "platform", "at": ts, "message": u.message}
-    if u.kind == "warning" and u.message:
-        return {"type": "platform", "at": ts, "message": f"warning: {u.message}"}
-    return None
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
 
 
 PLATFORM_BACK = "platform reachable again"
 
 
+def event_records(e: EngineEvent) -> list[dict[str, Any]]:
+    """The watch lines for an event (none for those watch does not print)."""
+    match e:
+        case DomainChanged(at=at, event=ev):
+            return [{"type": "state", "at": _stamp(at), "host_id": ev.host_id, "vm": ev.name,
+                     "uuid": ev.uuid, "event": ev.event,
+                     "old": ev.old.state.value if ev.old else None,
+                     "new": ev.new.state.value if ev.new else None}]
+        case DriftChanged(at=at, change=ch) if ch.status is not DriftStatus.PENDING:
+            return [{"type": "drift", "at": _stamp(at), **drift_record(ch.drift, ch.status.value)}]
+        case HostChanged(at=at, host=host):
+            return [{"type": "host", "at": _stamp(at), "host_id": host.host_id,
+                     "message": host.describe()}]
+        case PlatformFailed(at=at, message=message):
+            return [_platform(at, message)]
+        case PlatformRefreshed(at=at, new_warnings=new, recovered=recovered):
+            # A failure is printed each time a refresh fails; its end once, as its own line.
+            return [*(_platform(at, f"warning: {w}") for w in new),
+                    *([_platform(at, PLATFORM_BACK)] if recovered else [])]
+    return []
+
+
+def _platform(at: float, message: str) -> dict[str, Any]:
+    return {"type": "platform", "at": _stamp(at), "message": message}
+
+
 async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     engine = Engine(settings)
-    failing = False
 
-    def emit(u: Update) -> None:
-        nonlocal failing
-        rec = update_record(u)
-        if u.kind == "vdi" and engine.inventory is not None:
-            # A failure is printed each time a refresh fails; its end once, as its own line.
-            if u.message:
-                failing = True
-            elif failing:
-                failing = False
-                rec = update_record(Update("vdi", u.at, message=PLATFORM_BACK))
-        if rec is not None:
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    def write(records: list[dict[str, Any]]) -> None:
+        if records:
+            out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             out.flush()
 
-    for w in warnings:
-        emit(Update("vdi", time.time(), message=f"warning: {w}"))
-    engine.listen(emit)
+    write([_platform(time.time(), f"warning: {w}") for w in warnings])
+    engine.listen(lambda e: write(event_records(e)))
     try:
         await engine.start(watch=True)
         with contextlib.suppress(asyncio.CancelledError):

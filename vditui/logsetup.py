@@ -62,7 +62,7 @@ def setup_logging(level: int | None = None, directory: Path | None = None) -> Pa
     root.setLevel(level)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
-    from vditui.config import log_dir
+    from vditui.config.paths import log_dir
 
     path: Path | None = None
     try:

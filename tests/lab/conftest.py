@@ -24,7 +24,8 @@ from typing import Any
 import libvirt
 import pytest
 
-from vditui.core.engine import Engine, EngineSettings, Update
+from vditui.core.engine import Engine, EngineSettings
+from vditui.core.events import EngineEvent
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import Scenario, load_default
 
@@ -169,7 +170,7 @@ async def start_engine() -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
     engines: list[Engine] = []
 
     async def start(settings: EngineSettings, watch: bool = True,
-                    listener: Callable[[Update], None] | None = None) -> Engine:
+                    listener: Callable[[EngineEvent], None] | None = None) -> Engine:
         engine = Engine(settings)
         if listener is not None:
             engine.listen(listener)

@@ -178,6 +178,9 @@ def test_check_with_unreachable_hosts_exits_2(home, lab):
     assert unreachable == ["hv-hang", "hv-refuse"]
     assert any("timeout" in line and "hv-hang" in line for line in lines)
     assert any("refused" in line and "hv-refuse" in line for line in lines)
+    # Drift kinds in words, as on screen (JSON keeps the machine names).
+    assert any(" only in VDI " in line and "class-b-05" in line for line in lines), r.out
+    assert "only_in_vdi" not in r.out
 
 
 # --------------------------------------------------------------------------- report

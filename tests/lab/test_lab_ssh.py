@@ -14,7 +14,7 @@ import libvirt
 import pytest
 
 from vditui.core.models import VirtErrorKind
-from vditui.core.probe import probe
+from vditui.core.virt import probe
 from vditui.lab import sshd as lab_sshd
 from vditui.lab.daemon import LabError, LibvirtDaemon
 from vditui.lab.lab import LIBVIRT_PORT, Lab, LabHost

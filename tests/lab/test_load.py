@@ -247,7 +247,7 @@ def libvirt_truth(lab: Lab) -> dict[str, str]:
 
 def engine_states(app: VdiApp) -> dict[str, str]:
     assert app.engine is not None
-    return {uuid: d.state.value for s in app.engine.sessions.values()
+    return {uuid: d.state.value for s in app.engine._sessions.values()
             for uuid, d in (s.domains or {}).items()}
 
 
@@ -282,14 +282,15 @@ async def wait_for(pilot: Any, predicate: Any, what: str, timeout: float) -> flo
 
 def settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or len(engine.sessions) != HOSTS or app.flushes == 0:
+    if engine is None or cmp is None or len(engine._sessions) != HOSTS or (
+            app.query_one("#vms", VmTable).flushes == 0):
         return False
     if not all(s.read_at > 0 and s.state is ConnState.CONNECTED
-               for s in engine.sessions.values()):
+               for s in engine._sessions.values()):
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
     return all((v := views.get(hid)) is not None and v.read_at == s.read_at
-               for hid, s in engine.sessions.items()) and len(cmp.vms) == VMS
+               for hid, s in engine._sessions.items()) and len(cmp.vms) == VMS
 
 
 async def test_storm_of_500_changes_per_second_on_10000_vms(fresh_lab: Any) -> None:
@@ -316,7 +317,7 @@ async def test_storm_of_500_changes_per_second_on_10000_vms(fresh_lab: Any) -> N
                        "every row in the table", timeout=10)
         engine = app.engine
         assert engine is not None
-        before = {hid: (s.read_at, s.reconnects) for hid, s in engine.sessions.items()}
+        before = {hid: (s.read_at, s.reconnects) for hid, s in engine._sessions.items()}
         rss_loaded = rss_mb()
         numbers["RSS loaded MB"] = round(rss_loaded)
 
@@ -360,7 +361,7 @@ async def test_storm_of_500_changes_per_second_on_10000_vms(fresh_lab: Any) -> N
             numbers["quiet after s"] = round(time.monotonic() - t_quiet, 2)
             print(f"\nload numbers: {numbers}")
         assert len(truth) == VMS
-        after = {hid: (s.read_at, s.reconnects) for hid, s in engine.sessions.items()}
+        after = {hid: (s.read_at, s.reconnects) for hid, s in engine._sessions.items()}
         assert after == before, "a host was re-read or reconnected: events alone were not enough"
 
         # The comparison and the table show the same (the last reconcile and flush may still
@@ -390,7 +391,7 @@ async def test_storm_of_500_changes_per_second_on_10000_vms(fresh_lab: Any) -> N
         await pilot.press("r")
         await wait_for(pilot, lambda: bar.refreshed_at > refreshed and not bar.vdi_error,
                        "the platform refresh", timeout=30)
-        cmp = engine.reconcile_now()
+        cmp = engine.reconcile_now().comparison
         assert cmp is not None and cmp.drifts == ()
         vdi = {r.key: VDI_AGREES.get(vdi_status_label(r.vdi.status), "?") for r in cmp.vms
                if r.vdi is not None}

@@ -18,8 +18,9 @@ import libvirt
 import pytest
 
 from vditui.core import virt
+from vditui.core.events import DomainChanged
 from vditui.core.models import ConnState, Domain, VirtState
-from vditui.core.probe import probe
+from vditui.core.virt import probe
 from vditui.lab import qemu
 from vditui.lab.console import run_console
 from vditui.lab.lab import Lab
@@ -276,25 +277,24 @@ async def test_every_declared_drift_is_found_and_nothing_else(qlab, engine_setti
                                                               start_engine) -> None:
     engine = await start_engine(engine_settings(qlab), watch=False)
     assert await engine.wait_settled(20)
-    cmp = engine.comparison
-    assert cmp is not None
+    cmp = engine.reconcile_now().comparison
     found = Counter((d.subject, d.kind.value) for d in cmp.drifts)
     assert found == expected(qlab.scenario)
     vcpu = next(d for d in cmp.drifts if d.kind.value == "vcpu")
     assert (vcpu.vdi_value, vcpu.virt_value) == ("2", "1")
-    assert {s.uri for s in engine.sessions.values()} == {h.uri for h in qlab.hosts.values()}
+    assert {s.uri for s in engine._sessions.values()} == {h.uri for h in qlab.hosts.values()}
 
 
 def _session(engine: Any, name: str) -> Any:
-    (s,) = [s for s in engine.sessions.values() if s.name == name]
+    (s,) = [s for s in engine._sessions.values() if s.name == name]
     return s
 
 
 async def test_lifecycle_events_from_real_operations(qlab, engine_settings, start_engine):
     events: list[Any] = []
     engine = await start_engine(engine_settings(qlab),
-                                listener=lambda u: events.append(u.event) if u.kind == "vm"
-                                else None)
+                                listener=lambda u: events.append(u.event)
+                                if isinstance(u, DomainChanged) else None)
     assert await engine.wait_settled(20)
     s = _session(engine, "kvm-b")
     spare = qlab.vm("spare")
@@ -332,7 +332,7 @@ async def test_a_vcpu_hot_plugged_live_shows_at_the_next_read(qlab, engine_setti
     await engine.refresh()
     await eventually(lambda: s.read_at > read_at and s.domains[hot.uuid].vcpu == 2, 20,
                      "the re-read to see 2 vCPUs")
-    drift = await eventually(lambda: next((d for d in engine.comparison.drifts
+    drift = await eventually(lambda: next((d for d in engine.reconcile_now().comparison.drifts
                                            if d.subject == "hot"), None), 10, "a vCPU drift")
     assert (drift.kind.value, drift.vdi_value, drift.virt_value) == ("vcpu", "1", "2")
 
@@ -340,8 +340,8 @@ async def test_a_vcpu_hot_plugged_live_shows_at_the_next_read(qlab, engine_setti
 async def test_a_crashed_guest(qlab, engine_settings, start_engine):
     events: list[Any] = []
     engine = await start_engine(engine_settings(qlab),
-                                listener=lambda u: events.append(u.event) if u.kind == "vm"
-                                else None)
+                                listener=lambda u: events.append(u.event)
+                                if isinstance(u, DomainChanged) else None)
     assert await engine.wait_settled(20)
     s = _session(engine, "kvm-b")
     spare = qlab.vm("spare")
@@ -412,7 +412,9 @@ def test_without_qemu_the_test_driver_serves_and_says_so(monkeypatch, fresh_lab,
 
     monkeypatch.setattr(lab_module, "unavailable", lambda: "not root (simulated)")
     lab = fresh_lab(scenario())
-    assert lab.fallbacks == {"kvm-a": "not root (simulated)", "kvm-b": "not root (simulated)"}
+    assert lab.fallbacks == {
+        h: f"{h}: QEMU unavailable (not root (simulated)); served by the test driver"
+        for h in ("kvm-a", "kvm-b")}
     assert {h.driver for h in lab.hosts.values()} == {"test"}
     assert lab.uri_templates == ("test+tcp://{ip}/default",)
     assert "QEMU unavailable, test driver instead for kvm-a, kvm-b: not root (simulated)" \
@@ -432,8 +434,9 @@ def test_a_qemu_daemon_that_fails_falls_back(monkeypatch, fresh_lab) -> None:
                         lambda self, binary, conf: ["sh", "-c", "echo 'error: no QEMU here' >&2"])
     lab = fresh_lab(parse(SCENARIO.split("# consistent guests")[0], "two-hosts"))
     assert set(lab.fallbacks) == {"kvm-a", "kvm-b"}
-    assert all("QEMU libvirtd failed" in why and "no QEMU here" in why
-               for why in lab.fallbacks.values())
+    assert all("QEMU libvirtd failed" in line and "no QEMU here" in line
+               for line in lab.fallbacks.values())
+    assert lab.fallback_line().startswith("kvm-a, kvm-b: its QEMU libvirtd failed")
     assert {h.driver for h in lab.hosts.values()} == {"test"}
 
 
@@ -466,9 +469,9 @@ async def test_the_default_scenarios_qemu_host_has_no_drift(fresh_lab, subset, e
     assert lab.host("hv-kvm").driver == "qemu" and lab.host("ocloud").driver == "test"
     engine = await start_engine(engine_settings(lab), watch=False)
     assert await engine.wait_settled(20)
-    cmp = engine.comparison
-    assert cmp is not None and cmp.drifts == ()
-    uris = {s.name: s.uri for s in engine.sessions.values()}
+    cmp = engine.reconcile_now().comparison
+    assert cmp.drifts == ()
+    uris = {s.name: s.uri for s in engine._sessions.values()}
     assert uris == {"hv-kvm": lab.host("hv-kvm").uri, "ocloud": lab.host("ocloud").uri}
     rows = {r.name: r for r in cmp.vms}
     assert (rows["kvm-hotplug"].virt.vcpu, rows["kvm-hotplug"].vdi.vcpu) == (1, 1)

@@ -13,7 +13,6 @@ file adds DEBUG logs, the TUI, exceptions, files written and the config file.)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -41,17 +40,20 @@ import pytest
 from textual.widgets import DataTable, Input, RichLog
 
 from vditui import logsetup
-from vditui.config_write import save_host_uri, write_default_config, write_private
+from vditui.cli import build_parser
+from vditui.config.write import save_host_uri, write_private
 from vditui.core.engine import Engine, EngineSettings
+from vditui.core.events import EngineEvent, SnapshotReady
 from vditui.core.vdi import VdiAuthError, VdiError, VdiHttpError, VdiNotJson, VdiStatusError
-from vditui.headless import INSECURE_WARNING, build_settings
 from vditui.lab.lab import Lab
 from vditui.lab.vdi_server import VdiServer
+from vditui.launch import INSECURE_WARNING, Options, resolve
 from vditui.ui.app import VdiApp
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
 from vditui.ui.widgets.host_tree import HostTree
 from vditui.ui.widgets.top_bar import TopBar
+from vditui.ui.widgets.vm_table import VmTable
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(150)]
 
@@ -246,11 +248,11 @@ def write_config(path: Path, lab: Lab, *, password: str | None = None,
     return path
 
 
-def tui_args(config: Path, insecure: bool) -> argparse.Namespace:
-    """What the parser gives run_tui for ``vditui --config FILE [--insecure]``."""
-    return argparse.Namespace(config=str(config), profile=None, url=None, user=None,
-                              uri_templates=None, timeout=None, grace=None, insecure=insecure,
-                              demo=False, command=None)
+def tui_settings(config: Path, insecure: bool) -> tuple[EngineSettings, list[str]]:
+    """What run_tui gets for ``vditui --config FILE [--insecure]``, through the real parser."""
+    args = build_parser().parse_args(["--config", str(config), *(["--insecure"] * insecure)])
+    start = resolve(Options.from_args(args), interactive=False)
+    return start.settings, list(start.warnings)
 
 
 # --------------------------------------------------------------------------- the TUI
@@ -267,13 +269,14 @@ async def wait_for(pilot: Any, predicate: Callable[[], object], what: str,
 
 def settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or not engine.sessions or app.flushes == 0:
+    if engine is None or cmp is None or app.query_one("#vms", VmTable).flushes == 0:
         return False
-    if not all(s.settled for s in engine.sessions.values()):
+    sessions = engine._sessions  # white box: the live sessions, which no face reads
+    if not sessions or not all(s.settled for s in sessions.values()):
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
     return all((v := views.get(hid)) is not None and v.state is s.state
-               and v.read_at == s.read_at for hid, s in engine.sessions.items())
+               and v.read_at == s.read_at for hid, s in sessions.items())
 
 
 def header(app: VdiApp) -> str:
@@ -294,7 +297,8 @@ async def tui_session(app: VdiApp, lab: Lab, ev: Evidence, out_dir: Path,
         # Reconnect hv-refuse: probe, type URIs, adopt the one that works, save it.
         engine = app.engine
         assert engine is not None
-        host_id = next(h for h, s in engine.sessions.items() if s.name == "hv-refuse")
+        assert app.snapshot is not None
+        host_id = next(h for h, link in app.snapshot.hosts.items() if link.name == "hv-refuse")
         tree = app.query_one("#hosts", HostTree)
         tree.focus()
         tree.move_cursor(next(h for p in tree.root.children for h in p.children
@@ -377,7 +381,7 @@ async def tui_session(app: VdiApp, lab: Lab, ev: Evidence, out_dir: Path,
         ev.add("TUI event log", "\n".join(line.text for line in log.lines))
         ev.add("TUI notifications", "\n".join(f"{n.title}: {n.message}"
                                               for n in app._notifications))
-        ev.add("TUI engine repr", repr(engine) + repr(engine.settings) + repr(engine.client))
+        ev.add("TUI engine repr", repr(engine) + repr(engine._settings) + repr(engine._client))
     return seen
 
 
@@ -403,9 +407,10 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
     assert lab.vdi is not None
     vdi = lab.vdi
 
-    def listen(u: Any) -> None:
-        if u.message:
-            ev.add(f"engine update ({u.kind})", u.message)
+    def listen(u: EngineEvent) -> None:
+        # Every event a face may show, whole (a snapshot is the comparison, checked elsewhere).
+        if not isinstance(u, SnapshotReady):
+            ev.add(f"engine event ({type(u).__name__})", repr(u))
 
     wrong = Engine(EngineSettings(url=settings.url, username=settings.username,
                                   password=WRONG, uri_templates=settings.uri_templates))
@@ -418,7 +423,7 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
 
     engine = Engine(settings)
     engine.listen(listen)
-    client = engine.client
+    client = engine._client  # white box: the client's own token handling
     try:
         await engine.start(watch=False)
         await engine.wait_settled(5)
@@ -434,8 +439,8 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
             await client.hosts()
         ev.add_exception("HTTP 500", http.value)
         await engine.refresh()  # the engine keeps the error and tells its listeners
-        assert engine.vdi_error is not None
-        ev.add_exception("engine, HTTP 500", engine.vdi_error)
+        assert engine._vdi_error is not None
+        ev.add_exception("engine, HTTP 500", engine._vdi_error)
 
         vdi.set_fault("not_json")
         with pytest.raises(VdiNotJson) as not_json:
@@ -555,7 +560,7 @@ async def test_no_secret_anywhere(sec_lab: Lab, tmp_path: Path,
 
     # ---- in-process: the engine's faults and the TUI, with DEBUG logging to a temp dir
     with debug_logging(tmp_path / "inproc-log") as log_path:
-        settings, warns = build_settings(tui_args(config, insecure=True), interactive=False)
+        settings, warns = tui_settings(config, insecure=True)
         assert warns == [INSECURE_WARNING]
         ev.add("settings repr", repr(settings) + str(settings))
         await client_faults(lab, settings, ev, client_tokens)
@@ -635,7 +640,7 @@ async def test_plain_password_readable_by_others_warns(sec_lab: Lab, tmp_path: P
                     f"run chmod 600 {config}")
     assert lab.password not in r.out + r.err
 
-    settings, warns = build_settings(tui_args(config, insecure=False), interactive=False)
+    settings, warns = tui_settings(config, insecure=False)
     assert warns == [line.removeprefix("vditui: warning: ")]
     app = VdiApp(settings, warns, None, config, "lab", clock=lambda: FIXED_NOW)
     async with app.run_test(size=SIZE) as pilot:
@@ -672,7 +677,7 @@ async def test_verify_ssl_false_warns_in_header_and_headless(sec_lab: Lab, tmp_p
         if "--json" in args:
             assert json.loads(r.out)["warnings"] == [INSECURE_WARNING]
 
-    settings, warns = build_settings(tui_args(config, insecure=False), interactive=False)
+    settings, warns = tui_settings(config, insecure=False)
     assert not settings.verify_ssl and warns == [INSECURE_WARNING]
     app = VdiApp(settings, warns, None, config, "lab", clock=lambda: FIXED_NOW)
     async with app.run_test(size=SIZE) as pilot:
@@ -702,10 +707,6 @@ def test_files_vditui_writes_are_private(tmp_path: Path) -> None:
         shared.chmod(0o644)
         save_host_uri(shared, "prod", "hv-01", "qemu+tcp://10.0.0.5/system")
         assert mode(shared) == 0o600  # rewritten private, not left as it was
-
-        starter = write_default_config(tmp_path / "starter" / "config.toml",
-                                       "http://10.0.0.2:8088", "ops")
-        assert mode(starter) == 0o600
 
         report = tmp_path / "report.md"
         report.write_text("old")

@@ -21,12 +21,12 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from vditui.core.engine import EngineSettings
-from vditui.core.session import SessionSettings
+from vditui.core.settings import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import Scenario, load_default
-from vditui.ui.app import FLUSH_DELAY, VdiApp
+from vditui.ui.app import VdiApp
 from vditui.ui.widgets.host_tree import HostTree
-from vditui.ui.widgets.vm_table import VmTable
+from vditui.ui.widgets.vm_table import FLUSH_DELAY, VmTable
 
 #: The app's clock in every test: 2025-11-24 16:00:00 UTC, so header ages and log stamps are fixed.
 FIXED_NOW = 1_764_000_000.0
@@ -114,17 +114,19 @@ async def _wait_for(pilot: Pilot[Any], predicate: Callable[[], object], what: st
 def _settled(app: VdiApp) -> bool:
     """The engine is up, every host session has finished its first attempt, and the comparison
     the app holds already reflects every session's current state."""
-    engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or not engine.sessions:
+    engine, snap = app.engine, app.snapshot
+    if engine is None or snap is None or not snap.hosts or not snap.settled:
         return False
-    if not all(s.settled for s in engine.sessions.values()):
+    # White box (tests only): the engine's live sessions, which no face reads.
+    sessions = engine._sessions
+    if not all(s.settled for s in sessions.values()):
         return False
-    views = {h.host.id: h.view for h in cmp.hosts}
-    for host_id, s in engine.sessions.items():
+    views = {h.host.id: h.view for h in snap.comparison.hosts}
+    for host_id, s in sessions.items():
         v = views.get(host_id)
         if v is None or v.state is not s.state or v.read_at != s.read_at:
             return False
-    return app.flushes > 0
+    return app.query_one("#vms", VmTable).flushes > 0
 
 
 async def _settle(app: VdiApp, pilot: Pilot[Any], timeout: float = SETTLE_TIMEOUT) -> None:

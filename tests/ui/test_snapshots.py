@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+import vditui.core.engine
 import vditui.core.probe
+import vditui.core.virt
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load
 from vditui.ui.screens.reconnect import ReconnectScreen
@@ -41,13 +43,13 @@ def snap_lab() -> Iterator[Lab]:
 @pytest.fixture(autouse=True)
 def pinned_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real probes, with the latency and the test driver's host name pinned."""
-    real = vditui.core.probe.probe
+    real = vditui.core.virt.probe
 
     async def probe(uris: list[str], timeout: float) -> list[vditui.core.probe.ProbeResult]:
         return [replace(r, latency=0.012, hostname="labhost" if r.hostname else "")
                 for r in await real(uris, timeout)]
 
-    monkeypatch.setattr(vditui.core.probe, "probe", probe)
+    monkeypatch.setattr(vditui.core.engine, "probe", probe)  # what Engine.probe_uris calls
 
 
 def _clear_events(app) -> None:

@@ -14,19 +14,19 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from vditui import config
 from vditui.config import (
-    DEFAULT_URI_TEMPLATES,
     Config,
     ConfigError,
     Profile,
     Secret,
     display_path,
-    find_line,
     load_config,
 )
-from vditui.config_resolve import resolve_password, resolve_profile, run_password_command
-from vditui.config_write import save_host_uri, write_default_config
+from vditui.config import paths as config
+from vditui.config.resolve import resolve_password, resolve_profile, run_password_command
+from vditui.config.write import save_host_uri
+from vditui.core.settings import DEFAULTS
+from vditui.tomlpos import find_line
 
 SECRET = "hunter2-s3cret"
 # Code that prints SECRET without the command line itself containing it.
@@ -157,7 +157,7 @@ def test_profiles_are_read_with_every_setting(tmp_path: Path) -> None:
     )
     lab = loaded.profiles["lab"]
     assert lab.url == "http://127.0.0.1:8088"  # trailing slash dropped
-    assert lab.uri_templates == DEFAULT_URI_TEMPLATES
+    assert lab.uri_templates == DEFAULTS.uri_templates
     assert (lab.grace, lab.refresh_interval, lab.connect_timeout, lab.call_timeout) == (
         10.0,
         30.0,
@@ -310,7 +310,7 @@ def test_no_file_needed_with_url_user_and_password_from_outside(config_home: Pat
     profile = resolve_profile(load_config(None), url="https://vdi.example.com", env=env)
     assert profile.name == "default"
     assert (profile.url, profile.username) == ("https://vdi.example.com", "env-user")
-    assert profile.uri_templates == DEFAULT_URI_TEMPLATES
+    assert profile.uri_templates == DEFAULTS.uri_templates
     assert resolve_password(profile, env, prompt=None) == SECRET
     assert not (config_home / "config.toml").exists()
 
@@ -744,30 +744,6 @@ def test_save_host_uri_refuses_a_broken_file_and_a_bad_uri(tmp_path: Path) -> No
         save_host_uri(path, "p", "hv-01", "qemu+tcp://a/system")
 
 
-def test_write_default_config_makes_a_private_loadable_file(config_home: Path) -> None:
-    path = write_default_config(None, "https://vdi.example.com:8088", "admin")
-    assert path == config_home / "config.toml"
-    assert mode_of(path) == 0o600
-    text = path.read_text()
-    assert "# grace = 10.0" in text and "# password_command = " in text
-    profile = resolve_profile(load_config(None), env={})
-    assert (profile.name, profile.url, profile.username) == (
-        "default",
-        "https://vdi.example.com:8088",
-        "admin",
-    )
-    assert profile == Profile(url="https://vdi.example.com:8088", username="admin")
-    with pytest.raises(ConfigError, match="already exists"):
-        write_default_config(path, "https://other.example", "x")
-    assert path.read_text() == text
-
-
-def test_write_default_config_rejects_a_bad_url(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="expected an http"):
-        write_default_config(tmp_path / "c.toml", "vdi.example.com", "admin")
-    assert not (tmp_path / "c.toml").exists()
-
-
 def test_config_modules_never_import_textual() -> None:
-    code = "import sys, vditui.config, vditui.config_write; sys.exit('textual' in sys.modules)"
+    code = "import sys, vditui.config, vditui.config.write; sys.exit('textual' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

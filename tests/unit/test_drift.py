@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vditui.core.drift import DriftChange, DriftStatus, DriftTracker
+from vditui.core.drift import DriftChange, DriftState, DriftStatus, DriftTracker
 from vditui.core.models import Drift, DriftKind, Severity
 
 
@@ -18,25 +18,35 @@ def drift(
     return Drift(kind, severity, key, subject or key, "h1", message, "running", "shutoff")
 
 
+def status(t: DriftTracker, ident: tuple[str, str]) -> DriftStatus | None:
+    st = t.states().get(ident)
+    return st.status if st is not None else None
+
+
+def having(t: DriftTracker, status: DriftStatus) -> list[tuple[str, str]]:
+    """The idents of the tracked drifts with ``status``, sorted."""
+    return sorted(i for i, st in t.states().items() if st.status is status)
+
+
 def test_pending_then_confirmed_then_resolved() -> None:
     t = DriftTracker(grace=10)
     d = drift()
     assert t.update([d], now=100) == [DriftChange(d, DriftStatus.PENDING, 100)]
-    assert t.status(d.ident) is DriftStatus.PENDING
-    assert (t.pending(), t.confirmed()) == ([d], [])
+    assert status(t, d.ident) is DriftStatus.PENDING
+    assert (having(t, DriftStatus.PENDING), having(t, DriftStatus.CONFIRMED)) == ([d.ident], [])
 
     assert t.update([d], now=109.9) == []
-    assert t.status(d.ident) is DriftStatus.PENDING
+    assert status(t, d.ident) is DriftStatus.PENDING
 
     assert t.update([d], now=110) == [DriftChange(d, DriftStatus.CONFIRMED, 100)]
-    assert t.status(d.ident) is DriftStatus.CONFIRMED
-    assert (t.pending(), t.confirmed()) == ([], [d])
+    assert status(t, d.ident) is DriftStatus.CONFIRMED
+    assert (having(t, DriftStatus.PENDING), having(t, DriftStatus.CONFIRMED)) == ([], [d.ident])
 
     assert t.update([d], now=120) == []  # still there: no news
 
     assert t.update([], now=130) == [DriftChange(d, DriftStatus.RESOLVED, 130)]
-    assert t.status(d.ident) is None
-    assert (t.pending(), t.confirmed()) == ([], [])
+    assert status(t, d.ident) is None
+    assert t.states() == {}
     assert t.update([], now=140) == []  # resolved once, not again
 
 
@@ -44,7 +54,7 @@ def test_grace_zero_confirms_at_once() -> None:
     t = DriftTracker(grace=0)
     d = drift()
     assert t.update([d], now=5) == [DriftChange(d, DriftStatus.CONFIRMED, 5)]
-    assert t.confirmed() == [d]
+    assert t.states() == {d.ident: DriftState(DriftStatus.CONFIRMED, 5)}
     assert t.next_deadline() is None
     assert t.update([], now=6) == [DriftChange(d, DriftStatus.RESOLVED, 6)]
 
@@ -59,8 +69,8 @@ def test_pending_drift_that_vanishes_is_dropped_silently() -> None:
     d = drift()
     t.update([d], now=0)
     assert t.update([], now=5) == []
-    assert t.status(d.ident) is None
-    assert t.pending() == []
+    assert status(t, d.ident) is None
+    assert having(t, DriftStatus.PENDING) == []
 
 
 def test_flapping_drift_restarts_its_clock() -> None:
@@ -93,8 +103,7 @@ def test_changed_message_keeps_first_seen_and_reports_latest() -> None:
     assert first.ident == later.ident
     t.update([first], now=0)
     assert t.update([later], now=4) == []  # same ident: not a new drift
-    assert t.first_seen(later.ident) == 0
-    assert t.pending() == [later]
+    assert t.states() == {later.ident: DriftState(DriftStatus.PENDING, 0)}
     assert t.update([later], now=10) == [DriftChange(later, DriftStatus.CONFIRMED, 0)]
     assert t.update([], now=11) == [DriftChange(later, DriftStatus.RESOLVED, 11)]
 
@@ -107,9 +116,9 @@ def test_identity_is_key_and_kind() -> None:
     changes = t.update([state, vcpu, other_vm], now=0)
     assert len(changes) == 3
     t.update([state, other_vm], now=5)  # vcpu gone while pending
-    assert t.status(vcpu.ident) is None
-    assert t.status(state.ident) is DriftStatus.PENDING
-    assert t.status(("vm-2", "state")) is DriftStatus.PENDING
+    assert status(t, vcpu.ident) is None
+    assert status(t, state.ident) is DriftStatus.PENDING
+    assert status(t, ("vm-2", "state")) is DriftStatus.PENDING
 
 
 def test_changes_are_sorted_most_severe_first() -> None:
@@ -120,7 +129,8 @@ def test_changes_are_sorted_most_severe_first() -> None:
     crit_a = drift(key="k4", severity=Severity.CRITICAL, subject="a")
     changes = t.update([info, warn, crit_b, crit_a], now=0)
     assert [c.drift for c in changes] == [crit_a, crit_b, warn, info]
-    assert t.confirmed() == [crit_a, crit_b, warn, info]
+    assert having(t, DriftStatus.CONFIRMED) == sorted(d.ident for d in (crit_a, crit_b, warn,
+                                                                         info))
 
 
 def test_confirm_and_resolve_in_one_update() -> None:
@@ -147,10 +157,10 @@ def test_next_deadline() -> None:
     assert t.next_deadline() == 13
     t.update([a, b], now=13)
     assert t.next_deadline() is None
-    assert t.pending() == []
+    assert having(t, DriftStatus.PENDING) == []
 
 
 def test_unknown_ident() -> None:
     t = DriftTracker(grace=1)
-    assert t.status(("nope", "state")) is None
-    assert t.first_seen(("nope", "state")) is None
+    assert status(t, ("nope", "state")) is None
+    assert ("nope", "state") not in t.states()

@@ -745,7 +745,8 @@ def test_empty_inputs() -> None:
 
 def test_core_imports_neither_textual_nor_the_lab() -> None:
     code = (
-        "import sys, vditui.core.reconcile, vditui.core.drift; "
+        "import sys, vditui.core.reconcile, vditui.core.drift, vditui.core.events, "
+        "vditui.core.engine; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'textual' "
         "or m.startswith('vditui.lab')]; print(bad)"
     )

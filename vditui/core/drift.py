@@ -32,11 +32,18 @@ class DriftChange:
     since: float
 
 
+@dataclass(frozen=True, slots=True)
+class DriftState:
+    """Where a tracked drift stands: PENDING or CONFIRMED, and since when it has been seen."""
+
+    status: DriftStatus
+    first_seen: float
+
+
 @dataclass(slots=True)
 class _Entry:
     drift: Drift
-    first_seen: float
-    status: DriftStatus
+    state: DriftState
 
 
 class DriftTracker:
@@ -64,37 +71,25 @@ class DriftTracker:
             entry = self._entries.get(ident)
             if entry is None:
                 status = DriftStatus.CONFIRMED if self.grace <= 0 else DriftStatus.PENDING
-                self._entries[ident] = _Entry(drift, now, status)
+                self._entries[ident] = _Entry(drift, DriftState(status, now))
                 changes.append(DriftChange(drift, status, now))
                 continue
             entry.drift = drift
-            if entry.status is DriftStatus.PENDING and now - entry.first_seen >= self.grace:
-                entry.status = DriftStatus.CONFIRMED
-                changes.append(DriftChange(drift, DriftStatus.CONFIRMED, entry.first_seen))
+            st = entry.state
+            if st.status is DriftStatus.PENDING and now - st.first_seen >= self.grace:
+                entry.state = DriftState(DriftStatus.CONFIRMED, st.first_seen)
+                changes.append(DriftChange(drift, DriftStatus.CONFIRMED, st.first_seen))
         for ident in [i for i in self._entries if i not in current]:
             entry = self._entries.pop(ident)
-            if entry.status is DriftStatus.CONFIRMED:
+            if entry.state.status is DriftStatus.CONFIRMED:
                 changes.append(DriftChange(entry.drift, DriftStatus.RESOLVED, now))
         changes.sort(key=lambda c: drift_sort_key(c.drift))
         return changes
 
-    def status(self, ident: tuple[str, str]) -> DriftStatus | None:
-        """PENDING or CONFIRMED for a drift being tracked, None for one that is not."""
-        entry = self._entries.get(ident)
-        return entry.status if entry is not None else None
-
-    def first_seen(self, ident: tuple[str, str]) -> float | None:
-        """When a tracked drift was first seen (in this unbroken run), None if untracked."""
-        entry = self._entries.get(ident)
-        return entry.first_seen if entry is not None else None
-
-    def confirmed(self) -> list[Drift]:
-        """The confirmed drifts, most severe first."""
-        return self._select(DriftStatus.CONFIRMED)
-
-    def pending(self) -> list[Drift]:
-        """The drifts still inside their grace period, most severe first."""
-        return self._select(DriftStatus.PENDING)
+    def states(self) -> dict[tuple[str, str], DriftState]:
+        """Every tracked drift's state, by ident: a new dict the caller may keep (its values
+        are frozen, and shared until a status changes)."""
+        return {ident: e.state for ident, e in self._entries.items()}
 
     def next_deadline(self) -> float | None:
         """The earliest time at which a pending drift would be confirmed, None if none pend.
@@ -103,12 +98,8 @@ class DriftTracker:
         delayed by a long refresh interval.
         """
         deadlines = [
-            e.first_seen + self.grace
+            e.state.first_seen + self.grace
             for e in self._entries.values()
-            if e.status is DriftStatus.PENDING
+            if e.state.status is DriftStatus.PENDING
         ]
         return min(deadlines, default=None)
-
-    def _select(self, status: DriftStatus) -> list[Drift]:
-        found = [e.drift for e in self._entries.values() if e.status is status]
-        return sorted(found, key=drift_sort_key)

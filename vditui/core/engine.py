@@ -1,8 +1,10 @@
 """The engine: the platform and every host's libvirt, fetched concurrently, reconciled live.
 
-One stream of updates serves both faces (the TUI and the headless commands): listeners get
-:class:`Update` objects on the event loop. A reconcile runs after every change, at most once per
-``debounce`` seconds, so an event storm costs one reconcile per tick, not one per event.
+One stream of events serves both faces (the TUI and the headless commands): listeners get the
+frozen events of :mod:`vditui.core.events` on the event loop, and send commands through the
+engine's public methods; nothing else of it is public. A reconcile runs after every change, at
+most once per ``debounce`` seconds, so an event storm costs one reconcile per tick, not one per
+event.
 """
 
 from __future__ import annotations
@@ -13,73 +15,33 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from types import MappingProxyType
 
-from vditui.core.drift import DriftChange, DriftTracker
+from vditui.core.drift import DriftTracker
+from vditui.core.events import (
+    DomainChanged,
+    DriftChanged,
+    EngineEvent,
+    HostChanged,
+    HostLink,
+    PlatformFailed,
+    PlatformRefreshed,
+    SnapshotReady,
+)
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
-from vditui.core.probe import ProbeResult, probe
+from vditui.core.probe import ProbeResult
 from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
-from vditui.core.session import DomainEvent, HostSession, SessionSettings, cancel_and_wait
-from vditui.core.uris import DEFAULT_TEMPLATES, UriError, candidates
+from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
+from vditui.core.settings import EngineSettings as EngineSettings
+from vditui.core.uris import UriError, candidates
 from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
+from vditui.core.virt import probe
 
 log = logging.getLogger("vditui.engine")
 
 
-@dataclass(frozen=True)
-class EngineSettings:
-    """Everything the engine needs; built from the config by the entry point."""
-
-    url: str
-    username: str
-    password: str = field(repr=False)
-    verify_ssl: bool = True
-    uri_templates: tuple[str, ...] = DEFAULT_TEMPLATES
-    host_uris: dict[str, str] = field(default_factory=dict)  # by host name or IP
-    connect_timeout: float = 5.0
-    call_timeout: float = 10.0
-    refresh_interval: float = 30.0
-    grace: float = 10.0
-    page_size: int = 100
-    page_concurrency: int = 4
-    keepalive_interval: int = 2
-    keepalive_count: int = 2
-    reread_interval: float = 300.0
-    max_backoff: float = 4.0
-    debounce: float = 0.05
-
-    def session_settings(self) -> SessionSettings:
-        return SessionSettings(connect_timeout=self.connect_timeout, call_timeout=self.call_timeout,
-                               keepalive_interval=self.keepalive_interval,
-                               keepalive_count=self.keepalive_count,
-                               reread_interval=self.reread_interval, max_backoff=self.max_backoff)
-
-
-@dataclass(frozen=True)
-class Update:
-    """Something changed. ``kind``: inventory | vm | drift | host | vdi | warning.
-
-    ``vdi``: a platform refresh ended; ``message`` is empty on success, else the failure (naming
-    the platform URL and the cause). ``warning``: a platform answer was inconsistent (e.g. a page
-    total that disagrees with the items returned); sent once, when the warning first appears.
-    """
-
-    kind: str
-    at: float
-    comparison: Comparison | None = None
-    event: DomainEvent | None = None
-    drift: DriftChange | None = None
-    host_id: str = ""
-    message: str = ""
-    #: Events counted so far: a ``vm`` update's own number, and for ``inventory`` the number
-    #: the comparison includes (a comparison built in a thread can be older than an event).
-    seq: int = 0
-    #: ``inventory``: the only rows that differ from the previous comparison, the others
-    #: being equal and in the same places; None when rows came, went or moved.
-    rows: tuple[VmRow, ...] | None = None
-
-
-Listener = Callable[[Update], None]
+Listener = Callable[[EngineEvent], None]
 
 
 class _WarningLog(list[str]):
@@ -130,25 +92,25 @@ class Engine:
     """Runs the VDI refresh loop and one :class:`HostSession` per host."""
 
     def __init__(self, settings: EngineSettings) -> None:
-        self.settings = settings
-        self.client = VdiClient(settings.url, settings.username, settings.password,
+        self._settings = settings
+        self._client = VdiClient(settings.url, settings.username, settings.password,
                                 verify_ssl=settings.verify_ssl,
                                 connect_timeout=settings.connect_timeout,
                                 timeout=settings.call_timeout, page_size=settings.page_size,
                                 page_concurrency=settings.page_concurrency)
         self._client_warnings = _WarningLog()
-        self.client.warnings = self._client_warnings
-        self.inventory: VdiInventory | None = None
-        self.vdi_error: VdiError | None = None
+        self._client.warnings = self._client_warnings
+        self._inventory: VdiInventory | None = None
+        self._vdi_error: VdiError | None = None
         #: Warnings raised by the last successful platform refresh (empty when it was clean).
-        self.vdi_warnings: tuple[str, ...] = ()
-        self.sessions: dict[str, HostSession] = {}
-        self.comparison: Comparison | None = None
+        self._vdi_warnings: tuple[str, ...] = ()
+        self._sessions: dict[str, HostSession] = {}
+        self._comparison: Comparison | None = None
         self._where: tuple[Comparison, dict[tuple[str, str], int]] | None = None
-        self.tracker = DriftTracker(settings.grace)
-        self.reconciles = 0
-        self.incremental = 0
-        self.event_seq = 0
+        self._tracker = DriftTracker(settings.grace)
+        self._reconciles = 0
+        self._incremental = 0
+        self._event_seq = 0
         self._need_full = True
         self._changed_domains: set[tuple[str, str]] = set()
         self._shapes: dict[str, tuple[object, ...]] = {}
@@ -161,12 +123,13 @@ class Engine:
 
     # ------------------------------------------------------------------ listeners
     def listen(self, listener: Listener) -> None:
+        """Call ``listener`` with every event, on the event loop (it must be quick)."""
         self._listeners.append(listener)
 
-    def _emit(self, update: Update) -> None:
+    def _emit(self, event: EngineEvent) -> None:
         for fn in list(self._listeners):
             try:
-                fn(update)
+                fn(event)
             except Exception:
                 log.exception("update listener failed")
 
@@ -175,28 +138,53 @@ class Engine:
         """Fetch the platform once (raises :class:`VdiError` if that fails) and open every
         host's session. With ``watch``, keep refreshing the platform and reconciling."""
         await self._fetch_vdi()
-        if self.vdi_error is not None:
-            raise self.vdi_error
+        if self._vdi_error is not None:
+            raise self._vdi_error
         self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         if watch:
             self._tasks.append(asyncio.create_task(self._vdi_loop(), name="vdi-refresh"))
 
     async def stop(self) -> None:
+        """Stop every task and session and close the platform client."""
         self._stopping = True
         await asyncio.gather(*(cancel_and_wait(t) for t in self._tasks))
-        await asyncio.gather(*(s.stop() for s in self.sessions.values()),
+        await asyncio.gather(*(s.stop() for s in self._sessions.values()),
                              return_exceptions=True)
-        await self.client.aclose()
+        await self._client.aclose()
 
     async def wait_settled(self, timeout: float | None = None) -> bool:
-        """Wait until every host has been read or has failed once; then reconcile."""
+        """Wait until every host has been read or has failed once; then reconcile (a
+        :class:`SnapshotReady` goes to the listeners). False if some host had not settled."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not all(s.settled for s in self.sessions.values()):
+        while not self._settled():
             if deadline is not None and time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.02)
         self.reconcile_now()
-        return all(s.settled for s in self.sessions.values())
+        return self._settled()
+
+    def _settled(self) -> bool:
+        return all(s.settled for s in self._sessions.values())
+
+    async def check(self) -> SnapshotReady | None:
+        """One pass under the grace period, for a one-shot command: reconcile now; if a drift is
+        pending (grace > 0), wait until its grace has run out, re-read the platform and every
+        host, and reconcile again. The drift tracker is the live faces' own, so a drift
+        :meth:`SnapshotReady.confirmed` here lasted ``grace`` seconds (0: at once), exactly
+        as on the TUI. Call after :meth:`wait_settled`."""
+        snap = self.reconcile_now()
+        deadline = self._tracker.next_deadline()
+        if snap is None or deadline is None:
+            return snap
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        before = {hid: s.read_at for hid, s in self._sessions.items()}
+        await self.refresh()
+        until = time.monotonic() + self._settings.call_timeout + 5
+        while time.monotonic() < until and any(
+                s.state is ConnState.CONNECTED and s.read_at <= before.get(hid, 0.0)
+                for hid, s in self._sessions.items()):
+            await asyncio.sleep(0.02)
+        return self.reconcile_now()
 
     # ------------------------------------------------------------------ the platform
     async def _fetch_vdi(self) -> None:
@@ -205,69 +193,69 @@ class Engine:
         try:
             # Sessions start as soon as the host list is in; only the whole answer (below) may
             # stop one: a list cut short must not end a host's session.
-            inv = await self.client.inventory(
+            inv = await self._client.inventory(
                 on_hosts=lambda hosts: self._sync_sessions(tuple(hosts), remove=False))
         except VdiError as exc:
-            self.vdi_error = exc
+            self._vdi_error = exc
             message = platform_message(exc)
             log.warning("platform: %s", message)
-            self._emit(Update("vdi", time.time(), message=message))
+            self._emit(PlatformFailed(time.time(), message))
             return
         added = wlog.appended - mark
         warnings = list(dict.fromkeys(wlog[len(wlog) - min(added, len(wlog)):])) if added else []
-        if warnings and self.inventory is not None:
-            inv, hosts, vms = _keep_missing(inv, self.inventory)
+        if warnings and self._inventory is not None:
+            inv, hosts, vms = _keep_missing(inv, self._inventory)
             if hosts or vms:
-                warnings.append(f"{self.client.base_url}: the answer looks incomplete; kept "
+                warnings.append(f"{self._client.base_url}: the answer looks incomplete; kept "
                                 f"{hosts} hosts and {vms} VMs it lacks from the last refresh")
-        previous, self.vdi_warnings = self.vdi_warnings, tuple(warnings)
-        self.vdi_error = None
-        self.inventory = inv
+        previous, self._vdi_warnings = self._vdi_warnings, tuple(warnings)
+        recovered = self._vdi_error is not None and self._inventory is not None
+        self._vdi_error = None
+        self._inventory = inv
         self._need_full = True
         self._sync_sessions(inv.hosts)
-        for w in warnings:
-            if w not in previous:
-                self._emit(Update("warning", time.time(), message=w))
-        self._emit(Update("vdi", time.time(), message=""))
+        self._emit(PlatformRefreshed(time.time(), inv, self._vdi_warnings,
+                                     tuple(w for w in self._vdi_warnings if w not in previous),
+                                     recovered))
         self._dirty.set()
 
     async def _vdi_loop(self) -> None:
         while True:
             self._vdi_kick.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._vdi_kick.wait(), self.settings.refresh_interval)
+                await asyncio.wait_for(self._vdi_kick.wait(), self._settings.refresh_interval)
             try:
                 await self._fetch_vdi()
             except Exception as exc:  # the refresh loop must outlive any bug
                 log.exception("platform refresh failed")
-                self._emit(Update("vdi", time.time(), message=f"{self.settings.url}: refresh "
-                                  f"failed: {type(exc).__name__}: {exc}"))
+                self._emit(PlatformFailed(time.time(), f"{self._settings.url}: refresh "
+                                          f"failed: {type(exc).__name__}: {exc}"))
 
     async def refresh(self) -> None:
         """Re-read the platform now and ask every host for a full re-read."""
         await self._fetch_vdi()
-        for s in self.sessions.values():
+        for s in self._sessions.values():
             s.refresh()
 
-    def uris_for(self, host: VdiHost) -> list[str]:
-        override = self.settings.host_uris.get(host.name) or self.settings.host_uris.get(host.ip)
+    def _uris_for(self, host: VdiHost) -> list[str]:
+        override = self._settings.host_uris.get(host.name) or self._settings.host_uris.get(host.ip)
         try:
-            return candidates(self.settings.uri_templates, host.ip, host.name, override)
+            return candidates(self._settings.uri_templates, host.ip, host.name, override)
         except UriError as exc:
             log.warning("host %s: %s", host.name, exc)
             return [override] if override else []
 
     def _sync_sessions(self, hosts: tuple[VdiHost, ...], remove: bool = True) -> None:
         wanted = {h.id: h for h in hosts}
-        for host_id in [k for k in self.sessions if k not in wanted and remove]:
-            s = self.sessions.pop(host_id)
+        for host_id in [k for k in self._sessions if k not in wanted and remove]:
+            s = self._sessions.pop(host_id)
             asyncio.get_running_loop().create_task(s.stop())
         for h in hosts:
-            if h.id in self.sessions:
+            if h.id in self._sessions:
                 continue
-            s = HostSession(h.id, h.name, self.uris_for(h), self.settings.session_settings(),
+            s = HostSession(h.id, h.name, self._uris_for(h), self._settings.session_settings(),
                             self._session_changed, self._domain_event)
-            self.sessions[h.id] = s
+            self._sessions[h.id] = s
             s.start()
 
     # ------------------------------------------------------------------ libvirt side
@@ -280,10 +268,7 @@ class Engine:
             self._need_full = True
         if self._host_states.get(s.host_id) != s.state:
             self._host_states[s.host_id] = s.state
-            msg = f"{s.name}: {s.state.value} {s.uri}"
-            if s.error is not None and s.state is not ConnState.CONNECTED:
-                msg += f": {s.error.kind.value}: {s.error.message}"
-            self._emit(Update("host", time.time(), host_id=s.host_id, message=msg))
+            self._emit(HostChanged(time.time(), _link(s, s.view())))
         self._dirty.set()
 
     def _domain_event(self, ev: DomainEvent) -> None:
@@ -291,58 +276,71 @@ class Engine:
             self._changed_domains.add((ev.host_id, ev.new.uuid))
         else:
             self._need_full = True
-        self.event_seq += 1
-        self._emit(Update("vm", ev.at, event=ev, host_id=ev.host_id, seq=self.event_seq))
+        self._event_seq += 1
+        s = self._sessions.get(ev.host_id)
+        self._emit(DomainChanged(ev.at, self._event_seq, ev,
+                                 s.name if s is not None else ev.host_id[:8]))
 
+    # ------------------------------------------------------------------ commands
     async def probe_host(self, host_id: str, extra: list[str] | None = None) -> list[ProbeResult]:
-        s = self.sessions[host_id]
-        uris = list(dict.fromkeys([*(extra or []), *s.uris]))
-        return await probe(uris, self.settings.connect_timeout)
+        """Try ``extra`` then every URI the host's session tries, each on its own."""
+        s = self._sessions[host_id]
+        return await self.probe_uris([*(extra or []), *s.uris])
+
+    async def probe_uris(self, uris: list[str]) -> list[ProbeResult]:
+        """Try each of ``uris`` (once each, in parallel) with the connect timeout."""
+        return await probe(list(dict.fromkeys(uris)), self._settings.connect_timeout)
 
     async def use_uri(self, host_id: str, uri: str) -> None:
-        await self.sessions[host_id].use_uri(uri)
+        """Make the host's session connect with ``uri`` first, now."""
+        await self._sessions[host_id].use_uri(uri)
 
     def find_host(self, name_or_ip: str) -> VdiHost | None:
-        for h in self.inventory.hosts if self.inventory else ():
+        """The platform's host with this name, IP or id, from the last refresh."""
+        for h in self._inventory.hosts if self._inventory else ():
             if name_or_ip in (h.name, h.ip, h.id):
                 return h
         return None
 
     # ------------------------------------------------------------------ reconcile
-    def _snapshot(self) -> tuple[int, dict[str, HostView]]:
+    def _snapshot(self) -> tuple[int, dict[str, HostView], dict[str, HostLink]]:
         self._need_full, self._changed_domains = False, set()
-        return self.event_seq, {hid: s.view() for hid, s in self.sessions.items()}
+        views = {hid: s.view() for hid, s in self._sessions.items()}
+        links = {hid: _link(s, views[hid]) for hid, s in self._sessions.items()}
+        return self._event_seq, views, links
 
-    def reconcile_now(self) -> Comparison | None:
-        """Reconcile on the calling thread, now, in full."""
-        if self.inventory is None:
+    def reconcile_now(self) -> SnapshotReady | None:
+        """Reconcile on the calling thread, now, in full; the snapshot also goes to the
+        listeners. None before the platform was first read."""
+        if self._inventory is None:
             return None
-        seq, views = self._snapshot()
-        return self._publish(reconcile(self.inventory, views), seq)
+        seq, views, links = self._snapshot()
+        return self._publish(reconcile(self._inventory, views), seq, links)
 
     async def _reconcile_in_thread(self) -> None:
-        if self.inventory is None:
+        if self._inventory is None:
             return
-        if not self._need_full and self.comparison is not None:
+        if not self._need_full and self._comparison is not None:
             # Only lifecycle events since the last pass: re-judge just those rows (see
             # reconcile.update_rows), a few rows instead of thousands under an event storm.
             # With none at all (a drift's grace period ended, a host identified itself), the
             # rows stand and only the drift statuses and host views move.
             changed = self._changed_domains
-            seq, views = self._snapshot()
-            if self._where is None or self._where[0] is not self.comparison:
-                self._where = (self.comparison, row_index(self.comparison))
+            seq, views, links = self._snapshot()
+            if self._where is None or self._where[0] is not self._comparison:
+                self._where = (self._comparison, row_index(self._comparison))
             where = self._where[1]
-            cmp = update_rows(self.comparison, self.inventory, views, changed, where)
-            if cmp is not None:
-                self.incremental += 1
-                self._where = (cmp, where)  # an incremental pass keeps every row in place
-                self._publish(cmp, seq, tuple(cmp.vms[where[c]] for c in changed))
+            updated = update_rows(self._comparison, self._inventory, views, changed, where)
+            if updated is not None:
+                self._incremental += 1
+                self._where = (updated, where)  # an incremental pass keeps every row in place
+                self._publish(updated, seq, links,
+                              tuple(updated.vms[where[c]] for c in changed), True)
                 return
         # A full pass over thousands of VMs takes tens of ms of pure Python: in a worker thread
         # the loop keeps delivering libvirt events and key presses while it runs.
-        seq, views = self._snapshot()
-        inventory, previous = self.inventory, self.comparison
+        seq, views, links = self._snapshot()
+        inventory, previous = self._inventory, self._comparison
 
         def full() -> tuple[Comparison, tuple[VmRow, ...] | None]:
             cmp = reconcile(inventory, views)
@@ -350,22 +348,28 @@ class Engine:
             # refresh that changed a few VMs, the TUI then redraws those few.
             return carry_over(previous, cmp) if previous is not None else (cmp, None)
 
-        cmp, rows = await asyncio.to_thread(full)
-        self._publish(cmp, seq, rows)
+        fresh, rows = await asyncio.to_thread(full)
+        self._publish(fresh, seq, links, rows)
 
-    def _publish(self, cmp: Comparison, seq: int,
-                 rows: tuple[VmRow, ...] | None = None) -> Comparison:
-        self.comparison = cmp
-        self.reconciles += 1
-        changes = self.tracker.update(cmp.drifts, time.monotonic())
-        self._emit(Update("inventory", time.time(), comparison=cmp, seq=seq, rows=rows))
+    def _publish(self, cmp: Comparison, seq: int, links: dict[str, HostLink],
+                 rows: tuple[VmRow, ...] | None = None,
+                 incremental: bool = False) -> SnapshotReady:
+        self._comparison = cmp
+        self._reconciles += 1
+        changes = self._tracker.update(cmp.drifts, time.monotonic())
+        now = time.time()
+        snap = SnapshotReady(now, seq, cmp, MappingProxyType(self._tracker.states()),
+                             MappingProxyType(links), rows,
+                             all(lk.settled for lk in links.values()), self._vdi_warnings,
+                             incremental)
+        self._emit(snap)
         for ch in changes:
-            self._emit(Update("drift", time.time(), drift=ch))
-        return cmp
+            self._emit(DriftChanged(now, ch))
+        return snap
 
     async def _reconcile_loop(self) -> None:
         while True:
-            deadline = self.tracker.next_deadline()
+            deadline = self._tracker.next_deadline()
             wait = None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.01
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), wait)
@@ -376,4 +380,10 @@ class Engine:
             # Pace by cost: a pass over 5,000 VMs takes tens of ms on the loop; under an event
             # storm, reconciling back to back would leave no time for the UI or the events
             # themselves (which each face shows at once, ahead of the next pass).
-            await asyncio.sleep(max(self.settings.debounce, 3 * cost))
+            await asyncio.sleep(max(self._settings.debounce, 3 * cost))
+
+
+def _link(s: HostSession, view: HostView) -> HostLink:
+    connecting = s.state in (ConnState.CONNECTING, ConnState.RECONNECTING)
+    return HostLink(view, s.name, s.connecting_since if connecting else 0.0, tuple(s.uris),
+                    s.settled)

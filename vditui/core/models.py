@@ -181,11 +181,6 @@ class HostView:
     libvirt_version: str = ""
     hostname: str = ""
 
-    @property
-    def transport(self) -> str:
-        scheme = self.uri.split(":", 1)[0]
-        return scheme.split("+", 1)[1] if "+" in scheme else ("unix" if scheme else "")
-
 
 # --------------------------------------------------------------------------- differences
 

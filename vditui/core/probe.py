@@ -1,16 +1,16 @@
 """Connection-method probe: try every candidate URI for a host, and say why each failed.
 
 The error-to-hint table turns libvirt's raw messages into a kind and one line an operator can
-act on; the raw message is kept as detail. Pure except :func:`probe`, which runs the attempts
-through :mod:`vditui.core.virt` concurrently.
+act on; the raw message is kept as detail. Pure: :func:`vditui.core.virt.probe` runs the
+attempts (virt imports this module, never the other way round).
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from vditui.core.models import VirtError, VirtErrorKind
+from vditui.core.present import transport
 from vditui.core.uris import UriError, parse
 
 # libvirt virErrorNumber values we classify by code (libvirt/virterror.h).
@@ -127,14 +127,4 @@ class ProbeResult:
 
     @property
     def transport(self) -> str:
-        try:
-            return parse(self.uri).transport or "local"
-        except UriError:
-            return "?"
-
-
-async def probe(uris: list[str], timeout: float) -> list[ProbeResult]:
-    """Try every URI at once, each bounded by ``timeout``; results in the order given."""
-    from vditui.core import virt
-
-    return list(await asyncio.gather(*(virt.try_uri(u, timeout) for u in uris)))
+        return transport(self.uri)

@@ -69,6 +69,7 @@ WARNING; not: INFO). Only-in-platform is CRITICAL when the platform says running
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -92,6 +93,7 @@ from vditui.core.models import (
     host_status_label,
     vdi_status_label,
 )
+from vditui.core.present import mib
 
 _V = VirtState
 STATE_MAP: Mapping[VdiVmStatus, frozenset[VirtState]] = MappingProxyType(
@@ -140,9 +142,11 @@ def state_drift(
     """The state verdict for one matched pair: ``(severity, message, vdi value, virt value)``,
     or None when the two states agree (see the module's table)."""
     vdi_label = vdi_status_label(vdi_status)
-    try:
-        code = VdiVmStatus(vdi_status)
-    except ValueError:
+    code = None
+    if vdi_status is not None:
+        with contextlib.suppress(ValueError):  # a status the spec does not list
+            code = VdiVmStatus(vdi_status)
+    if code is None:
         message = f"platform reports {vdi_label}, libvirt says {virt_state.value}: not compared"
         return (Severity.INFO, message, vdi_label, virt_state.value)
     if code in NEVER_MISMATCH or virt_state is _V.NOSTATE or virt_state in STATE_MAP[code]:
@@ -153,14 +157,6 @@ def state_drift(
     severity = Severity.CRITICAL if hard else Severity.WARNING
     message = f"platform says {vdi_label}, libvirt says {virt_state.value}"
     return (severity, message, vdi_label, virt_state.value)
-
-
-def _mib(kib: int) -> str:
-    if kib % 1024 == 0:
-        return f"{kib // 1024} MiB"
-    # Three decimals never round a non-multiple of 1024 to a whole number (1/1024 > 0.0005),
-    # so a mismatch can never be displayed as two equal figures.
-    return f"{kib / 1024:.3f}".rstrip("0") + " MiB"
 
 
 _Spec = tuple[DriftKind, Severity, str, str, str]  # kind, severity, message, vdi/virt values
@@ -220,7 +216,7 @@ class _Builder:
             specs.append((DriftKind.VCPU, Severity.WARNING, message, str(vm.vcpu), str(dom.vcpu)))
         kib = dom.memory_kib
         if vm.memory_mb is not None and kib is not None and vm.memory_mb * 1024 != kib:
-            ours, theirs = f"{vm.memory_mb} MiB", _mib(kib)
+            ours, theirs = f"{vm.memory_mb} MiB", f"{mib(kib)} MiB"
             message = f"platform says {ours}, libvirt has {theirs}"
             specs.append((DriftKind.MEMORY, Severity.WARNING, message, ours, theirs))
         if hid != vm.host_id:

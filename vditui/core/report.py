@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from vditui.core import present
 from vditui.core.models import (
     Comparison,
     ConnState,
@@ -22,7 +23,6 @@ from vditui.core.models import (
     Severity,
     VmRow,
     host_status_label,
-    vdi_status_label,
 )
 
 FORMATS = ("md", "json", "csv")
@@ -36,10 +36,6 @@ class ReportMeta:
     warnings: tuple[str, ...] = ()
 
 
-def _mib(kib: int | None) -> str:
-    return "" if kib is None else str(kib // 1024)
-
-
 def vm_record(row: VmRow, host_names: dict[str, str]) -> dict[str, Any]:
     vdi, virt = row.vdi, row.virt
     return {
@@ -47,12 +43,14 @@ def vm_record(row: VmRow, host_names: dict[str, str]) -> dict[str, Any]:
         "key": row.key,
         "host": host_names.get(row.host_id, row.host_id),
         "libvirt_host": host_names.get(row.virt_host_id or "", row.virt_host_id or ""),
-        "vdi_state": vdi_status_label(vdi.status) if vdi else "",
-        "libvirt_state": virt.state.value if virt else "",
+        "vdi_state": present.vdi_state(vdi) or "",
+        "libvirt_state": present.virt_state(virt) or "",
         "vdi_vcpu": vdi.vcpu if vdi else None,
         "libvirt_vcpu": virt.vcpu if virt else None,
         "vdi_memory_mb": vdi.memory_mb if vdi else None,
-        "libvirt_memory_mb": (virt.memory_kib // 1024) if virt and virt.memory_kib else None,
+        # Exact (2048.5 for 2 GiB + 512 KiB): a memory drift never reads as two equal figures.
+        "libvirt_memory_mb": (present.mib_number(virt.memory_kib)
+                              if virt and virt.memory_kib is not None else None),
         "checked": row.checked,
         "drift": [d.kind.value for d in row.drifts],
         "drift_text": "; ".join(d.message for d in row.drifts),
@@ -68,7 +66,7 @@ def host_record(row: HostRow) -> dict[str, Any]:
         "pool": row.host.pool_name,
         "vdi_status": host_status_label(row.host.status),
         "uri": v.uri if v else "",
-        "transport": v.transport if v else "",
+        "transport": present.transport(v.uri) if v else "",
         "connection": v.state.value if v else "not tried",
         "libvirt_version": v.libvirt_version if v else "",
         "error": v.error.kind.value if v and v.error else "",
@@ -185,28 +183,27 @@ def _markdown(cmp: Comparison, meta: ReportMeta) -> str:
         counts = f"{r['vdi_vms']}/{'-' if r['libvirt_vms'] is None else r['libvirt_vms']}"
         out.append("| " + " | ".join(_md_cell(x) for x in (
             r["name"], r["pool"], r["vdi_status"], conn, r["uri"], counts,
-            ", ".join(r["drift"]), r["hint"])) + " |")
+            present.kinds_text(d.kind for d in h.drifts), r["hint"])) + " |")
     out += ["", "## VMs", "",
-            "| VM | host | VDI state | libvirt state | vCPU | memory MB | drift |",
+            "| VM | host | VDI state | libvirt state | vCPU | memory MiB | drift |",
             "|---|---|---|---|---|---|---|"]
     for row in cmp.vms:
         r = vm_record(row, names)
         cpu = _pair(r["vdi_vcpu"], r["libvirt_vcpu"])
-        mem = _pair(r["vdi_memory_mb"], r["libvirt_memory_mb"])
+        mem = _pair(present.vdi_memory(row.vdi), present.virt_memory(row.virt))
         drift = r["drift_text"] or ("" if row.checked else "not checked: host unreachable")
         out.append("| " + " | ".join(_md_cell(x) for x in (
             r["name"], r["host"], r["vdi_state"] or "-", r["libvirt_state"] or "-", cpu, mem,
             drift)) + " |")
     if cmp.drifts:
         out += ["", "## Drifts", ""]
-        out += [f"- **{d.severity.name.lower()}** {d.kind.value}: {_md_cell(d.message)}"
+        out += [f"- **{d.severity.name.lower()}** {present.kind_name(d.kind)}: "
+                f"{_md_cell(d.message)}"
                 for d in cmp.drifts]
     return "\n".join(out) + "\n"
 
 
-def _pair(a: Any, b: Any) -> str:
-    if a is None and b is None:
-        return "-"
-    if a == b:
-        return str(a)
-    return f"{'-' if a is None else a} / {'-' if b is None else b}"
+def _pair(a: object, b: object) -> str:
+    """Both sides' figures in one cell, both shown when they differ (see present.pair)."""
+    sa, sb = (None if a is None else str(a)), (None if b is None else str(b))
+    return present.pair(sa, sb, sa != sb)

@@ -17,28 +17,13 @@ from dataclasses import dataclass, replace
 from vditui.core import virt
 from vditui.core.models import ConnState, Domain, HostView, VirtError, VirtState
 from vditui.core.probe import invalid_uri_error, timeout_error
+from vditui.core.settings import SessionSettings
 from vditui.core.uris import UriError, prepare
 
 log = logging.getLogger("vditui.session")
 
 # virConnectCloseReason, as libvirt hands it to a close callback.
 _CLOSE_ERROR, _CLOSE_EOF, _CLOSE_KEEPALIVE, _CLOSE_CLIENT = 0, 1, 2, 3
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    connect_timeout: float = 5.0
-    call_timeout: float = 10.0
-    keepalive_interval: int = 2
-    keepalive_count: int = 2
-    reread_interval: float = 300.0
-    min_backoff: float = 0.5
-    max_backoff: float = 4.0
-    info_concurrency: int = 8  # per-domain reads in flight per host, for the first read
-    # ... and for re-reads of a connected host (a refresh), whose data is already on screen:
-    # gentler, so that 50 hosts re-reading at once do not hold hundreds of threads that starve
-    # the event loop of the GIL (drivers with bulk stats need no per-domain reads at all).
-    reread_info_concurrency: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +53,6 @@ class HostSession:
         self.uri = self.uris[0] if self.uris else ""
         self.state = ConnState.IDLE
         self.error: VirtError | None = None
-        self.attempt_errors: dict[str, VirtError] = {}
         self.domains: dict[str, Domain] | None = None
         self.read_at = 0.0
         self.connecting_since = 0.0
@@ -208,7 +192,7 @@ class HostSession:
                 await virt.blocking(sub.register, s.keepalive_interval, s.keepalive_count,
                                     timeout=s.call_timeout)
             except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
-                self.attempt_errors[uri] = self.error = (
+                self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
                     else timeout_error(uri, s.call_timeout, "subscribe"))
                 virt._EXEC.submit(sub.close)  # may block on a silent peer: never wait on it
@@ -235,23 +219,23 @@ class HostSession:
         try:
             prepared = prepare(uri)
         except UriError as exc:
-            self.attempt_errors[uri] = self.error = invalid_uri_error(uri, exc)
+            self.error = invalid_uri_error(uri, exc)
             return None
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(virt._EXEC, virt.open_connection, prepared)
         try:
-            conn = await asyncio.wait_for(asyncio.shield(fut), self.settings.connect_timeout)
+            conn: object = await asyncio.wait_for(asyncio.shield(fut),
+                                                  self.settings.connect_timeout)
         except TimeoutError:
             self._stuck = fut
             fut.add_done_callback(_close_late)
-            self.attempt_errors[uri] = self.error = timeout_error(
+            self.error = timeout_error(
                 uri, self.settings.connect_timeout)
             return None
         except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
-            self.attempt_errors[uri] = self.error = virt.to_error(exc, uri)
+            self.error = virt.to_error(exc, uri)
             return None
         self.round_trips += 1
-        self.attempt_errors.pop(uri, None)
         return conn
 
     async def _read_all(self, lanes: int) -> bool:

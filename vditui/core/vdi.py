@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from vditui.core.models import DesktopPool, VdiHost, VdiInventory, VdiVm
+from vditui.core.settings import DEFAULTS
 from vditui.core.vdi_parse import (
     ShapeProblem,
     as_int,
@@ -96,9 +97,11 @@ class VdiClient:
     warnings (e.g. a page total that does not match the items returned).
     """
 
-    def __init__(self, base_url: str, username: str, password: str, *, verify_ssl: bool = True,
-                 connect_timeout: float = 5.0, timeout: float = 10.0, page_size: int = 100,
-                 page_concurrency: int = 4,
+    def __init__(self, base_url: str, username: str, password: str, *,
+                 verify_ssl: bool = DEFAULTS.verify_ssl,
+                 connect_timeout: float = DEFAULTS.connect_timeout,
+                 timeout: float = DEFAULTS.call_timeout, page_size: int = DEFAULTS.page_size,
+                 page_concurrency: int = DEFAULTS.page_concurrency,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.strip().rstrip("/")
         try:
@@ -180,7 +183,9 @@ class VdiClient:
                 on_hosts(found)
             return found
 
-        hosts, vms, pools = await _gather([hosts_first(), self.vms(), self.pools()])
+        # Three lists of different item types: a list[T] of them can only say list[object].
+        lists: list[Any] = await _gather([hosts_first(), self.vms(), self.pools()])
+        hosts, vms, pools = lists
         return VdiInventory(hosts=tuple(hosts), vms=tuple(vms), pools=tuple(pools),
                             fetched_at=time.time(), requests=self.requests - before)
 

@@ -217,6 +217,11 @@ async def try_uri(uri: str, timeout: float) -> ProbeResult:
     return ProbeResult(uri, True, time.monotonic() - start, version, hostname)
 
 
+async def probe(uris: list[str], timeout: float) -> list[ProbeResult]:
+    """Try every URI at once, each bounded by ``timeout``; results in the order given."""
+    return list(await asyncio.gather(*(try_uri(u, timeout) for u in uris)))
+
+
 @dataclass
 class ReadResult:
     domains: list[Domain]

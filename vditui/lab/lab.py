@@ -180,8 +180,9 @@ class Lab:
         self.prefix = ""
         self._started = False
         self._chaos: Any = None
-        #: qemu host name -> why the test driver serves it instead (empty: none fell back)
+        #: host name -> the line saying what the lab could not serve as asked (empty: all)
         self.fallbacks: dict[str, str] = {}
+        self._qemu_missing: dict[str, str] = {}  # qemu host -> why not
 
     # ------------------------------------------------------------------ addresses and secrets
     @property
@@ -230,7 +231,7 @@ class Lab:
                 daemon = (QemuDaemon if qemu else LibvirtDaemon)(spec.name, self.workdir, ip)
                 self.hosts[spec.name] = LabHost(spec, ip, daemon)
                 if spec.driver == "qemu" and why_not_qemu is not None:
-                    self.fallbacks[spec.name] = why_not_qemu
+                    self._fall_back(spec.name, why_not_qemu)
             for h in self.hosts.values():
                 h.daemon.start()
                 if "ssh" in h.spec.transports:
@@ -271,7 +272,7 @@ class Lab:
             if h.driver != "qemu":
                 raise
             h.daemon.stop()
-            self.fallbacks[h.name] = f"its QEMU libvirtd failed ({exc})"
+            self._fall_back(h.name, f"its QEMU libvirtd failed ({exc})")
             return exc
         return None
 
@@ -281,10 +282,14 @@ class Lab:
         h.daemon.start()
         self._bring_up(h)
 
+    def _fall_back(self, host: str, why: str) -> None:
+        self._qemu_missing[host] = why
+        self.fallbacks[host] = f"{host}: QEMU unavailable ({why}); served by the test driver"
+
     def fallback_line(self) -> str:
         """Which qemu hosts the test driver serves, and why, in one line ('' if none)."""
-        reasons = dict.fromkeys(self.fallbacks.values())
-        return f"{', '.join(self.fallbacks)}: {'; '.join(reasons)}" if reasons else ""
+        reasons = dict.fromkeys(self._qemu_missing.values())
+        return f"{', '.join(self._qemu_missing)}: {'; '.join(reasons)}" if reasons else ""
 
     def _bring_up(self, h: LabHost) -> None:
         h.daemon.wait_ready()

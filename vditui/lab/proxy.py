@@ -51,7 +51,8 @@ class _Side(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream connection's transport
+        self.transport = transport
         self.conn.made(self)
 
     def data_received(self, data: bytes) -> None:
@@ -177,8 +178,8 @@ class _Conn:
 
     def made(self, side: _Side) -> None:
         if side is self.upstream:
-            if self.client.lost:
-                side.transport.abort()  # type: ignore[union-attr]
+            if self.client.lost and side.transport is not None:
+                side.transport.abort()
             side.update_reading()
             return
         self.proxy._conns.add(self)

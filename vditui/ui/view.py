@@ -5,25 +5,22 @@ Mismatched cells carry a marker (``≠``, ``!``) as well as a style, so they rea
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.text import Text
 
+from vditui.core import present
 from vditui.core.drift import DriftStatus
-from vditui.core.models import (
-    ConnState,
-    DriftKind,
-    HostRow,
-    Severity,
-    VmRow,
-    host_status_label,
-    vdi_status_label,
-)
+from vditui.core.models import ConnState, DriftKind, HostRow, Severity, VmRow, host_status_label
 
-COLUMNS = (("name", "VM", 20), ("host", "host", 12), ("vdi", "VDI state", 11),
-           ("virt", "libvirt", 11), ("vcpu", "vCPU", 7), ("mem", "memory MB", 13),
-           ("drift", "drift", 18))
+# The drift column comes right after the name, and the first five columns fit an 80-column
+# terminal (78 cells inside the table's border, cell padding included), so every row's drift
+# status is on screen there; vCPU and memory follow, reached by scrolling right when narrow.
+COLUMNS = (("name", "VM", 18), ("drift", "drift", 17), ("host", "host", 11),
+           ("vdi", "VDI state", 11), ("virt", "libvirt", 11), ("vcpu", "vCPU", 7),
+           ("mem", "memory MiB", 13))
+#: Where a column's cell sits in a row's cells.
+COLUMN_INDEX = {key: i for i, (key, _label, _width) in enumerate(COLUMNS)}
 BAD = "bold red"
 WARN = "yellow"
 PENDING = "italic yellow"
@@ -58,8 +55,8 @@ def _mark(text: str, bad: bool, style: str = BAD) -> Text | str:
 def vm_cells(row: VmRow, host_names: dict[str, str],
              status: dict[tuple[str, str], DriftStatus],
              stale: frozenset[str] = frozenset()) -> tuple[Text | str, ...]:
-    """The seven cells of a VM row. ``stale``: hosts whose libvirt data is the last known, not
-    current (the connection dropped); their rows say so."""
+    """A VM row's cells, in :data:`COLUMNS` order. ``stale``: hosts whose libvirt data is the
+    last known, not current (the connection dropped); their rows say so."""
     kinds = {d.kind for d in row.drifts}
     pending = bool(row.drifts) and all(
         status.get(d.ident) is DriftStatus.PENDING for d in row.drifts)
@@ -71,58 +68,59 @@ def vm_cells(row: VmRow, host_names: dict[str, str],
                                      style=style)
     else:
         host_cell = host
-    vdi_state = vdi_status_label(vdi.status) if vdi else "—"
-    virt_state = virt.state.value if virt else ("?" if not row.checked else "—")
+    vdi_state = present.vdi_state(vdi) or present.MISSING
+    virt_state = present.virt_state(virt) or ("?" if not row.checked else present.MISSING)
     is_stale = (row.virt_host_id or row.host_id) in stale
     state_bad = bool(kinds & {DriftKind.STATE, DriftKind.ONLY_IN_VDI, DriftKind.ONLY_IN_LIBVIRT})
-    cpu_a = vdi.vcpu if vdi else None
-    cpu_b = virt.vcpu if virt else None
-    mem_a = vdi.memory_mb if vdi else None
-    mem_b = (virt.memory_kib // 1024) if virt and virt.memory_kib is not None else None
-    drift = ", ".join(sorted(k.value for k in kinds))
+    cpu_a = str(vdi.vcpu) if vdi and vdi.vcpu is not None else None
+    cpu_b = str(virt.vcpu) if virt and virt.vcpu is not None else None
     if not row.checked:
         drift_cell: Text | str = Text("unchecked", style="dim")
-    elif drift:
-        drift_cell = Text(("… " if pending else "! ") + drift, style=style)
+    elif kinds:
+        mark = present.PENDING_MARK if pending else present.CONFIRMED_MARK
+        drift_cell = Text(f"{mark} {present.kinds_text(kinds)}", style=style)
     else:
         drift_cell = "ok"
     if is_stale:
         drift_cell = Text.assemble(("stale ", "dim italic"), drift_cell)
         virt_state += "*"
+    # In COLUMNS order (built directly: this runs for every changed row of an event storm).
     return (
         Text(row.name, style=style) if row.drifts else row.name,
+        drift_cell,
         host_cell,
         _mark(vdi_state, state_bad, style),
         _mark(virt_state, state_bad, style),
         _pair(cpu_a, cpu_b, DriftKind.VCPU in kinds, style),
-        _pair(mem_a, mem_b, DriftKind.MEMORY in kinds, style),
-        drift_cell,
+        _pair(present.vdi_memory(vdi), present.virt_memory(virt),
+              DriftKind.MEMORY in kinds, style),
     )
 
 
-def _pair(a: int | None, b: int | None, bad: bool, style: str) -> Text | str:
-    if not bad:
-        v = a if a is not None else b
-        return "—" if v is None else str(v)
-    return Text(f"{'—' if a is None else a}≠{'—' if b is None else b}", style=style)
+def _pair(a: str | None, b: str | None, bad: bool, style: str) -> Text | str:
+    text = present.pair(a, b, bad)
+    return Text(text, style=style) if bad else text
 
 
-def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float = 0.0) -> Text:
-    """A host line in the tree: status, connection and transport, VM counts, drift count."""
+def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float = 0.0,
+               wall_now: float = 0.0) -> Text:
+    """A host line in the tree: status, connection and transport, VM counts, drift count.
+    ``now`` is on the clock of ``connecting_since`` (monotonic); ``wall_now`` is the app's
+    injected clock, for the age of kept data (read on the wall clock)."""
     view = row.view
     t = Text()
     t.append(row.host.name, style="bold")
     state = view.state if view else ConnState.IDLE
     if state is ConnState.CONNECTED:
-        t.append(f" ● {view.transport}" if view else "", style="green")
+        t.append(f" ● {present.transport(view.uri)}" if view else "", style="green")
     elif state in (ConnState.CONNECTING, ConnState.RECONNECTING):
-        secs = f" ({now - connecting_since:.0f} s)" if connecting_since else ""
+        secs = f" ({present.age(connecting_since, now)})" if connecting_since else ""
         t.append(f" ◌ {state.value}…{secs}", style="yellow")
-        _data_age(t, row)
+        _data_age(t, row, wall_now)
     elif state is ConnState.FAILED:
         kind = view.error.kind.value if view and view.error else "failed"
         t.append(f" ✗ {kind}", style=BAD)
-        _data_age(t, row)
+        _data_age(t, row, wall_now)
     else:
         t.append(" ○ idle", style="dim")
     vdi = host_status_label(row.host.status)
@@ -137,23 +135,11 @@ def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float
     return t
 
 
-def _data_age(t: Text, row: HostRow) -> None:
+def _data_age(t: Text, row: HostRow, now: float) -> None:
     """The age of the domains a host no longer connected still shows (its last read)."""
-    view = row.view
-    if view is not None and view.domains is not None and view.read_at:
-        t.append(f" data {data_age(view.read_at)} old", style="dim")
-
-
-def data_age(read_at: float) -> str:
-    """How old data read at ``read_at`` (wall clock) is: "12 s", "3 min"."""
-    s = max(0, int(time.time() - read_at))
-    return f"{s} s" if s < 120 else f"{s // 60} min"
-
-
-def stale_hosts(hosts: list[HostRow]) -> frozenset[str]:
-    """Hosts whose libvirt data is kept from before a dropped connection."""
-    return frozenset(h.host.id for h in hosts if h.view is not None
-                     and h.view.domains is not None and h.view.state is not ConnState.CONNECTED)
+    since = present.stale_since(row.view)
+    if since:
+        t.append(f" data {present.age(since, now)} old", style="dim")
 
 
 def drift_count_label(name: str, count: int) -> Text:

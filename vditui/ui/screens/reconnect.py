@@ -13,10 +13,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.worker import Worker
 
-from vditui.core.models import VdiHost
+from vditui.core.engine import Engine
+from vditui.core.events import HostLink
+from vditui.core.models import ConnState, VdiHost
 from vditui.core.probe import ProbeResult
-from vditui.core.uris import UriError, parse
+from vditui.core.uris import UriError, alternatives, parse
 
 Prober = Callable[[list[str]], Awaitable[list[ProbeResult]]]
 Adopter = Callable[[str], Awaitable[None]]
@@ -44,6 +47,31 @@ class ReconnectScreen(ModalScreen[str | None]):
         self.config_path = config_path
         self.results: dict[str, ProbeResult] = {}
         self.adopted: str | None = None
+
+    @classmethod
+    def for_host(cls, engine: Engine, host: VdiHost, link: HostLink, config_path: Path | None,
+                 profile: str) -> ReconnectScreen:
+        """The screen for ``host`` as ``link`` shows it, probing and adopting through the
+        engine's commands; ``w`` saves to ``config_path`` (if any) under ``profile``."""
+        view = link.view
+        status = view.state.value + (f": {view.error.kind.value}" if view.error and (
+            view.state is not ConnState.CONNECTED) else "")
+        saver: Saver | None = None
+        if config_path is not None:
+            from vditui.config.write import save_host_uri
+
+            def saver(uri: str) -> None:
+                save_host_uri(config_path, profile, host.name, uri)
+
+        async def adopter(uri: str) -> None:
+            await engine.use_uri(link.host_id, uri)
+
+        uris = [*link.uris, *(a for u in link.uris for a in alternatives(u))]
+        return cls(host, view.uri, status, uris, engine.probe_uris, adopter, saver, config_path)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app's one handler says what failed (a screen's workers report to the screen).
+        self.app.post_message(Worker.StateChanged(event.worker, event.state))
 
     def compose(self) -> ComposeResult:
         with Vertical(id="reconnect"):

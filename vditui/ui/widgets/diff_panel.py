@@ -4,22 +4,113 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from vditui.core import present
 from vditui.core.drift import DriftStatus
-from vditui.core.models import Drift, HostRow, VmRow, host_status_label, vdi_status_label
-from vditui.ui.view import BAD, data_age
+from vditui.core.events import SnapshotReady
+from vditui.core.models import (
+    Drift,
+    DriftKind,
+    HostRow,
+    VmRow,
+    host_status_label,
+)
+from vditui.ui.messages import Snapshot
+from vditui.ui.view import BAD
+from vditui.ui.widgets.host_tree import SUMMARY_INTERVAL, NodeRef
+
+_ALL = NodeRef("all")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the panel shows: the VM ``vm_key`` if set (and still there), else ``node``."""
+
+    vm_key: str | None = None
+    node: NodeRef = _ALL
 
 
 class DiffPanel(Static):
     DEFAULT_CSS = "DiffPanel { height: auto; padding: 0 1; }"
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__("Select a VM or a host.", **kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("Select a VM or a host.", **kw)
+        #: The app's injected clock: ages of kept libvirt data are counted on it.
+        self.clock: Callable[[], float] = time.time
+        self._snap: SnapshotReady | None = None
+        self._rows: dict[str, VmRow] | None = None  # the snapshot's rows by key, made on demand
+        self._selection = Selection()
+        self._shown_at = 0.0
+        self._timer_set = False
+
+    @property
+    def pending(self) -> bool:
+        """A snapshot is not shown yet."""
+        return self._timer_set
+
+    @property
+    def selection(self) -> Selection:
+        return self._selection
+
+    def select(self, selection: Selection) -> None:
+        """Show ``selection`` now (the app calls this as the cursor moves)."""
+        self._selection = selection
+        self._show()
+
+    def on_snapshot(self, message: Snapshot) -> None:
+        self._snap = message.snapshot
+        if message.rows is None:
+            self._rows = None
+        elif self._rows is not None:
+            self._rows.update(message.rows)
+        key = self._selection.vm_key
+        if key is not None and (message.rows is None or key in message.rows):
+            self._show()  # the selected VM changed: at once
+        elif not self._timer_set:
+            # A group's summary counts thousands of rows: a few times a second.
+            wait = self._shown_at + SUMMARY_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._show()
+            else:
+                self._timer_set = True
+                self.set_timer(wait, self._show)
+
+    def _show(self) -> None:
+        self._timer_set = False
+        self._shown_at = time.monotonic()
+        snap = self._snap
+        if snap is None or not self.is_attached:
+            return
+        cmp = snap.comparison
+        names = {h.host.id: h.host.name for h in cmp.hosts}
+        key = self._selection.vm_key
+        if self._rows is None and key is not None:
+            self._rows = {r.key: r for r in cmp.vms}
+        row = self._rows.get(key) if self._rows is not None and key is not None else None
+        if row is not None:
+            hid = row.virt_host_id or row.host_id
+            link = snap.hosts.get(hid)
+            view = link.view if link is not None else None
+            self.show_vm(row, names, snap.statuses(row.drifts), present.stale_since(view))
+            return
+        ref = self._selection.node
+        if ref.kind == "host":
+            hosts = [h for h in cmp.hosts if h.host.id == ref.id]
+            title = hosts[0].host.name if hosts else "host"
+        elif ref.kind == "pool":
+            hosts = [h for h in cmp.hosts if h.host.pool_id == ref.id]
+            title = f"pool {hosts[0].host.pool_name}" if hosts else "pool"
+        else:
+            hosts, title = list(cmp.hosts), "all hosts"
+        ids = {h.host.id for h in hosts}
+        self.show_group(title, hosts, [r for r in cmp.vms if r.host_id in ids], snap.statuses())
 
     # An update re-lays out the screen (the panel's height follows its content), so it is
     # skipped when what the panel would show has not changed: under an event storm the
@@ -33,20 +124,25 @@ class DiffPanel(Static):
 
     def show_vm(self, row: VmRow, host_names: dict[str, str],
                 status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> None:
-        age = int(time.time() - stale_since) if stale_since else 0
+        now = self.clock()
+        age = present.age(stale_since, now) if stale_since else ""
         sig = ("vm", row, tuple(status.get(d.ident) for d in row.drifts), age)
-        self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since))
+        self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since, now))
 
     def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
                    status: dict[tuple[str, str], DriftStatus]) -> None:
+        now = self.clock()
         drifts = tuple((d, status.get(d.ident)) for r in vms for d in r.drifts)
-        sig = ("group", title, tuple(hosts), drifts)
-        self._update_if_changed(sig, lambda: group_diff(title, hosts, vms, status))
+        ages = tuple(present.age(s, now) for h in hosts if (s := present.stale_since(h.view)))
+        sig = ("group", title, tuple(hosts), drifts, ages)
+        self._update_if_changed(sig, lambda: group_diff(title, hosts, vms, status, now))
 
 
 def vm_diff(row: VmRow, host_names: dict[str, str],
-            status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> RenderableType:
-    kinds = {d.kind.value for d in row.drifts}
+            status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
+            now: float = 0.0) -> RenderableType:
+    """The selected VM field by field; ``now`` (the injected clock) ages stale data."""
+    kinds = {d.kind for d in row.drifts}
     vdi, virt = row.vdi, row.virt
     t = Table(box=None, pad_edge=False, expand=True, show_edge=False)
     t.add_column("field", style="bold", no_wrap=True)
@@ -59,23 +155,25 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
         t.add_row(field, Text(str(a), style=BAD if bad else ""),
                   Text(str(b), style=BAD if bad else ""), mark)
 
-    present = {"only_in_vdi", "only_in_libvirt"} & kinds
+    missing = present.MISSING
     line("present", "yes" if vdi else "no", "yes" if virt else
-         ("unknown (host unreachable)" if not row.checked else "no"), bool(present))
-    line("host", host_names.get(vdi.host_id, vdi.host_id) if vdi else "—",
-         host_names.get(row.virt_host_id or "", "—") if virt else "—", "placement" in kinds)
-    line("state", vdi_status_label(vdi.status) if vdi else "—",
-         virt.state.value if virt else "—", "state" in kinds)
-    line("vCPU", vdi.vcpu if vdi and vdi.vcpu is not None else "—",
-         virt.vcpu if virt and virt.vcpu is not None else "—", "vcpu" in kinds)
-    line("memory MiB", vdi.memory_mb if vdi and vdi.memory_mb is not None else "—",
-         virt.memory_kib // 1024 if virt and virt.memory_kib is not None else "—",
-         "memory" in kinds)
-    line("id / uuid", vdi.id if vdi else "—", virt.uuid if virt else "—", False)
+         ("unknown (host unreachable)" if not row.checked else "no"),
+         bool({DriftKind.ONLY_IN_VDI, DriftKind.ONLY_IN_LIBVIRT} & kinds))
+    line("host", host_names.get(vdi.host_id, vdi.host_id) if vdi else missing,
+         host_names.get(row.virt_host_id or "", missing) if virt else missing,
+         DriftKind.PLACEMENT in kinds)
+    line("state", present.vdi_state(vdi) or missing, present.virt_state(virt) or missing,
+         DriftKind.STATE in kinds)
+    line("vCPU", vdi.vcpu if vdi and vdi.vcpu is not None else missing,
+         virt.vcpu if virt and virt.vcpu is not None else missing, DriftKind.VCPU in kinds)
+    line("memory MiB", present.vdi_memory(vdi) or missing, present.virt_memory(virt) or missing,
+         DriftKind.MEMORY in kinds)
+    line("id / uuid", vdi.id if vdi else missing, virt.uuid if virt else missing, False)
     parts: list[RenderableType] = [Text(row.name, style="bold"), t]
     if stale_since:
-        parts.append(Text(f"libvirt data is {data_age(stale_since)} old (stale): the host's "
-                          "connection dropped and vditui is reconnecting", style="italic yellow"))
+        parts.append(Text(f"libvirt data is {present.age(stale_since, now)} old (stale): the "
+                          "host's connection dropped and vditui is reconnecting",
+                          style="italic yellow"))
     parts += [_drift_line(d, status) for d in row.drifts]
     if not row.drifts:
         parts.append(Text("no difference" if row.checked else
@@ -85,13 +183,17 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
 
 def _drift_line(d: Drift, status: dict[tuple[str, str], DriftStatus]) -> Text:
     st = status.get(d.ident)
-    tag = "pending" if st is DriftStatus.PENDING else d.severity.name.lower()
-    return Text.assemble(("! " if tag != "pending" else "… ", BAD),
-                         (f"{d.kind.value} [{tag}]: ", "bold"), d.message)
+    pending = st is DriftStatus.PENDING
+    tag = "pending" if pending else d.severity.name.lower()
+    mark = present.PENDING_MARK if pending else present.CONFIRMED_MARK
+    return Text.assemble((f"{mark} ", BAD),
+                         (f"{present.kind_name(d.kind)} [{tag}]: ", "bold"), d.message)
 
 
 def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
-               status: dict[tuple[str, str], DriftStatus]) -> RenderableType:
+               status: dict[tuple[str, str], DriftStatus], now: float = 0.0) -> RenderableType:
+    """A host's or pool's connections and drifts by kind; ``now`` (the injected clock) ages
+    stale data."""
     parts: list[RenderableType] = [Text(title, style="bold")]
     for h in hosts:
         v = h.view
@@ -105,17 +207,16 @@ def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
             if v.error.hint:
                 parts.append(Text(f"  hint: {v.error.hint}  (press c to reconnect)",
                                   style="italic"))
-        if v is not None and v.domains is not None and v.read_at and (
-                v.state.value != "connected"):
-            parts.append(Text(f"  libvirt data is {data_age(v.read_at)} old (stale): the last "
+        if since := present.stale_since(v):
+            parts.append(Text(f"  libvirt data is {present.age(since, now)} old (stale): the last "
                               "read before the connection dropped", style="italic yellow"))
-    by_kind: dict[str, list[Drift]] = {}
+    by_kind: dict[DriftKind, list[Drift]] = {}
     for d in [*(d for h in hosts for d in h.drifts), *(d for r in vms for d in r.drifts)]:
-        by_kind.setdefault(d.kind.value, []).append(d)
+        by_kind.setdefault(d.kind, []).append(d)
     if not by_kind:
         parts.append(Text("no drift", style="dim"))
-    for kind, items in sorted(by_kind.items()):
-        parts.append(Text(f"{kind} ({len(items)})", style="bold"))
+    for kind, items in ((k, by_kind[k]) for k in DriftKind if k in by_kind):
+        parts.append(Text(f"{present.kind_name(kind)} ({len(items)})", style="bold"))
         parts += [Text(f"  {d.subject}: {d.message}" +
                        (" [pending]" if status.get(d.ident) is DriftStatus.PENDING else ""))
                   for d in items[:20]]

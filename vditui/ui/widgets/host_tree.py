@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from vditui.core.events import SnapshotReady
 from vditui.core.models import Comparison
+from vditui.core.present import stale_hosts
+from vditui.ui.messages import Snapshot
 from vditui.ui.view import drift_count_label, host_label
+
+#: The tree counts thousands of rows: a few times a second is enough, and leaves the loop to
+#: the events.
+SUMMARY_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -23,18 +33,57 @@ class NodeRef:
 class HostTree(Tree[NodeRef]):
     DEFAULT_CSS = "HostTree { width: 30; min-width: 24; }"
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(Text("all hosts", style="bold"), data=NodeRef("all"), **kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(Text("all hosts", style="bold"), data=NodeRef("all"), **kw)
         self.show_root = True
         self.guide_depth = 2
         self._pools: dict[str, TreeNode[NodeRef]] = {}
         self._hosts: dict[str, TreeNode[NodeRef]] = {}
         self._labels: dict[str, str] = {}
+        #: The app's injected clock: ages of kept libvirt data are counted on it.
+        self.clock: Callable[[], float] = time.time
+        self._snap: SnapshotReady | None = None
+        self._shown_at = 0.0
+        self._timer_set = False
+
+    def on_mount(self) -> None:
+        # Connecting hosts count the seconds, stale ones the age of their data.
+        self.set_interval(1.0, self._tick)
+
+    @property
+    def pending(self) -> bool:
+        """A snapshot is not shown yet."""
+        return self._timer_set
+
+    def on_snapshot(self, message: Snapshot) -> None:
+        self._snap = message.snapshot
+        if self._timer_set:
+            return
+        wait = self._shown_at + SUMMARY_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._show()
+        else:
+            self._timer_set = True
+            self.set_timer(wait, self._show)
+
+    def _show(self) -> None:
+        self._timer_set = False
+        self._shown_at = time.monotonic()
+        snap = self._snap
+        if snap is not None and self.is_attached:
+            self.update_from(snap.comparison, time.monotonic(), _connecting(snap))
+
+    def _tick(self) -> None:
+        snap = self._snap
+        if snap is not None and not self._timer_set and (
+                _connecting(snap) or stale_hosts(list(snap.comparison.hosts))):
+            self._show()
 
     def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float]) -> None:
         """Add pools and hosts not yet shown and relabel those whose label changed."""
         if not self.root.is_expanded:  # expanding again still re-lays out the tree
             self.root.expand()
+        wall = self.clock()
         vm_drifts: dict[str, int] = {}
         pool_drifts: dict[str, int] = {}
         for r in cmp.vms:
@@ -54,7 +103,7 @@ class HostTree(Tree[NodeRef]):
             self._set_label("pool:" + pid, pool, drift_count_label(
                 h.host.pool_name or "(no pool)", pool_drifts.get(h.host.pool_id, 0)))
             label = host_label(h, vm_drifts.get(h.host.id, 0), now,
-                               connecting.get(h.host.id, 0.0))
+                               connecting.get(h.host.id, 0.0), wall)
             node = self._hosts.get(h.host.id)
             if node is None:
                 node = pool.add_leaf(label, data=NodeRef("host", h.host.id))
@@ -66,3 +115,9 @@ class HostTree(Tree[NodeRef]):
         if self._labels.get(key) != markup:
             self._labels[key] = markup
             node.set_label(label)
+
+
+def _connecting(snap: SnapshotReady) -> dict[str, float]:
+    """Host id -> when its current connection attempt began, for the hosts connecting."""
+    return {hid: link.connecting_since for hid, link in snap.hosts.items()
+            if link.connecting_since}

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
+
+from vditui.core.events import PlatformFailed, PlatformRefreshed
+from vditui.core.present import age
+from vditui.ui.messages import EngineEvents
 
 #: Cells the platform's failure cause may take, so "(data N s old, stale)" fits on 80 columns.
 CAUSE_WIDTH = 44
@@ -27,8 +32,8 @@ def platform_cause(message: str, url: str) -> str:
 class TopBar(Static):
     DEFAULT_CSS = "TopBar { height: auto; max-height: 4; background: $primary-background; }"
 
-    def __init__(self, platform: str, user: str, warnings: list[str], **kw: object) -> None:
-        super().__init__("", **kw)  # type: ignore[arg-type]
+    def __init__(self, platform: str, user: str, warnings: list[str], **kw: Any) -> None:
+        super().__init__("", **kw)
         self.platform, self.user, self.warnings = platform, user, warnings
         self.refreshed_at = 0.0
         self.vdi_error = ""
@@ -39,6 +44,19 @@ class TopBar(Static):
     def on_mount(self) -> None:
         self.set_interval(1.0, self.redraw)
         self.redraw()
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        changed = False
+        for e in message.events:
+            match e:
+                case PlatformFailed(message=text):
+                    self.vdi_error, changed = text, True
+                case PlatformRefreshed(warnings=warnings):
+                    self.vdi_error, changed = "", True
+                    self.refreshed_at = self.clock()
+                    self.data_warnings = list(warnings)
+        if changed:
+            self.redraw()
 
     def redraw(self) -> None:
         if self.vdi_error:
@@ -64,5 +82,4 @@ class TopBar(Static):
         self.update(t)
 
     def _age(self) -> str:
-        s = max(0, int(self.clock() - self.refreshed_at))
-        return f"{s} s" if s < 120 else f"{s // 60} min"
+        return age(self.refreshed_at, self.clock())

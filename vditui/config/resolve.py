@@ -1,8 +1,8 @@
 """Resolving: the config file's chosen profile, the command-line flags and the environment
-become the one :class:`~vditui.config.Profile` to run with, and the password is fetched
+become the one `Profile` to run with, and the password is fetched
 (``VDITUI_PASSWORD``, ``password_env``, ``password_command``, the file, or a prompt).
 
-Precedence is described in :mod:`vditui.config`. Never imports Textual.
+Precedence is described in :mod:`vditui.config`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from vditui import config_checks as checks
-from vditui.config import (
-    PASSWORD_COMMAND_TIMEOUT,
-    Config,
-    ConfigError,
-    Profile,
-)
-from vditui.config_checks import Check
+from vditui.config import checks
+from vditui.config.checks import Check
+from vditui.config.errors import UNSET, ConfigError
+from vditui.config.profile import Config, Profile
+
+PASSWORD_COMMAND_TIMEOUT = 10.0
+"""Seconds a ``password_command`` may run; a hung pinentry must not freeze start-up forever."""
 
 
 def resolve_profile(
@@ -75,13 +74,14 @@ def resolve_profile(
         if value is not None:
             changes[field_name] = _option(option, value, checks.FIELDS[field_name])
     if uri_templates is not None:
-        changes["uri_templates"] = _option("--uri", list(uri_templates), checks.templates)
+        changes["uri_templates"] = _option("--uri", list(uri_templates),
+                                           checks.FIELDS["uri_templates"])
     if timeout is not None:
-        seconds = _option("--timeout", timeout, checks.POSITIVE)
+        seconds = _option("--timeout", timeout, checks.FIELDS["connect_timeout"])
         changes["connect_timeout"] = seconds
         changes["call_timeout"] = max(base.call_timeout, seconds)
     if grace is not None:
-        changes["grace"] = _option("--grace", grace, checks.NON_NEGATIVE)
+        changes["grace"] = _option("--grace", grace, checks.FIELDS["grace"])
     if insecure:
         changes["verify_ssl"] = False
     resolved = replace(base, **changes)
@@ -100,7 +100,7 @@ def _option(option: str, value: Any, check: Check) -> Any:
     try:
         return check(value)
     except checks.Invalid as exc:
-        got = value if exc.got is checks.UNSET else exc.got
+        got = value if exc.got is UNSET else exc.got
         raise ConfigError(None, None, option, f"expected {exc.expected}", got) from None
 
 

@@ -1,8 +1,9 @@
 """Checks for the values of settings, shared by the config file reader and the command line.
 
 Each check takes the value as ``tomllib`` (or a flag) gave it and returns the value to store,
-or raises `Invalid` saying what was expected. The tables at the bottom map every key the file
-may hold to its `vditui.config.Profile` field and check. This module never imports Textual.
+or raises `Invalid` saying what was expected. Which check a setting gets is derived from the
+``kind`` (and bounds) in its field's metadata (see `vditui.core.settings`): the tables at the
+bottom map every key the file may hold to its `Profile` field and check.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import math
 import re
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import Field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from vditui.config import Secret
-
-UNSET: Any = object()
-"""Marks an argument that was not given, where None is a value someone could have written."""
+from vditui.config.errors import UNSET
+from vditui.config.profile import Profile, Secret
 
 Check = Callable[[Any], Any]
 """A check: the value as read in, to the value to store; raises `Invalid`."""
@@ -94,10 +93,6 @@ def text(value: Any) -> str:
 
 
 def secret(value: Any) -> Secret:
-    # Secret lives with the other public types in vditui.config, which imports this module;
-    # importing it here, when a password is first checked, keeps the import graph acyclic.
-    from vditui.config import Secret
-
     if not isinstance(value, str):
         raise Invalid("a string")
     return Secret(value)
@@ -150,27 +145,33 @@ def whole(minimum: int) -> Check:
     return check
 
 
-POSITIVE = seconds(0, inclusive=False)
-NON_NEGATIVE = seconds(0, inclusive=True)
-FIELDS: dict[str, Check] = {
+_BY_KIND: dict[str, Check] = {
+    "flag": boolean,
+    "templates": templates,
     "url": url,
-    "username": text,
-    "password": secret,
-    "password_env": env_name,
-    "password_command": command,
-    "verify_ssl": boolean,
-    "uri_templates": templates,
-    "refresh_interval": POSITIVE,
-    "grace": NON_NEGATIVE,
-    "connect_timeout": POSITIVE,
-    "call_timeout": POSITIVE,
-    "page_size": whole(1),
-    "page_concurrency": whole(1),
-    "keepalive_interval": whole(0),
-    "keepalive_count": whole(1),
-    "reread_interval": NON_NEGATIVE,
-    "max_backoff": POSITIVE,
+    "text": text,
+    "secret": secret,
+    "env_name": env_name,
+    "command": command,
 }
+
+
+def check_of(f: Field[Any]) -> Check | None:
+    """The check for a `Profile` field, from the kind in its metadata; None for a field the
+    file cannot set (``name``) or that is read apart (``hosts``)."""
+    kind = f.metadata.get("kind")
+    if kind == "seconds":
+        return seconds(f.metadata["minimum"], f.metadata["inclusive"])
+    if kind == "count":
+        return whole(f.metadata["minimum"])
+    if kind is None or kind == "hosts":
+        return None
+    if kind not in _BY_KIND:  # a new kind of setting needs its check here, not silence
+        raise TypeError(f"setting {f.name!r}: no check for kind {kind!r}")
+    return _BY_KIND[kind]
+
+
+FIELDS: dict[str, Check] = {f.name: c for f in fields(Profile) if (c := check_of(f)) is not None}
 """The check for each `Profile` field that a profile table may set."""
 # key in the file -> (Profile field, check); "hosts" is a nested table handled apart.
 PROFILE_KEYS = {key: (key, check) for key, check in FIELDS.items()}

@@ -1,9 +1,9 @@
-"""Writing the config file: per-host libvirt URIs saved from the probe, and a starter file.
+"""Writing the config file: per-host libvirt URIs saved from the probe; private files.
 
 tomlkit edits the operator's document in place, so their comments, ordering and formatting
 survive and only the table being added or changed differs. Every file vditui writes replaces the
 old one atomically (a temp file in the same directory, then ``os.replace``) with mode 0600, as it
-may hold a password. This module never imports Textual.
+may hold a password.
 
 Where a URI goes: ``[profiles.<profile>.hosts."<host>"]``, except for the profile "default" of a
 file in the legacy layout (``[vdi]`` / ``[libvirt]``), whose hosts live in
@@ -22,13 +22,9 @@ import tomlkit
 from tomlkit.exceptions import ParseError
 from tomlkit.items import InlineTable, KeyType, SingleKey, Table
 
-from vditui.config import (
-    LEGACY_PROFILE,
-    ConfigError,
-    Profile,
-    default_config_path,
-    parse_config,
-)
+from vditui.config.errors import ConfigError
+from vditui.config.load import parse_config
+from vditui.config.profile import LEGACY_PROFILE
 from vditui.tomlpos import dotted, find_line
 
 _Container = tomlkit.TOMLDocument | Table | InlineTable
@@ -92,74 +88,6 @@ def _descend(doc: tomlkit.TOMLDocument, keypath: tuple[str, ...], path: Path, te
             raise ConfigError(path, find_line(text, where), dotted(where), "expected a table")
         container = child
     return container
-
-
-def write_default_config(
-    path: Path | None, url: str, username: str, profile: str = LEGACY_PROFILE
-) -> Path:
-    """Create a commented starter file with one profile; returns where it was written.
-
-    Refuses to overwrite an existing file. ``path`` None means the default file.
-    """
-    target = _real_path(path if path is not None else default_config_path())
-    if target.exists():
-        raise ConfigError(target, None, None, "already exists; not overwriting it")
-    d = Profile()
-    text = f"""\
-# vditui settings: one [profiles.NAME] table per VDI platform; choose one with --profile.
-# Every setting is described on the Profile class in vditui/config.py.
-default_profile = {_toml(profile)}
-
-[profiles.{_key(profile)}]
-url = {_toml(url)}
-username = {_toml(username)}
-# Password, first match wins: $VDITUI_PASSWORD, then one of these:
-# password_env = "OCV_PASSWORD"        # names a variable holding it
-# password_command = "pass show vdi"   # prints it (run without a shell)
-# password = "..."                     # in this file: keep it chmod 600
-verify_ssl = true
-uri_templates = {tomlkit.item(list(d.uri_templates)).as_string()}
-{_defaults()}
-
-# A fixed libvirt URI for one host, by its VDI name or IP (vditui adds these when asked):
-# [profiles.{_key(profile)}.hosts."hv-01"]
-# uri = "qemu+ssh://root@10.0.0.5/system"
-"""
-    parse_config(text, target)  # rejects a bad URL or user name before anything is written
-    write_private(target, text)
-    return target
-
-
-_NOTES = {
-    "refresh_interval": "seconds between re-reads of the platform",
-    "grace": "seconds a disagreement must last to count as drift",
-    "connect_timeout": "seconds to connect (libvirt or the platform)",
-    "call_timeout": "seconds for one libvirt call or platform request",
-    "page_size": "items per page of the platform's lists",
-    "page_concurrency": "pages fetched at once",
-    "keepalive_interval": "seconds between libvirt keepalives; 0 = off",
-    "keepalive_count": "missed keepalives before a host counts as lost",
-    "reread_interval": "seconds between full libvirt re-reads; 0 = never",
-    "max_backoff": "longest wait between reconnection attempts",
-}
-
-
-def _defaults() -> str:
-    """The tunables, commented out at their defaults, so operators see what they can change."""
-    d = Profile()
-    lines = [f"# {key} = {getattr(d, key)!r}" for key in _NOTES]
-    width = max(map(len, lines)) + 2
-    return "\n".join(
-        f"{line:<{width}}# {note}" for line, note in zip(lines, _NOTES.values(), strict=True)
-    )
-
-
-def _toml(value: str) -> str:
-    return tomlkit.item(value).as_string()
-
-
-def _key(name: str) -> str:
-    return SingleKey(name).as_string()
 
 
 def _real_path(path: Path) -> Path:

@@ -1,0 +1,141 @@
+"""What the engine tells its faces: a small union of frozen events, each self-contained.
+
+A face (the TUI, ``watch``, ``check``) listens to :class:`~vditui.core.engine.Engine` and
+dispatches on these classes (``match``); it never reads the engine's own state. Everything a face
+draws is in an event: a :class:`SnapshotReady` carries the comparison, every drift's status and
+first-seen time, and every host's live connection; commands (refresh, probe, use a URI) are
+methods of the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vditui.core.drift import DriftChange, DriftState, DriftStatus
+from vditui.core.models import Comparison, ConnState, Drift, HostView, VdiInventory, VmRow
+from vditui.core.session import DomainEvent
+
+Ident = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class HostLink:
+    """One host's libvirt connection as it stands: the session's view (state, URI, transport,
+    last error, when its data was read) plus what the view does not say."""
+
+    view: HostView
+    name: str
+    #: Monotonic time the current (re)connection attempt began; 0 when not connecting.
+    connecting_since: float
+    #: The URIs the session tries, in order (the first that works is kept).
+    uris: tuple[str, ...]
+    #: True once the first attempt ended: read, or failed.
+    settled: bool
+
+    @property
+    def host_id(self) -> str:
+        return self.view.host_id
+
+    @property
+    def state(self) -> ConnState:
+        return self.view.state
+
+    def describe(self) -> str:
+        """One line: name, state, URI, and the error while not connected."""
+        v = self.view
+        line = f"{self.name}: {v.state.value} {v.uri}"
+        if v.error is not None and v.state is not ConnState.CONNECTED:
+            line += f": {v.error.kind.value}: {v.error.message}"
+        return line
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRefreshed:
+    """A platform refresh succeeded. ``warnings``: what this answer got wrong (empty when it
+    was clean), standing until the next refresh; ``new_warnings``: those not raised by the
+    refresh before; ``recovered``: the refresh before had failed."""
+
+    at: float
+    inventory: VdiInventory
+    warnings: tuple[str, ...] = ()
+    new_warnings: tuple[str, ...] = ()
+    recovered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformFailed:
+    """A platform refresh failed; ``message`` names the platform URL and the cause."""
+
+    at: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostChanged:
+    """A host's connection state changed (connecting, connected, reconnecting, failed)."""
+
+    at: float
+    host: HostLink
+
+
+@dataclass(frozen=True, slots=True)
+class DomainChanged:
+    """A libvirt lifecycle event as the host's session applied it. ``seq`` counts the events:
+    a snapshot whose ``seq`` is lower does not include this one yet."""
+
+    at: float
+    seq: int
+    event: DomainEvent
+    host_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DriftChanged:
+    """A drift became pending, confirmed or resolved."""
+
+    at: float
+    change: DriftChange
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReady:
+    """A new comparison, with all a face needs to draw it.
+
+    ``seq``: the domain events it includes (see :class:`DomainChanged`). ``rows``: the only rows
+    that differ from the previous snapshot's (the others equal and in the same places); None
+    when rows came, went or moved. ``drifts``: the status and first-seen time of every drift of
+    the comparison. ``hosts``: every host's connection, read with the comparison's views.
+    """
+
+    at: float
+    seq: int
+    comparison: Comparison
+    drifts: Mapping[Ident, DriftState]
+    hosts: Mapping[str, HostLink]
+    rows: tuple[VmRow, ...] | None = None
+    #: Every host has been read or has failed once.
+    settled: bool = False
+    #: The standing warnings of the platform answer this comparison is built on.
+    platform_warnings: tuple[str, ...] = ()
+    #: Made by re-judging the rows of lifecycle events only (not a full pass).
+    incremental: bool = False
+
+    def status(self, drift: Drift) -> DriftStatus | None:
+        state = self.drifts.get(drift.ident)
+        return state.status if state is not None else None
+
+    def statuses(self, drifts: tuple[Drift, ...] | None = None) -> dict[Ident, DriftStatus]:
+        """Drift ident -> status, for ``drifts`` (by default every drift of the comparison)."""
+        got = self.drifts
+        return {d.ident: st.status for d in (self.comparison.drifts if drifts is None else drifts)
+                if (st := got.get(d.ident)) is not None}
+
+    def confirmed(self) -> list[Drift]:
+        """The comparison's confirmed drifts, in the comparison's order (most severe first)."""
+        return [d for d in self.comparison.drifts
+                if self.status(d) is DriftStatus.CONFIRMED]
+
+
+EngineEvent = (PlatformRefreshed | PlatformFailed | HostChanged | DomainChanged | DriftChanged
+               | SnapshotReady)

@@ -1,0 +1,127 @@
+"""Every setting an operator may give, defined once: its default, its docstring, its bounds.
+
+`Settings` is the one definition. The rest is derived from it: the config file's profile
+(``vditui.config.Profile`` subclasses it), the file's checks (``vditui.config.checks`` reads each
+field's ``kind`` and bounds), the engine's settings (`EngineSettings` subclasses it), a host
+session's settings (`SessionSettings`, below, too) and the platform client's defaults
+(`DEFAULTS`). Adding a setting is one field here.
+
+Each field is declared with one of the helpers below, which record in the field's metadata:
+``doc`` (what the operator reads), ``kind`` (how the file checks it: ``flag``, ``seconds``,
+``count``, ``templates`` or ``hosts``) and, for numbers, ``minimum`` and ``inclusive``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
+
+from vditui.core.uris import DEFAULT_TEMPLATES
+
+
+def flag(default: bool, doc: str) -> bool:
+    """A true/false setting."""
+    return field(default=default, metadata={"doc": doc, "kind": "flag"})
+
+
+def seconds(default: float, doc: str, *, minimum: float = 0.0, inclusive: bool) -> float:
+    """A duration: a finite number of seconds, at least (or above) ``minimum``."""
+    meta = {"doc": doc, "kind": "seconds", "minimum": minimum, "inclusive": inclusive}
+    return field(default=default, metadata=meta)
+
+
+def count(default: int, doc: str, *, minimum: int) -> int:
+    """A whole number, at least ``minimum``."""
+    return field(default=default, metadata={"doc": doc, "kind": "count", "minimum": minimum})
+
+
+def templates(default: tuple[str, ...], doc: str) -> tuple[str, ...]:
+    """A non-empty list of libvirt URI templates."""
+    return field(default=default, metadata={"doc": doc, "kind": "templates"})
+
+
+def host_table(doc: str) -> dict[str, str]:
+    """A URI per host; the file spells it as a ``hosts`` table of ``{ uri = "..." }``."""
+    return field(default_factory=dict, hash=False, metadata={"doc": doc, "kind": "hosts"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The settings a profile may set, each with its default and its docstring."""
+
+    verify_ssl: bool = flag(True, "Check the platform's TLS certificate; ``--insecure`` turns "
+                                  "this off.")
+    uri_templates: tuple[str, ...] = templates(
+        DEFAULT_TEMPLATES,
+        "libvirt URIs to try for a host, in order; ``{ip}`` and ``{name}`` are filled in.")
+    host_uris: dict[str, str] = host_table(  # noqa: RUF009 - a Field with a default_factory
+        "A fixed libvirt URI per host, keyed by the host's VDI name or IP; beats the templates.")
+    refresh_interval: float = seconds(
+        30.0, "Seconds between re-reads of the platform's API.", inclusive=False)
+    grace: float = seconds(
+        10.0, "Seconds a disagreement must persist before it is reported as drift, so that "
+              "operations in flight are not flagged.", inclusive=True)
+    connect_timeout: float = seconds(
+        5.0, "Seconds allowed to open a libvirt connection or the platform's HTTP connection.",
+        inclusive=False)
+    call_timeout: float = seconds(
+        10.0, "Seconds allowed for one libvirt call or one platform request.", inclusive=False)
+    page_size: int = count(100, "Items asked for per page of the platform's list endpoints.",
+                           minimum=1)
+    page_concurrency: int = count(4, "Pages of one list fetched at the same time.", minimum=1)
+    keepalive_interval: int = count(
+        2, "Seconds between libvirt keepalive probes; 0 turns keepalives off.", minimum=0)
+    keepalive_count: int = count(
+        2, "Unanswered keepalive probes before a libvirt connection counts as dead.", minimum=1)
+    reread_interval: float = seconds(
+        300.0, "Seconds between full re-reads of libvirt, a safety net behind its events; "
+               "0 never.", inclusive=True)
+    max_backoff: float = seconds(
+        4.0, "Longest wait, in seconds, between reconnection attempts to a lost host.",
+        inclusive=False)
+
+
+DEFAULTS = Settings()
+"""Every setting at its default, for code that takes settings one by one (the platform client)."""
+
+SETTINGS: tuple[Field[Any], ...] = fields(Settings)
+"""The settings' fields, in the order they are declared."""
+
+
+def values(settings: Settings) -> dict[str, Any]:
+    """The settings of ``settings`` (a `Settings` or any subclass) by name, to build another
+    subclass from: ``EngineSettings(url=..., **values(profile))``."""
+    return {f.name: getattr(settings, f.name) for f in SETTINGS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings(Settings):
+    """Everything the engine needs: where the platform is and how to log in, plus `Settings`.
+
+    Built by the launch module (``vditui.launch``) from the config, the flags and the
+    environment, or from a lab for ``--demo``.
+    """
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+    debounce: float = 0.05
+    """Least seconds between two reconciles; not an operator's setting."""
+
+    def session_settings(self) -> SessionSettings:
+        """What a host session needs; subclasses may adjust it (tests slow the backoff)."""
+        return SessionSettings(**values(self))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionSettings(Settings):
+    """`Settings` plus a host session's own knobs, which are not an operator's settings."""
+
+    min_backoff: float = 0.5
+    """First wait, in seconds, before reconnecting to a lost host; doubles up to max_backoff."""
+    info_concurrency: int = 8
+    """Per-domain reads in flight per host, for the first read."""
+    reread_info_concurrency: int = 2
+    """The same for re-reads of a connected host (a refresh), whose data is already on screen:
+    gentler, so that 50 hosts re-reading at once do not hold hundreds of threads that starve the
+    event loop of the GIL (drivers with bulk stats need no per-domain reads at all)."""

@@ -1,0 +1,117 @@
+"""The event log: one line per lifecycle event, drift change, host and platform change, written in
+batches a few times a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from vditui.core.events import (
+    DomainChanged,
+    DriftChanged,
+    EngineEvent,
+    HostChanged,
+    PlatformFailed,
+    PlatformRefreshed,
+)
+from vditui.ui.messages import EngineEvents
+
+LOG_INTERVAL = 0.25  # the log is written at most this often (see _write_batch)
+LOG_BATCH = 200  # ... and at most this many lines at a time
+MAX_LOG_LINES = 2000
+_DRIFT_STYLE = {"pending": "yellow", "confirmed": "bold red", "resolved": "green"}
+
+
+class EventLog(RichLog):
+    """Lines for the engine's events, stamped with the app's clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kw: object) -> None:
+        super().__init__(max_lines=MAX_LOG_LINES, wrap=True, markup=False,
+                         **kw)  # type: ignore[arg-type]
+        self.clock = clock
+        self._queued: list[Text] = []
+        self._written_at = 0.0
+        self._timer_set = False
+
+    @property
+    def pending(self) -> bool:
+        """Lines are queued and not written yet."""
+        return self._timer_set
+
+    def on_engine_events(self, message: EngineEvents) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        lines = self._queued
+        for e in message.events:
+            line = _line(e, stamp)
+            if isinstance(line, Text):
+                lines.append(line)
+            elif line:
+                lines.extend(line)
+        if lines:
+            self._schedule()
+
+    def note(self, line: Text) -> None:
+        """Add a line of the app's own (a failed worker), with the engine's."""
+        self._queued.append(line)
+        self._schedule()
+
+    def clear(self) -> EventLog:
+        """Forget every line, shown or still queued."""
+        self._queued.clear()
+        super().clear()
+        return self
+
+    def _schedule(self) -> None:
+        # Every write changes the log's size, and that re-lays out the whole screen: so the log
+        # is written a few times a second, while table cells follow events at once.
+        if self._timer_set:
+            return
+        wait = self._written_at + LOG_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._write_batch()
+        else:
+            self._timer_set = True
+            self.set_timer(wait, self._write_batch)
+
+    def _write_batch(self) -> None:
+        # Each write is one batch of at most LOG_BATCH lines (a refresh that moves hundreds of
+        # drifts queued 2,000 lines once, and their single write held the loop for 90 ms); the
+        # rest follows LOG_INTERVAL later.
+        self._timer_set = False
+        self._written_at = time.monotonic()
+        if not self._queued or not self.is_attached:
+            return
+        if len(self._queued) > MAX_LOG_LINES:  # the log keeps no more: older lines could not show
+            keep = MAX_LOG_LINES - 1
+            self._queued = [Text(f"… {len(self._queued) - keep} earlier lines not shown (the "
+                                 f"event log keeps the last {MAX_LOG_LINES})", style="dim"),
+                            *self._queued[-keep:]]
+        batch, self._queued = self._queued[:LOG_BATCH], self._queued[LOG_BATCH:]
+        self.write(Text("\n").join(batch))
+        if self._queued:
+            self._timer_set = True
+            self.set_timer(LOG_INTERVAL, self._write_batch)
+
+
+def _line(e: EngineEvent, stamp: str) -> Text | list[Text] | None:
+    match e:
+        case DomainChanged(event=ev, host_name=host):
+            old = ev.old.state.value if ev.old else "—"
+            new = ev.new.state.value if ev.new else "gone"
+            return Text(f"{stamp} {host} {ev.name}: {ev.event} ({old} → {new})")
+        case DriftChanged(change=ch):
+            d, st = ch.drift, ch.status.value
+            return Text(f"{stamp} drift {st}: {d.subject}: {d.message}", style=_DRIFT_STYLE[st])
+        case HostChanged(host=host):
+            return Text(f"{stamp} {host.describe()}", style="cyan")
+        case PlatformFailed(message=message):
+            return Text(f"{stamp} platform: {message}", style="bold red")
+        case PlatformRefreshed(new_warnings=new, recovered=recovered):
+            lines = [Text(f"{stamp} platform warning: {w}", style="bold yellow") for w in new]
+            if recovered:
+                lines.append(Text(f"{stamp} platform: reachable again", style="green"))
+            return lines
+    return None
