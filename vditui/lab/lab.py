@@ -249,6 +249,7 @@ class Lab:
             failed = [h for h, err in zip(hosts, errors, strict=True) if err is not None]
             for h in failed:  # started here, not in the pool: see the sshd above
                 self._serve_with_test_driver(h)
+            self.fallbacks = {n: self.fallbacks[n] for n in self.hosts if n in self.fallbacks}
             if self.fallbacks:
                 log.warning("QEMU unavailable, test driver instead for %s", self.fallback_line())
             self.vdi = VdiServer(self.scenario, {n: h.ip for n, h in self.hosts.items()},
@@ -288,8 +289,9 @@ class Lab:
 
     def fallback_line(self) -> str:
         """Which qemu hosts the test driver serves, and why, in one line ('' if none)."""
-        reasons = dict.fromkeys(self._qemu_missing.values())
-        return f"{', '.join(self._qemu_missing)}: {'; '.join(reasons)}" if reasons else ""
+        hosts = [n for n in self.hosts if n in self._qemu_missing]
+        reasons = dict.fromkeys(self._qemu_missing[n] for n in hosts)
+        return f"{', '.join(hosts)}: {'; '.join(reasons)}" if reasons else ""
 
     def _bring_up(self, h: LabHost) -> None:
         h.daemon.wait_ready()
