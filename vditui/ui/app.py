@@ -102,6 +102,8 @@ class VdiApp(App[int]):
     def on_mount(self) -> None:
         tune_gc()  # see vditui.tuning (cli.main does the same for the headless commands)
         self.query_one("#top", TopBar).clock = self.clock
+        self.query_one("#hosts", HostTree).clock = self.clock
+        self.query_one("#diff", DiffPanel).clock = self.clock
         self.query_one("#events", EventLog).border_title = "events"
         self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
         self._apply_width(self.size.width)
