@@ -56,10 +56,10 @@ class LibvirtDaemon:
     """A libvirtd process listening on ``ip:port`` (TCP, no auth), serving the test driver.
 
     ``driver`` and ``uri_path`` are the one place a daemon's URI scheme and path live: a client
-    reaches it as ``{driver}+{transport}://HOST/{uri_path}``."""
+    reaches it as ``{driver}+{transport}://HOST{uri_path}``."""
 
     driver = "test"
-    uri_path = "default"
+    uri_path = "/default"
 
     def __init__(self, name: str, workdir: Path, ip: str, port: int | None = None) -> None:
         self.name = name
@@ -74,7 +74,7 @@ class LibvirtDaemon:
 
     @property
     def uri(self) -> str:
-        return f"{self.driver}+tcp://{self.ip}:{self.port}/{self.uri_path}"
+        return f"{self.driver}+tcp://{self.ip}:{self.port}{self.uri_path}"
 
     def _write_config(self) -> Path:
         for sub in ("run", "drivers", "config", "cache", "state"):

@@ -133,13 +133,13 @@ class LabHost:
     def ssh_uri(self) -> str:
         """``test+ssh://USER@IP:PORT/default?keyfile=...&socket=...&proxy=netcat&no_tty=1&
         command=...``: the lab's key, and an ssh wrapper that verifies the lab's host key."""
-        return self._need_sshd().uri(self.socket_path, f"/{self.daemon.uri_path}", self.driver)
+        return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver)
 
     @property
     def ssh_uri_without_key(self) -> str:
         """:attr:`ssh_uri` without ``keyfile=`` and with a wrapper offering no identity at all
         (no default keys, no agent): fails with ssh's "Permission denied (publickey)"."""
-        return self._need_sshd().uri(self.socket_path, f"/{self.daemon.uri_path}", self.driver,
+        return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver,
                                      keyfile=False)
 
 

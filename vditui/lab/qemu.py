@@ -112,7 +112,7 @@ class QemuDaemon(LibvirtDaemon):
     """A privileged libvirtd with only the QEMU driver loaded, in its own mount namespace."""
 
     driver = "qemu"
-    uri_path = "system"
+    uri_path = "/system"
 
     @property
     def private(self) -> Path:
