@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold, live, report, wire
+from benchmarks import cold, live, qemu, report, wire
 from benchmarks.common import WorkerError, load_average, machine, run_worker
 from vditui.lab.daemon import LabError
 
@@ -24,15 +24,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scale_hosts": [1, 10, 50, 100], "scale_vms": [10, 100, 500], "scale_reps": 1,
         "live_size": (50, 100), "storm_s": 20.0, "idle_s": 30.0, "refreshes": 3,
         "slow_size": (50, 100), "slow_ms": 200.0, "table_rows": 10_000, "table_reps": 3,
+        "qemu_cold": (8, 50), "qemu_reps": 3, "qemu_idle_s": 10.0,
     },
     "quick": {
         "cold_sizes": [(10, 20), (1, 4)], "reps": 2,
         "scale_hosts": [1, 5], "scale_vms": [10, 50], "scale_reps": 1,
         "live_size": (10, 50), "storm_s": 4.0, "idle_s": 3.0, "refreshes": 1,
         "slow_size": (5, 20), "slow_ms": 100.0, "table_rows": 2_000, "table_reps": 1,
+        "qemu_cold": (3, 20), "qemu_reps": 1, "qemu_idle_s": 3.0,
     },
 }
-SECTIONS = ("cold", "scaling", "live", "table")
+SECTIONS = ("cold", "scaling", "live", "table", "qemu")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -161,11 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         log(f"table: drift only on/off over {t['rows']} rows: {t['vditui']['ms_median']} ms "
             f"(DataTable's measuring: {t['measuring']['ms_median']} ms, {t['ratio']}x)")
 
+    def run_qemu() -> None:
+        results["qemu"] = qemu.run(args.delay, prof["qemu_cold"], prof["qemu_reps"],
+                                   prof["qemu_idle_s"], tap, log)
+
     try:
         section("cold", run_cold)
         section("scaling", run_scaling)
         section("live", run_live_section)
         section("table", run_table)
+        section("qemu", run_qemu)
     finally:
         tap.uninstall()
     results["machine"]["load_average_at_end"] = load_average()

@@ -107,6 +107,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         add("key press answered <= 100 ms during a full refresh", f"max {k['answer_ms_max']} ms "
             f"(p50 {k['answer_ms_p50']}, {k['presses']} presses)", k["answer_ms_max"] <= 100,
             lnote)
+    if results.get("qemu"):
+        from benchmarks.qemu import targets as qemu_targets
+
+        qemu_targets(results["qemu"], add)
     return rows
 
 
@@ -235,6 +239,10 @@ def markdown(results: dict[str, Any]) -> str:
                       f" ms, max {tm['loop_lag_ms_max']} ms; GC {tm['gc_ms_total']} ms in all "
                       f"({tm['gc2_count']} full collections, longest {tm['gc2_ms_max']} ms). "
                       f"Lab process CPU during the storm: {tui['lab_cpu_pct']} %."]
+    if results.get("qemu"):
+        from benchmarks.qemu import markdown as qemu_markdown
+
+        lines += qemu_markdown(results["qemu"])
     if results.get("errors"):
         lines += ["", "## Errors", ""] + [f"- {e}" for e in results["errors"]]
     if results.get("notes"):

@@ -16,6 +16,11 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 # The lab's TLS-only hosts: certtool makes their CA, server and client certificates.
 command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
+# The lab's qemu hosts: real QEMU/KVM guests under a privileged libvirtd with the QEMU driver.
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+ls /usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so >/dev/null 2>&1 \
+  || need+=(libvirt-daemon-driver-qemu)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   2>/dev/null || need+=(python3-dev)
@@ -29,6 +34,16 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# libvirt's QEMU driver refuses to start without this user and these groups (the lab's qemu
+# hosts run guests as root, but the driver checks they exist). Only root can add them; without
+# them the lab serves its qemu hosts with the test driver and says so.
+if [ "$(id -u)" -eq 0 ]; then
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent group kvm >/dev/null || groupadd --system kvm
+  getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home \
+    --home-dir /var/lib/libvirt --shell /usr/sbin/nologin -g libvirt-qemu -G kvm libvirt-qemu
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -23,7 +23,7 @@ def start_demo(chaos: float = 0.0) -> tuple[Lab, LabTarget]:
     lab = Lab(load_default()).start()
     try:
         target = LabTarget(url=lab.vdi_url, username=lab.username, password=lab.password,
-                           uri_template=lab.uri_template,
+                           uri_template=lab.uri_template, uri_templates=lab.uri_templates,
                            config_path=lab.workdir / "demo-config.toml",
                            host_uris=demo_host_uris(lab), notes=tuple(lab.fallbacks.values()))
         if chaos > 0:

@@ -42,6 +42,9 @@ class LabTarget:
     """Host name -> URI for the hosts the lab serves without tcp (ssh-only, tls-only)."""
     notes: tuple[str, ...] = ()
     """What the lab could not serve as the scenario asked (its fallbacks), one line each."""
+    uri_templates: tuple[str, ...] = ()
+    """Every template the lab's hosts answer to, in order (a lab mixing qemu and test-driver
+    hosts has two); empty: `uri_template` alone."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def resolve(options: Options, *, interactive: bool,
         # The lab is the whole configuration: no file is read, the flags may still tune it.
         config = Config(path=lab.config_path)
         profile = resolve_profile(
-            config, url=lab.url, user=lab.username, uri_templates=[lab.uri_template],
+            config, url=lab.url, user=lab.username,
+            uri_templates=list(lab.uri_templates) or [lab.uri_template],
             timeout=DEMO_TIMEOUT if options.timeout is None else options.timeout,
             grace=DEMO_GRACE if options.grace is None else options.grace,
             insecure=options.insecure, env=env)

@@ -612,7 +612,8 @@ def _run_check(lab: Lab, home: Path) -> subprocess.CompletedProcess[str]:
            "XDG_CACHE_HOME": str(home / "cache"), "LANG": "C.UTF-8",
            "VDITUI_PASSWORD": lab.password, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run([VDITUI, "check", "--url", lab.vdi_url, "--user", lab.username,
-                           "--uri-template", lab.uri_template, "--timeout", "1", "--grace", "0"],
+                           *(a for t in lab.uri_templates for a in ("--uri-template", t)),
+                           "--timeout", "1", "--grace", "0"],
                           env=env, capture_output=True, text=True, timeout=30,
                           stdin=subprocess.DEVNULL, cwd=home)
 

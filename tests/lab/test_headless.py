@@ -63,8 +63,9 @@ def cli_env(home: Path, password: str | None) -> dict[str, str]:
 
 
 def target(lab: Lab, url: str | None = None) -> list[str]:
-    return ["--url", url or lab.vdi_url, "--user", lab.username, "--uri-template",
-            lab.uri_template, "--timeout", "2", "--grace", "0"]
+    templates = [a for t in lab.uri_templates for a in ("--uri-template", t)]
+    return ["--url", url or lab.vdi_url, "--user", lab.username, *templates,
+            "--timeout", "2", "--grace", "0"]
 
 
 def secrets_of(lab: Lab, *extra: str) -> list[str]:

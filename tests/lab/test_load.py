@@ -97,7 +97,7 @@ NAMES = {1: "running", 3: "paused", 5: "shutoff"}
 
 class Host:
     def __init__(self, name, uri):
-        self.name, self.spec = name, NS(fault="none")
+        self.name, self.spec, self.driver = name, NS(fault="none"), "test"
         self.lock = threading.Lock()
         self.conn = libvirt.open(uri)
         self.doms = {}

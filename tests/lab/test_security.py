@@ -241,7 +241,8 @@ def write_config(path: Path, lab: Lab, *, password: str | None = None,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'# the operator\'s file\ndefault_profile = "lab"\n\n[profiles.lab]\n'
                     f'url = "{lab.vdi_url}"\nusername = "{lab.username}"\n{pw}\n'
-                    f'uri_templates = ["{lab.uri_template}"]\nconnect_timeout = 2.0\n'
+                    f'uri_templates = {json.dumps(list(lab.uri_templates))}\n'
+                    'connect_timeout = 2.0\n'
                     f'grace = 0.0\nverify_ssl = {str(verify_ssl).lower()}\n')
     path.chmod(file_mode)
     return path

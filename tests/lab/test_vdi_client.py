@@ -50,7 +50,7 @@ def md5(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def default() -> sc.Scenario:
-    return sc.load_default()
+    return sc.load_default().without_driver("qemu")
 
 
 Lab = Callable[..., Awaitable[tuple[VdiServer, VdiClient]]]

@@ -144,7 +144,7 @@ def login(client: httpx.Client, scen: sc.Scenario) -> str:
 
 @pytest.fixture(scope="module")
 def default() -> sc.Scenario:
-    return sc.load_default()
+    return sc.load_default().without_driver("qemu")
 
 
 @pytest.fixture(scope="module")

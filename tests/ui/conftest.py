@@ -52,7 +52,7 @@ def settings_for(lab: Lab, cls: type[EngineSettings] = EngineSettings,
     confirmed at once, so cells and markers do not depend on timing). Hosts not served over
     tcp are reached as the demo reaches them."""
     base: dict[str, Any] = {"url": lab.vdi_url, "username": lab.username,
-                            "password": lab.password, "uri_templates": (lab.uri_template,),
+                            "password": lab.password, "uri_templates": lab.uri_templates,
                             "host_uris": lab.client_uris(), "connect_timeout": 1.0, "grace": 0.0}
     base.update(overrides)
     return cls(**base)
@@ -61,7 +61,7 @@ def settings_for(lab: Lab, cls: type[EngineSettings] = EngineSettings,
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """The default scenario on a random free loopback subnet, for one test."""
-    with Lab(load_default()) as running:
+    with Lab(load_default().without_driver("qemu")) as running:
         yield running
 
 

@@ -140,6 +140,15 @@ def test_a_lab_target_is_the_whole_configuration(tmp_path: Path,
     assert "lab-pw" not in repr(lab) + repr(s)
 
 
+def test_a_lab_mixing_drivers_hands_every_template(tmp_path: Path) -> None:
+    templates = ("qemu+tcp://{ip}:16510/system", "test+tcp://{ip}/default")
+    lab = LabTarget(url="http://127.0.0.1:8088", username="admin", password="lab-pw",
+                    uri_template=templates[0], uri_templates=templates,
+                    config_path=tmp_path / "demo-config.toml")
+    assert resolve(Options(demo=True, lab=lab), interactive=False,
+                   env={}).settings.uri_templates == templates
+
+
 def test_without_a_password_source_resolve_says_so_and_never_prompts(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + "verify_ssl = false\n")
     with pytest.raises(ConfigError, match="no password: set VDITUI_PASSWORD"):

@@ -41,6 +41,26 @@ shutting-down agrees with both off and running because it is the moment between 
 sides are seconds apart by nature. A mismatch is a STATE drift, CRITICAL when one side says
 running (running, blocked) and the other shut off (off, shutoff, crashed), WARNING otherwise.
 
+vCPU and memory: which of libvirt's figures the platform's are compared with
+-----------------------------------------------------------------------------
+A guest has two vCPU counts (the vCPUs it runs with, ``<vcpu current='N'>``, and the most it
+may be hot-plugged to) and two memory figures (its configured size, ``<memory>``, and the
+balloon's current level, ``<currentMemory>``, which the host may lower under pressure).
+
+* ``cpu`` is compared with the vCPUs the guest runs with: what ``virsh dominfo`` shows as
+  CPU(s), ``dom.info()``'s count and ``getAllDomainStats``' ``vcpu.current`` (for a shut-off
+  guest, the configured current count). That is what an operator means by "the VM has 1 vCPU";
+  comparing with the maximum would report a false vCPU drift on every guest set up for
+  hot-plug, the first day the tool runs.
+* ``memory`` is compared with the configured size: ``<memory>``, ``dom.info()``'s maximum and
+  ``balloon.maximum``. The balloon's level moves on its own (the host takes memory back, the
+  guest's driver gives it up), so comparing with it would report drift that nobody made and
+  that comes and goes.
+
+Both read paths in ``virt.py`` (one ``getAllDomainStats`` for QEMU, ``info()`` per domain for
+drivers without bulk stats) give exactly these figures, proven on real QEMU guests in
+``tests/lab/test_qemu.py``.
+
 Active domains (running, blocked, paused, shutting-down, pmsuspended: a QEMU process exists)
 decide severities elsewhere: placement (runs elsewhere: CRITICAL; only defined elsewhere:
 WARNING; either, while the platform says busy or upgrading: INFO) and only-in-libvirt (active:

@@ -306,7 +306,9 @@ class HostSession:
         if self.domains is None:
             return
         old = self.domains.get(uuid)
-        kind = virt.EVENT_NAMES.get(event, f"event-{event}")
+        if virt.start_prelude(event, old.state if old else None):
+            return
+        kind = virt.event_kind(event, detail)
         target = virt.EVENT_STATE.get(event)
         if target is None:
             # defined / undefined: the event alone does not say vCPU or memory; look it up.

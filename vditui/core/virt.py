@@ -103,6 +103,30 @@ EVENT_NAMES = {
     libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: "pmsuspended",
     libvirt.VIR_DOMAIN_EVENT_CRASHED: "crashed",
 }
+# What real QEMU says in an event's detail that its name alone hides. A QEMU process killed from
+# outside (a crash, the OOM killer) is a STOPPED event with detail FAILED, never a CRASHED one
+# (QEMU sends that only for a guest panic with on_crash=preserve), and leaves the guest shut off.
+EVENT_DETAIL_NAMES = {
+    (libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED): "crashed",
+    (libvirt.VIR_DOMAIN_EVENT_SUSPENDED, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR):
+        "paused on I/O error",
+    (libvirt.VIR_DOMAIN_EVENT_SUSPENDED, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG):
+        "paused by watchdog",
+}
+
+
+def start_prelude(event: int, old: VirtState | None) -> bool:
+    """True for the RESUMED event QEMU sends just before STARTED when a shut-off guest starts
+    (QEMU is launched paused, then let run): not a resume, and STARTED follows at once."""
+    return event == libvirt.VIR_DOMAIN_EVENT_RESUMED and old in (VirtState.SHUTOFF,
+                                                                 VirtState.CRASHED)
+
+
+def event_kind(event: int, detail: int) -> str:
+    """The name an event is shown by: its detail's where that matters, else the event's."""
+    return EVENT_DETAIL_NAMES.get((event, detail)) or EVENT_NAMES.get(event, f"event-{event}")
+
+
 _CRED_TYPES = [libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE, libvirt.VIR_CRED_ECHOPROMPT,
                libvirt.VIR_CRED_NOECHOPROMPT, libvirt.VIR_CRED_REALM, libvirt.VIR_CRED_EXTERNAL]
 
@@ -224,15 +248,19 @@ class ReadResult:
 
 def read_domains(conn: Any, info_concurrency: int = 8) -> ReadResult:
     """Every domain with state, vCPU and memory, in as few round trips as the driver allows:
-    one ``getAllDomainStats`` where it reports vCPU and balloon stats (QEMU), else one
-    ``info()`` per domain, issued concurrently over the same connection."""
+    one ``getAllDomainStats`` where it reports vCPU and balloon stats (QEMU does, for running
+    and shut-off guests alike), else one ``info()`` per domain, issued concurrently over the
+    same connection. Both give the same figures for the same guest: ``vcpu.current`` is
+    ``info()``'s vCPU count, ``balloon.maximum`` its maximum memory."""
     stats = conn.getAllDomainStats(STATS_FLAGS)
     trips = 1
     out: list[Domain] = []
     missing: list[tuple[Any, VirtState]] = []
     for dom, st in stats:
         state = VirtState.from_code(int(st.get("state.state", 0)))
-        vcpu = st.get("vcpu.maximum", st.get("vcpu.current"))
+        # The figures dom.info() gives, so both paths agree (see reconcile's docstring): the
+        # vCPUs the guest runs with, and its configured memory, not the balloon's level.
+        vcpu = st.get("vcpu.current")
         mem = st.get("balloon.maximum")
         if vcpu is None or mem is None:
             missing.append((dom, state))

@@ -1,8 +1,9 @@
 """Chaos: VM states change over time through libvirt, and the platform follows after a lag.
 
-A single thread makes every change (start, destroy, suspend, resume) through the lab's own
-connections, at a steady rate, and schedules the platform's matching update ``lag`` seconds
-later (or never, with a negative lag), which is how a real platform trails its hypervisors.
+A single thread makes every change (start, destroy, suspend, resume, and on qemu hosts crash)
+through the lab's own connections, at a steady rate, and schedules the platform's matching
+update ``lag`` seconds later (or never, with a negative lag), which is how a real platform
+trails its hypervisors. A crashed guest is shut off, so the platform follows with "off".
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import libvirt
 
+from vditui.lab.daemon import LabError
+
 if TYPE_CHECKING:
     from vditui.lab.lab import Lab
 
@@ -27,6 +30,10 @@ NEXT_ACTIONS = {
     "paused": ("resume", "destroy"),
     "shutoff": ("start",),
 }
+#: On a qemu host a running guest may also crash (its QEMU killed from outside libvirt) ...
+QEMU_NEXT_ACTIONS = {**NEXT_ACTIONS, "running": ("destroy", "suspend", "crash")}
+#: ... and chaos starts no more real guests on one host than this (the machine has few cores).
+QEMU_MAX_ACTIVE = 4
 
 
 class Chaos:
@@ -42,6 +49,7 @@ class Chaos:
         self.states: dict[str, str] = {}
         self._vms = [(v.uuid, v.virt.host) for v in lab.scenario.vms
                      if v.virt is not None and lab.host(v.virt.host).spec.fault == "none"]
+        self._qemu = {name for name, h in lab.hosts.items() if h.driver == "qemu"}
         self._pending: list[tuple[float, str, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-chaos", daemon=True)
@@ -70,10 +78,16 @@ class Chaos:
         with h.lock:
             if h.conn is None:
                 return None
-            action = self.rnd.choice(NEXT_ACTIONS.get(self.states.get(vm_uuid, ""), ("start",)))
+            qemu = host in self._qemu
+            table = QEMU_NEXT_ACTIONS if qemu else NEXT_ACTIONS
+            action = self.rnd.choice(table.get(self.states.get(vm_uuid, ""), ("start",)))
+            if action == "start" and qemu and sum(
+                    1 for u, host_ in self._vms if host_ == host
+                    and self.states.get(u) in ("running", "paused")) >= QEMU_MAX_ACTIVE:
+                return None
             try:
                 new = self.lab.act(host, vm_uuid, action)
-            except libvirt.libvirtError as exc:
+            except (libvirt.libvirtError, LabError) as exc:
                 # The state moved under us (a test changed it): read it again and go on.
                 self.errors += 1
                 log.debug("chaos %s on %s failed: %s", action, vm_uuid, exc)

@@ -8,6 +8,8 @@ import sys
 import threading
 from typing import TextIO
 
+import libvirt
+
 from vditui.lab.daemon import LabError
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import Scenario
@@ -16,7 +18,11 @@ HELP = """commands (type while the lab runs):
   fault HOST pass|refuse|hang   break or mend a host's libvirt (HOST 'vdi' for the platform)
   delay MS [HOST]               add round-trip delay (all hosts and the platform, or one)
   cut HOST                      cut live connections
-  kill HOST / restart HOST      kill a host's libvirtd / start it again
+  kill HOST / restart HOST      kill a host's libvirtd / (kill and) start it again; a qemu
+                                host's guests keep running through both
+  vm NAME start|destroy|suspend|resume|crash
+                                change a VM through its host's libvirt; crash kills its QEMU
+                                from outside libvirt (qemu hosts only)
   chaos RATE [LAG]              change RATE VM states per second (platform follows after LAG s)
   chaos off                     stop chaos
   vdi-fault MODE|off            http500, not_json, status, slow, short_page, bad_total
@@ -44,6 +50,11 @@ def run_console(lab: Lab, line: str, out: TextIO) -> bool:
             lab.kill_daemon(args[0])
         elif cmd == "restart" and len(args) == 1:
             lab.restart_daemon(args[0])
+        elif cmd == "vm" and len(args) == 2:
+            vm = lab.vm(args[0])
+            if vm.virt is None:
+                raise LabError(f"VM {args[0]!r} is not on any host's libvirt in this scenario")
+            print(f"{args[0]}: {lab.act(vm.virt.host, vm.uuid, args[1])}", file=out)
         elif cmd == "chaos" and args == ["off"]:
             if lab._chaos is not None:
                 lab._chaos.stop()
@@ -62,7 +73,7 @@ def run_console(lab: Lab, line: str, out: TextIO) -> bool:
             print(HELP, file=out)
             return True
         print("ok", file=out)
-    except (LabError, ValueError, KeyError) as exc:
+    except (LabError, ValueError, KeyError, libvirt.libvirtError) as exc:
         print(f"error: {exc}", file=out)
     return True
 
@@ -81,8 +92,9 @@ def lab_up(scenario: Scenario, chaos: float = 0.0) -> int:
         if chaos > 0:
             lab.chaos(chaos)
         print(lab.describe())
-        print(f"\ntry: vditui --url {lab.vdi_url} --user {lab.username} "
-              f"--uri-template '{lab.uri_template}'   (password in VDITUI_PASSWORD)")
+        templates = " ".join(f"--uri-template '{t}'" for t in lab.uri_templates)
+        print(f"\ntry: vditui --url {lab.vdi_url} --user {lab.username} {templates}"
+              "   (password in VDITUI_PASSWORD)")
         print("Ctrl-C stops the lab; type 'help' for fault commands.", flush=True)
         if sys.stdin.isatty():
             reader = threading.Thread(target=_read_commands, args=(lab, stop), daemon=True)

@@ -58,7 +58,8 @@ def _die_with_parent() -> None:
 
 class LibvirtDaemon:
     """A libvirtd process listening on ``ip:port`` (TCP, no auth), and with ``tls`` also on
-    ``ip:tls_port`` (TLS: client certificates from the lab's CA, names on its allowed list)."""
+    ``ip:tls_port`` (TLS: client certificates from the lab's CA, names on its allowed list);
+    it serves the test driver (:class:`vditui.lab.qemu.QemuDaemon` serves QEMU's)."""
 
     #: The driver's URI scheme and path, for every URI to this daemon whatever the transport.
     driver = "test"
@@ -122,6 +123,9 @@ class LibvirtDaemon:
             encoding="utf-8")
         return conf
 
+    def _command(self, binary: str, conf: Path) -> list[str]:
+        return [binary, "--listen", "-f", str(conf), "-p", str(self.dir / "libvirtd.pid")]
+
     def start(self) -> None:
         binary = find_libvirtd()
         conf = self._write_config()
@@ -138,9 +142,8 @@ class LibvirtDaemon:
         out = open(self.dir / "stderr.log", "wb")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                [binary, "--listen", "-f", str(conf), "-p", str(self.dir / "libvirtd.pid")],
-                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                preexec_fn=_die_with_parent, close_fds=True)
+                self._command(binary, conf), env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=out, preexec_fn=_die_with_parent, close_fds=True)
         except OSError as exc:
             raise LabError(f"{self.name}: cannot run {binary}: {exc}") from None
         finally:

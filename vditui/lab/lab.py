@@ -27,6 +27,16 @@ the certificate does not carry.
 Fallbacks: where the machine cannot serve a host's ssh (no sshd, ssh or nc) or tls (no
 certtool), the lab serves that host over tcp instead and says so, once, in a log warning, in
 :attr:`Lab.fallbacks` and in :meth:`Lab.describe`; never silently.
+
+Drivers: a host with ``driver = "qemu"`` is a real privileged libvirtd with the QEMU driver and
+real diskless guests (:mod:`vditui.lab.qemu`). A real site runs one driver everywhere; in a lab
+mixing both, a test-driver URI would open the stock test driver that every libvirtd also
+carries, so qemu hosts answer on a port of their own, :data:`QEMU_PORT`, and
+:attr:`Lab.uri_templates` lists one template per driver in use, qemu first (a test host
+refuses the qemu port at once, and the other way round; a hanging qemu host then reports the
+test port's refusal, the price of mixing drivers in one lab). Where QEMU cannot run, those
+hosts are served by the test driver instead, said in one log line and kept in
+:attr:`Lab.fallbacks`.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +60,7 @@ import libvirt
 
 from vditui.lab.daemon import LabError, LibvirtDaemon, free_port
 from vditui.lab.proxy import FaultProxy, ProxyHub
+from vditui.lab.qemu import QemuDaemon, domain_type, guest_xml, unavailable
 from vditui.lab.scenario import HostSpec, Scenario, VmSpec
 from vditui.lab.sshd import LabSshd, find_sshd
 from vditui.lab.sshd import _tool as ssh_tool
@@ -59,8 +71,12 @@ log = logging.getLogger("vditui.lab")
 
 LIBVIRT_PORT = 16509
 LIBVIRT_TLS_PORT = 16514
+QEMU_PORT = 16510
 VDI_PORT = 8088
 URI_TEMPLATE = "test+tcp://{ip}/default"
+QEMU_URI_TEMPLATE = f"qemu+tcp://{{ip}}:{QEMU_PORT}/system"
+#: Guests started at once across the lab: each start keeps a core busy for a moment.
+GUEST_STARTS = threading.Semaphore(2)
 #: libvirt state name -> VDI DomainVO.status the platform would record for it
 VDI_STATUS_FOR = {"running": 1, "shutoff": 0, "paused": 2}
 
@@ -71,11 +87,14 @@ def _quiet_libvirt() -> None:
 
 
 def domain_xml(vm: VmSpec) -> str:
-    assert vm.virt is not None
-    kib = vm.virt.memory_mb * 1024
+    v = vm.virt
+    assert v is not None
+    cur_kib = (v.current_memory_mb or v.memory_mb) * 1024
     return (f"<domain type='test'><name>{escape(vm.name)}</name><uuid>{vm.uuid}</uuid>"
-            f"<memory unit='KiB'>{kib}</memory><currentMemory unit='KiB'>{kib}</currentMemory>"
-            f"<vcpu>{vm.virt.vcpu}</vcpu><os><type>hvm</type></os></domain>")
+            f"<memory unit='KiB'>{v.memory_mb * 1024}</memory>"
+            f"<currentMemory unit='KiB'>{cur_kib}</currentMemory>"
+            f"<vcpu current='{v.vcpu}'>{v.vcpu_max or v.vcpu}</vcpu>"
+            "<os><type>hvm</type></os></domain>")
 
 
 @dataclass
@@ -139,9 +158,23 @@ class LabHost:
         return self.daemon.uri_for("tls", self.ip, query=query)
 
     @property
+    def driver(self) -> str:
+        """The driver really serving this host (``test`` where a qemu host fell back)."""
+        return self.daemon.driver
+
+    @property
+    def port(self) -> int:
+        """Where its fault proxy listens: libvirt's default port, or :data:`QEMU_PORT`."""
+        return QEMU_PORT if self.driver == "qemu" else LIBVIRT_PORT
+
+    @property
     def uri(self) -> str:
-        """The URI a client uses: through the fault proxy, on libvirt's default port."""
-        return URI_TEMPLATE.format(ip=self.ip)
+        """The URI a client uses: through the fault proxy."""
+        return (QEMU_URI_TEMPLATE if self.driver == "qemu" else URI_TEMPLATE).format(ip=self.ip)
+
+    def xml(self, vm: VmSpec) -> str:
+        """``vm``'s domain XML for this host's driver."""
+        return guest_xml(vm, domain_type()) if self.driver == "qemu" else domain_xml(vm)
 
     def _need_sshd(self) -> LabSshd:
         if self.sshd is None:
@@ -159,13 +192,14 @@ class LabHost:
     def ssh_uri(self) -> str:
         """``test+ssh://USER@IP:PORT/default?keyfile=...&socket=...&proxy=netcat&no_tty=1&
         command=...``: the lab's key, and an ssh wrapper that verifies the lab's host key."""
-        return self._need_sshd().uri(self.socket_path)
+        return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver)
 
     @property
     def ssh_uri_without_key(self) -> str:
         """:attr:`ssh_uri` without ``keyfile=`` and with a wrapper offering no identity at all
         (no default keys, no agent): fails with ssh's "Permission denied (publickey)"."""
-        return self._need_sshd().uri(self.socket_path, keyfile=False)
+        return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver,
+                                     keyfile=False)
 
 
 def _ssh_unavailable() -> str:
@@ -216,10 +250,11 @@ class Lab:
         self.vdi_proxy: FaultProxy | None = None
         self.prefix = ""
         self.pki: LabPki | None = None
-        #: host name -> the one line saying why it is served over tcp instead of ssh/tls
-        self.fallbacks: dict[str, str] = {}
         self._started = False
         self._chaos: Any = None
+        #: host name -> the line saying what the lab could not serve as asked (empty: all)
+        self.fallbacks: dict[str, str] = {}
+        self._qemu_missing: dict[str, str] = {}  # qemu host -> why not
 
     # ------------------------------------------------------------------ addresses and secrets
     @property
@@ -234,7 +269,20 @@ class Lab:
     def password(self) -> str:
         return self.scenario.vdi.password
 
-    uri_template = URI_TEMPLATE
+    @property
+    def uri_template(self) -> str:
+        """The first of :attr:`uri_templates`: the only one unless qemu and test hosts mix
+        (then pass them all)."""
+        return self.uri_templates[0]
+
+    @property
+    def uri_templates(self) -> tuple[str, ...]:
+        """One URI template per driver the lab really serves; give them all to vditui, which
+        tries a host's URIs in order. qemu comes first, as in vditui's own defaults; test last,
+        so a test host that fails says why in its own URI's terms (a hanging host: timeout)."""
+        drivers = {h.driver for h in self.hosts.values()} or {"test"}
+        return tuple(t for d, t in (("qemu", QEMU_URI_TEMPLATE), ("test", URI_TEMPLATE))
+                     if d in drivers)
 
     def host_ip(self, index: int) -> str:
         third = int(self.prefix.rsplit(".", 1)[1]) + index // 240
@@ -247,8 +295,11 @@ class Lab:
         self._started = True
         try:
             self.hub.start()
+            why_not_qemu = unavailable() if any(
+                s.driver == "qemu" for s in self.scenario.hosts) else None
             for i, spec in enumerate(self.scenario.hosts):
-                self.hosts[spec.name] = self._make_host(spec, self.host_ip(i))
+                self.hosts[spec.name] = self._make_host(spec, self.host_ip(i),
+                                                        why_not_qemu)
             for h in self.hosts.values():
                 h.daemon.start()
                 if "ssh" in h.transports:
@@ -261,7 +312,14 @@ class Lab:
                         raise LabError(f"{h.name}: {exc}") from None
             workers = min(16, max(1, len(self.hosts)))
             with ThreadPoolExecutor(workers, thread_name_prefix="lab-start") as pool:
-                list(pool.map(self._bring_up, self.hosts.values()))
+                hosts = list(self.hosts.values())
+                errors = list(pool.map(self._try_bring_up, hosts))
+            failed = [h for h, err in zip(hosts, errors, strict=True) if err is not None]
+            for h in failed:  # started here, not in the pool: see the sshd above
+                self._serve_with_test_driver(h)
+            self.fallbacks = {n: self.fallbacks[n] for n in self.hosts if n in self.fallbacks}
+            if self.fallback_line():
+                log.warning("QEMU unavailable, test driver instead for %s", self.fallback_line())
             self.vdi = VdiServer(self.scenario, {n: h.ip for n, h in self.hosts.items()},
                                  address=f"{self.prefix}.1", port=0)
             self.vdi.start()
@@ -275,7 +333,11 @@ class Lab:
         log.info("lab up: %s hosts at %s.x, VDI at %s", len(self.hosts), self.prefix, self.vdi_url)
         return self
 
-    def _make_host(self, spec: HostSpec, ip: str) -> LabHost:
+    def _make_host(self, spec: HostSpec, ip: str, why_not_qemu: str | None) -> LabHost:
+        qemu = spec.driver == "qemu" and why_not_qemu is None
+        if spec.driver == "qemu" and why_not_qemu is not None:
+            self._fall_back(spec.name, why_not_qemu)
+        daemon_class = QemuDaemon if qemu else LibvirtDaemon
         missing = {"ssh": _ssh_unavailable, "tls": self._tls_unavailable}
         lacking = [f"{t} ({why})" for t in spec.transports if t in missing
                    if (why := missing[t]())]
@@ -283,16 +345,21 @@ class Lab:
             line = (f"{spec.name}: cannot serve {', '.join(lacking)}; serving it over tcp "
                     "instead")
             log.warning("lab: %s", line)
-            self.fallbacks[spec.name] = line
-            return LabHost(spec, ip, LibvirtDaemon(spec.name, self.workdir, ip),
+            self._note_fallback(spec.name, line)
+            return LabHost(spec, ip, daemon_class(spec.name, self.workdir, ip),
                            transports=("tcp",), fallback=line)
         files = None
         if "tls" in spec.transports:
             assert self.pki is not None
             files = self.pki.server(spec.name, ip)
-        h = LabHost(spec, ip, LibvirtDaemon(spec.name, self.workdir, ip, tls=files))
+        h = LabHost(spec, ip, daemon_class(spec.name, self.workdir, ip, tls=files))
         h.pki = self.pki if files is not None else None
         return h
+
+    def _note_fallback(self, host: str, line: str) -> None:
+        """Keep one line per host in :attr:`fallbacks`, joining a host's several causes."""
+        old = self.fallbacks.get(host)
+        self.fallbacks[host] = f"{old}; {line}" if old else line
 
     def _tls_unavailable(self) -> str:
         """Why the lab cannot serve TLS ("" when it can); makes the lab's CA the first time."""
@@ -302,6 +369,34 @@ class Lab:
             except LabError as exc:
                 return str(exc)
         return ""
+
+    def _try_bring_up(self, h: LabHost) -> LabError | None:
+        """Bring a host up; a qemu host that cannot start is handed back for the fallback."""
+        try:
+            self._bring_up(h)
+        except LabError as exc:
+            if h.driver != "qemu":
+                raise
+            h.daemon.stop()
+            self._fall_back(h.name, f"its QEMU libvirtd failed ({exc})")
+            return exc
+        return None
+
+    def _serve_with_test_driver(self, h: LabHost) -> None:
+        h.conn = None
+        h.daemon = LibvirtDaemon(h.name, self.workdir, h.ip, tls=h.daemon.tls)
+        h.daemon.start()
+        self._bring_up(h)
+
+    def _fall_back(self, host: str, why: str) -> None:
+        self._qemu_missing[host] = why
+        self._note_fallback(host, f"{host}: QEMU unavailable ({why}); served by the test driver")
+
+    def fallback_line(self) -> str:
+        """Which qemu hosts the test driver serves, and why, in one line ('' if none)."""
+        hosts = [n for n in self.hosts if n in self._qemu_missing]
+        reasons = dict.fromkeys(self._qemu_missing[n] for n in hosts)
+        return f"{', '.join(hosts)}: {'; '.join(reasons)}" if reasons else ""
 
     def _bring_up(self, h: LabHost) -> None:
         h.daemon.wait_ready()
@@ -313,9 +408,9 @@ class Lab:
         h.conn = self._connect(h)
         self._populate(h)
         try:
-            h.proxy = self.hub.add((h.ip, LIBVIRT_PORT), (h.ip, h.daemon.port), name=h.name)
+            h.proxy = self.hub.add((h.ip, h.port), (h.ip, h.daemon.port), name=h.name)
         except OSError as exc:
-            raise LabError(f"{h.name}: cannot listen on {h.ip}:{LIBVIRT_PORT}: {exc}") from None
+            raise LabError(f"{h.name}: cannot listen on {h.ip}:{h.port}: {exc}") from None
         if h.daemon.tls_port is not None:
             try:
                 h.tls_proxy = self.hub.add((h.ip, LIBVIRT_TLS_PORT), (h.ip, h.daemon.tls_port),
@@ -349,10 +444,11 @@ class Lab:
                 dom.destroy()
             dom.undefine()
         for vm in self.scenario.vms_on(h.name):
-            dom = conn.defineXML(domain_xml(vm))
+            dom = conn.defineXML(h.xml(vm))
             assert vm.virt is not None
             if vm.virt.state in ("running", "paused"):
-                dom.create()
+                with GUEST_STARTS:
+                    dom.create()
             if vm.virt.state == "paused":
                 dom.suspend()
 
@@ -438,13 +534,35 @@ class Lab:
             h.daemon.kill()
 
     def restart_daemon(self, host: str) -> None:
-        """Start a killed daemon again on the same port, with the scenario's domains."""
+        """Start a host's daemon again on the same port (killing it first if it still runs).
+        A test-driver host gets the scenario's domains again (its state died with it); a qemu
+        host finds its guests as it left them, running ones still running, as a real one does."""
         h = self.host(host)
         with h.lock:
+            h.conn = None
+            h.daemon.kill()
             h.daemon.start()
             h.daemon.wait_ready()
             h.conn = self._connect(h)
-            self._populate(h)
+            if h.driver != "qemu":
+                self._populate(h)
+
+    def crash(self, host: str, vm_uuid: str) -> str:
+        """Kill a running guest's QEMU process from outside libvirt, as a crash would end it;
+        libvirt records it as shut off (crashed). Returns the new state."""
+        h = self.host(host)
+        if not isinstance(h.daemon, QemuDaemon):
+            raise LabError(f"host {host!r} runs no real guests (driver: {h.driver}); "
+                           "only a qemu host's guests can crash")
+        try:
+            h.daemon.kill_guest(self.domain(host, vm_uuid).name())
+        except ProcessLookupError as exc:
+            raise LabError(str(exc)) from None
+        deadline = time.monotonic() + 10
+        while (state := self.virt_state(host, vm_uuid)) == "running" \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)  # libvirt notices the monitor's EOF a moment later
+        return state
 
     # ------------------------------------------------------------------ changing VMs
     def vm(self, name: str) -> VmSpec:
@@ -466,17 +584,21 @@ class Lab:
         """Change a VM through libvirt: start, destroy, suspend, resume. Returns the new state."""
         dom = self.domain(host, vm_uuid)
         ops = {"start": dom.create, "destroy": dom.destroy, "suspend": dom.suspend,
-               "resume": dom.resume}
+               "resume": dom.resume, "crash": lambda: self.crash(host, vm_uuid)}
         try:
-            ops[action]()
+            op = ops[action]
         except KeyError:
             raise LabError(f"unknown action {action!r}; use {sorted(ops)}") from None
+        with GUEST_STARTS if action == "start" else contextlib.nullcontext():
+            op()
         return self.virt_state(host, vm_uuid)
 
     def define(self, host: str, vm: VmSpec, start: bool = False) -> None:
-        dom = self.host(host).conn.defineXML(domain_xml(vm))
+        h = self.host(host)
+        dom = h.conn.defineXML(h.xml(vm))
         if start:
-            dom.create()
+            with GUEST_STARTS:
+                dom.create()
 
     def undefine(self, host: str, vm_uuid: str) -> None:
         dom = self.domain(host, vm_uuid)
@@ -506,13 +628,18 @@ class Lab:
         it is a throwaway credential an operator needs to log in to the simulator)."""
         lines = [f"VDI platform: {self.vdi_url}",
                  f"  user: {self.username}   password: {self.password}",
-                 f"libvirt URI template: {self.uri_template}", "hosts:"]
+                 f"libvirt URI templates: {' '.join(self.uri_templates)}", "hosts:"]
+        if self.fallback_line():
+            lines.insert(3, f"QEMU unavailable, test driver instead for {self.fallback_line()}")
+        width = max((len(h.uri) for h in self.hosts.values()), default=34)
         for h in self.hosts.values():
             extra = "" if h.spec.fault == "none" else f"  [fault: {h.spec.fault}]"
+            if h.driver == "qemu":
+                extra += "  [qemu]"
             if not extra and "tcp" not in h.transports:
                 extra = "  [no tcp: refused]"
             n = len(self.scenario.vms_on(h.name))
-            lines.append(f"  {h.name:<12} {h.uri:<34} {n:>4} domains{extra}")
+            lines.append(f"  {h.name:<12} {h.uri:<{width}} {n:>4} domains{extra}")
             if h.sshd is not None:
                 lines.append(f"  {'':<12} ssh: {h.ssh_uri}")
             if h.pki is not None:

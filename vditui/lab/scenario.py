@@ -23,6 +23,11 @@ HOST_STATUS = {"maintenance": 0, "enabled": 1, "shutdown": 2, "offline": 3}
 VM_STATUS = {"off": 0, "shutoff": 0, "running": 1, "suspended": 2, "busy": 5, "upgrading": 6}
 VIRT_STATES = ("running", "shutoff", "paused")
 TRANSPORTS = ("tcp", "ssh", "tls")
+#: How a host's libvirtd serves its VMs: libvirt's built-in test driver, or real QEMU/KVM guests.
+DRIVERS = ("test", "qemu")
+#: Memory (MiB) a real guest on a qemu host may have while running or paused: diskless guests
+#: idle in firmware, so a little is enough, and the lab runs beside everything else.
+QEMU_RUNNING_MB = (32, 128)
 HOST_FAULTS = ("none", "refuse", "hang")
 #: Drift kinds a scenario may declare in ``expect`` (VM level) ...
 VM_DRIFTS = ("only_in_vdi", "only_in_libvirt", "state", "vcpu", "memory", "placement", "duplicate")
@@ -62,6 +67,7 @@ class HostSpec:
     memory_gb: float = 125.47
     in_vdi: bool = True
     expect: tuple[str, ...] = ()
+    driver: str = "test"
 
 
 @dataclass(frozen=True)
@@ -77,12 +83,17 @@ class VdiSide:
 
 @dataclass(frozen=True)
 class VirtSide:
-    """The VM as libvirt has it."""
+    """The VM as libvirt has it. ``vcpu`` is the vCPUs it runs with (``virsh dominfo``'s count,
+    libvirt's *current*); ``vcpu_max`` the most it may be hot-plugged to (None: the same).
+    ``memory_mb`` is its configured size (libvirt's maximum memory); ``current_memory_mb`` the
+    balloon's target (None: the same)."""
 
     host: str
     state: str
     vcpu: int
     memory_mb: int
+    vcpu_max: int | None = None
+    current_memory_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,18 @@ class Scenario:
 
     def with_vdi(self, **changes: Any) -> Scenario:
         return replace(self, vdi=replace(self.vdi, **changes))
+
+    def without_driver(self, driver: str) -> Scenario:
+        """This scenario without the hosts served by ``driver`` and the VMs on them (either
+        side), under the same name: e.g. the test-driver part of the default scenario, for
+        tests that start it often and leave real guests to tests of their own."""
+        gone = {h.name for h in self.hosts if h.driver == driver}
+        hosts = tuple(h for h in self.hosts if h.name not in gone)
+        pools = {h.pool for h in hosts}
+        vms = tuple(v for v in self.vms if (v.vdi is None or v.vdi.host not in gone)
+                    and (v.virt is None or v.virt.host not in gone))
+        return replace(self, hosts=hosts, vms=vms,
+                       pools=tuple(p for p in self.pools if p.id in pools))
 
 
 def stable_uuid(*parts: str) -> str:
@@ -229,6 +252,14 @@ class _Parser:
                     raise self.err("vm", i, "name", f"libvirt host {v.virt.host!r} already has a "
                                    f"domain named {v.name!r} (vm[{on_host[k]}])")
                 on_host[k] = i
+        qemu_hosts = {h.name for h in hosts if h.driver == "qemu"}
+        low, high = QEMU_RUNNING_MB
+        for i, v in enumerate(vms):
+            if (v.virt is not None and v.virt.host in qemu_hosts and v.virt.state != "shutoff"
+                    and not low <= v.virt.memory_mb <= high):
+                raise self.err("vm", i, "memory_mb", f"{v.virt.memory_mb} MiB for a {v.virt.state} "
+                               f"guest on qemu host {v.virt.host!r}: real guests run with "
+                               f"{low} to {high} MiB in the lab (shut-off ones may be larger)")
         seen: dict[str, int] = {}
         for i, v in enumerate(vms):
             if v.uuid in seen:
@@ -278,7 +309,7 @@ class _Parser:
 
     def host(self, i: int, d: dict[str, Any], pools: set[str], scen: str) -> HostSpec:
         allowed = {"name", "pool", "id", "vdi_status", "transports", "fault", "cpu_model", "cpus",
-                   "memory_gb", "in_vdi", "expect"}
+                   "memory_gb", "in_vdi", "expect", "driver"}
         self._check_keys(d, allowed, "host", i)
         name = self._get(d, "name", str, "host", i)
         pool = self._get(d, "pool", str, "host", i)
@@ -292,6 +323,9 @@ class _Parser:
         fault = self._get(d, "fault", str, "host", i, "none")
         if fault not in HOST_FAULTS:
             raise self.err("host", i, "fault", f"expected one of {HOST_FAULTS}, got {fault!r}")
+        driver = self._get(d, "driver", str, "host", i, "test")
+        if driver not in DRIVERS:
+            raise self.err("host", i, "driver", f"expected one of {DRIVERS}, got {driver!r}")
         expect = tuple(self._get(d, "expect", list, "host", i, []))
         for e in expect:
             if e not in HOST_DRIFTS:
@@ -305,13 +339,14 @@ class _Parser:
             cpus=self._get(d, "cpus", int, "host", i, HostSpec.cpus),
             memory_gb=float(self._get(d, "memory_gb", (int, float), "host", i, HostSpec.memory_gb)),
             in_vdi=self._get(d, "in_vdi", bool, "host", i, True),
-            expect=expect,
+            expect=expect, driver=driver,
         )
 
     def vm(self, i: int, d: dict[str, Any], hosts: set[str], scen: str) -> VmSpec:
         base_keys = {"host", "state", "vcpu", "memory_mb"}
-        self._check_keys(d, base_keys | {"name", "uuid", "vdi_id", "vdi", "virt", "expect", "note"},
-                         "vm", i)
+        virt_keys = {"vcpu_max", "current_memory_mb"}  # libvirt's side only
+        self._check_keys(d, base_keys | virt_keys | {"name", "uuid", "vdi_id", "vdi", "virt",
+                                                     "expect", "note"}, "vm", i)
         name = self._get(d, "name", str, "vm", i)
         if not name or len(name) > 200:
             raise self.err("vm", i, "name", "must be 1 to 200 characters")
@@ -329,7 +364,11 @@ class _Parser:
                 continue
             if not isinstance(over, dict):
                 raise self.err("vm", i, side, "expected a table of overrides, or false for absent")
-            self._check_keys(over, base_keys, "vm", i)
+            allowed = base_keys | (virt_keys if side == "virt" else set())
+            for k in over:
+                if k not in allowed:
+                    raise self._side_err(i, side, over, k, "unknown field (known: "
+                                         f"{', '.join(sorted(allowed))})")
             merged = {**base, **over}
             for k in base_keys:
                 if k not in merged:
@@ -353,7 +392,22 @@ class _Parser:
             if st not in VIRT_STATES:
                 raise self.err("vm", i, "state",
                                f"libvirt state must be one of {VIRT_STATES}, got {st!r}")
-            virt = VirtSide(host=m["host"], state=st, vcpu=m["vcpu"], memory_mb=m["memory_mb"])
+            over = d.get("virt") or {}
+            extra = {k: v for k in virt_keys if (v := over.get(k, d.get(k))) is not None}
+            for k, v in extra.items():
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise self._side_err(i, "virt", over, k,
+                                         f"expected a positive integer, got {v!r}")
+            if extra.get("vcpu_max", m["vcpu"]) < m["vcpu"]:
+                raise self._side_err(i, "virt", over, "vcpu_max",
+                                     f"must be at least vcpu ({m['vcpu']}): vcpu is the current "
+                                     "count, vcpu_max the most it may be hot-plugged to")
+            if extra.get("current_memory_mb", m["memory_mb"]) > m["memory_mb"]:
+                raise self._side_err(i, "virt", over, "current_memory_mb",
+                                     f"must be at most memory_mb ({m['memory_mb']}): a balloon "
+                                     "only takes memory back")
+            virt = VirtSide(host=m["host"], state=st, vcpu=m["vcpu"], memory_mb=m["memory_mb"],
+                            **extra)
         if vdi is None and virt is None:
             raise self.err("vm", i, "vdi", "a VM must exist on at least one side")
         expect = tuple(self._get(d, "expect", list, "vm", i, []))
