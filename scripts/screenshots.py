@@ -86,7 +86,7 @@ Prepare = Callable[[VdiApp, Pilot[Any], Lab], Awaitable[None]]
 
 async def _shoot(lab: Lab, size: tuple[int, int], out: Path, prepare: Prepare) -> None:
     settings = StillSettings(url=lab.vdi_url, username=lab.username, password=lab.password,
-                             uri_templates=(lab.uri_template,), connect_timeout=1.0, grace=0.0,
+                             uri_templates=lab.uri_templates, connect_timeout=5.0, grace=0.0,
                              host_uris=lab.client_uris())  # ssh-only, tls-only: as the demo
     app = VdiApp(settings, [], None, None, clock=lambda: FIXED_NOW)
     async with app.run_test(size=size) as pilot:
