@@ -8,6 +8,7 @@ prompt.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -109,8 +110,17 @@ def run_face(args: argparse.Namespace) -> int:
             lab.stop()
 
 
+def _stop_on_hang_up(signum: int, _frame: object) -> None:
+    # The terminal went away (an SSH session closed: SIGHUP) or we were asked to stop
+    # (SIGTERM): leave as Ctrl-C does, through every ``finally``, so a --demo lab stops its
+    # daemons and real QEMU guests instead of leaving them running.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _stop_on_hang_up)
     from vditui.tuning import tune_gc
 
     tune_gc()  # see vditui.tuning: the default collector stalls under event storms

@@ -16,7 +16,9 @@ reached, exactly as a test-driver host is; only the URI's driver and path differ
 Guests are diskless: they boot to firmware and idle there at a few % CPU and ~40 MB RSS (KVM),
 so a running guest is cheap and a shut-off one costs nothing. Their QEMU processes do not die
 with the daemon (so that a daemon can be restarted under running guests, as on a real host);
-:meth:`QemuDaemon.stop` kills them.
+:meth:`QemuDaemon.stop` kills them. A lab that died without stopping (SIGKILL) leaves them
+running: the lab's directory names its owner's pid (:data:`OWNER_FILE`), and the next lab to
+start a qemu host kills the guests of every lab whose owner is gone (:func:`reap_orphans`).
 """
 
 from __future__ import annotations
@@ -25,18 +27,25 @@ import contextlib
 import getpass
 import glob
 import grp
+import logging
 import os
 import pwd
 import shlex
 import shutil
 import signal
+import tempfile
+import threading
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from vditui.lab.daemon import LibvirtDaemon
 from vditui.lab.scenario import VmSpec
 
+log = logging.getLogger("vditui.lab.qemu")
 QEMU_BINARY = "qemu-system-x86_64"
+#: In a lab's directory: the pid of the process that owns the lab (and so its guests).
+OWNER_FILE = "owner.pid"
+_reaped = threading.Event()  # once per process: orphans do not appear while we run
 #: System directory -> name of the private directory bound over it, under the daemon's dir.
 PRIVATE_DIRS = {"/run/libvirt": "run", "/var/lib/libvirt": "lib",
                 "/var/cache/libvirt": "cache", "/var/log/libvirt": "log", "/etc/libvirt": "etc"}
@@ -91,6 +100,50 @@ def domain_type() -> str:
     return "kvm"
 
 
+def _qemu_pids(run_dir: Path) -> dict[str, int]:
+    """Guest name -> QEMU pid, from the pid files libvirtd keeps in ``run_dir``."""
+    out = {}
+    for f in run_dir.glob("*.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(f.read_text().strip())
+            # A stale file may name a pid the kernel has since given to someone else.
+            if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
+                out[f.stem] = pid
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def reap_orphans(tmp: Path | None = None) -> list[str]:
+    """Kill the QEMU guests of every lab in ``tmp`` (the system's temporary directory) whose
+    owning process is gone, and remove that lab's directory; return the guests' names.
+
+    A pid reused by another process since keeps its lab's guests alive: the safe side."""
+    reaped: list[str] = []
+    for owner in Path(tmp or tempfile.gettempdir()).glob(f"vditui-lab-*/{OWNER_FILE}"):
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        for run_dir in owner.parent.glob("*/system/run/qemu"):
+            for name, qpid in _qemu_pids(run_dir).items():
+                with contextlib.suppress(OSError):
+                    os.kill(qpid, signal.SIGKILL)
+                    reaped.append(name)
+        shutil.rmtree(owner.parent, ignore_errors=True)
+    return reaped
+
+
 def guest_xml(vm: VmSpec, kind: str) -> str:
     """A diskless guest with the scenario's vCPUs (current and maximum) and memory (size and
     balloon target); ``kind`` is ``kvm`` or ``qemu``."""
@@ -134,6 +187,13 @@ class QemuDaemon(LibvirtDaemon):
 
     def _command(self, binary: str, conf: Path) -> list[str]:
         self._prepare()
+        lab_dir = self.dir.parent
+        (lab_dir / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
+        if not _reaped.is_set():
+            _reaped.set()
+            if names := reap_orphans():
+                log.warning("lab: killed %d QEMU guests left running by a lab that died "
+                            "without stopping: %s", len(names), ", ".join(sorted(names)))
         mounts = []
         for target, sub in PRIVATE_DIRS.items():
             os.makedirs(target, exist_ok=True)  # an empty mount point on the real system
@@ -143,14 +203,7 @@ class QemuDaemon(LibvirtDaemon):
 
     def guest_pids(self) -> dict[str, int]:
         """Guest name -> QEMU pid, for every guest the daemon has running."""
-        out = {}
-        for f in (self.private / "run" / "qemu").glob("*.pid"):
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(f.read_text().strip())
-                # A stale file may name a pid the kernel has since given to someone else.
-                if Path(f"/proc/{pid}/comm").read_text().startswith("qemu"):
-                    out[f.stem] = pid
-        return out
+        return _qemu_pids(self.private / "run" / "qemu")
 
     def kill_guest(self, name: str) -> None:
         """Kill one guest's QEMU from outside libvirt (libvirt then records a crash)."""
