@@ -29,6 +29,7 @@ import vditui.core.probe
 import vditui.core.virt
 from vditui.core.engine import EngineSettings
 from vditui.core.settings import SessionSettings
+from vditui.demo import demo_host_uris
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load_default
 from vditui.ui.app import VdiApp
@@ -87,7 +88,7 @@ Prepare = Callable[[VdiApp, Pilot[Any], Lab], Awaitable[None]]
 async def _shoot(lab: Lab, size: tuple[int, int], out: Path, prepare: Prepare) -> None:
     settings = StillSettings(url=lab.vdi_url, username=lab.username, password=lab.password,
                              uri_templates=lab.uri_templates, connect_timeout=5.0, grace=0.0,
-                             host_uris=lab.client_uris())  # ssh-only, tls-only: as the demo
+                             host_uris=demo_host_uris(lab))  # ssh-only, tls-only: as the demo
     app = VdiApp(settings, [], None, None, clock=lambda: FIXED_NOW)
     async with app.run_test(size=size) as pilot:
         await _wait(pilot, lambda: _settled(app), "every host to settle")

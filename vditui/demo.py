@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vditui.core.uris import parse
 from vditui.launch import LabTarget
 
 if TYPE_CHECKING:
@@ -34,19 +35,26 @@ def start_demo(chaos: float = 0.0) -> tuple[Lab, LabTarget]:
     return lab, target
 
 
-def demo_host_uris(lab: Any) -> dict[str, str]:
-    """Host name -> the URI that reaches it, for the hosts the lab does not serve over tcp:
-    ssh with the lab's key, tls with the lab's certificates (``pkipath``). The plain URIs
-    (tcp, refused there; tls without certificates) stay among the candidates the reconnect
-    screen probes."""
-    return dict(lab.client_uris())
+def demo_host_uris(lab: Any) -> dict[str, tuple[str, ...]]:
+    """Host name -> the URIs to try, in order, for the hosts the lab does not serve over tcp:
+    first as an operator without the lab's credentials would (ssh without a key, refused with
+    "Permission denied (publickey)"; tls without ``pkipath``, which needs certificates), then
+    with them (the lab's key, its certificates), which connects. So the demo tells the story
+    on real daemons: the session keeps the second URI, the reconnect screen lists the first
+    with why it failed, and tcp (a template) is refused there."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, works in lab.client_uris().items():
+        h, transport = lab.host(name), parse(works).transport
+        without = (h.tls_uri_with(None) if transport == "tls"
+                   else h.ssh_uri_without_key if transport == "ssh" else None)
+        out[name] = (works,) if without is None else (without, works)
+    return out
 
 
 def demo_story_uris(lab: Any) -> dict[str, list[str]]:
     """Host name -> the URIs that fail on the demo's ssh-only and tls-only hosts, for a probe
     to show why: tcp (refused), ssh without the key ("Permission denied (publickey)") and tls
-    without certificates. (The reconnect screen does not list the keyless ssh URI by itself:
-    it is neither a template's rendering nor an alternative of one.)"""
+    without certificates."""
     out: dict[str, list[str]] = {}
     for name, h in lab.hosts.items():
         if "tcp" in h.transports:

@@ -38,8 +38,9 @@ class LabTarget:
     uri_template: str
     config_path: Path
     """Where the TUI saves per-host URIs during the demo (the lab's own directory)."""
-    host_uris: dict[str, str] = field(default_factory=dict)
-    """Host name -> URI for the hosts the lab serves without tcp (ssh-only, tls-only)."""
+    host_uris: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Host name -> the URIs to try, in order, for the hosts the lab serves without tcp
+    (ssh-only, tls-only)."""
     notes: tuple[str, ...] = ()
     """What the lab could not serve as the scenario asked (its fallbacks), one line each."""
     uri_templates: tuple[str, ...] = ()

@@ -38,7 +38,8 @@ def make_engine_settings(lab: Lab, **overrides: Any) -> EngineSettings:
     are reached as the demo reaches them (ssh with the lab's key, tls with its certificates)."""
     base: dict[str, Any] = {
         "url": lab.vdi_url, "username": lab.username, "password": lab.password,
-        "uri_templates": lab.uri_templates, "host_uris": lab.client_uris(),
+        "uri_templates": lab.uri_templates,
+        "host_uris": {n: (u,) for n, u in lab.client_uris().items()},
         "connect_timeout": 2.0, "call_timeout": 5.0,
         "grace": 0.0, "refresh_interval": 60.0,
     }

@@ -303,8 +303,13 @@ async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
         lab: Lab, engine_settings: Any, start_engine: Any) -> None:
     uris = demo_host_uris(lab)
     assert set(uris) == {"ssh-only", "tls-only"}
-    assert uris["ssh-only"].startswith("test+ssh://") and "keyfile=" in uris["ssh-only"]
-    assert uris["tls-only"].startswith("test+tls://") and "pkipath=" in uris["tls-only"]
+    # First as an operator without the lab's credentials, then with them.
+    assert uris["ssh-only"] == (lab.host("ssh-only").ssh_uri_without_key,
+                                lab.host("ssh-only").ssh_uri)
+    assert uris["tls-only"] == (lab.host("tls-only").tls_uri_with(None),
+                                lab.host("tls-only").tls_uri)
+    assert "keyfile=" in uris["ssh-only"][1] and "keyfile=" not in uris["ssh-only"][0]
+    assert "pkipath=" in uris["tls-only"][1] and "pkipath=" not in uris["tls-only"][0]
     engine: Engine = await start_engine(
         engine_settings(lab, host_uris={}, uri_templates=(lab.uri_template,)), watch=False)
     assert await engine.wait_settled(20)
@@ -323,6 +328,7 @@ async def test_default_scenario_ssh_and_tls_hosts_connect_with_the_demos_uris(
         view = links[name].view
         assert view.state is ConnState.CONNECTED, (name, view.error)
         assert parse(view.uri).transport == transport
+        assert view.uri == uris[name][1]  # the first failed, the second was kept
         want = sorted(v.name for v in lab.scenario.vms_on(name))
         assert sorted(d.name for d in view.domains or ()) == want
 
@@ -351,7 +357,8 @@ def test_start_demo_hands_the_engine_the_ssh_and_tls_uris() -> None:
 
     lab, target = start_demo()
     try:
-        assert target.host_uris == lab.client_uris()
+        assert target.host_uris == demo_host_uris(lab)
+        assert {n: u[-1] for n, u in target.host_uris.items()} == lab.client_uris()
         assert set(target.host_uris) == {"ssh-only", "tls-only"}
         assert target.notes == tuple(lab.fallbacks.values())
         start = resolve(Options(demo=True, lab=target), interactive=False)

@@ -303,7 +303,7 @@ async def test_storm_of_500_changes_per_second_on_10000_vms(fresh_lab: Any) -> N
     settings = EngineSettings(
         url=lab.vdi_url, username=lab.username, password=lab.password,
         uri_templates=(lab.uri_template,),
-        host_uris={name: h.daemon.uri for name, h in lab.hosts.items()},
+        host_uris={name: (h.daemon.uri,) for name, h in lab.hosts.items()},
         connect_timeout=10.0, call_timeout=30.0, grace=0.0, refresh_interval=10.0)
     app = VdiApp(settings, [], None, None)
     numbers: dict[str, Any] = {"lab start s": round(lab_seconds, 1),

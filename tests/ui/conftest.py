@@ -53,7 +53,8 @@ def settings_for(lab: Lab, cls: type[EngineSettings] = EngineSettings,
     tcp are reached as the demo reaches them."""
     base: dict[str, Any] = {"url": lab.vdi_url, "username": lab.username,
                             "password": lab.password, "uri_templates": lab.uri_templates,
-                            "host_uris": lab.client_uris(), "connect_timeout": 1.0, "grace": 0.0}
+                            "host_uris": {n: (u,) for n, u in lab.client_uris().items()},
+                            "connect_timeout": 1.0, "grace": 0.0}
     base.update(overrides)
     return cls(**base)
 

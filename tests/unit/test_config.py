@@ -143,7 +143,7 @@ def test_profiles_are_read_with_every_setting(tmp_path: Path) -> None:
         password_env="OCV_PASSWORD",
         verify_ssl=True,
         uri_templates=("qemu+tcp://{ip}/system", "qemu+ssh://root@{ip}/system"),
-        host_uris={"hv-01": "qemu+tcp://10.0.0.5/system"},
+        host_uris={"hv-01": ("qemu+tcp://10.0.0.5/system",)},
         refresh_interval=15.0,
         grace=3.0,
         connect_timeout=2.5,
@@ -209,10 +209,12 @@ def test_unknown_profile_without_any_file(config_home: Path) -> None:
 
 
 def test_host_uri_is_found_by_name_then_ip() -> None:
-    profile = Profile(host_uris={"hv-01": "qemu+tcp://a/system", "10.0.0.9": "qemu+tcp://b/system"})
-    assert profile.host_uri("hv-01", "10.0.0.1") == "qemu+tcp://a/system"
-    assert profile.host_uri("hv-09", "10.0.0.9") == "qemu+tcp://b/system"
-    assert profile.host_uri("hv-02", "10.0.0.2") is None
+    profile = Profile(host_uris={"hv-01": ("qemu+tcp://a/system",),
+                                 "10.0.0.9": ("qemu+tcp://b/system", "qemu+tls://b/system")})
+    assert profile.fixed_uris("hv-01", "10.0.0.1") == ("qemu+tcp://a/system",)
+    assert profile.fixed_uris("hv-09", "10.0.0.9") == ("qemu+tcp://b/system",
+                                                       "qemu+tls://b/system")
+    assert profile.fixed_uris("hv-02", "10.0.0.2") == ()
 
 
 # --- the legacy layout -----------------------------------------------------------------------
@@ -238,7 +240,7 @@ def test_legacy_layout_with_a_plain_uri_and_saved_hosts(tmp_path: Path) -> None:
     )
     profile = load_config(write(tmp_path / "c.toml", text)).profiles["default"]
     assert profile.uri_templates == ("qemu+ssh://root@10.0.0.1/system",)
-    assert profile.host_uris == {"10.0.0.2": "qemu+tcp://10.0.0.2/system"}
+    assert profile.host_uris == {"10.0.0.2": ("qemu+tcp://10.0.0.2/system",)}
 
 
 def test_legacy_and_profile_layouts_can_share_a_file(tmp_path: Path) -> None:
@@ -275,7 +277,7 @@ def test_flags_beat_the_profile(tmp_path: Path) -> None:
     assert profile.uri_templates == ("qemu+tls://{name}/system",)
     assert profile.grace == 0.0
     assert profile.verify_ssl is False
-    assert profile.host_uris == {"hv-01": "qemu+tcp://10.0.0.5/system"}  # untouched
+    assert profile.host_uris == {"hv-01": ("qemu+tcp://10.0.0.5/system",)}  # untouched
 
 
 def test_profile_beats_the_environment(tmp_path: Path) -> None:
@@ -654,8 +656,8 @@ def test_save_host_uri_adds_a_table_and_keeps_everything_else(tmp_path: Path) ->
     )
     hosts = load_config(path).profiles["prod"].host_uris
     assert hosts == {
-        "hv-01": "qemu+tcp://10.0.0.5/system",
-        "10.0.0.7": "qemu+tcp://10.0.0.7/system",
+        "hv-01": ("qemu+tcp://10.0.0.5/system",),
+        "10.0.0.7": ("qemu+tcp://10.0.0.7/system",),
     }
 
 
@@ -677,7 +679,7 @@ def test_save_host_uri_replaces_an_existing_uri(tmp_path: Path) -> None:
         'uri = "qemu+tcp://10.0.0.5/system"', 'uri = "qemu+tls://hv-01.example/system"'
     )
     assert load_config(path).profiles["prod"].host_uris == {
-        "hv-01": "qemu+tls://hv-01.example/system"
+        "hv-01": ("qemu+tls://hv-01.example/system",)
     }
 
 
@@ -686,8 +688,8 @@ def test_save_host_uri_into_inline_tables(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", text)
     save_host_uri(path, "p", "b", "qemu+tcp://b/system")
     assert load_config(path).profiles["p"].host_uris == {
-        "a": "qemu+tcp://a/system",
-        "b": "qemu+tcp://b/system",
+        "a": ("qemu+tcp://a/system",),
+        "b": ("qemu+tcp://b/system",),
     }
 
 
@@ -708,7 +710,7 @@ def test_save_host_uri_creates_a_missing_file_and_dir(tmp_path: Path) -> None:
     assert mode_of(path) == 0o600
     loaded = load_config(path)
     profile = resolve_profile(loaded, url="https://a.example", user="u", env={})
-    assert profile.host_uris == {"hv-01": "qemu+tcp://10.0.0.5/system"}
+    assert profile.host_uris == {"hv-01": ("qemu+tcp://10.0.0.5/system",)}
 
 
 def test_save_host_uri_in_a_legacy_file_goes_under_libvirt(tmp_path: Path) -> None:
@@ -718,7 +720,7 @@ def test_save_host_uri_in_a_legacy_file_goes_under_libvirt(tmp_path: Path) -> No
         '\n[libvirt.hosts."hv-01"]\nuri = "qemu+tcp://10.0.0.5/system"\n'
     )
     profile = load_config(path).profiles["default"]
-    assert profile.host_uris == {"hv-01": "qemu+tcp://10.0.0.5/system"}
+    assert profile.host_uris == {"hv-01": ("qemu+tcp://10.0.0.5/system",)}
     assert profile.uri_templates == ("qemu+ssh://root@{ip}/system",)
 
 

@@ -68,7 +68,7 @@ def test_every_setting_written_in_the_file_reaches_the_engine_and_the_sessions(
     settings = start.settings
     assert (settings.url, settings.username, settings.password) == (
         "http://10.0.0.2:8088", "ops", "pw-from-env")
-    assert settings.host_uris == {"hv-01": "qemu:///system"}
+    assert settings.host_uris == {"hv-01": ("qemu:///system",)}
     session = settings.session_settings()
     for name, value in wanted.items():
         assert getattr(settings, name) == value, name

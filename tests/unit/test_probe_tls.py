@@ -98,3 +98,13 @@ def test_pkipath_and_no_verify_are_checked(tmp_path: Path) -> None:
         prepare(f"qemu+tls://10.0.0.5/system?pkipath={tmp_path / 'gone'}")
     ok = f"qemu+tls://10.0.0.5/system?pkipath={tmp_path}&no_verify=1"
     assert prepare(ok) == ok
+
+
+def test_refused_hint_names_the_uris_own_port() -> None:
+    from vditui.core.probe import hint
+
+    refused = VirtErrorKind.REFUSED
+    assert "on 10.0.0.5:16509:" in hint(refused, "qemu+tcp://10.0.0.5/system")
+    assert "on 10.0.0.5:16510:" in hint(refused, "qemu+tcp://10.0.0.5:16510/system")
+    assert "on 10.0.0.5:16514:" in hint(refused, "qemu+tls://10.0.0.5/system")
+    assert "on 10.0.0.5:1234:" in hint(refused, "qemu+tls://10.0.0.5:1234/system")

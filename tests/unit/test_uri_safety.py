@@ -234,7 +234,7 @@ def test_render_brackets_ipv6_and_checks_the_platforms_values():
 
 
 def test_candidates_put_the_override_first_and_render_every_template():
-    got = candidates(DEFAULT_TEMPLATES, "fd00::5", "hv-01", "qemu+tcp://10.9.9.9/system")
+    got = candidates(DEFAULT_TEMPLATES, "fd00::5", "hv-01", ("qemu+tcp://10.9.9.9/system",))
     assert got == ["qemu+tcp://10.9.9.9/system", "qemu+tcp://[fd00::5]/system",
                    "qemu+ssh://root@[fd00::5]/system", "qemu+tls://[fd00::5]/system"]
     assert all(parse(u) for u in got)

@@ -22,6 +22,9 @@ Each platform is a profile::
     [profiles.prod.hosts."hv-01"]   # per-host override, by VDI host name or IP
     uri = "qemu+tcp://10.0.0.5/system"
 
+    [profiles.prod.hosts."hv-02"]   # or several, tried in order (uri or uris, not both)
+    uris = ["qemu+ssh://root@10.0.0.6/system", "qemu+tcp://10.0.0.6/system"]
+
 The layout operators used before profiles is still read, as a profile named "default"::
 
     [vdi]
@@ -37,8 +40,10 @@ The layout operators used before profiles is still read, as a profile named "def
     [libvirt.hosts."hv-01"]         # where vditui saves per-host URIs for a legacy file
     uri = "qemu+ssh://root@10.0.0.5/system"
 
-Templates may use ``{ip}`` and ``{name}`` (the host's VDI name); a host's saved ``uri`` is tried
-instead of the templates (``vditui.core.uris`` fills them in).
+Templates may use ``{ip}`` and ``{name}`` (the host's VDI name); a host's ``uri`` (or each of
+its ``uris``, in order) is tried before the templates, and the first that connects is kept
+(``vditui.core.uris.candidates``). Saving from the reconnect screen replaces ``uri``, or puts
+the URI first in ``uris`` (`vditui.config.write.save_host_uri`).
 Both layouts may share a file, but then ``[profiles.default]`` is an error.
 
 Precedence, highest first: command-line flag, then the chosen profile, then ``VDITUI_URL`` /

@@ -82,6 +82,23 @@ def templates(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def uri_list(value: Any) -> tuple[str, ...]:
+    """A host's URIs, tried in order: a non-empty array of distinct libvirt URIs."""
+    expected = ("a non-empty array of libvirt URIs containing ://, tried in order "
+                '(e.g. ["qemu+ssh://root@10.0.0.5/system", "qemu+tcp://10.0.0.5/system"])')
+    if not isinstance(value, list) or not value:
+        raise Invalid(expected)
+    for element in value:
+        try:
+            template(element)
+        except Invalid:
+            raise Invalid(expected, element) from None
+    if len(set(value)) != len(value):
+        twice = next(v for v in value if value.count(v) > 1)
+        raise Invalid("each URI once (this one is listed twice)", twice)
+    return tuple(value)
+
+
 def single_template(value: Any) -> tuple[str, ...]:
     return (template(value),) if isinstance(value, str) else templates(value)
 

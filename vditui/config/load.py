@@ -66,23 +66,37 @@ class _Reader:
                 self.fail(where, f"expected {exc.expected}", got)
         return values
 
-    def hosts(self, keypath: tuple[str, ...], value: Any) -> dict[str, str]:
-        uris: dict[str, str] = {}
+    def hosts(self, keypath: tuple[str, ...], value: Any) -> dict[str, tuple[str, ...]]:
+        uris: dict[str, tuple[str, ...]] = {}
         for host, table in self.table(keypath, value, "a table of hosts").items():
             where = (*keypath, host)
             entry = self.table(
                 where, table, 'a table such as { uri = "qemu+tcp://10.0.0.5/system" }'
             )
             for key in entry:
-                if key != "uri":
-                    self.unknown((*where, key), ["uri"])
-            if "uri" not in entry:
-                self.fail(where, "missing uri")
-            try:
-                uris[host] = checks.template(entry["uri"])
-            except checks.Invalid as exc:
-                self.fail((*where, "uri"), f"expected {exc.expected}", entry["uri"])
+                if key not in HOST_KEYS:
+                    self.unknown((*where, key), HOST_KEYS)
+            if "uri" in entry and "uris" in entry:
+                self.fail((*where, "uris"), "give uri or uris, not both (uris = [...] lists "
+                          "every URI to try, in order)")
+            if "uri" in entry:
+                try:
+                    uris[host] = (checks.template(entry["uri"]),)
+                except checks.Invalid as exc:
+                    self.fail((*where, "uri"), f"expected {exc.expected}", entry["uri"])
+            elif "uris" in entry:
+                try:
+                    uris[host] = checks.uri_list(entry["uris"])
+                except checks.Invalid as exc:
+                    got = entry["uris"] if exc.got is UNSET else exc.got
+                    self.fail((*where, "uris"), f"expected {exc.expected}", got)
+            else:
+                self.fail(where, 'missing uri (or uris = ["...", "..."], tried in order)')
         return uris
+
+
+HOST_KEYS = ("uri", "uris")
+"""The keys of a ``hosts."NAME"`` table: one URI, or several tried in order."""
 
 
 def load_config(path: Path | None) -> Config:

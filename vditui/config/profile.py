@@ -68,10 +68,6 @@ class Profile(Settings):
         "command", "A command (split with shlex, run without a shell) whose first output line "
                    "is the password, e.g. ``pass show vdi/prod``.")
 
-    def host_uri(self, name: str, ip: str) -> str | None:
-        """The URI saved for this host, looked up by VDI name and then by IP, if any."""
-        return self.host_uris.get(name) or self.host_uris.get(ip)
-
 
 @dataclass(frozen=True)
 class Config:

@@ -33,9 +33,11 @@ _Container = tomlkit.TOMLDocument | Table | InlineTable
 def save_host_uri(path: Path, profile: str, host: str, uri: str) -> None:
     """Record that ``host`` (a VDI host name or IP) is reached at ``uri`` under ``profile``.
 
-    Adds the host's table or replaces its ``uri``; creates the file and its directory if
-    missing. The result is checked with the loader before it is written, so vditui never
-    leaves behind a file it cannot read.
+    Adds the host's table or replaces its ``uri``; where the host lists several (``uris``),
+    ``uri`` goes first in that list (moved there if listed already) and the others stay after
+    it, in their order, as fallbacks. Creates the file and its directory if missing. The
+    result is checked with the loader before it is written, so vditui never leaves behind a
+    file it cannot read.
     """
     if not profile or not host:
         raise ConfigError(expected="a profile and a host name are needed to save a URI")
@@ -63,6 +65,8 @@ def save_host_uri(path: Path, profile: str, host: str, uri: str) -> None:
             new.add(tomlkit.nl())  # keeps a blank line before whatever table follows
         # Quoted always, so that names and IPs look alike and match the documented layout.
         hosts.add(SingleKey(host, KeyType.Basic), new)
+    elif isinstance(entry, Table | InlineTable) and "uris" in entry:
+        _put_first(entry, uri)
     elif isinstance(entry, Table | InlineTable):
         entry["uri"] = uri
     else:
@@ -73,6 +77,16 @@ def save_host_uri(path: Path, profile: str, host: str, uri: str) -> None:
         out = out.rstrip("\n") + "\n"  # the blank line added above, when the table came last
     parse_config(out, target)
     write_private(target, out)
+
+
+def _put_first(entry: Table | InlineTable, uri: str) -> None:
+    listed = entry["uris"]
+    if not isinstance(listed, list):
+        return  # not an array: the loader's check below names the line
+    # Edit the array in place, so that its layout and comments survive.
+    while uri in listed:
+        listed.remove(uri)
+    listed.insert(0, uri)
 
 
 def _descend(doc: tomlkit.TOMLDocument, keypath: tuple[str, ...], path: Path, text: str) -> Any:

@@ -238,12 +238,12 @@ class Engine:
             s.refresh()
 
     def _uris_for(self, host: VdiHost) -> list[str]:
-        override = self._settings.host_uris.get(host.name) or self._settings.host_uris.get(host.ip)
+        fixed = self._settings.fixed_uris(host.name, host.ip)
         try:
-            return candidates(self._settings.uri_templates, host.ip, host.name, override)
+            return candidates(self._settings.uri_templates, host.ip, host.name, fixed)
         except UriError as exc:
             log.warning("host %s: %s", host.name, exc)
-            return [override] if override else []
+            return list(dict.fromkeys(fixed))
 
     def _sync_sessions(self, hosts: tuple[VdiHost, ...], remove: bool = True) -> None:
         wanted = {h.id: h for h in hosts}

@@ -85,17 +85,19 @@ def invalid_uri_error(uri: str, exc: UriError) -> VirtError:
 
 def hint(kind: VirtErrorKind, uri: str) -> str:
     """One line an operator can act on, specific to the transport and host of ``uri``."""
+    port: int | None = None
     try:
         u = parse(uri)
-        host, user, transport = u.host or "the host", u.user or "root", u.transport
+        host, user, transport, port = u.host or "the host", u.user or "root", u.transport, u.port
     except UriError:
         host, user, transport = "the host", "root", ""
     if kind is VirtErrorKind.REFUSED:
         if transport == "tcp":
-            return (f"nothing listens on {host}:16509: enable libvirtd's TCP listener "
+            return (f"nothing listens on {host}:{port or 16509}: enable libvirtd's TCP listener "
                     "(listen_tcp=1, or libvirtd-tcp.socket) or try qemu+ssh://")
         if transport == "tls":
-            return f"nothing listens on {host}:16514: enable libvirtd's TLS listener or try ssh"
+            return (f"nothing listens on {host}:{port or 16514}: enable libvirtd's TLS "
+                    "listener or try ssh")
         return f"{host} refused the connection: is the service running and the port open?"
     if kind is VirtErrorKind.TIMEOUT:
         return (f"{host} accepted or dropped the connection but never answered: check firewalls, "

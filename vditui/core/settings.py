@@ -40,8 +40,9 @@ def templates(default: tuple[str, ...], doc: str) -> tuple[str, ...]:
     return field(default=default, metadata={"doc": doc, "kind": "templates"})
 
 
-def host_table(doc: str) -> dict[str, str]:
-    """A URI per host; the file spells it as a ``hosts`` table of ``{ uri = "..." }``."""
+def host_table(doc: str) -> dict[str, tuple[str, ...]]:
+    """URIs per host, tried in order; the file spells it as a ``hosts`` table of
+    ``{ uri = "..." }`` or ``{ uris = ["...", "..."] }``."""
     return field(default_factory=dict, hash=False, metadata={"doc": doc, "kind": "hosts"})
 
 
@@ -54,8 +55,9 @@ class Settings:
     uri_templates: tuple[str, ...] = templates(
         DEFAULT_TEMPLATES,
         "libvirt URIs to try for a host, in order; ``{ip}`` and ``{name}`` are filled in.")
-    host_uris: dict[str, str] = host_table(  # noqa: RUF009 - a Field with a default_factory
-        "A fixed libvirt URI per host, keyed by the host's VDI name or IP; beats the templates.")
+    host_uris: dict[str, tuple[str, ...]] = host_table(  # noqa: RUF009 - a default_factory
+        "Fixed libvirt URIs per host, keyed by the host's VDI name or IP, tried in order "
+        "before the templates; the first that connects is kept.")
     refresh_interval: float = seconds(
         30.0, "Seconds between re-reads of the platform's API.", inclusive=False)
     grace: float = seconds(
@@ -79,6 +81,10 @@ class Settings:
     max_backoff: float = seconds(
         4.0, "Longest wait, in seconds, between reconnection attempts to a lost host.",
         inclusive=False)
+
+    def fixed_uris(self, name: str, ip: str) -> tuple[str, ...]:
+        """The URIs set for this host, looked up by VDI name and then by IP; empty if none."""
+        return self.host_uris.get(name) or self.host_uris.get(ip) or ()
 
 
 DEFAULTS = Settings()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -194,12 +195,11 @@ def render(template: str, ip: str, name: str = "") -> str:
     return uri
 
 
-def candidates(templates: tuple[str, ...] | list[str], ip: str, name: str,
-               override: str | None = None) -> list[str]:
-    """The URIs to try for a host, in order: its override first, then each template."""
-    out: list[str] = []
-    if override:
-        out.append(override)
+def candidates(templates: Sequence[str], ip: str, name: str,
+               fixed: Sequence[str] = ()) -> list[str]:
+    """The URIs to try for a host, in order: its fixed URIs first (in their order), then each
+    template's rendering; each URI once."""
+    out: list[str] = list(dict.fromkeys(fixed))
     for t in templates:
         uri = render(t, ip, name)
         if uri not in out:
