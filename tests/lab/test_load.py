@@ -5,8 +5,8 @@ Pilot at 120x40) run in this process; the lab's :class:`~vditui.lab.chaos.Chaos`
 process of its own (see :class:`RemoteChaos` for why) and changes VMs through libvirt at 500 per
 second, and the platform follows each change a second later. vditui reaches each libvirtd
 directly, the platform through the lab's proxy. During the storm the operator presses ``d``
-(drift only), and later ``d`` again (all rows); the table must answer the first within 1 s and
-the second (a rebuild of all 10,000 rows) within 5 s. After the storm the chaos stops, the test
+(drift only), and later ``d`` again (all rows); the table must answer both (how fast is printed;
+the benchmarks hold the latency to its target). After the storm the chaos stops, the test
 waits (bounded) until vditui is quiet, and then:
 
 * every VM's libvirt state in vditui (the sessions' domains, the comparison, the table's cells)
