@@ -121,7 +121,8 @@ async def _diff(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
 
 async def _reconnect(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
     table = app.query_one("#vms", VmTable)
-    table.move_cursor(row=table.get_row_index(_key(app, "office-30")))  # a VM of hv-refuse
+    # A VM of ssh-only: the demo's story, ssh without a key refused, with it fine, tcp refused.
+    table.move_cursor(row=table.get_row_index(_key(app, "remote-ssh-01")))
     await pilot.pause()
     await pilot.press("c")
     await _wait(pilot, lambda: isinstance(app.screen, ReconnectScreen), "the reconnect screen")
