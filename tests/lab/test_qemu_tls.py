@@ -145,3 +145,33 @@ def test_a_test_tls_uri_to_it_opens_the_stock_test_driver(tls_qemu_lab: Lab) -> 
                          .replace("/system?", "/default?", 1))
     assert kind == "TEST"
     assert guests == {"test": "running"}
+
+
+def test_a_tls_qemu_host_whose_guests_cannot_start_falls_back_keeping_tls(monkeypatch,
+                                                                          fresh_lab) -> None:
+    """QEMU runs but refuses the guests (here: an emulator that is not there): the test driver
+    serves the host, still over TLS only with the lab's certificates, and the lab says so."""
+    from vditui.lab import host as lab_host
+    from vditui.lab import qemu
+
+    if qemu.unavailable():
+        pytest.skip(f"QEMU cannot run here: {qemu.unavailable()}")
+    monkeypatch.setattr(lab_host, "guest_xml", lambda vm, kind: qemu.guest_xml(vm, kind).replace(
+        f"<emulator>{shutil.which(qemu.QEMU_BINARY)}</emulator>",
+        "<emulator>/nonexistent/qemu-system-x86_64</emulator>"))
+    _quiet()
+    lab = fresh_lab(parse(SCENARIO, "tests/lab/test_qemu_tls.py"))
+    h = lab.host("kvm-tls")
+    assert h.driver == "test" and h.transports == ("tls",)
+    assert set(lab.fallbacks) == {"kvm-tls"}
+    assert lab.fallbacks["kvm-tls"].startswith("kvm-tls: QEMU unavailable (its QEMU libvirtd "
+                                               "failed (")
+    assert "/nonexistent/qemu-system-x86_64" in lab.fallbacks["kvm-tls"]
+    assert lab.pki is not None and h.daemon.tls is not None
+    assert h.tls_uri == f"test+tls://{h.ip}/default?pkipath={lab.pki.client_dir}"
+    assert _read(h.tls_uri) == ("TEST", {"q-run": "running", "q-off": "shutoff"})
+    with pytest.raises(libvirt.libvirtError):
+        libvirt.open(h.uri)
+    text = lab.describe()
+    assert "QEMU unavailable, test driver instead for kvm-tls: its QEMU libvirtd failed" in text
+    assert "[no tcp: refused]  [qemu: test driver instead]" in text
