@@ -136,7 +136,7 @@ class LabHost:
 
     @property
     def ssh_uri(self) -> str:
-        """``test+ssh://USER@IP:PORT/default?keyfile=...&socket=...&proxy=netcat&no_tty=1&
+        """``DRIVER+ssh://USER@IP:PORT/PATH?keyfile=...&socket=...&proxy=netcat&no_tty=1&
         command=...``: the lab's key, and an ssh wrapper that verifies the lab's host key."""
         return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver)
 
