@@ -175,3 +175,25 @@ def test_a_tls_qemu_host_whose_guests_cannot_start_falls_back_keeping_tls(monkey
     text = lab.describe()
     assert "QEMU unavailable, test driver instead for kvm-tls: its QEMU libvirtd failed" in text
     assert "[no tcp: refused]  [qemu: test driver instead]" in text
+
+
+def test_a_failing_sshd_is_not_blamed_on_qemu(monkeypatch) -> None:
+    """Only the hypervisor's own failures fall back to the test driver: a qemu host whose
+    sshd does not come up stops the lab with the sshd's reason, not "QEMU unavailable"."""
+    from vditui.lab import bringup, qemu, sshd
+    from vditui.lab.daemon import LabError
+
+    if qemu.unavailable() or bringup._ssh_unavailable():
+        pytest.skip(f"QEMU or ssh cannot run here: {qemu.unavailable()} "
+                    f"{bringup._ssh_unavailable()}")
+
+    def not_ready(self: object, *args: object, **kwargs: object) -> None:
+        raise LabError("sshd did not answer (simulated)")
+
+    monkeypatch.setattr(sshd.LabSshd, "wait_ready", not_ready)
+    _quiet()
+    lab = Lab(parse(SCENARIO.replace('transports = ["tls"]', 'transports = ["tls", "ssh"]'),
+                    "tests/lab/test_qemu_tls.py"))
+    with pytest.raises(LabError, match=r"^kvm-tls: sshd did not answer \(simulated\)$"):
+        lab.start()
+    assert lab.fallbacks == {}

@@ -33,6 +33,11 @@ log = logging.getLogger("vditui.lab")
 GUEST_STARTS = threading.Semaphore(2)
 
 
+class _NotTheHypervisor(LabError):
+    """A host failed to come up for a reason the test driver would not fix (its sshd, its
+    proxies' addresses): no fallback, the lab stops and says why."""
+
+
 def quiet_libvirt() -> None:
     # libvirt's default handler prints every error to stderr; the lab reports through exceptions.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -105,7 +110,7 @@ class HostSetup:
         try:
             self._bring_up(h)
         except (LabError, libvirt.libvirtError) as exc:
-            if h.driver != "qemu":
+            if h.driver != "qemu" or isinstance(exc, _NotTheHypervisor):
                 raise
             if h.conn is not None:
                 with contextlib.suppress(libvirt.libvirtError):
@@ -139,20 +144,21 @@ class HostSetup:
             try:
                 h.sshd.wait_ready()
             except LabError as exc:
-                raise LabError(f"{h.name}: {exc}") from None
+                raise _NotTheHypervisor(f"{h.name}: {exc}") from None
         h.conn = self._connect(h)
         self._populate(h)
         try:
             h.proxy = self.hub.add((h.ip, h.port), (h.ip, h.daemon.port), name=h.name)
         except OSError as exc:
-            raise LabError(f"{h.name}: cannot listen on {h.ip}:{h.port}: {exc}") from None
+            raise _NotTheHypervisor(f"{h.name}: cannot listen on {h.ip}:{h.port}: {exc}") \
+                from None
         if h.daemon.tls_port is not None:
             try:
                 h.tls_proxy = self.hub.add((h.ip, LIBVIRT_TLS_PORT), (h.ip, h.daemon.tls_port),
                                            name=f"{h.name}-tls")
             except OSError as exc:
-                raise LabError(f"{h.name}: cannot listen on {h.ip}:{LIBVIRT_TLS_PORT}: "
-                               f"{exc}") from None
+                raise _NotTheHypervisor(f"{h.name}: cannot listen on {h.ip}:"
+                                        f"{LIBVIRT_TLS_PORT}: {exc}") from None
         self._set_mode(h, h.spec.fault if h.spec.fault != "none" else "pass")
 
     @staticmethod
