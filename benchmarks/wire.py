@@ -5,9 +5,9 @@ The engine counts its own round trips, but by its own convention (an ``open`` is
 of every client-to-daemon byte stream that crosses a lab proxy and counts CALL messages per host
 and per procedure (keepalive messages are not calls and are not counted).
 
-It wraps the lab proxy's private ``_Pipe.push``: instrumentation for benchmarks, never used by
-vditui. If the lab's internals change so that the tap cannot install, counts are reported as
-unavailable instead of failing the run.
+It wraps the lab proxy's private ``_Pipe.push`` (in :mod:`vditui.lab.relay`): instrumentation
+for benchmarks, never used by vditui. If the lab's internals change so that the tap cannot
+install, counts are reported as unavailable instead of failing the run.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ class RpcTap:
 
     def install(self) -> RpcTap:
         try:
-            from vditui.lab import proxy
+            from vditui.lab import relay
 
-            pipe_cls = proxy._Pipe
+            pipe_cls = relay._Pipe
             original = pipe_cls.push
         except (ImportError, AttributeError):
             return self

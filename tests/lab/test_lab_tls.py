@@ -20,7 +20,7 @@ from vditui.core.models import ConnState, VirtErrorKind
 from vditui.core.uris import UriError, parse, prepare
 from vditui.core.virt import probe
 from vditui.demo import demo_host_uris, demo_story_uris, start_demo
-from vditui.lab import lab as lab_mod
+from vditui.lab import bringup as lab_bringup
 from vditui.lab import tls as lab_tls
 from vditui.lab.daemon import LabError
 from vditui.lab.lab import LIBVIRT_TLS_PORT, Lab
@@ -286,7 +286,7 @@ def test_without_sshd_the_ssh_host_is_served_over_tcp_and_said_so(
     def no_sshd() -> str:
         raise LabError("sshd not found: install openssh-server")
 
-    monkeypatch.setattr(lab_mod, "find_sshd", no_sshd)
+    monkeypatch.setattr(lab_bringup, "find_sshd", no_sshd)
     scen = parse_scenario(SCENARIO.replace('transports = ["tls"]', 'transports = ["ssh"]'))
     _quiet()
     with Lab(scen) as lab:

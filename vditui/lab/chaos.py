@@ -14,14 +14,28 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import libvirt
 
 from vditui.lab.daemon import LabError
 
 if TYPE_CHECKING:
-    from vditui.lab.lab import Lab
+    from vditui.lab.host import LabHost
+    from vditui.lab.scenario import Scenario
+
+
+class ChaosLab(Protocol):
+    """What chaos needs of a lab (:class:`vditui.lab.lab.Lab` has it), so that this module does
+    not import the lab that imports it."""
+
+    scenario: Scenario
+    hosts: dict[str, LabHost]
+
+    def host(self, name: str) -> LabHost: ...
+    def virt_state(self, host: str, vm_uuid: str) -> str: ...
+    def act(self, host: str, vm_uuid: str, action: str) -> str: ...
+    def follow_vdi(self, vm_uuid: str, state: str) -> None: ...
 
 log = logging.getLogger("vditui.lab.chaos")
 
@@ -39,7 +53,7 @@ QEMU_MAX_ACTIVE = 4
 class Chaos:
     """Changes VM states at ``rate`` per second until stopped."""
 
-    def __init__(self, lab: Lab, rate: float, lag: float, seed: int | None = None) -> None:
+    def __init__(self, lab: ChaosLab, rate: float, lag: float, seed: int | None = None) -> None:
         if rate <= 0:
             raise ValueError("chaos rate must be positive (changes per second)")
         self.lab, self.rate, self.lag = lab, rate, lag

@@ -22,12 +22,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vditui.lab.errors import LabError
+
 if TYPE_CHECKING:
     from vditui.lab.tls import ServerFiles
-
-
-class LabError(RuntimeError):
-    """The lab cannot start or run: says what failed and how to fix it."""
 
 
 def find_libvirtd() -> str:

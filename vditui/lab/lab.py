@@ -25,8 +25,9 @@ libvirt's TLS port 16514: :attr:`LabHost.tls_uri` (``...+tls://IP/...?pkipath=DI
 the certificate does not carry.
 
 Fallbacks: where the machine cannot serve a host's ssh (no sshd, ssh or nc) or tls (no
-certtool), the lab serves that host over tcp instead and says so, once, in a log warning, in
-:attr:`Lab.fallbacks` and in :meth:`Lab.describe`; never silently.
+certtool), the lab serves that host over tcp instead; where QEMU cannot run, the test driver
+serves a qemu host. Either way it says so, in a log warning, in :attr:`Lab.fallbacks` (one line
+per host) and in :meth:`Lab.describe`; never silently (:mod:`vditui.lab.bringup`).
 
 Drivers: a host with ``driver = "qemu"`` is a real privileged libvirtd with the QEMU driver and
 real diskless guests (:mod:`vditui.lab.qemu`). A real site runs one driver everywhere; in a lab
@@ -36,7 +37,14 @@ carries, so qemu hosts answer on a port of their own, :data:`QEMU_PORT`, and
 refuses the qemu port at once, and the other way round; a hanging qemu host then reports the
 test port's refusal, the price of mixing drivers in one lab). Where QEMU cannot run, those
 hosts are served by the test driver instead, said in one log line and kept in
-:attr:`Lab.fallbacks`.
+:attr:`Lab.fallbacks`. TLS has no such port of its own: qemu and test hosts share 16514, and
+the URI's driver picks the driver behind it, so a qemu host's :attr:`LabHost.tls_uri`,
+``qemu+tls://IP/system?pkipath=DIR``, opens QEMU's driver, while a ``test+tls://IP/default`` URI
+to the same host would open its stock test driver (one domain, ``test``), not its guests.
+
+Modules: :mod:`vditui.lab.host` (a host's URIs and proxies), :mod:`vditui.lab.bringup` (making
+hosts, fallbacks, domains defined), :mod:`vditui.lab.vms` (changing VMs, chaos); this one
+starts, stops and breaks the whole.
 """
 
 from __future__ import annotations
@@ -47,171 +55,36 @@ import random
 import shutil
 import socket
 import tempfile
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
-from xml.sax.saxutils import escape
 
 import libvirt
 
-from vditui.lab.daemon import LabError, LibvirtDaemon, free_port
+from vditui.lab.bringup import HostSetup, quiet_libvirt
+from vditui.lab.chaos import Chaos
+from vditui.lab.daemon import LabError, free_port
+from vditui.lab.host import (
+    LIBVIRT_PORT,
+    LIBVIRT_TLS_PORT,
+    QEMU_PORT,
+    QEMU_URI_TEMPLATE,
+    URI_TEMPLATE,
+    LabHost,
+)
 from vditui.lab.proxy import FaultProxy, ProxyHub
-from vditui.lab.qemu import QemuDaemon, domain_type, guest_xml, unavailable
-from vditui.lab.scenario import HostSpec, Scenario, VmSpec
-from vditui.lab.sshd import LabSshd, find_sshd
-from vditui.lab.sshd import _tool as ssh_tool
+from vditui.lab.qemu import unavailable
+from vditui.lab.scenario import Scenario
+from vditui.lab.sshd import LabSshd
 from vditui.lab.tls import LabPki
 from vditui.lab.vdi_server import VdiServer
+from vditui.lab.vms import VDI_STATUS_FOR, VmOps
+
+__all__ = ["LIBVIRT_PORT", "LIBVIRT_TLS_PORT", "QEMU_PORT", "VDI_PORT", "VDI_STATUS_FOR", "Lab",
+           "LabHost"]
 
 log = logging.getLogger("vditui.lab")
 
-LIBVIRT_PORT = 16509
-LIBVIRT_TLS_PORT = 16514
-QEMU_PORT = 16510
 VDI_PORT = 8088
-URI_TEMPLATE = "test+tcp://{ip}/default"
-QEMU_URI_TEMPLATE = f"qemu+tcp://{{ip}}:{QEMU_PORT}/system"
-#: Guests started at once across the lab: each start keeps a core busy for a moment.
-GUEST_STARTS = threading.Semaphore(2)
-#: libvirt state name -> VDI DomainVO.status the platform would record for it
-VDI_STATUS_FOR = {"running": 1, "shutoff": 0, "paused": 2}
-
-
-def _quiet_libvirt() -> None:
-    # libvirt's default handler prints every error to stderr; the lab reports through exceptions.
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
-
-def domain_xml(vm: VmSpec) -> str:
-    v = vm.virt
-    assert v is not None
-    cur_kib = (v.current_memory_mb or v.memory_mb) * 1024
-    return (f"<domain type='test'><name>{escape(vm.name)}</name><uuid>{vm.uuid}</uuid>"
-            f"<memory unit='KiB'>{v.memory_mb * 1024}</memory>"
-            f"<currentMemory unit='KiB'>{cur_kib}</currentMemory>"
-            f"<vcpu current='{v.vcpu}'>{v.vcpu_max or v.vcpu}</vcpu>"
-            "<os><type>hvm</type></os></domain>")
-
-
-@dataclass
-class LabHost:
-    """One simulated hypervisor: its scenario entry, address, daemon and fault proxy."""
-
-    spec: HostSpec
-    ip: str
-    daemon: LibvirtDaemon
-    proxy: FaultProxy | None = None
-    sshd: LabSshd | None = None  # only when the scenario lists "ssh" for this host
-    pki: LabPki | None = None  # only when the scenario lists "tls" for this host
-    tls_proxy: FaultProxy | None = None
-    conn: Any = None  # the lab's own libvirt connection (libvirt.virConnect)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: What the host really serves: the scenario's transports, or ("tcp",) after a fallback.
-    transports: tuple[str, ...] = ()
-    fallback: str = ""  # one line saying why the host is served over tcp instead, or ""
-
-    def __post_init__(self) -> None:
-        self.transports = self.transports or self.spec.transports
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def proxies(self) -> list[FaultProxy]:
-        return [p for p in (self.proxy, self.tls_proxy) if p is not None]
-
-    @property
-    def client_uri(self) -> str:
-        """The URI that reaches this host with what it really serves: tcp, else tls with the
-        lab's certificates, else ssh with the lab's key."""
-        if "tcp" in self.transports:
-            return self.uri
-        return self.tls_uri if "tls" in self.transports else self.ssh_uri
-
-    def _need_pki(self) -> LabPki:
-        if self.pki is None:
-            raise LabError(f"host {self.name!r} is not served over tls (it serves: "
-                           f"{', '.join(self.transports)}){self._why_not()}")
-        return self.pki
-
-    def _why_not(self) -> str:
-        return f"; {self.fallback}" if self.fallback else ""
-
-    @property
-    def tls_uri(self) -> str:
-        """``driver+tls://IP/path?pkipath=DIR``, DIR holding the lab's CA and a client
-        certificate the host accepts."""
-        return self.tls_uri_with(self._need_pki().client_dir)
-
-    def tls_uri_with(self, pkipath: str | Path | None) -> str:
-        """The TLS URI with another pkipath: a :meth:`LabPki.variant` name, a directory, or
-        None for none at all (libvirt then looks in /etc/pki)."""
-        pki = self._need_pki()
-        if isinstance(pkipath, str) and "/" not in pkipath:
-            pkipath = pki.variant(pkipath)
-        query = f"pkipath={quote(str(pkipath), safe='/')}" if pkipath is not None else ""
-        return self.daemon.uri_for("tls", self.ip, query=query)
-
-    @property
-    def driver(self) -> str:
-        """The driver really serving this host (``test`` where a qemu host fell back)."""
-        return self.daemon.driver
-
-    @property
-    def port(self) -> int:
-        """Where its fault proxy listens: libvirt's default port, or :data:`QEMU_PORT`."""
-        return QEMU_PORT if self.driver == "qemu" else LIBVIRT_PORT
-
-    @property
-    def uri(self) -> str:
-        """The URI a client uses: through the fault proxy."""
-        return (QEMU_URI_TEMPLATE if self.driver == "qemu" else URI_TEMPLATE).format(ip=self.ip)
-
-    def xml(self, vm: VmSpec) -> str:
-        """``vm``'s domain XML for this host's driver."""
-        return guest_xml(vm, domain_type()) if self.driver == "qemu" else domain_xml(vm)
-
-    def _need_sshd(self) -> LabSshd:
-        if self.sshd is None:
-            raise LabError(f"host {self.name!r} is not served over ssh (its transports: "
-                           f"{', '.join(self.spec.transports)}); add \"ssh\" to them"
-                           f"{self._why_not()}")
-        return self.sshd
-
-    @property
-    def socket_path(self) -> Path:
-        """The host's libvirtd unix socket, which the ssh transport relays to (``nc -U``)."""
-        return self.daemon.dir / "run" / "libvirt-sock"
-
-    @property
-    def ssh_uri(self) -> str:
-        """``test+ssh://USER@IP:PORT/default?keyfile=...&socket=...&proxy=netcat&no_tty=1&
-        command=...``: the lab's key, and an ssh wrapper that verifies the lab's host key."""
-        return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver)
-
-    @property
-    def ssh_uri_without_key(self) -> str:
-        """:attr:`ssh_uri` without ``keyfile=`` and with a wrapper offering no identity at all
-        (no default keys, no agent): fails with ssh's "Permission denied (publickey)"."""
-        return self._need_sshd().uri(self.socket_path, self.daemon.uri_path, self.driver,
-                                     keyfile=False)
-
-
-def _ssh_unavailable() -> str:
-    """Why the lab cannot serve ssh here ("" when it can): the tools it runs are missing."""
-    try:
-        find_sshd()
-        for tool, package in (("ssh", "openssh-client"), ("ssh-keygen", "openssh-client"),
-                              ("nc", "netcat-openbsd")):
-            ssh_tool(tool, package)
-    except LabError as exc:
-        return str(exc)
-    return ""
 
 
 def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
@@ -235,7 +108,7 @@ def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.soc
     raise LabError("no free loopback subnet found for the lab (tried 200); is another lab running?")
 
 
-class Lab:
+class Lab(HostSetup, VmOps):
     """Everything a scenario needs, started together and stopped together."""
 
     def __init__(self, scenario: Scenario, workdir: Path | None = None,
@@ -251,7 +124,7 @@ class Lab:
         self.prefix = ""
         self.pki: LabPki | None = None
         self._started = False
-        self._chaos: Any = None
+        self._chaos: Chaos | None = None
         #: host name -> the line saying what the lab could not serve as asked (empty: all)
         self.fallbacks: dict[str, str] = {}
         self._qemu_missing: dict[str, str] = {}  # qemu host -> why not
@@ -290,7 +163,7 @@ class Lab:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Lab:
-        _quiet_libvirt()
+        quiet_libvirt()
         self.prefix, claim = _claim_subnet(len(self.scenario.hosts), self.subnet)
         self._started = True
         try:
@@ -333,125 +206,6 @@ class Lab:
         log.info("lab up: %s hosts at %s.x, VDI at %s", len(self.hosts), self.prefix, self.vdi_url)
         return self
 
-    def _make_host(self, spec: HostSpec, ip: str, why_not_qemu: str | None) -> LabHost:
-        qemu = spec.driver == "qemu" and why_not_qemu is None
-        if spec.driver == "qemu" and why_not_qemu is not None:
-            self._fall_back(spec.name, why_not_qemu)
-        daemon_class = QemuDaemon if qemu else LibvirtDaemon
-        missing = {"ssh": _ssh_unavailable, "tls": self._tls_unavailable}
-        lacking = [f"{t} ({why})" for t in spec.transports if t in missing
-                   if (why := missing[t]())]
-        if lacking:
-            line = (f"{spec.name}: cannot serve {', '.join(lacking)}; serving it over tcp "
-                    "instead")
-            log.warning("lab: %s", line)
-            self._note_fallback(spec.name, line)
-            return LabHost(spec, ip, daemon_class(spec.name, self.workdir, ip),
-                           transports=("tcp",), fallback=line)
-        files = None
-        if "tls" in spec.transports:
-            assert self.pki is not None
-            files = self.pki.server(spec.name, ip)
-        h = LabHost(spec, ip, daemon_class(spec.name, self.workdir, ip, tls=files))
-        h.pki = self.pki if files is not None else None
-        return h
-
-    def _note_fallback(self, host: str, line: str) -> None:
-        """Keep one line per host in :attr:`fallbacks`, joining a host's several causes."""
-        old = self.fallbacks.get(host)
-        self.fallbacks[host] = f"{old}; {line}" if old else line
-
-    def _tls_unavailable(self) -> str:
-        """Why the lab cannot serve TLS ("" when it can); makes the lab's CA the first time."""
-        if self.pki is None:
-            try:
-                self.pki = LabPki(self.workdir / "pki").make()
-            except LabError as exc:
-                return str(exc)
-        return ""
-
-    def _try_bring_up(self, h: LabHost) -> LabError | None:
-        """Bring a host up; a qemu host that cannot start is handed back for the fallback."""
-        try:
-            self._bring_up(h)
-        except LabError as exc:
-            if h.driver != "qemu":
-                raise
-            h.daemon.stop()
-            self._fall_back(h.name, f"its QEMU libvirtd failed ({exc})")
-            return exc
-        return None
-
-    def _serve_with_test_driver(self, h: LabHost) -> None:
-        h.conn = None
-        h.daemon = LibvirtDaemon(h.name, self.workdir, h.ip, tls=h.daemon.tls)
-        h.daemon.start()
-        self._bring_up(h)
-
-    def _fall_back(self, host: str, why: str) -> None:
-        self._qemu_missing[host] = why
-        self._note_fallback(host, f"{host}: QEMU unavailable ({why}); served by the test driver")
-
-    def fallback_line(self) -> str:
-        """Which qemu hosts the test driver serves, and why, in one line ('' if none)."""
-        hosts = [n for n in self.hosts if n in self._qemu_missing]
-        reasons = dict.fromkeys(self._qemu_missing[n] for n in hosts)
-        return f"{', '.join(hosts)}: {'; '.join(reasons)}" if reasons else ""
-
-    def _bring_up(self, h: LabHost) -> None:
-        h.daemon.wait_ready()
-        if h.sshd is not None:
-            try:
-                h.sshd.wait_ready()
-            except LabError as exc:
-                raise LabError(f"{h.name}: {exc}") from None
-        h.conn = self._connect(h)
-        self._populate(h)
-        try:
-            h.proxy = self.hub.add((h.ip, h.port), (h.ip, h.daemon.port), name=h.name)
-        except OSError as exc:
-            raise LabError(f"{h.name}: cannot listen on {h.ip}:{h.port}: {exc}") from None
-        if h.daemon.tls_port is not None:
-            try:
-                h.tls_proxy = self.hub.add((h.ip, LIBVIRT_TLS_PORT), (h.ip, h.daemon.tls_port),
-                                           name=f"{h.name}-tls")
-            except OSError as exc:
-                raise LabError(f"{h.name}: cannot listen on {h.ip}:{LIBVIRT_TLS_PORT}: "
-                               f"{exc}") from None
-        self._set_mode(h, h.spec.fault if h.spec.fault != "none" else "pass")
-
-    @staticmethod
-    def _set_mode(h: LabHost, mode: str) -> None:
-        # A transport the host does not serve stays refused, whatever fault comes and goes.
-        assert h.proxy is not None
-        h.proxy.set_mode(mode if mode != "pass" or "tcp" in h.transports else "refuse")
-        if h.tls_proxy is not None:
-            h.tls_proxy.set_mode(mode)
-
-    def _connect(self, h: LabHost) -> Any:
-        try:
-            conn = libvirt.open(h.daemon.uri)
-        except libvirt.libvirtError as exc:
-            raise LabError(f"{h.name}: cannot connect to its libvirtd at {h.daemon.uri}: "
-                           f"{exc.get_error_message()}") from None
-        return conn
-
-    def _populate(self, h: LabHost) -> None:
-        """Replace the test driver's stock domain with the scenario's domains for this host."""
-        conn = h.conn
-        for dom in conn.listAllDomains():
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-        for vm in self.scenario.vms_on(h.name):
-            dom = conn.defineXML(h.xml(vm))
-            assert vm.virt is not None
-            if vm.virt.state in ("running", "paused"):
-                with GUEST_STARTS:
-                    dom.create()
-            if vm.virt.state == "paused":
-                dom.suspend()
-
     def stop(self) -> None:
         """Stop everything; safe to call twice and after a failed start."""
         if self._chaos is not None:
@@ -478,12 +232,6 @@ class Lab:
         self.stop()
 
     # ------------------------------------------------------------------ faults
-    def host(self, name: str) -> LabHost:
-        try:
-            return self.hosts[name]
-        except KeyError:
-            raise LabError(f"no host {name!r} in scenario {self.scenario.name!r}") from None
-
     def set_fault(self, host: str, mode: str) -> None:
         """``pass`` | ``refuse`` | ``hang`` for one host's libvirt (tcp and tls; a transport it
         does not serve stays refused), or ``vdi`` for the platform."""
@@ -547,82 +295,6 @@ class Lab:
             if h.driver != "qemu":
                 self._populate(h)
 
-    def crash(self, host: str, vm_uuid: str) -> str:
-        """Kill a running guest's QEMU process from outside libvirt, as a crash would end it;
-        libvirt records it as shut off (crashed). Returns the new state."""
-        h = self.host(host)
-        if not isinstance(h.daemon, QemuDaemon):
-            raise LabError(f"host {host!r} runs no real guests (driver: {h.driver}); "
-                           "only a qemu host's guests can crash")
-        try:
-            h.daemon.kill_guest(self.domain(host, vm_uuid).name())
-        except ProcessLookupError as exc:
-            raise LabError(str(exc)) from None
-        deadline = time.monotonic() + 10
-        while (state := self.virt_state(host, vm_uuid)) == "running" \
-                and time.monotonic() < deadline:
-            time.sleep(0.02)  # libvirt notices the monitor's EOF a moment later
-        return state
-
-    # ------------------------------------------------------------------ changing VMs
-    def vm(self, name: str) -> VmSpec:
-        for v in self.scenario.vms:
-            if v.name == name:
-                return v
-        raise LabError(f"no VM {name!r} in scenario {self.scenario.name!r}")
-
-    def domain(self, host: str, vm_uuid: str) -> Any:
-        h = self.host(host)
-        return h.conn.lookupByUUIDString(vm_uuid)
-
-    def virt_state(self, host: str, vm_uuid: str) -> str:
-        """libvirt's state of a VM right now, by the lab's own connection."""
-        code = self.domain(host, vm_uuid).state()[0]
-        return {1: "running", 3: "paused", 5: "shutoff"}.get(code, f"state-{code}")
-
-    def act(self, host: str, vm_uuid: str, action: str) -> str:
-        """Change a VM through libvirt: start, destroy, suspend, resume. Returns the new state."""
-        dom = self.domain(host, vm_uuid)
-        ops = {"start": dom.create, "destroy": dom.destroy, "suspend": dom.suspend,
-               "resume": dom.resume, "crash": lambda: self.crash(host, vm_uuid)}
-        try:
-            op = ops[action]
-        except KeyError:
-            raise LabError(f"unknown action {action!r}; use {sorted(ops)}") from None
-        with GUEST_STARTS if action == "start" else contextlib.nullcontext():
-            op()
-        return self.virt_state(host, vm_uuid)
-
-    def define(self, host: str, vm: VmSpec, start: bool = False) -> None:
-        h = self.host(host)
-        dom = h.conn.defineXML(h.xml(vm))
-        if start:
-            with GUEST_STARTS:
-                dom.create()
-
-    def undefine(self, host: str, vm_uuid: str) -> None:
-        dom = self.domain(host, vm_uuid)
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
-
-    def follow_vdi(self, vm_uuid: str, state: str) -> None:
-        """Make the platform record ``state`` (a libvirt state name) for a VM."""
-        assert self.vdi is not None
-        self.vdi.set_vm_status(vm_uuid, VDI_STATUS_FOR.get(state, 5))
-
-    def chaos(self, rate: float = 1.0, lag: float | None = None, seed: int | None = None) -> Any:
-        """Start changing VM states at ``rate`` per second; the platform follows after ``lag``
-        seconds (the scenario's lag by default), or never when ``lag`` is negative."""
-        from vditui.lab.chaos import Chaos
-
-        if self._chaos is not None:
-            self._chaos.stop()
-        self._chaos = Chaos(self, rate=rate,
-                            lag=self.scenario.vdi.lag if lag is None else lag, seed=seed)
-        self._chaos.start()
-        return self._chaos
-
     def describe(self) -> str:
         """What the lab serves, for `vditui lab up` (the password is the lab's own, on purpose:
         it is a throwaway credential an operator needs to log in to the simulator)."""
@@ -634,10 +306,12 @@ class Lab:
         width = max((len(h.uri) for h in self.hosts.values()), default=34)
         for h in self.hosts.values():
             extra = "" if h.spec.fault == "none" else f"  [fault: {h.spec.fault}]"
-            if h.driver == "qemu":
-                extra += "  [qemu]"
             if not extra and "tcp" not in h.transports:
                 extra = "  [no tcp: refused]"
+            if h.driver == "qemu":
+                extra += "  [qemu]"
+            elif h.name in self._qemu_missing:
+                extra += "  [qemu: test driver instead]"
             n = len(self.scenario.vms_on(h.name))
             lines.append(f"  {h.name:<12} {h.uri:<{width}} {n:>4} domains{extra}")
             if h.sshd is not None:

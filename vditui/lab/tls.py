@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from vditui.lab.daemon import LabError
+from vditui.lab.errors import LabError
 
 CA_NAME = "vditui lab CA"
 CLIENT_DN_PARTS = (("country", "XX"), ("organization", "vditui lab"),
