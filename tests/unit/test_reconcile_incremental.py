@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from vditui.core.incremental import carry_over, row_index, update_rows
 from vditui.core.models import (
     ConnState,
     Domain,
@@ -17,7 +18,7 @@ from vditui.core.models import (
     VdiVm,
     VirtState,
 )
-from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
+from vditui.core.reconcile import reconcile
 
 STATES = [VirtState.RUNNING, VirtState.SHUTOFF, VirtState.PAUSED, VirtState.CRASHED]
 

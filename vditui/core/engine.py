@@ -29,9 +29,10 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
+from vditui.core.incremental import carry_over, row_index, update_rows
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
 from vditui.core.probe import ProbeResult
-from vditui.core.reconcile import carry_over, reconcile, row_index, update_rows
+from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
 from vditui.core.settings import EngineSettings as EngineSettings
 from vditui.core.uris import UriError, candidates

@@ -22,6 +22,30 @@ import httpx
 
 from vditui.core.models import DesktopPool, VdiHost, VdiInventory, VdiVm
 from vditui.core.settings import DEFAULTS
+from vditui.core.vdi_errors import (
+    VdiAuthError as VdiAuthError,
+)
+from vditui.core.vdi_errors import (
+    VdiError as VdiError,
+)
+from vditui.core.vdi_errors import (
+    VdiHttpError as VdiHttpError,
+)
+from vditui.core.vdi_errors import (
+    VdiNotJson as VdiNotJson,
+)
+from vditui.core.vdi_errors import (
+    VdiShapeError as VdiShapeError,
+)
+from vditui.core.vdi_errors import (
+    VdiStatusError as VdiStatusError,
+)
+from vditui.core.vdi_errors import (
+    VdiTlsError as VdiTlsError,
+)
+from vditui.core.vdi_errors import (
+    VdiUnreachable as VdiUnreachable,
+)
 from vditui.core.vdi_parse import (
     ShapeProblem,
     as_int,
@@ -43,50 +67,6 @@ MAX_PAGES = 10_000
 MAX_WARNINGS = 100  # a long-running UI refreshes forever; keep only the recent ones
 # The spec names no "token expired" code, so the message decides (see shared/vendor/README.md).
 _EXPIRY_WORDS = ("token", "登录", "login", "expired", "过期")
-
-
-class VdiError(Exception):
-    """Base of every client failure. ``str()`` is one line naming the platform URL and cause."""
-
-    def __init__(self, url: str, message: str) -> None:
-        super().__init__(one_line(message, 400))
-        self.url = url
-
-
-class VdiUnreachable(VdiError):
-    """No usable connection: refused, unresolved name, connect or read timeout."""
-
-
-class VdiTlsError(VdiError):
-    """The platform's TLS certificate could not be verified."""
-
-
-class VdiHttpError(VdiError):
-    """A non-2xx HTTP answer; ``status_code`` is the HTTP status."""
-
-    def __init__(self, url: str, message: str, status_code: int) -> None:
-        super().__init__(url, message)
-        self.status_code = status_code
-
-
-class VdiNotJson(VdiError):
-    """The body is not JSON (typically an HTML error or maintenance page)."""
-
-
-class VdiStatusError(VdiError):
-    """The wrapper's ``status`` is not 0; ``msg`` is the platform's reason."""
-
-    def __init__(self, url: str, message: str, status: int | None, msg: str) -> None:
-        super().__init__(url, message)
-        self.status, self.msg = status, msg
-
-
-class VdiAuthError(VdiStatusError):
-    """Login refused, or the token was still rejected right after logging in again."""
-
-
-class VdiShapeError(VdiError):
-    """The answer is JSON but not shaped as the spec says; the message names the field path."""
 
 
 class VdiClient:

@@ -1,0 +1,53 @@
+"""The platform client's failures: one class per cause an operator acts on differently.
+
+``str()`` of each is one line naming the platform URL and the cause, secrets already scrubbed
+by the client (:mod:`vditui.core.vdi`, which re-exports them).
+"""
+
+from __future__ import annotations
+
+from vditui.core.vdi_parse import one_line
+
+
+class VdiError(Exception):
+    """Base of every client failure. ``str()`` is one line naming the platform URL and cause."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(one_line(message, 400))
+        self.url = url
+
+
+class VdiUnreachable(VdiError):
+    """No usable connection: refused, unresolved name, connect or read timeout."""
+
+
+class VdiTlsError(VdiError):
+    """The platform's TLS certificate could not be verified."""
+
+
+class VdiHttpError(VdiError):
+    """A non-2xx HTTP answer; ``status_code`` is the HTTP status."""
+
+    def __init__(self, url: str, message: str, status_code: int) -> None:
+        super().__init__(url, message)
+        self.status_code = status_code
+
+
+class VdiNotJson(VdiError):
+    """The body is not JSON (typically an HTML error or maintenance page)."""
+
+
+class VdiStatusError(VdiError):
+    """The wrapper's ``status`` is not 0; ``msg`` is the platform's reason."""
+
+    def __init__(self, url: str, message: str, status: int | None, msg: str) -> None:
+        super().__init__(url, message)
+        self.status, self.msg = status, msg
+
+
+class VdiAuthError(VdiStatusError):
+    """Login refused, or the token was still rejected right after logging in again."""
+
+
+class VdiShapeError(VdiError):
+    """The answer is JSON but not shaped as the spec says; the message names the field path."""
