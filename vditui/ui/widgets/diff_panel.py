@@ -23,6 +23,7 @@ from vditui.core.models import (
     host_status_label,
 )
 from vditui.ui.messages import Snapshot
+from vditui.ui.pacing import Pacer
 from vditui.ui.view import BAD
 from vditui.ui.widgets.host_tree import SUMMARY_INTERVAL, NodeRef
 
@@ -47,13 +48,13 @@ class DiffPanel(Static):
         self._snap: SnapshotReady | None = None
         self._rows: dict[str, VmRow] | None = None  # the snapshot's rows by key, made on demand
         self._selection = Selection()
-        self._shown_at = 0.0
-        self._timer_set = False
+        # A group's summary counts thousands of rows: a few times a second.
+        self._pacer = Pacer(self, SUMMARY_INTERVAL, self._show)
 
     @property
     def pending(self) -> bool:
         """A snapshot is not shown yet."""
-        return self._timer_set
+        return self._pacer.pending
 
     @property
     def selection(self) -> Selection:
@@ -62,7 +63,7 @@ class DiffPanel(Static):
     def select(self, selection: Selection) -> None:
         """Show ``selection`` now (the app calls this as the cursor moves)."""
         self._selection = selection
-        self._show()
+        self._pacer.now()
 
     def on_snapshot(self, message: Snapshot) -> None:
         self._snap = message.snapshot
@@ -72,19 +73,11 @@ class DiffPanel(Static):
             self._rows.update(message.rows)
         key = self._selection.vm_key
         if key is not None and (message.rows is None or key in message.rows):
-            self._show()  # the selected VM changed: at once
-        elif not self._timer_set:
-            # A group's summary counts thousands of rows: a few times a second.
-            wait = self._shown_at + SUMMARY_INTERVAL - time.monotonic()
-            if wait <= 0:
-                self._show()
-            else:
-                self._timer_set = True
-                self.set_timer(wait, self._show)
+            self._pacer.now()  # the selected VM changed: at once
+        else:
+            self._pacer.request()
 
     def _show(self) -> None:
-        self._timer_set = False
-        self._shown_at = time.monotonic()
         snap = self._snap
         if snap is None or not self.is_attached:
             return

@@ -18,6 +18,7 @@ from vditui.core.events import (
     PlatformRefreshed,
 )
 from vditui.ui.messages import EngineEvents
+from vditui.ui.pacing import Pacer
 
 LOG_INTERVAL = 0.25  # the log is written at most this often (see _write_batch)
 LOG_BATCH = 200  # ... and at most this many lines at a time
@@ -33,13 +34,12 @@ class EventLog(RichLog):
                          **kw)  # type: ignore[arg-type]
         self.clock = clock
         self._queued: list[Text] = []
-        self._written_at = 0.0
-        self._timer_set = False
+        self._pacer = Pacer(self, LOG_INTERVAL, self._write_batch)
 
     @property
     def pending(self) -> bool:
         """Lines are queued and not written yet."""
-        return self._timer_set
+        return self._pacer.pending
 
     def on_engine_events(self, message: EngineEvents) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
@@ -51,12 +51,12 @@ class EventLog(RichLog):
             elif line:
                 lines.extend(line)
         if lines:
-            self._schedule()
+            self._pacer.request()
 
     def note(self, line: Text) -> None:
         """Add a line of the app's own (a failed worker), with the engine's."""
         self._queued.append(line)
-        self._schedule()
+        self._pacer.request()
 
     def clear(self) -> EventLog:
         """Forget every line, shown or still queued."""
@@ -64,24 +64,10 @@ class EventLog(RichLog):
         super().clear()
         return self
 
-    def _schedule(self) -> None:
-        # Every write changes the log's size, and that re-lays out the whole screen: so the log
-        # is written a few times a second, while table cells follow events at once.
-        if self._timer_set:
-            return
-        wait = self._written_at + LOG_INTERVAL - time.monotonic()
-        if wait <= 0:
-            self._write_batch()
-        else:
-            self._timer_set = True
-            self.set_timer(wait, self._write_batch)
-
     def _write_batch(self) -> None:
         # Each write is one batch of at most LOG_BATCH lines (a refresh that moves hundreds of
         # drifts queued 2,000 lines once, and their single write held the loop for 90 ms); the
         # rest follows LOG_INTERVAL later.
-        self._timer_set = False
-        self._written_at = time.monotonic()
         if not self._queued or not self.is_attached:
             return
         if len(self._queued) > MAX_LOG_LINES:  # the log keeps no more: older lines could not show
@@ -92,8 +78,7 @@ class EventLog(RichLog):
         batch, self._queued = self._queued[:LOG_BATCH], self._queued[LOG_BATCH:]
         self.write(Text("\n").join(batch))
         if self._queued:
-            self._timer_set = True
-            self.set_timer(LOG_INTERVAL, self._write_batch)
+            self._pacer.later()
 
 
 def _line(e: EngineEvent, stamp: str) -> Text | list[Text] | None:

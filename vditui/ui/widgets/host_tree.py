@@ -15,6 +15,7 @@ from vditui.core.events import SnapshotReady
 from vditui.core.models import Comparison
 from vditui.core.present import stale_hosts
 from vditui.ui.messages import Snapshot
+from vditui.ui.pacing import Pacer
 from vditui.ui.view import drift_count_label, host_label
 
 #: The tree counts thousands of rows: a few times a second is enough, and leaves the loop to
@@ -43,8 +44,7 @@ class HostTree(Tree[NodeRef]):
         #: The app's injected clock: ages of kept libvirt data are counted on it.
         self.clock: Callable[[], float] = time.time
         self._snap: SnapshotReady | None = None
-        self._shown_at = 0.0
-        self._timer_set = False
+        self._pacer = Pacer(self, SUMMARY_INTERVAL, self._show)
 
     def on_mount(self) -> None:
         # Connecting hosts count the seconds, stale ones the age of their data.
@@ -53,31 +53,22 @@ class HostTree(Tree[NodeRef]):
     @property
     def pending(self) -> bool:
         """A snapshot is not shown yet."""
-        return self._timer_set
+        return self._pacer.pending
 
     def on_snapshot(self, message: Snapshot) -> None:
         self._snap = message.snapshot
-        if self._timer_set:
-            return
-        wait = self._shown_at + SUMMARY_INTERVAL - time.monotonic()
-        if wait <= 0:
-            self._show()
-        else:
-            self._timer_set = True
-            self.set_timer(wait, self._show)
+        self._pacer.request()
 
     def _show(self) -> None:
-        self._timer_set = False
-        self._shown_at = time.monotonic()
         snap = self._snap
         if snap is not None and self.is_attached:
             self.update_from(snap.comparison, time.monotonic(), _connecting(snap))
 
     def _tick(self) -> None:
         snap = self._snap
-        if snap is not None and not self._timer_set and (
+        if snap is not None and not self._pacer.pending and (
                 _connecting(snap) or stale_hosts(list(snap.comparison.hosts))):
-            self._show()
+            self._pacer.now()
 
     def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float]) -> None:
         """Add pools and hosts not yet shown and relabel those whose label changed."""
