@@ -280,7 +280,9 @@ async def test_hanging_host_does_not_block_the_operator(lab, make_app, wait_for,
                        "hv-hang labelled connecting", timeout=2)
         await wait_for(pilot, lambda: all(
             h.view.read_at > 0 for h in _links(app) if h.name not in ("hv-hang", "hv-refuse"))
-            and ui.row_cells(app, "class-a-04")["virt"] == "shutoff ≠",
+            and ui.row_cells(app, "class-a-04")["virt"] == "shutoff ≠"
+            # The engine's links can be a flush ahead of the table: wait for both hosts' rows.
+            and ui.row_cells(app, "class-b-02")["vcpu"] == "4≠8",
             "the healthy hosts read", timeout=2)
         assert hang.state is ConnState.CONNECTING
 
