@@ -72,6 +72,11 @@ def templates(value: Any) -> tuple[str, ...]:
     expected = (
         "a non-empty array of libvirt URI templates containing :// (e.g. qemu+tcp://{ip}/system)"
     )
+    return _each_uri(value, expected)
+
+
+def _each_uri(value: Any, expected: str) -> tuple[str, ...]:
+    """``value``, a non-empty array whose every element contains ``://``; else ``expected``."""
     if not isinstance(value, list) or not value:
         raise Invalid(expected)
     for element in value:
@@ -86,17 +91,11 @@ def uri_list(value: Any) -> tuple[str, ...]:
     """A host's URIs, tried in order: a non-empty array of distinct libvirt URIs."""
     expected = ("a non-empty array of libvirt URIs containing ://, tried in order "
                 '(e.g. ["qemu+ssh://root@10.0.0.5/system", "qemu+tcp://10.0.0.5/system"])')
-    if not isinstance(value, list) or not value:
-        raise Invalid(expected)
-    for element in value:
-        try:
-            template(element)
-        except Invalid:
-            raise Invalid(expected, element) from None
-    if len(set(value)) != len(value):
-        twice = next(v for v in value if value.count(v) > 1)
+    uris = _each_uri(value, expected)
+    if len(set(uris)) != len(uris):
+        twice = next(v for v in uris if uris.count(v) > 1)
         raise Invalid("each URI once (this one is listed twice)", twice)
-    return tuple(value)
+    return uris
 
 
 def single_template(value: Any) -> tuple[str, ...]:
