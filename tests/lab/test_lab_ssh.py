@@ -110,12 +110,8 @@ def scenario() -> Scenario:
 @pytest.fixture(scope="module")
 def ssh_lab(scenario: Scenario) -> Iterator[Lab]:
     _quiet()
-    lab = Lab(scenario)
-    try:
-        lab.start()
+    with Lab(scenario) as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 def test_ssh_uri_lists_the_declared_domains(ssh_lab: Lab) -> None:

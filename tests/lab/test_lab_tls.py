@@ -102,12 +102,8 @@ def scenario() -> Scenario:
 @pytest.fixture(scope="module")
 def tls_lab(scenario: Scenario) -> Iterator[Lab]:
     _quiet()
-    lab = Lab(scenario)
-    try:
-        lab.start()
+    with Lab(scenario) as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 # --------------------------------------------------------------------------- serving

@@ -178,14 +178,10 @@ def domains_now(lab: Lab, host: str) -> dict[str, tuple[str, int, int, int]]:
 
 @pytest.fixture(scope="module")
 def _qemu_lab() -> Iterator[Lab]:
-    lab = Lab(scenario())
-    try:
-        lab.start()
+    with Lab(scenario()) as lab:
         if lab.fallbacks:
             pytest.skip(f"QEMU cannot run here: {lab.fallback_line()}")
         yield lab
-    finally:
-        lab.stop()
 
 
 @pytest.fixture(scope="module")

@@ -80,14 +80,10 @@ def _read(uri: str) -> tuple[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def tls_qemu_lab() -> Iterator[Lab]:
     _quiet()
-    lab = Lab(parse(SCENARIO, "tests/lab/test_qemu_tls.py"))
-    try:
-        lab.start()
+    with Lab(parse(SCENARIO, "tests/lab/test_qemu_tls.py")) as lab:
         if lab.fallbacks:
             pytest.skip(f"the lab cannot serve this host as asked here: {lab.fallbacks}")
         yield lab
-    finally:
-        lab.stop()
 
 
 def test_the_tls_uri_opens_the_qemu_driver_and_lists_the_real_guests(tls_qemu_lab: Lab) -> None:
