@@ -24,6 +24,11 @@ def log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME))
 
 
+def state_dir() -> Path:
+    """Where vditui keeps what it must remember: the audit trail and the drift history."""
+    return Path(platformdirs.user_state_dir(APP_NAME))
+
+
 def display_path(path: Path) -> str:
     """``path`` with the home directory shown as ``~``, as operators type it."""
     try:

@@ -316,7 +316,8 @@ class Engine:
         if self._inventory is None:
             return None
         seq, views, links = self._snapshot()
-        return self._publish(reconcile(self._inventory, views), seq, links)
+        started = time.perf_counter()
+        return self._publish(reconcile(self._inventory, views), seq, links, started=started)
 
     async def _reconcile_in_thread(self) -> None:
         if self._inventory is None:
@@ -327,6 +328,7 @@ class Engine:
             # With none at all (a drift's grace period ended, a host identified itself), the
             # rows stand and only the drift statuses and host views move.
             changed = self._changed_domains
+            started = time.perf_counter()
             seq, views, links = self._snapshot()
             if self._where is None or self._where[0] is not self._comparison:
                 self._where = (self._comparison, row_index(self._comparison))
@@ -336,10 +338,11 @@ class Engine:
                 self._incremental += 1
                 self._where = (updated, where)  # an incremental pass keeps every row in place
                 self._publish(updated, seq, links,
-                              tuple(updated.vms[where[c]] for c in changed), True)
+                              tuple(updated.vms[where[c]] for c in changed), True, started)
                 return
         # A full pass over thousands of VMs takes tens of ms of pure Python: in a worker thread
         # the loop keeps delivering libvirt events and key presses while it runs.
+        started = time.perf_counter()
         seq, views, links = self._snapshot()
         inventory, previous = self._inventory, self._comparison
 
@@ -350,11 +353,13 @@ class Engine:
             return carry_over(previous, cmp) if previous is not None else (cmp, None)
 
         fresh, rows = await asyncio.to_thread(full)
-        self._publish(fresh, seq, links, rows)
+        self._publish(fresh, seq, links, rows, started=started)
 
     def _publish(self, cmp: Comparison, seq: int, links: dict[str, HostLink],
                  rows: tuple[VmRow, ...] | None = None,
-                 incremental: bool = False) -> SnapshotReady:
+                 incremental: bool = False, started: float | None = None) -> SnapshotReady:
+        """Track the drifts of ``cmp`` and tell the listeners; ``started``: when the pass
+        began (``time.perf_counter``), for the snapshot's ``took``."""
         self._comparison = cmp
         self._reconciles += 1
         changes = self._tracker.update(cmp.drifts, time.monotonic())
@@ -362,7 +367,8 @@ class Engine:
         snap = SnapshotReady(now, seq, cmp, MappingProxyType(self._tracker.states()),
                              MappingProxyType(links), rows,
                              all(lk.settled for lk in links.values()), self._vdi_warnings,
-                             incremental)
+                             incremental,
+                             0.0 if started is None else time.perf_counter() - started)
         self._emit(snap)
         for ch in changes:
             self._emit(DriftChanged(now, ch))

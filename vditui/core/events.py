@@ -10,8 +10,10 @@ methods of the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from vditui.core.acks import AckRule
+from vditui.core.actions import Action, ActionPhase, ActionTarget
 from vditui.core.drift import DriftChange, DriftState, DriftStatus
 from vditui.core.models import Comparison, ConnState, Drift, HostView, VdiInventory, VmRow
 from vditui.core.session import DomainEvent
@@ -92,10 +94,28 @@ class DomainChanged:
 
 @dataclass(frozen=True, slots=True)
 class DriftChanged:
-    """A drift became pending, confirmed or resolved."""
+    """A drift became pending, confirmed or resolved. ``acknowledged``: the rule that
+    acknowledges it (it then does not count: no alert), None when none does."""
 
     at: float
     change: DriftChange
+    acknowledged: AckRule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionUpdate:
+    """One VM's progress through an action the operator asked for (see
+    :mod:`vditui.core.actions`): refused before sending, sent, accepted or failed by the
+    platform, then resolved (the two sides agree) or still differing at the timeout.
+    ``action_id`` ties the updates of one request together (and to its audit line)."""
+
+    at: float
+    action_id: str
+    action: Action
+    force: bool
+    target: ActionTarget
+    phase: ActionPhase
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +140,10 @@ class SnapshotReady:
     platform_warnings: tuple[str, ...] = ()
     #: Made by re-judging the rows of lifecycle events only (not a full pass).
     incremental: bool = False
+    #: Seconds the pass that made this comparison took (reconcile and drift tracking).
+    took: float = 0.0
+    #: The acknowledged drifts of the comparison: ident -> the rule that acknowledges it.
+    acknowledged: Mapping[Ident, AckRule] = field(default_factory=dict)
 
     def status(self, drift: Drift) -> DriftStatus | None:
         state = self.drifts.get(drift.ident)
@@ -138,4 +162,4 @@ class SnapshotReady:
 
 
 EngineEvent = (PlatformRefreshed | PlatformFailed | HostChanged | DomainChanged | DriftChanged
-               | SnapshotReady)
+               | SnapshotReady | ActionUpdate)

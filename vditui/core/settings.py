@@ -14,6 +14,7 @@ Each field is declared with one of the helpers below, which record in the field'
 from __future__ import annotations
 
 from dataclasses import Field, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from vditui.core.uris import DEFAULT_TEMPLATES
@@ -81,6 +82,15 @@ class Settings:
     max_backoff: float = seconds(
         4.0, "Longest wait, in seconds, between reconnection attempts to a lost host.",
         inclusive=False)
+    read_only: bool = flag(
+        False, "Disable every action on VMs (start, shut down, reboot, sync): hidden from the "
+               "TUI's menus, refused by ``vditui act``; ``--read-only`` sets it too.")
+    action_timeout: float = seconds(
+        60.0, "Seconds vditui follows a VM after an action, until the platform and libvirt "
+              "agree; then it says the VM still differs.", inclusive=False)
+    history_days: int = count(
+        90, "Days of drift history kept in the history database; older rows are pruned.",
+        minimum=1)
 
     def fixed_uris(self, name: str, ip: str) -> tuple[str, ...]:
         """The URIs set for this host, looked up by VDI name and then by IP; empty if none."""
@@ -113,6 +123,12 @@ class EngineSettings(Settings):
     password: str = field(repr=False)
     debounce: float = 0.05
     """Least seconds between two reconciles; not an operator's setting."""
+    history_path: Path | None = None
+    """The drift history database (SQLite); None keeps no history. Set by ``vditui.launch``
+    (the platformdirs state dir); not an operator's setting."""
+    audit_path: Path | None = None
+    """The audit trail of actions (JSON lines); None: actions are refused, since they could not
+    be audited. Set by ``vditui.launch`` (the platformdirs state dir)."""
 
     def session_settings(self) -> SessionSettings:
         """What a host session needs; subclasses may adjust it (tests slow the backoff)."""
