@@ -29,6 +29,7 @@ from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
 from vditui.launch import Launch
+from vditui.serve import cmd_serve
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNREACHABLE = 0, 1, 2
 def run_command(args: argparse.Namespace, start: Launch) -> int:
@@ -38,7 +39,7 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
-              "watch": cmd_watch}[args.command]
+              "watch": cmd_watch, "serve": cmd_serve}[args.command]
         return asyncio.run(fn(args, start.settings, warnings))
     except VdiError as exc:
         print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
