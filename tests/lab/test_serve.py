@@ -361,8 +361,8 @@ def test_serve_under_host_and_platform_faults(lab, serve, tmp_path):
 def test_serve_with_the_platform_down_at_start_keeps_trying(serve):
     url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     s = serve(["--url", url, "--user", "admin", "--grace", "0"], "pw")
-    status, body = eventually(lambda: (r := s.get("/healthz"))[0] == 503 and ": " in r[1]
-                              and r, 20, "/healthz saying why")
+    _, body = eventually(lambda: (r := s.get("/healthz"))[0] == 503 and ": " in r[1] and r,
+                         20, "/healthz saying why")
     assert body == f"platform not read yet: cannot connect to {url}: connection refused\n"
     assert value(s.metrics(), "vditui_platform_up") == 0.0
     assert s.get("/nope")[0] == 404

@@ -87,7 +87,7 @@ def scrape(state: MetricsState) -> dict[str, dict[tuple[tuple[str, str], ...], f
     return out
 
 
-def L(**kw: str) -> tuple[tuple[str, str], ...]:  # noqa: N802 - reads as a label set
+def L(**kw: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(kw.items()))
 
 
