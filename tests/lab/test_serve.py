@@ -5,6 +5,7 @@ the process stays up); SIGTERM; bad --listen values, a port in use, a refused lo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -80,6 +81,7 @@ class Serve:
 
     def __init__(self, home: Path, args: list[str], password: str | None) -> None:
         home.mkdir(parents=True, exist_ok=True)
+        self.home = home
         self.proc = subprocess.Popen(
             [VDITUI, "serve", "--listen", "127.0.0.1:0", *args], env=env_for(home, password),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
@@ -279,10 +281,18 @@ def test_real_prometheus_scrapes_the_default_scenario(lab, serve, tmp_path):
                               "VdituiPlatformUnreachable", "VdituiDataStale",
                               "VdituiExporterDown"}
         assert all(r["health"] == "ok" for r in rules.values()), rules
+        served = s.get("/metrics")[1] + s.get("/healthz")[1]
     finally:
         code = prom.stop()
     assert code == 0, (prom.workdir / "prometheus.log").read_text()[-2000:]
     assert_clean_exit(s)
+    # No secret in what it serves or logs: the password (as given and as md5) and the tokens.
+    assert lab.vdi is not None and lab.vdi._tokens
+    secrets = [lab.password, hashlib.md5(lab.password.encode()).hexdigest(), *lab.vdi._tokens]
+    logs = "".join(p.read_text(errors="replace") for p in s.home.rglob("*.log"))
+    assert "serving on http://127.0.0.1:" in logs
+    for secret in secrets:
+        assert secret not in served and secret not in logs, f"a secret leaked: {secret[:3]}..."
 
 
 # --------------------------------------------------------------------------- faults
