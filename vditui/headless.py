@@ -29,7 +29,6 @@ from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
 from vditui.launch import Launch
-from vditui.serve import cmd_serve
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNREACHABLE = 0, 1, 2
 def run_command(args: argparse.Namespace, start: Launch) -> int:
@@ -47,6 +46,13 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
     except ConfigError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+
+
+async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
+                    warnings: list[str]) -> int:
+    from vditui.serve import cmd_serve as serve  # prometheus-client: loaded for serve only
+
+    return await serve(args, settings, warnings)
 
 
 async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:

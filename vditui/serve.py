@@ -26,10 +26,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from vditui.config.paths import display_path, log_dir
 from vditui.core.engine import Engine, platform_message
 from vditui.core.metrics import MetricsState
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiAuthError, VdiError, VdiTlsError
+from vditui.metrics import registry
 
 log = logging.getLogger("vditui.serve")
 
@@ -232,8 +234,6 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     state = MetricsState(2 * settings.refresh_interval + settings.call_timeout)
     engine = Engine(settings)
     engine.listen(state.on_event)
-    from vditui.metrics import registry
-
     try:
         http = HttpServer.bind(host, port, app(state, make_wsgi_app(registry(state))))
     except ServeError as exc:
@@ -242,8 +242,6 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     http.start()
     where = show(*http.address)
     log.info("serving on http://%s/metrics", where)
-    from vditui.config.paths import display_path, log_dir
-
     print(f"vditui: serving http://{where}/metrics and /healthz for {settings.url}; "
           f"log: {display_path(log_dir() / 'vditui.log')}", file=err, flush=True)
     stop = asyncio.Event()
