@@ -66,6 +66,7 @@ MSG_REFUSED = "虚机状态异常，操作失败 (the platform refused to act on
 MSG_BUSY = "虚机正在执行其他任务 (an operation is already in progress on this VM)"
 MSG_UPGRADING = "虚机正在升级 (the VM is being upgraded)"
 MSG_INTERNAL = "系统内部错误 (internal error)"
+MSG_STOPPED = "平台已停止 (the platform stopped before acting)"
 
 
 class HypervisorError(Exception):
@@ -224,7 +225,6 @@ class PlatformActions:
         ids, host_id, force = _batch_args(doc)
         fault = self._take_fault(action)
         self._before_acting(fault)
-        refused = fault.vms if fault is not None and fault.kind == "error_list" else frozenset()
         errors: list[dict[str, str]] = []
         events: list[str] = []
         tasks: list[_Task] = []
@@ -232,7 +232,7 @@ class PlatformActions:
             state = self._state()
             target = host_state(host_id).spec.name if host_id and action == "start" else None
             for vm_id, vm in state.vms_by_ids(ids):
-                why = self._refusal(vm, refused)
+                why = self._refusal(vm, fault)
                 if vm is None or why:
                     errors.append({"domainId": vm_id, "domainName": vm.spec.name if vm else "",
                                    "errorMsg": why or f"虚机不存在 (no such VM: {vm_id})"})
@@ -253,7 +253,7 @@ class PlatformActions:
         if unknown := set(doc) - SYNC_FIELDS:
             raise ApiError(E_BAD_REQUEST, f"参数错误 (unknown field(s) {sorted(unknown)})")
         sync = doc.get("syncType", 1)
-        if sync not in (0, 1) or isinstance(sync, bool):
+        if type(sync) is not int or sync not in (0, 1):  # not True, not 1.0
             raise ApiError(E_BAD_REQUEST, f"参数错误 (syncType must be 0 or 1, got {sync!r})")
         fault = self._take_fault("sync")
         self._before_acting(fault)
@@ -288,11 +288,11 @@ class PlatformActions:
         return doc
 
     @staticmethod
-    def _refusal(vm: VmState | None, refused: frozenset[str]) -> str:
+    def _refusal(vm: VmState | None, fault: _Fault | None) -> str:
         if vm is None:
             return ""
-        if _named(vm, refused):
-            return MSG_REFUSED
+        if fault is not None and fault.kind == "error_list" and _named(vm, fault.vms):
+            return fault.msg
         return {BUSY: MSG_BUSY, UPGRADING: MSG_UPGRADING}.get(vm.status, "")
 
     # ----------------------------------------------------------------------- the work
@@ -304,9 +304,19 @@ class PlatformActions:
                          name="vdi-action").start()
 
     def _work(self, fn: Callable[..., None], *args: Any) -> None:
+        accepted = time.monotonic()
         try:
-            if not self._stopping.wait(self.delay):
+            # The delay is read live, so a test can hold actions (a long delay) and let them
+            # go (a short one) without racing the clock.
+            while (left := accepted + self.delay - time.monotonic()) > 0:
+                if self._stopping.wait(min(left, 0.05)):
+                    break
+            if not self._stopping.is_set():
                 fn(*args)
+            elif fn == self._run_batch:
+                action, tasks, _force = args
+                for t in tasks:  # a platform that stops forgets its queue: nothing was done
+                    self._finish(action, t, False, t.prior, MSG_STOPPED)
         finally:
             with self._idle:
                 self._busy -= 1
@@ -428,7 +438,7 @@ def _batch_args(doc: dict[str, Any]) -> tuple[list[str], str | None, bool]:
         raise ApiError(E_BAD_REQUEST, "参数错误：idList必填 (idList must be a list of ids)")
     if "hostId" in doc and not isinstance(host_id, str):
         raise ApiError(E_BAD_REQUEST, "参数错误 (hostId must be a string)")
-    if isinstance(force, bool) or force not in (0, 1):
+    if type(force) is not int or force not in (0, 1):  # not True, not 1.0: JSON integers only
         raise ApiError(E_BAD_REQUEST, f"参数错误 (isForce must be 0 or 1, got {force!r})")
     return ids, host_id or None, force == 1
 
