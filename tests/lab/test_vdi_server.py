@@ -489,6 +489,30 @@ def test_action_fault_answers_follow_the_spec(spec: Spec, fresh: Fresh, kind: st
     assert srv.wait_actions(10)
 
 
+def test_a_platform_that_stops_forgets_the_actions_it_had_not_taken(spec: Spec,
+                                                                    fresh: Fresh) -> None:
+    srv, c = fresh()
+    srv.action_delay = 600  # held until the stop
+    check(spec, c.post("/ocloud/v1/domain/close", json={"idList": ["d-2002"]}), "POST",
+          "/ocloud/v1/domain/close")
+    assert c.get("/ocloud/v1/domain/d-2002").json()["data"]["status"] == 5
+    srv.stop()
+    srv.start()
+    c.headers["Token"] = login(c, srv.scenario)
+    assert c.get("/ocloud/v1/domain/d-2002").json()["data"]["status"] == 1
+    [outcome] = srv.actions.outcomes
+    assert not outcome.ok and "stopped" in outcome.message
+
+
+def test_a_hang_with_seconds_drops_the_request(fresh: Fresh) -> None:
+    srv, c = fresh()
+    srv.set_action_fault("hang", seconds=0.3, actions=["host_sync"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        c.post(f"/ocloud/v1/host/{srv.scenario.hosts[0].id}/sync-status")
+    assert srv.wait_actions(10) and srv.actions.outcomes == []
+    assert srv.requests["POST /ocloud/v1/host/{id}/sync-status"] == 1
+
+
 def test_desk_pools(spec: Spec, client: httpx.Client, default: sc.Scenario) -> None:
     body = check(spec, client.get("/ocloud/v1/desk-pool"), "GET", "/ocloud/v1/desk-pool")
     pools = body["data"]["list"]
