@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from tests.lab.vendor_spec import Spec, check, check_request
+from vditui.lab.action_faults import E_ACTION
 from vditui.lab.console import run_console
 from vditui.lab.lab import Lab
-from vditui.lab.platform_actions import E_ACTION, MSG_BUSY, MSG_UPGRADING
+from vditui.lab.platform_actions import MSG_BUSY, MSG_UPGRADING
 from vditui.lab.scenario import load_default
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
@@ -195,8 +196,10 @@ def test_test_driver_vms_in_one_batch(alab: Lab, platform: Platform) -> None:
     for name in ("class-a-01", "class-a-02", "class-b-01"):
         assert (virt(alab, name), platform.status(name)) == ("shutoff", 0), name
     platform.batch("reboot", ["class-b-02"])
+    platform.batch("start", ["class-a-05"])  # suspended: a start resumes it
     platform.release()
     assert (virt(alab, "class-b-02"), platform.status("class-b-02")) == ("running", 1)
+    assert (virt(alab, "class-a-05"), platform.status("class-a-05")) == ("running", 1)
     assert platform.srv.requests["POST /ocloud/v1/domain/close"] == 1
 
 
@@ -376,4 +379,4 @@ def test_console_sets_action_faults_and_delay(alab: Lab, platform: Platform) -> 
     assert lines[:2] == ["ok", "ok"] and lines[2].startswith("error:")
     assert lines[3:5] == ["ok", "ok"] and lines[5].startswith("error: unknown action fault")
     assert any(line.lstrip().startswith("action-fault") for line in lines[6:])
-    assert platform.srv.action_delay == 0.5 and platform.srv.actions._fault is None
+    assert platform.srv.action_delay == 0.5 and platform.srv.actions.faults.current is None
