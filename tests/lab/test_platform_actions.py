@@ -270,6 +270,7 @@ def test_sync_adopts_libvirts_real_state_and_host(alab: Lab, platform: Platform)
 def test_host_sync_adopts_every_vm_there_and_the_hosts_status(alab: Lab,
                                                               platform: Platform) -> None:
     alab.act("hv-t2", alab.vm("class-b-04").uuid, "start")
+    platform.hold()
     for host in ("hv-t1", "hv-t2", "hv-o3", "hv-refuse"):
         platform.post(HOST_SYNC, None, id=alab.scenario.host(host).id)
     assert platform.host_status("hv-o3") == 3
