@@ -177,13 +177,14 @@ def test_a_graceful_close_of_a_diskless_guest_never_completes(alab: Lab,
 
 def test_reboot_of_a_real_guest_keeps_it_running(alab: Lab, platform: Platform) -> None:
     needs_qemu(alab)
-    pid = alab.host("hv-kvm").daemon.guest_pids()["kvm-hotplug"]  # type: ignore[attr-defined]
+    daemon: Any = alab.host("hv-kvm").daemon
+    pid = daemon.guest_pids()["kvm-hotplug"]
     platform.hold()
     platform.batch("reboot", ["kvm-hotplug"], isForce=1)
     assert platform.status("kvm-hotplug") == 5
     platform.release()
     # A reset restarts the guest inside the same QEMU process.
-    assert alab.host("hv-kvm").daemon.guest_pids()["kvm-hotplug"] == pid  # type: ignore[attr-defined]
+    assert daemon.guest_pids()["kvm-hotplug"] == pid
     assert platform.status("kvm-hotplug") == 1 and virt(alab, "kvm-hotplug") == "running"
     assert platform.outcomes("kvm-hotplug") == [("reboot", True, "ok")]
 
