@@ -232,6 +232,12 @@ class HostSession:
             self.error = timeout_error(
                 uri, self.settings.connect_timeout)
             return None
+        except asyncio.CancelledError:
+            # The session stops while the open runs on: the open is left to finish on its own,
+            # and what it opened (or its error, which asyncio would otherwise report as "never
+            # retrieved" when the future is collected) is dealt with then.
+            fut.add_done_callback(_close_late)
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure becomes a typed VirtError
             self.error = virt.to_error(exc, uri)
             return None
