@@ -180,7 +180,10 @@ class Engine:
             self._tracker.seed((ep.key, ep.kind), monotonic_time(ep.first_seen),
                                ep.confirmed is not None)
         self._history = history
-        self.listen(history.record)
+        # First of all listeners: an event is queued for the file before any face hears of
+        # it, so a face that ends the process on an event (SIGTERM after a watch line) cannot
+        # lose its row.
+        self._listeners.insert(0, history.record)
 
     async def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until every host has been read or has failed once; then reconcile (a

@@ -50,6 +50,8 @@ PRUNE_EVERY = 3600.0
 BATCH = 500
 """Most writes in one transaction."""
 
+# The open row's first-seen time is the first writer's: a second process (or a restart, whose
+# tracker carries it on) only adds what is new.
 _UPSERT_DRIFT = """
 INSERT INTO drift (platform, key, kind, subject, host, message, vdi_value, virt_value,
                    first_seen, confirmed)
@@ -57,7 +59,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (platform, key, kind) WHERE resolved IS NULL DO UPDATE SET
     subject = excluded.subject, host = excluded.host, message = excluded.message,
     vdi_value = excluded.vdi_value, virt_value = excluded.virt_value,
-    first_seen = MIN(first_seen, excluded.first_seen),
     confirmed = COALESCE(confirmed, excluded.confirmed)
 """
 _ACK_DRIFT = """
@@ -72,10 +73,12 @@ _FORGET_DRIFT = """
 DELETE FROM drift WHERE platform = ? AND key = ? AND kind = ? AND resolved IS NULL
   AND confirmed IS NULL
 """
+# An incident keeps the cause that began it (the first one known): a host lost to keepalive
+# that then fails to reconnect was lost to keepalive.
 _OPEN_INCIDENT = """
 INSERT INTO incident (platform, scope, name, cause, started) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (platform, scope, name) WHERE ended IS NULL DO UPDATE SET
-    cause = CASE WHEN excluded.cause != '' THEN excluded.cause ELSE cause END
+    cause = CASE WHEN cause = '' THEN excluded.cause ELSE cause END
 """
 _CLOSE_INCIDENT = """
 UPDATE incident SET ended = ? WHERE platform = ? AND scope = ? AND name = ? AND ended IS NULL
@@ -164,6 +167,8 @@ class History:
         if self._db is not None:
             self._db.close()
             self._db = None
+            log.info("history %s: closed; %d rows written, %d failed", self.path, self.written,
+                     self.failed)
 
     # ------------------------------------------------------------------ the writer thread
     def _run(self) -> None:
@@ -295,7 +300,7 @@ class History:
         if state in (ConnState.FAILED, ConnState.RECONNECTING):
             cause = "" if error is None else f"{error.kind.value}: {error.message}"
             self._host_down.add(name)
-            self._put(_OPEN_INCIDENT, self.platform, "host", name, cause or state.value, at)
+            self._put(_OPEN_INCIDENT, self.platform, "host", name, cause, at)
         elif state is ConnState.CONNECTED:
             # Also after a restart: an incident left open by the last run ends here.
             self._host_down.discard(name)

@@ -150,7 +150,7 @@ def test_host_and_platform_incidents(hist: History) -> None:
     assert hdb.incidents(db, host="hv-2")[0].name == "hv-2"
     db.close()
     assert got == [("host", "hv-1", "refused: Connection refused", 0, 5),
-                   ("host", "hv-2", "failed", 6, None),
+                   ("host", "hv-2", "", 6, None),
                    ("platform", URL, f"{URL}: unreachable: ConnectError", 7, 9)]
 
 
