@@ -120,6 +120,9 @@ class History:
         self._thread: threading.Thread | None = None
         #: Drifts this process believes open in the file: ident -> status.
         self._open: dict[Ident, DriftStatus] = {}
+        #: Those of them still pending: looked at on every snapshot, so kept apart (a few,
+        #: where the open ones may be thousands).
+        self._pending: set[Ident] = set()
         self._acked: set[Ident] = set()
         self._host_names: dict[str, str] = {}
         self._host_down: set[str] = set()
@@ -144,6 +147,8 @@ class History:
         for ep in episodes:
             self._open[(ep.key, ep.kind)] = (DriftStatus.CONFIRMED if ep.confirmed is not None
                                             else DriftStatus.PENDING)
+            if ep.confirmed is None:
+                self._pending.add((ep.key, ep.kind))
             if ep.acknowledged is not None:
                 self._acked.add((ep.key, ep.kind))
         self._thread = threading.Thread(target=self._run, name="vditui-history", daemon=True)
@@ -255,12 +260,17 @@ class History:
     def _drift_changed(self, at: float, d: Drift, status: DriftStatus, since: float) -> None:
         if status is DriftStatus.RESOLVED:
             self._open.pop(d.ident, None)
+            self._pending.discard(d.ident)
             self._acked.discard(d.ident)
             self._put(_RESOLVE_DRIFT, at, self.platform, d.key, d.kind.value)
             return
         first_seen = wall_time(since, now_wall=at)
         confirmed = at if status is DriftStatus.CONFIRMED else None
         self._open[d.ident] = status
+        if status is DriftStatus.PENDING:
+            self._pending.add(d.ident)
+        else:
+            self._pending.discard(d.ident)
         self._put(_UPSERT_DRIFT, self.platform, d.key, d.kind.value, d.subject,
                   self._host_names.get(d.host_id, d.host_id), d.message, d.vdi_value,
                   d.virt_value, first_seen, confirmed)
@@ -277,9 +287,9 @@ class History:
                 self._ack(snap.at, ident, rule.reason)
         # A pending drift gone from the comparison healed within grace: the tracker forgot it
         # without a word (a confirmed one gets its RESOLVED change right after this snapshot).
-        for ident in [i for i, st in self._open.items()
-                      if st is DriftStatus.PENDING and i not in snap.drifts]:
+        for ident in [i for i in self._pending if i not in snap.drifts]:
             del self._open[ident]
+            self._pending.discard(ident)
             self._acked.discard(ident)
             self._put(_FORGET_DRIFT, self.platform, *ident)
 
@@ -289,6 +299,7 @@ class History:
         here = set(present)
         for ident, status in [(i, s) for i, s in self._open.items() if i not in here]:
             del self._open[ident]
+            self._pending.discard(ident)
             self._acked.discard(ident)
             if status is DriftStatus.CONFIRMED:
                 self._put(_RESOLVE_DRIFT, at, self.platform, *ident)
