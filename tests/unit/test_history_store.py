@@ -336,3 +336,38 @@ def test_two_processes_writing_one_file(tmp_path: Path) -> None:
     assert sorted(ep.key for ep in own) == sorted(f"{me}-{i}" for me in "ab" for i in range(n))
     (shared,) = [ep for ep in eps if ep.key == "shared"]  # one episode, not one per writer
     assert shared.confirmed is not None and shared.resolved is None
+
+
+def test_a_writer_held_off_by_another_process_keeps_its_rows(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    import vditui.core.history as history_mod
+
+    monkeypatch.setattr(hdb, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(history_mod, "WRITE_ATTEMPTS", 10_000)  # wait as long as it takes
+    path = tmp_path / "h.sqlite3"
+    h = History(path, URL, 90)
+    h.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's long transaction
+    now = time.time()
+    for i in range(100):
+        h.record(changed(drift(f"k{i}", f"vm{i}"), DriftStatus.CONFIRMED, now, now))
+    assert not h.flush(0.5)  # queued, not written: the writer waits, the caller does not
+    assert read(path) == []  # a reader is not held up by the lock either
+    other.execute("COMMIT")
+    other.close()
+    assert h.flush(30)
+    h.close()
+    assert len(read(path)) == 100 and h.failed == 0
+
+
+def test_a_file_locked_past_the_busy_timeout_at_open_says_so(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    monkeypatch.setattr(hdb, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "h.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # a new file: opening it must create the schema
+    with pytest.raises(hdb.HistoryError, match="another process has held the history locked"):
+        History(path, URL, 90).open()
+    other.execute("ROLLBACK")
+    other.close()

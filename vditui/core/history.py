@@ -49,6 +49,8 @@ PRUNE_EVERY = 3600.0
 """Seconds between two prunings of old rows (the first is at open)."""
 BATCH = 500
 """Most writes in one transaction."""
+WRITE_ATTEMPTS = 6
+"""Tries of one transaction, each waiting out the busy timeout, before its rows are dropped."""
 
 # The open row's first-seen time is the first writer's: a second process (or a restart, whose
 # tracker carries it on) only adds what is new.
@@ -209,16 +211,29 @@ class History:
                 w.set()
 
     def _write(self, db: sqlite3.Connection, batch: list[_Write]) -> None:
-        try:
-            with hdb.transaction(db):
-                for sql, args in batch:
-                    db.execute(sql, args)
-            self.written += len(batch)
-        except sqlite3.Error as exc:
-            # Lost rows are said in the log; the engine carries on (history is a record, not a
-            # condition of monitoring).
-            self.failed += len(batch)
-            log.warning("history %s: %d rows not written: %s", self.path, len(batch), exc)
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with hdb.transaction(db):
+                    for sql, args in batch:
+                        db.execute(sql, args)
+                self.written += len(batch)
+                return
+            except sqlite3.OperationalError as exc:
+                # Another process held the file past the busy timeout: the batch is kept and
+                # tried again (the engine is not waiting; its events queue up meanwhile).
+                if not hdb.is_busy(exc) or attempt == WRITE_ATTEMPTS:
+                    self._lost(batch, exc)
+                    return
+                log.info("history %s: busy (%s); trying again", self.path, exc)
+            except sqlite3.Error as exc:
+                self._lost(batch, exc)
+                return
+
+    def _lost(self, batch: list[_Write], exc: sqlite3.Error) -> None:
+        # Lost rows are said in the log; the engine carries on (history is a record, not a
+        # condition of monitoring).
+        self.failed += len(batch)
+        log.warning("history %s: %d rows not written: %s", self.path, len(batch), exc)
 
     def _prune(self) -> None:
         assert self._db is not None

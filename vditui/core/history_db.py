@@ -151,6 +151,12 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
         _migrate(db, path)
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if not is_busy(exc):
+            raise HistoryError(f"{path}: cannot use the history: {exc}") from None
+        raise HistoryError(f"{path}: another process has held the history locked for over "
+                           f"{BUSY_TIMEOUT_MS // 1000} s; try again") from None
     except sqlite3.DatabaseError as exc:
         db.close()
         raise HistoryError(f"{path}: not a vditui history ({exc}); move it away and vditui "
@@ -161,9 +167,17 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     return db
 
 
+def is_busy(exc: sqlite3.Error) -> bool:
+    """The error is another connection's lock (outlasting the busy timeout)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Bring the file to the current schema, in one transaction (another process migrating at
-    the same moment waits, then finds it done)."""
+    the same moment waits, then finds it done). A file already current takes no lock, so a
+    reader never waits on a writer."""
+    if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
