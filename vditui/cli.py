@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "history", "lab")
+COMMANDS = ("check", "report", "probe", "watch", "serve", "history", "lab")
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -38,6 +38,12 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
                    help="start the lab's default scenario and point vditui at it", **d)
 
 
+def _listen(text: str) -> tuple[str, int]:
+    from vditui.serve import parse_listen  # only when --listen is given: it loads the engine
+
+    return parse_listen(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vditui",
@@ -59,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="follow states and drift, one JSON object per line")
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format, for now)")
     _common(w, True)
+    sv = sub.add_parser("serve", help="run headless, serving /metrics (Prometheus) and /healthz")
+    sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
+                    help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
+    _common(sv, True)
     from vditui.history_cmd import add_parser as add_history
 
     _common(add_history(sub), True)

@@ -38,7 +38,7 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
-              "watch": cmd_watch}[args.command]
+              "watch": cmd_watch, "serve": cmd_serve}[args.command]
         return asyncio.run(fn(args, start.settings, warnings))
     except VdiError as exc:
         print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
@@ -46,6 +46,13 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
     except ConfigError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+
+
+async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
+                    warnings: list[str]) -> int:
+    from vditui.serve import cmd_serve as serve  # prometheus-client: loaded for serve only
+
+    return await serve(args, settings, warnings)
 
 
 async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
