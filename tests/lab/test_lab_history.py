@@ -277,3 +277,55 @@ def test_watch_records_and_history_reads_it_back(fresh_lab, subset, default_scen
                                   "ISO date like 2026-12-01 or 2026-12-01T14:00, got "
                                   "'last tuesday'")
     assert lab.vdi.requests["POST /ocloud/v1/login"] == logins  # history never logged in
+
+
+def test_two_vditui_processes_share_one_history(fresh_lab, subset, default_scenario, tmp_path):
+    """Two engines in two processes (two `watch`es, as a TUI and a `serve` would be) on one
+    history file: every drift is one episode, whoever saw it first, and the file is sound."""
+    lab = fresh_lab(subset(default_scenario, ["ocloud", "hv-t1"]))
+    templates = [a for t in lab.uri_templates for a in ("--uri-template", t)]
+    cmd = [VDITUI, "watch", "--jsonl", "--url", lab.vdi_url, "--user", lab.username,
+           *templates, "--timeout", "2", "--grace", "0"]
+    procs, queues = [], []
+    for _ in range(2):
+        p = subprocess.Popen(cmd, env=cli_env(tmp_path, lab.password), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        q: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_lines, args=(p.stdout, q), daemon=True).start()
+        procs.append(p)
+        queues.append(q)
+    vm = lab.vm("lic")
+    try:
+        def wait_for(q: queue.Queue[str | None], pred: Callable[[dict[str, Any]], bool]) -> None:
+            deadline = time.monotonic() + 20
+            while True:
+                line = q.get(timeout=max(0.1, deadline - time.monotonic()))
+                assert line is not None
+                if pred(json.loads(line)):
+                    return
+
+        for q in queues:  # both connected to ocloud before the drift
+            wait_for(q, lambda r: r["type"] == "host"
+                     and r["message"].startswith("ocloud: connected "))
+        lab.act("ocloud", vm.uuid, "destroy")
+        for q in queues:
+            wait_for(q, lambda r: r["type"] == "drift" and r["subject"] == "lic")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            code = p.wait(15)
+            err = p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+            assert code in (0, 130) and "Traceback" not in err, err
+    path = tmp_path / "state" / "vditui" / "history.sqlite3"
+    db = hdb.connect(path, create=False)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    drifts, _ = read(path)
+    idents = [(ep.key, ep.kind) for ep in drifts]
+    assert len(idents) == len(set(idents)), idents  # one episode per drift, not one per process
+    (lic,) = [ep for ep in drifts if ep.subject == "lic"]
+    assert (lic.kind, lic.resolved) == ("state", None) and lic.confirmed is not None
+    assert len(drifts) >= 2  # lic and hv-t1's own scenario drift(s)
