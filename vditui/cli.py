@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "serve", "lab")
+COMMANDS = ("check", "report", "probe", "watch", "serve", "history", "lab")
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                     help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
     _common(sv, True)
+    from vditui.history_cmd import add_parser as add_history
+
+    _common(add_history(sub), True)
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="serve a scenario until Ctrl-C")
@@ -100,6 +103,11 @@ def run_face(args: argparse.Namespace) -> int:
     ``--demo``, a lab started first (this is the only place the lab meets the faces)."""
     from vditui.launch import Options, resolve
 
+    if args.command == "history":
+        # The file alone: no engine, no platform, so no password is asked for.
+        from vditui.history_cmd import run
+
+        return run(args)
     options = Options.from_args(args)
     lab = None
     try:

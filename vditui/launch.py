@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vditui.config import Config, Profile, load_config, resolve_password, resolve_profile
+from vditui.config.paths import state_dir
 from vditui.core.settings import EngineSettings, values
 
 INSECURE_WARNING = "TLS verification is off (--insecure / verify_ssl = false): the platform's " \
@@ -122,6 +123,7 @@ def resolve(options: Options, *, interactive: bool,
     if not profile.verify_ssl:
         warnings.append(INSECURE_WARNING)
     settings = engine_settings(profile, password)
+    settings = replace(settings, history_path=state_dir() / "history.sqlite3")
     if lab is not None:
         warnings += lab.notes
         settings = replace(settings, host_uris={**settings.host_uris, **lab.host_uris})

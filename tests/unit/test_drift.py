@@ -164,3 +164,36 @@ def test_unknown_ident() -> None:
     t = DriftTracker(grace=1)
     assert status(t, ("nope", "state")) is None
     assert ("nope", "state") not in t.states()
+
+
+# --------------------------------------------------------------------------- seeds (restarts)
+
+
+def test_a_seeded_drift_keeps_its_first_seen_time_and_confirmation() -> None:
+    confirmed = Drift(DriftKind.STATE, Severity.WARNING, "a", "vm-a", "h", "m")
+    pending = Drift(DriftKind.VCPU, Severity.WARNING, "b", "vm-b", "h", "m")
+    new = Drift(DriftKind.MEMORY, Severity.WARNING, "c", "vm-c", "h", "m")
+    t = DriftTracker(grace=10.0)
+    t.seed(confirmed.ident, 100.0, confirmed=True)
+    t.seed(pending.ident, 495.0, confirmed=False)
+    t.seed(("gone", "state"), 50.0, confirmed=True)
+    changes = {c.drift.ident: (c.status, c.since) for c in t.update([confirmed, pending, new],
+                                                                    500.0)}
+    assert changes == {confirmed.ident: (DriftStatus.CONFIRMED, 100.0),
+                       pending.ident: (DriftStatus.PENDING, 495.0),
+                       new.ident: (DriftStatus.PENDING, 500.0)}
+    # The pending seed's grace runs from its first sighting, before the restart.
+    assert t.next_deadline() == 505.0
+    assert t.drop_seeds() == [("gone", "state")]
+    t.update([], 600.0)
+    t.seed(confirmed.ident, 100.0, confirmed=True)
+    t.drop_seeds()
+    assert t.update([confirmed], 700.0)[0].since == 700.0  # a dropped seed is forgotten
+
+
+def test_a_pending_seed_older_than_grace_is_confirmed_at_once() -> None:
+    d = Drift(DriftKind.STATE, Severity.WARNING, "a", "vm-a", "h", "m")
+    t = DriftTracker(grace=10.0)
+    t.seed(d.ident, 100.0, confirmed=False)
+    (ch,) = t.update([d], 200.0)
+    assert (ch.status, ch.since) == (DriftStatus.CONFIRMED, 100.0)

@@ -181,3 +181,18 @@ def test_present_never_imports_textual_or_rich() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_differs_since_reads_the_time_and_how_long() -> None:
+    import time
+
+    from vditui.core.present import differs_since, duration
+
+    now = time.mktime((2026, 12, 2, 17, 5, 0, 0, 0, -1))
+    three_h = time.mktime((2026, 12, 2, 14, 2, 0, 0, 0, -1))
+    assert differs_since(three_h, now) == "differs since 14:02 (3 h)"
+    days = time.mktime((2026, 11, 28, 9, 30, 0, 0, 0, -1))
+    assert differs_since(days, now) == "differs since 2026-11-28 09:30 (4 d)"
+    assert [duration(now - s, now) for s in (5, 119, 120, 7199, 7200, 48 * 3600)] == [
+        "5 s", "119 s", "2 min", "119 min", "2 h", "2 d"]
+    assert duration(now + 10, now) == "0 s"

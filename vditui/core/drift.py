@@ -55,6 +55,21 @@ class DriftTracker:
             raise ValueError(f"grace must be >= 0, not {grace}")
         self.grace = grace
         self._entries: dict[tuple[str, str], _Entry] = {}
+        self._seeds: dict[tuple[str, str], DriftState] = {}
+
+    def seed(self, ident: tuple[str, str], first_seen: float, confirmed: bool) -> None:
+        """Remember that drift ``ident`` was first seen at ``first_seen`` (and confirmed, or
+        not) before this tracker existed: a restart's history. When the drift next shows up its
+        clock carries on from then instead of starting again (a confirmed one is confirmed at
+        once); a seed that never shows up is dropped by :meth:`drop_seeds`."""
+        status = DriftStatus.CONFIRMED if confirmed else DriftStatus.PENDING
+        self._seeds[ident] = DriftState(status, first_seen)
+
+    def drop_seeds(self) -> list[tuple[str, str]]:
+        """Forget the seeds not seen yet (call once every source has been read); their
+        idents."""
+        gone, self._seeds = list(self._seeds), {}
+        return gone
 
     def update(self, drifts: Iterable[Drift], now: float) -> list[DriftChange]:
         """Take the drifts of a comparison made at ``now`` and return only what changed.
@@ -70,9 +85,13 @@ class DriftTracker:
         for ident, drift in current.items():
             entry = self._entries.get(ident)
             if entry is None:
-                status = DriftStatus.CONFIRMED if self.grace <= 0 else DriftStatus.PENDING
-                self._entries[ident] = _Entry(drift, DriftState(status, now))
-                changes.append(DriftChange(drift, status, now))
+                seed = self._seeds.pop(ident, None)
+                first = now if seed is None else min(seed.first_seen, now)
+                status = (DriftStatus.CONFIRMED if self.grace <= 0 or now - first >= self.grace
+                          or (seed is not None and seed.status is DriftStatus.CONFIRMED)
+                          else DriftStatus.PENDING)
+                self._entries[ident] = _Entry(drift, DriftState(status, first))
+                changes.append(DriftChange(drift, status, first))
                 continue
             entry.drift = drift
             st = entry.state

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 
 from vditui.core.drift import DriftTracker
@@ -29,6 +30,8 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
+from vditui.core.history import History, monotonic_time
+from vditui.core.history_db import HistoryError
 from vditui.core.incremental import carry_over, row_index, update_rows
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
 from vditui.core.probe import ProbeResult
@@ -121,6 +124,8 @@ class Engine:
         self._vdi_kick = asyncio.Event()
         self._host_states: dict[str, ConnState] = {}
         self._stopping = False
+        self._history: History | None = None
+        self._seeded = False
 
     # ------------------------------------------------------------------ listeners
     def listen(self, listener: Listener) -> None:
@@ -137,7 +142,10 @@ class Engine:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, watch: bool = True) -> None:
         """Fetch the platform once (raises :class:`VdiError` if that fails) and open every
-        host's session. With ``watch``, keep refreshing the platform and reconciling."""
+        host's session. With ``watch``, keep refreshing the platform and reconciling.
+        With ``history_path`` set, the history is opened first (see :meth:`_open_history`)."""
+        if self._settings.history_path is not None:
+            await self._open_history(self._settings.history_path)
         await self._fetch_vdi()
         if self._vdi_error is not None:
             raise self._vdi_error
@@ -146,12 +154,36 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._vdi_loop(), name="vdi-refresh"))
 
     async def stop(self) -> None:
-        """Stop every task and session and close the platform client."""
+        """Stop every task and session, close the platform client, and write out and close
+        the history."""
         self._stopping = True
         await asyncio.gather(*(cancel_and_wait(t) for t in self._tasks))
         await asyncio.gather(*(s.stop() for s in self._sessions.values()),
                              return_exceptions=True)
         await self._client.aclose()
+        history, self._history = self._history, None
+        if history is not None:
+            await asyncio.to_thread(history.close)
+
+    async def _open_history(self, path: Path) -> None:
+        """Open the history (in a thread: SQLite may wait on another process) and record
+        every event from now on; drifts it holds open seed the tracker, so a drift still
+        there keeps its first-seen time across a restart. A history that cannot be opened is
+        logged and done without: monitoring goes on."""
+        history = History(path, self._settings.url, self._settings.history_days)
+        try:
+            episodes = await asyncio.to_thread(history.open)
+        except HistoryError as exc:
+            log.warning("history: %s; running without history", exc)
+            return
+        for ep in episodes:
+            self._tracker.seed((ep.key, ep.kind), monotonic_time(ep.first_seen),
+                               ep.confirmed is not None)
+        self._history = history
+        # First of all listeners: an event is queued for the file before any face hears of
+        # it, so a face that ends the process on an event (SIGTERM after a watch line) cannot
+        # lose its row.
+        self._listeners.insert(0, history.record)
 
     async def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until every host has been read or has failed once; then reconcile (a
@@ -362,16 +394,25 @@ class Engine:
         began (``time.perf_counter``), for the snapshot's ``took``."""
         self._comparison = cmp
         self._reconciles += 1
-        changes = self._tracker.update(cmp.drifts, time.monotonic())
+        mono = time.monotonic()
+        changes = self._tracker.update(cmp.drifts, mono)
         now = time.time()
+        settled = all(lk.settled for lk in links.values())
         snap = SnapshotReady(now, seq, cmp, MappingProxyType(self._tracker.states()),
-                             MappingProxyType(links), rows,
-                             all(lk.settled for lk in links.values()), self._vdi_warnings,
+                             MappingProxyType(links), rows, settled, self._vdi_warnings,
                              incremental,
-                             0.0 if started is None else time.perf_counter() - started)
+                             0.0 if started is None else time.perf_counter() - started,
+                             monotonic=mono)
         self._emit(snap)
         for ch in changes:
             self._emit(DriftChanged(now, ch))
+        if settled and not self._seeded:
+            # Every host read once: what the history held open and is not here any more
+            # went while no vditui watched.
+            self._seeded = True
+            self._tracker.drop_seeds()
+            if self._history is not None:
+                self._history.forget_missing(snap.drifts, now)
         return snap
 
     async def _reconcile_loop(self) -> None:

@@ -144,6 +144,17 @@ class SnapshotReady:
     took: float = 0.0
     #: The acknowledged drifts of the comparison: ident -> the rule that acknowledges it.
     acknowledged: Mapping[Ident, AckRule] = field(default_factory=dict)
+    #: ``time.monotonic()`` when the snapshot was made (``at`` on the wall clock), to turn the
+    #: drifts' monotonic first-seen times into wall-clock ones: :meth:`first_seen_at`.
+    monotonic: float = 0.0
+
+    def first_seen_at(self, ident: Ident) -> float | None:
+        """When drift ``ident`` was first seen, on the wall clock (kept across restarts when
+        vditui keeps a history); None when the snapshot does not track it."""
+        state = self.drifts.get(ident)
+        if state is None:
+            return None
+        return self.at - (self.monotonic - state.first_seen) if self.monotonic else None
 
     def status(self, drift: Drift) -> DriftStatus | None:
         state = self.drifts.get(drift.ident)

@@ -8,6 +8,7 @@ never imports Textual or Rich.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from vditui.core.models import (
@@ -128,6 +129,39 @@ def age(since: float, now: float) -> str:
     time for wall-clock stamps): "12 s", "3 min". Never negative."""
     s = max(0, int(now - since))
     return f"{s} s" if s < 120 else f"{s // 60} min"
+
+
+def duration(since: float, now: float) -> str:
+    """How long ago ``since`` was, for spans up to days: "40 s", "12 min", "3 h", "5 d"
+    (whole units, rounded down; never negative)."""
+    s = max(0, int(now - since))
+    if s < 120:
+        return f"{s} s"
+    if s < 120 * 60:
+        return f"{s // 60} min"
+    if s < 48 * 3600:
+        return f"{s // 3600} h"
+    return f"{s // 86400} d"
+
+
+def clock_time(at: float, now: float) -> str:
+    """A wall-clock time in local time: "14:02" on the day of ``now``, else with its date
+    ("2026-11-30 14:02")."""
+    stamp = time.localtime(at)
+    same_day = stamp[:3] == time.localtime(now)[:3]
+    return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", stamp)
+
+
+def differs_since(first_seen: float, now: float) -> str:
+    """Since when a drift has been seen (wall clock, kept across restarts by the history):
+    "differs since 14:02 (3 h)"."""
+    return f"differs since {clock_time(first_seen, now)} ({duration(first_seen, now)})"
+
+
+def timestamp(at: float) -> str:
+    """A wall-clock time for files and tables: local ISO 8601 to the second, with the UTC
+    offset ("2026-12-02T14:02:05+0000")."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
 
 
 # --------------------------------------------------------------------------- transport

@@ -148,11 +148,12 @@ def _csv(cmp: Comparison) -> str:
     for r in cmp.vms:
         rec = vm_record(r, names)
         rec["drift"] = " ".join(rec["drift"])
-        w.writerow({k: _csv_safe(v) for k, v in rec.items()})
+        w.writerow({k: csv_safe(v) for k, v in rec.items()})
     return buf.getvalue()
 
 
-def _csv_safe(v: Any) -> Any:
+def csv_safe(v: Any) -> Any:
+    """A CSV cell: None as empty, text that a spreadsheet would run as a formula quoted."""
     # A VM name starting with = + - @ would run as a formula when the CSV is opened in a
     # spreadsheet; prefix it so it stays text.
     if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):

@@ -35,6 +35,7 @@ from vditui.ui.bridge import Bridge
 from vditui.ui.messages import Snapshot
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
+from vditui.ui.screens.timeline import TimelineScreen
 from vditui.ui.view import COLUMNS, Filter
 from vditui.ui.widgets.diff_panel import DiffPanel, Selection
 from vditui.ui.widgets.event_log import EventLog
@@ -62,6 +63,7 @@ class VdiApp(App[int]):
         Binding("e", "export", "export"),
         Binding("t", "toggle_theme", "theme", show=False),
         Binding("h", "toggle_hosts", "hosts", show=False),
+        Binding("i", "timeline", "timeline", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
     ]
@@ -315,6 +317,23 @@ class VdiApp(App[int]):
         self.push_screen(ReconnectScreen.for_host(engine, row.host, link, self.config_path,
                                                   self.profile_name))
 
+    def action_timeline(self) -> None:
+        """The selected VM's drift history (and its host's incidents), read in a thread."""
+        table = self.query_one("#vms", VmTable)
+        key = table.selected_key
+        row = table.rows_by_key.get(key) if key is not None else None
+        if row is None:
+            self.notify("select a VM first", severity="warning")
+            return
+        s = self.settings
+        if s is None or s.history_path is None:
+            self.notify("no history is kept in this session", severity="warning")
+            return
+        names = {h.host.id: h.host.name for h in self.comparison.hosts} if (
+            self.comparison is not None) else {}
+        host = names.get(row.virt_host_id or row.host_id, "")
+        self.push_screen(TimelineScreen(s.history_path, s.url, row.name, host, self.clock))
+
     def action_export(self) -> None:
         if self.snapshot is None:
             self.notify("nothing to export yet", severity="warning")
@@ -355,6 +374,7 @@ class VdiApp(App[int]):
             ("Sort", "Sort the VM table by the next column", self.action_sort_next),
             ("Reconnect host", "Probe URIs for the selected host", self.action_reconnect),
             ("Export report", "Write the report as md, json or csv", self.action_export),
+            ("VM timeline", "The selected VM's drift history", self.action_timeline),
             ("Toggle theme", "Light or dark", self.action_toggle_theme),
             ("Host tree", "Show or hide the host tree", self.action_toggle_hosts),
             ("Help", "Keys and markers", self.action_help),

@@ -22,6 +22,7 @@ HELP = """\
 | r | refresh the platform and every host now |
 | c | reconnect the selected host: probe URIs, type one, adopt, save |
 | e | export the report (md, json or csv) |
+| i | the selected VM's timeline: its drifts from the history, its host's outages |
 | t | light / dark theme |
 | h | show / hide the host tree (hidden below 110 columns) |
 | ctrl+p | command palette: every action |

@@ -91,7 +91,9 @@ class DiffPanel(Static):
             hid = row.virt_host_id or row.host_id
             link = snap.hosts.get(hid)
             view = link.view if link is not None else None
-            self.show_vm(row, names, snap.statuses(row.drifts), present.stale_since(view))
+            seen = [t for d in row.drifts if (t := snap.first_seen_at(d.ident)) is not None]
+            self.show_vm(row, names, snap.statuses(row.drifts), present.stale_since(view),
+                         min(seen, default=0.0))
             return
         ref = self._selection.node
         if ref.kind == "host":
@@ -116,11 +118,16 @@ class DiffPanel(Static):
             self.update(render())
 
     def show_vm(self, row: VmRow, host_names: dict[str, str],
-                status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0) -> None:
+                status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
+                first_seen: float = 0.0) -> None:
+        """Show ``row``; ``first_seen``: when its earliest drift was first seen (wall clock,
+        0 if unknown)."""
         now = self.clock()
         age = present.age(stale_since, now) if stale_since else ""
-        sig = ("vm", row, tuple(status.get(d.ident) for d in row.drifts), age)
-        self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since, now))
+        since = _differs_since(first_seen, now)
+        sig = ("vm", row, tuple(status.get(d.ident) for d in row.drifts), age, since)
+        self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since, now,
+                                                     first_seen))
 
     def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
                    status: dict[tuple[str, str], DriftStatus]) -> None:
@@ -131,10 +138,17 @@ class DiffPanel(Static):
         self._update_if_changed(sig, lambda: group_diff(title, hosts, vms, status, now))
 
 
+def _differs_since(first_seen: float, now: float) -> str:
+    # Ages are on the app's clock; a first sighting that clock places in the future (a test's
+    # fixed clock against the engine's real one) has no age to show.
+    return present.differs_since(first_seen, now) if 0 < first_seen <= now else ""
+
+
 def vm_diff(row: VmRow, host_names: dict[str, str],
             status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
-            now: float = 0.0) -> RenderableType:
-    """The selected VM field by field; ``now`` (the injected clock) ages stale data."""
+            now: float = 0.0, first_seen: float = 0.0) -> RenderableType:
+    """The selected VM field by field; ``now`` (the injected clock) ages stale data and the
+    drift, first seen at ``first_seen`` (wall clock; 0: not said)."""
     kinds = {d.kind for d in row.drifts}
     vdi, virt = row.vdi, row.virt
     t = Table(box=None, pad_edge=False, expand=True, show_edge=False)
@@ -168,6 +182,8 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
                           "host's connection dropped and vditui is reconnecting",
                           style="italic yellow"))
     parts += [_drift_line(d, status) for d in row.drifts]
+    if row.drifts and (since := _differs_since(first_seen, now)):
+        parts.append(Text(since + "  (i: timeline)", style="italic"))
     if not row.drifts:
         parts.append(Text("no difference" if row.checked else
                           "not checked: this host's libvirt could not be read", style="dim"))

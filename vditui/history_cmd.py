@@ -1,0 +1,115 @@
+"""``vditui history``: the drift history file read back, without an engine, the platform or a
+password (nothing here logs in): what differed, since when and for how long, and when hosts
+and the platform were unreachable."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from vditui.config import ConfigError, load_config
+from vditui.config.paths import state_dir
+from vditui.core import history_db as hdb
+from vditui.core import present
+from vditui.core.history_text import kind_words, records, timeline, to_csv
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SPAN = re.compile(r"(\d+)\s*([smhdw])")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """The ``history`` subcommand's parser."""
+    p = sub.add_parser("history", help="drift, host and platform history (no login needed)")
+    p.add_argument("--since", default="7d", metavar="WHEN",
+                   help="how far back: 30m, 12h, 7d, or an ISO date (2026-12-01); default 7d")
+    p.add_argument("--vm", metavar="NAME", help="only this VM's drifts")
+    p.add_argument("--host", metavar="NAME", help="only this host's drifts and incidents")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON array of episodes")
+    fmt.add_argument("--csv", action="store_true", help="episodes as CSV")
+    return p
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``'s wall-clock time: a span back from ``now`` (``30m``, ``12h``, ``7d``) or
+    an ISO date or date-time (local time unless it names its offset). ``ValueError`` with
+    the message to show otherwise."""
+    t = text.strip()
+    if m := _SPAN.fullmatch(t):
+        return now - int(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        return datetime.fromisoformat(t).timestamp()
+    except ValueError:
+        raise ValueError(f"--since: expected a span like 30m, 12h or 7d, or an ISO date like "
+                         f"2026-12-01 or 2026-12-01T14:00, got {text!r}") from None
+
+
+def history_path() -> Path:
+    """The file the engine writes (``vditui.launch`` gives it the same path)."""
+    return state_dir() / "history.sqlite3"
+
+
+def _platform(args: argparse.Namespace) -> str | None:
+    """The platform to show: ``--url``, or ``--profile``'s URL; None (every platform) when
+    neither is given."""
+    if getattr(args, "url", None):
+        return str(args.url)
+    name = getattr(args, "profile", None)
+    if not name:
+        return None
+    config = load_config(Path(args.config) if getattr(args, "config", None) else None)
+    profile = config.profiles.get(name)
+    if profile is None:
+        known = ", ".join(config.profiles) or "none"
+        raise ConfigError(config.path if config.found else None, None, "--profile",
+                          f"unknown profile {name!r}; known profiles: {known}")
+    return profile.url
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = None) -> int:
+    """Print the history asked for; 0, or 2 with a one-line error on stderr."""
+    now = time.time() if now is None else now
+    try:
+        since = parse_since(args.since, now)
+    except ValueError as exc:
+        print(f"vditui: {exc}", file=sys.stderr)
+        return 2
+    platform = _platform(args)
+    path = history_path()
+    try:
+        db = hdb.connect(path, create=False)
+        try:
+            drifts = hdb.drifts(db, since=since, vm=args.vm, host=args.host, platform=platform)
+            incidents = [] if args.vm else hdb.incidents(db, since=since, host=args.host,
+                                                         platform=platform)
+        finally:
+            db.close()
+    except hdb.HistoryError as exc:
+        print(f"vditui: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"vditui: {path}: cannot read the history: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        out.write(json.dumps(records(drifts, incidents), ensure_ascii=False, indent=2) + "\n")
+    elif args.csv:
+        out.write(to_csv(records(drifts, incidents)))
+    else:
+        moments = timeline(drifts, incidents)
+        if not moments:
+            out.write(f"nothing recorded since {present.timestamp(since)}\n")
+        width = max((len(m.subject) for m in moments), default=0)
+        for m in moments:
+            out.write(f"{present.timestamp(m.at)}  {m.subject:<{width}}  {m.text}\n")
+        open_now = [ep for ep in drifts if ep.resolved is None]
+        for ep in open_now:
+            out.write(f"open: {ep.subject}: {kind_words(ep.kind)} "
+                      f"{present.differs_since(ep.first_seen, now)}\n")
+    return 0
