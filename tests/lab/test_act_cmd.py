@@ -85,6 +85,11 @@ def test_dry_run_prints_exactly_what_would_be_sent(home: Path, lab: Lab) -> None
     assert doc["requests"] == [{"method": "POST", "path": "/ocloud/v1/domain/close",
                                 "body": {"idList": [v["vm_id"] for v in doc["send"]],
                                          "isForce": 1}}]
+    on_host = json.loads(vditui(home, lab, "act", "sync", "--host", "hv-t1", "--dry-run",
+                                "--json").stdout)
+    assert [v["name"] for v in on_host["send"]] == ["class-a-04"]
+    nowhere = vditui(home, lab, "act", "sync", "--host", "hv-nope", "--dry-run")
+    assert nowhere.returncode == 2 and "--host 'hv-nope': no such host" in nowhere.stderr
     assert posts(lab) == {} and not trail(home).exists()
 
 

@@ -152,6 +152,17 @@ async def test_each_batch_action_acts_on_libvirt_and_is_followed_to_agreement(
     assert sent.body == {"idList": [vm.vdi.id], **({"isForce": 1} if force else {})}
 
 
+async def test_sync_host_is_one_request_for_the_host(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab) -> None:
+    w = await watched()
+    keys = w.keys("office-11", "office-12")  # both on hv-o2, both differing
+    result = await w.act(Action.SYNC_HOST, "office-11", "office-12")
+    assert w.posts() == {"POST /ocloud/v1/host/{id}/sync-status": 1}
+    assert [result.outcomes[k][0] for k in keys] == [ActionPhase.RESOLVED] * 2
+    assert result.outcomes[keys[1]][1].endswith(" s after host sync")
+    assert result.exit_code == 0
+
+
 # --------------------------------------------------------------------------- refusals
 
 
