@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from vditui.core import audit
-from vditui.core.act import EXIT_OK, EXIT_PLATFORM, exit_code
+from vditui.core.act_rules import EXIT_OK, EXIT_PLATFORM, exit_code
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionResult
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
@@ -88,7 +88,7 @@ def select(snap: SnapshotReady, vms: list[str], host: str | None,
         # glob or no --vm at all means "those with confirmed drift", not every VM it matches.
         drift = "confirmed"
     if drift is not None:
-        from vditui.core.act import ACTIONABLE
+        from vditui.core.act_rules import ACTIONABLE
 
         wanted = {DriftStatus.CONFIRMED} | ({DriftStatus.PENDING} if drift == "any" else set())
         rows = [r for r in rows if any(d.kind in ACTIONABLE and snap.status(d) in wanted

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vditui.core import audit
-from vditui.core.act import agrees, applies, exit_code, judge, sides
+from vditui.core.act_rules import agrees, applies, exit_code, judge, sides
 from vditui.core.actions import Action, ActionPhase, ActionPlan, ActionTarget
 from vditui.core.models import ConnState as CS
 from vditui.core.models import (

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vditui.core import audit
+from vditui.core.act_rules import VERB, agrees, applies, exit_code, judge, sides, target_of
 from vditui.core.actions import (
     Action,
     ActionError,
@@ -28,16 +29,7 @@ from vditui.core.actions import (
     ActionTarget,
 )
 from vditui.core.events import ActionUpdate
-from vditui.core.models import (
-    Comparison,
-    ConnState,
-    DriftKind,
-    VdiVm,
-    VdiVmStatus,
-    VirtState,
-    VmRow,
-    vdi_status_label,
-)
+from vditui.core.models import Comparison, ConnState, VdiVm, VmRow
 from vditui.core.reconcile import reconcile
 from vditui.core.vdi import VdiError, VdiStatusError
 from vditui.core.vdi_actions import BatchAnswer, Request, requests_for
@@ -47,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vditui.act")
 
-ACTIONABLE = frozenset({DriftKind.STATE, DriftKind.PLACEMENT, DriftKind.ONLY_IN_VDI})
-"""The drifts an action can end: a VM's state or place, or a VM libvirt does not have."""
 POLL = 1.5
 """Seconds between platform re-reads while following VMs: quick enough to say "resolved"
 within a couple of seconds, few enough requests not to load the platform."""
@@ -57,95 +47,6 @@ GET_LIMIT = 20
 100 VMs of a host instead of one request per VM)."""
 GET_CONCURRENCY = 4
 SYNC_CONCURRENCY = 4
-EXIT_OK, EXIT_SOME, EXIT_PLATFORM = 0, 1, 2
-_VERB = {Action.SYNC: "sync", Action.SYNC_HOST: "host sync", Action.START: "start",
-         Action.SHUTDOWN: "shutdown", Action.REBOOT: "reboot"}
-_OFF = frozenset({VirtState.SHUTOFF, VirtState.CRASHED})
-_RUNNING = frozenset({VirtState.RUNNING, VirtState.BLOCKED})
-DRIFT_GONE = "drift gone: "
-
-
-# --------------------------------------------------------------------------- pure judgement
-
-
-def sides(row: VmRow, hosts: Mapping[str, str] | None = None) -> str:
-    """``platform says off, libvirt running`` (what each side says about the VM now); with
-    ``hosts`` (id -> name), each side's host too when they differ."""
-    platform = "has no such VM" if row.vdi is None else f"says {vdi_status_label(row.vdi.status)}"
-    virt = "has no such domain" if row.virt is None else row.virt.state.value
-    if hosts is not None and row.vdi is not None and row.virt is not None \
-            and row.virt_host_id and row.virt_host_id != row.vdi.host_id:
-        platform += f" on {hosts.get(row.vdi.host_id, row.vdi.host_name or row.vdi.host_id)}"
-        virt += f" on {hosts.get(row.virt_host_id, row.virt_host_id)}"
-    return f"platform {platform}, libvirt {virt}"
-
-
-def applies(action: Action, row: VmRow) -> bool:
-    """True when ``action`` makes sense for ``row`` (the menu's rule, see the API notes):
-    syncs for any VM the platform knows; start when a side says off; shutdown and reboot when
-    a side says running."""
-    vm = row.vdi
-    if vm is None:
-        return False
-    if action in (Action.SYNC, Action.SYNC_HOST):
-        return True
-    virt = row.virt.state if row.virt is not None else None
-    if action is Action.START:
-        return vm.status == VdiVmStatus.OFF or virt in _OFF
-    return vm.status == VdiVmStatus.RUNNING or virt in _RUNNING
-
-
-def agrees(row: VmRow) -> bool:
-    """The two sides agree about the VM (no drift an action could end, nothing in progress)."""
-    if row.vdi is not None and row.vdi.status in (VdiVmStatus.BUSY, VdiVmStatus.UPGRADING):
-        return False
-    return row.checked and not any(d.kind in ACTIONABLE for d in row.drifts)
-
-
-def judge(action: Action, row: VmRow | None, host_name: str,
-          hosts: Mapping[str, str] | None = None) -> str | None:
-    """Why ``action`` must not be sent for ``row``, or None when it may; ``hosts``: host id ->
-    name, for the messages."""
-    if row is None:
-        return "gone: neither the platform nor libvirt lists it any more"
-    if row.vdi is None:
-        return (f"only in libvirt (on {host_name}): the platform has no id for it, so it cannot "
-                "act on it; import it into the platform, or shut it down / undefine it on "
-                f"{host_name} by hand (virsh)")
-    if not row.checked:
-        return f"libvirt on {host_name} could not be read: no verdict to act on"
-    if row.vdi.status == VdiVmStatus.BUSY:
-        return "busy: the platform has an operation in progress on it (status 5); wait for it"
-    if row.vdi.status == VdiVmStatus.UPGRADING:
-        return "upgrading (status 6): wait until the platform has finished"
-    if not any(d.kind in ACTIONABLE for d in row.drifts):
-        other = [d.kind.value for d in row.drifts]
-        if other:
-            return (f"no drift an action can end: only {', '.join(other)} differ(s), which "
-                    "sync, start, shutdown and reboot do not change")
-        return f"{DRIFT_GONE}{sides(row, hosts)}"
-    if not applies(action, row):
-        side = "off" if action is Action.START else "running"
-        return f"{_VERB[action]} does not apply: neither side says {side} ({sides(row, hosts)})"
-    return None
-
-
-def target_of(row: VmRow, host_name: str) -> ActionTarget:
-    """The :class:`ActionTarget` for a row."""
-    return ActionTarget(row.key, row.name, row.vdi.id if row.vdi is not None else None,
-                        row.host_id, host_name)
-
-
-def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]], platform_failed: bool) -> int:
-    """0 every VM agrees (resolved, or refused because the drift had gone), 1 some do not,
-    2 the platform refused or could not be reached."""
-    if platform_failed:
-        return EXIT_PLATFORM
-    ok = all(phase is ActionPhase.RESOLVED
-             or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
-             for phase, message in outcomes.values())
-    return EXIT_OK if ok else EXIT_SOME
-
 
 # --------------------------------------------------------------------------- the engine's side
 
@@ -158,21 +59,6 @@ class Actor:
         self._in_flight: dict[str, str] = {}  # platform VM id -> action id
 
     # ------------------------------------------------------------------ helpers
-    def _host_name(self, host_id: str) -> str:
-        e = self._engine
-        host = next((h for h in e._inventory.hosts if h.id == host_id), None) \
-            if e._inventory else None
-        if host is not None:
-            return host.name
-        s = e._sessions.get(host_id)
-        return s.name if s is not None else host_id
-
-    def _row_host(self, row: VmRow) -> str:
-        name = self._host_name(row.host_id)
-        if name == row.host_id and row.vdi is not None and row.vdi.host_name:
-            return row.vdi.host_name
-        return name
-
     def host_names(self) -> dict[str, str]:
         """Host id -> name, the platform's and every session's."""
         e = self._engine
@@ -212,13 +98,16 @@ class Actor:
                               "(only shutdown and reboot take isForce)")
         send: list[ActionTarget] = []
         refused: list[tuple[ActionTarget, str]] = []
+        names = self.host_names()
         for key, row in self._rows(keys):
             if row is None:
                 refused.append((ActionTarget(key, key, None, "", ""),
                                 "gone: no such VM in the last comparison"))
                 continue
-            target = target_of(row, self._row_host(row))
-            why = judge(action, row, target.host_name, self.host_names())
+            host = names.get(row.host_id) or (row.vdi.host_name if row.vdi else "") \
+                or row.host_id
+            target = target_of(row, host)
+            why = judge(action, row, target.host_name, names)
             if why is None and target.vm_id in self._in_flight:
                 why = f"an action is already in progress on it ({self._in_flight[target.vm_id]})"
             if why is None:
@@ -321,15 +210,18 @@ class _Run:
         unread = await self.reread_libvirt(hosts)
         cmp = await self.merge(fresh)
         rows = _by_vm_id(cmp)
+        names = self.actor.host_names()
         send, refused = [], list(plan.refused)
         for t in plan.send:
             row = rows.get(t.vm_id or "")
             if t.vm_id not in fresh:
                 why: str | None = "unknown to the platform now (GET answered no such VM)"
+            elif self.actor._in_flight.get(t.vm_id or "") != self.id:
+                why = "another action is in progress on it: not sent twice"
             elif row is not None and (row.host_id in unread or row.virt_host_id in unread):
                 why = "libvirt on its host did not answer a re-read in time: not sent"
             else:
-                why = judge(plan.action, row, t.host_name, self.actor.host_names())
+                why = judge(plan.action, row, t.host_name, names)
             fresh_t = target_of(row, t.host_name) if row is not None else t
             fresh_t = replace(fresh_t, key=t.key)  # the operator's row, whatever it is now
             if why is None:
@@ -410,9 +302,9 @@ class _Run:
 
         async def one(req: Request) -> None:
             targets = [by_id[i] for i in req.vm_ids if i in by_id]
-            for t in targets:
-                self.update(t, ActionPhase.SENT, f"{t.name}: {_VERB[plan.action]} sent")
             async with sem:
+                for t in targets:
+                    self.update(t, ActionPhase.SENT, f"{t.name}: {VERB[plan.action]} sent")
                 try:
                     answer = await self.engine._client.send(req)
                 except VdiStatusError as exc:
@@ -452,7 +344,7 @@ class _Run:
     # ------------------------------------------------------------------ follow-up
     async def follow(self, targets: list[ActionTarget], started: float) -> None:
         """Re-read until each VM's two sides agree, or the action timeout."""
-        verb = _VERB[self.plan.action]
+        verb = VERB[self.plan.action]
         pending = {t.vm_id: t for t in targets if t.vm_id}
         deadline = started + self.settings.action_timeout
         last: dict[str, VmRow] = {}
@@ -461,7 +353,12 @@ class _Run:
             if now >= deadline:
                 break
             await asyncio.sleep(min(POLL, max(0.0, deadline - now)))
-            fresh = await self.read_platform(list(pending), strict=False)
+            try:
+                # A platform that stopped answering must not hold the follow-up past its end.
+                fresh = await asyncio.wait_for(self.read_platform(list(pending), strict=False),
+                                               max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                fresh = {}
             rows = _by_vm_id(await self.merge(fresh))
             for vm_id, t in list(pending.items()):
                 row = rows.get(vm_id)

@@ -17,7 +17,7 @@ from typing import Any
 
 from vditui.core.actions import Action, ActionPlan
 from vditui.core.models import VdiVm
-from vditui.core.vdi import DOMAIN_PATH, HOST_PATH, VdiAuthError, VdiClient, VdiStatusError
+from vditui.core.vdi import DOMAIN_PATH, HOST_PATH, VdiClient
 from vditui.core.vdi_parse import Fields, ShapeProblem, parse_vm, show_value
 
 BATCH_PATHS = {Action.START: f"{DOMAIN_PATH}/start", Action.SHUTDOWN: f"{DOMAIN_PATH}/close",
@@ -140,35 +140,12 @@ class VdiActionClient(VdiClient):
     async def send(self, request: Request) -> BatchAnswer:
         """Send one of :func:`requests_for`'s requests, once (see the module's docstring).
         A sync's answer has no ``data``: its BatchAnswer is empty."""
-        doc = await self._post_once(request.path, request.body)
+        # A transport failure or a timeout propagates: the platform may have acted. Only a
+        # refused token (the platform did nothing) sends it once more, after logging in.
+        doc = await self._call("POST", request.path, None, request.body, _TOKEN_WORDS)
         if not request.path.endswith(tuple(BATCH_PATHS.values())):
             return BatchAnswer((), (), doc.get("msg", ""))
         try:
             return parse_batch(doc)
         except ShapeProblem as bad:
             raise self._shape(f"POST {request.path}", bad) from None
-
-    async def _post_once(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        where = f"POST {path}"
-        for attempt in (1, 2):
-            if self._token is None:
-                await self._relogin(self._login_seq)
-            token, seq = self._token, self._login_seq
-            # A transport failure or a timeout propagates: the platform may have acted.
-            resp = await self._send("POST", path, None, body, token)
-            if resp.status_code == 401:
-                status, msg = 401, f"HTTP 401 {resp.reason_phrase}".strip()
-            else:
-                doc = await self._decode(resp, where)
-                if doc["status"] == 0:
-                    return doc
-                status, msg = doc["status"], doc["msg"]
-                if not any(w in msg.casefold() for w in _TOKEN_WORDS):
-                    raise self._fail(VdiStatusError, where, f"platform refused: error {status}: "
-                                     f"{msg or '(no message)'}", status=status, msg=msg)
-            if attempt == 2:
-                raise self._fail(VdiAuthError, where, f"token rejected even after logging in "
-                                 f"again: {msg} (status {status})", status=status, msg=msg)
-            # Refused before acting (the token): safe to send once more after logging in.
-            await self._relogin(seq)
-        raise AssertionError("unreachable")  # pragma: no cover
