@@ -310,21 +310,18 @@ class Engine:
         return None
 
     # ------------------------------------------------------------------ actions
+    # The commands of vditui.core.act (which documents them): ActionError when read-only or
+    # without an audit trail; act() re-reads, re-checks, sends once and follows up.
     def actions_for(self, keys: Sequence[str]) -> tuple[Action, ...]:
-        """The actions that apply to these VM rows (:attr:`VmRow.key`), from the last
-        snapshot; () in read-only mode. See :mod:`vditui.core.act`."""
+        """The actions that apply to these VM rows (keys); () in read-only mode."""
         return self._actor.actions_for(keys)
 
     def plan(self, action: Action, keys: Sequence[str], force: bool = False) -> ActionPlan:
-        """What ``action`` would send for these rows, from the last snapshot (no I/O); raises
-        :class:`~vditui.core.actions.ActionError` (read-only, no audit trail, no force
-        variant)."""
+        """What ``action`` would send for these rows, from the last snapshot (no I/O)."""
         return self._actor.plan(action, keys, force)
 
     async def act(self, plan: ActionPlan) -> ActionResult:
-        """Re-read both sides, re-check, send ``plan`` once, follow each VM until agreement or
-        ``action_timeout``; ActionUpdate events on the way, two audit lines. Raises
-        :class:`~vditui.core.actions.ActionError` (read-only, no audit trail)."""
+        """Send ``plan`` (re-checked on fresh reads) once and follow each VM to agreement."""
         return await self._actor.act(plan)
 
     # ------------------------------------------------------------------ reconcile
