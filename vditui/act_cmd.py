@@ -131,9 +131,16 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
         err.write(f"vditui act: {line}\n")
         err.flush()
 
-    if settings.read_only:
-        say("read-only mode (--read-only / read_only = true): actions are disabled; nothing sent")
+    def refuse(why: str) -> int:
+        say(why)
+        if args.json:  # a script still gets its one document
+            out.write(json.dumps({"exit_code": EXIT_PLATFORM, "error": why},
+                                 ensure_ascii=False, indent=2) + "\n")
         return EXIT_PLATFORM
+
+    if settings.read_only:
+        return refuse("read-only mode (--read-only / read_only = true): actions are disabled; "
+                      "nothing sent")
     action = Action(args.action)
     engine = Engine(settings)
     engine.listen(lambda e: _progress(e, say))
@@ -146,8 +153,7 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
             rows = select(snap, list(args.vm), args.host, args.drift)
             plan = engine.plan(action, [r.key for r in rows], args.force)
         except (ValueError, ActionError) as exc:
-            say(str(exc))
-            return EXIT_PLATFORM
+            return refuse(str(exc))
         if not plan.send and not plan.refused:
             say("nothing to act on: no VM selected has drift an action can end")
             return _finish(args, out, plan, None, EXIT_OK)
@@ -164,16 +170,13 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
                         f"{len(plan.send)} VM(s)? [y/N] ")
             try:
                 if not await asyncio.to_thread(ask, question):
-                    say("not confirmed: nothing sent")
-                    return EXIT_PLATFORM
+                    return refuse("not confirmed: nothing sent")
             except ActionError as exc:
-                say(str(exc))
-                return EXIT_PLATFORM
+                return refuse(str(exc))
         try:
             result = await engine.act(plan)
         except ActionError as exc:
-            say(str(exc))
-            return EXIT_PLATFORM
+            return refuse(str(exc))
     finally:
         await engine.stop()
     return _finish(args, out, result.plan, result, result.exit_code)

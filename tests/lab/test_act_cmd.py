@@ -94,9 +94,10 @@ def test_dry_run_prints_exactly_what_would_be_sent(home: Path, lab: Lab) -> None
 
 
 def test_read_only_flag_and_profile_refuse(home: Path, lab: Lab, tmp_path: Path) -> None:
-    r = vditui(home, lab, "act", "sync", "--vm", "office-11", "--yes", "--read-only")
+    r = vditui(home, lab, "act", "sync", "--vm", "office-11", "--yes", "--read-only", "--json")
     assert r.returncode == 2
     assert "read-only mode (--read-only / read_only = true): actions are disabled" in r.stderr
+    assert json.loads(r.stdout)["error"].startswith("read-only mode")
     config = tmp_path / "config.toml"
     config.write_text(f'[profiles.lab]\nurl = "{lab.vdi_url}"\nusername = "{lab.username}"\n'
                       f'uri_templates = {json.dumps(list(lab.uri_templates))}\n'
