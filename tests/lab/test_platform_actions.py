@@ -175,15 +175,40 @@ def test_a_graceful_close_of_a_diskless_guest_never_completes(alab: Lab,
     assert (action, ok) == ("close", False) and "ACPI" in why and "force" in why
 
 
-def test_reboot_of_a_real_guest_keeps_it_running(alab: Lab, platform: Platform) -> None:
+class Spy:
+    """The lab's hands, recording every libvirt operation the platform asks of them."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.ops: list[tuple[str, str]] = []
+
+    def platform_op(self, host: str, vm_uuid: str, op: str) -> str:
+        self.ops.append((host, op))
+        return self.lab.platform_op(host, vm_uuid, op)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lab, name)
+
+
+@pytest.mark.parametrize(("force", "op"), [(1, "reset"), (0, "reboot")])
+def test_reboot_of_a_real_guest_keeps_it_running(alab: Lab, platform: Platform, force: int,
+                                                 op: str) -> None:
+    """A reset restarts the guest inside the same QEMU process; a graceful reboot asks a guest
+    that has no OS to answer: libvirt takes both, and the guest runs on."""
     needs_qemu(alab)
-    pid = alab.host("hv-kvm").daemon.guest_pids()["kvm-hotplug"]  # type: ignore[attr-defined]
-    platform.hold()
-    platform.batch("reboot", ["kvm-hotplug"], isForce=1)
-    assert platform.status("kvm-hotplug") == 5
-    platform.release()
-    # A reset restarts the guest inside the same QEMU process.
-    assert alab.host("hv-kvm").daemon.guest_pids()["kvm-hotplug"] == pid  # type: ignore[attr-defined]
+    daemon: Any = alab.host("hv-kvm").daemon
+    pid = daemon.guest_pids()["kvm-hotplug"]
+    spy = Spy(alab)
+    platform.srv.actions.hypervisors = spy
+    try:
+        platform.hold()
+        platform.batch("reboot", ["kvm-hotplug"], isForce=force)
+        assert platform.status("kvm-hotplug") == 5
+        platform.release()
+    finally:
+        platform.srv.actions.hypervisors = alab
+    assert spy.ops == [("hv-kvm", op)]
+    assert daemon.guest_pids()["kvm-hotplug"] == pid
     assert platform.status("kvm-hotplug") == 1 and virt(alab, "kvm-hotplug") == "running"
     assert platform.outcomes("kvm-hotplug") == [("reboot", True, "ok")]
 
@@ -270,6 +295,7 @@ def test_sync_adopts_libvirts_real_state_and_host(alab: Lab, platform: Platform)
 def test_host_sync_adopts_every_vm_there_and_the_hosts_status(alab: Lab,
                                                               platform: Platform) -> None:
     alab.act("hv-t2", alab.vm("class-b-04").uuid, "start")
+    platform.hold()
     for host in ("hv-t1", "hv-t2", "hv-o3", "hv-refuse"):
         platform.post(HOST_SYNC, None, id=alab.scenario.host(host).id)
     assert platform.host_status("hv-o3") == 3

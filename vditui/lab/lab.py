@@ -47,7 +47,8 @@ hosts' real libvirt domains through the lab's own connections (the lab hands its
 platform as its :class:`~vditui.lab.platform_actions.Hypervisors`), after
 :attr:`VdiServer.action_delay <vditui.lab.vdi_server.VdiServer.action_delay>` seconds; faults on
 request with :meth:`VdiServer.set_action_fault <vditui.lab.vdi_server.VdiServer.set_action_fault>`
-(:mod:`vditui.lab.platform_actions`).
+(:mod:`vditui.lab.platform_actions`, :mod:`vditui.lab.action_faults`). A host made to refuse or
+hang (:meth:`Lab.set_fault`) is out of the platform's reach too.
 
 Modules: :mod:`vditui.lab.host` (a host's URIs and proxies), :mod:`vditui.lab.bringup` (making
 hosts, fallbacks, domains defined), :mod:`vditui.lab.vms` (changing VMs, chaos, the platform's

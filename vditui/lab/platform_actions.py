@@ -32,6 +32,7 @@ Nothing here imports ``vditui.core``: the lab is the world, not the engine's mir
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -50,6 +51,10 @@ from vditui.lab.vdi_data import (
     VmState,
     ok_answer,
 )
+
+log = logging.getLogger("vditui.lab.platform")
+#: The most requests and outcomes kept (a long `vditui lab up` must not grow without bound).
+KEEP = 10_000
 
 #: libvirt state name -> the DomainVO.status the platform records for it
 VDI_STATUS_FOR = {"running": 1, "shutoff": 0, "paused": 2}
@@ -205,7 +210,7 @@ class PlatformActions:
             doc = r.json(required=required)
         finally:
             with self._lock:
-                self.requests.append(ActionRequest(action, target, _peek(r.body)))
+                _keep(self.requests, ActionRequest(action, target, _peek(r.body)))
         return doc
 
     @staticmethod
@@ -256,8 +261,14 @@ class PlatformActions:
                 state.set_vm_host(t.uuid, host)
             state.set_vm_status(t.uuid, status)
             where = state.vms[t.uuid].host if t.uuid in state.vms else t.host
-            self.outcomes.append(ActionOutcome(action, t.vm_id, t.name, where, ok,
-                                               message or "ok", status))
+            self._outcome(ActionOutcome(action, t.vm_id, t.name, where, ok, message or "ok",
+                                        status))
+
+    def _outcome(self, o: ActionOutcome) -> None:
+        """Keep an outcome (under the lock) and log it for `vditui lab up`'s operator."""
+        _keep(self.outcomes, o)
+        log.info("platform %s %s on %s: %s (status %s)", o.action, o.vm_name or "host", o.host,
+                 o.message, o.status)
 
     def _run_batch(self, action: str, tasks: list[_Task], force: bool) -> None:
         hv = self.hypervisors
@@ -329,8 +340,8 @@ class PlatformActions:
             with self._lock:
                 if host.status == 1:
                     host.status = 3
-                self.outcomes.append(ActionOutcome("host_sync", "", "", name, False, _why(exc),
-                                                   host.status))
+                self._outcome(ActionOutcome("host_sync", "", "", name, False, _why(exc),
+                                            host.status))
             return
         with self._lock:
             if host.status in (2, 3):
@@ -339,8 +350,7 @@ class PlatformActions:
                 vm = state.vms.get(u)
                 if vm is not None and u not in mine:
                     mine[u] = _Task(u, vm.vdi_id, vm.spec.name, vm.host, vm.status)
-            self.outcomes.append(ActionOutcome("host_sync", "", "", name, True, "ok",
-                                               host.status))
+            self._outcome(ActionOutcome("host_sync", "", "", name, True, "ok", host.status))
         for t in mine.values():
             if t.uuid in there:
                 self._finish("host_sync", t, True, VDI_STATUS_FOR.get(there[t.uuid], t.prior),
@@ -374,6 +384,12 @@ def _peek(body: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         return {"<unparsed>": body[:200].decode(errors="replace")}
     return doc if isinstance(doc, dict) else {"<not an object>": doc}
+
+
+def _keep(items: list[Any], item: Any) -> None:
+    items.append(item)
+    if len(items) > KEEP:
+        del items[: len(items) - KEEP]
 
 
 def _why(exc: Exception) -> str:
