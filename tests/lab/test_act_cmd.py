@@ -174,3 +174,21 @@ def test_a_terminal_is_asked_and_only_yes_sends(home: Path, lab: Lab) -> None:
     assert code == 0, shown
     assert "office-11: resolved " in shown
     assert posts(lab) == {"POST /ocloud/v1/domain/{id}/sync-status": 1}
+
+
+@pytest.mark.parametrize(("argv", "name", "route", "after"), [
+    (["start"], "class-a-04", "POST /ocloud/v1/domain/start", "running"),
+    (["shutdown", "--force"], "office-11", "POST /ocloud/v1/domain/close", "shutoff"),
+    (["reboot"], "office-11", "POST /ocloud/v1/domain/reboot", "running"),
+    (["sync-host"], "office-12", "POST /ocloud/v1/host/{id}/sync-status", "paused"),
+])
+def test_every_action_from_the_command_line_reaches_agreement(
+        home: Path, lab: Lab, argv: list[str], name: str, route: str, after: str) -> None:
+    r = vditui(home, lab, "act", *argv, "--vm", name, "--yes", "--json")
+    assert r.returncode == 0, r.stderr
+    (outcome,) = json.loads(r.stdout)["outcomes"]
+    assert (outcome["name"], outcome["phase"]) == (name, "resolved")
+    assert posts(lab) == {route: 1}
+    vm = lab.vm(name)
+    assert vm.virt is not None
+    assert lab.virt_state(vm.virt.host, vm.uuid) == after
