@@ -39,8 +39,8 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     a.add_argument("--vm", action="append", metavar="NAME|GLOB", default=[],
                    help="a VM by name, glob or platform id (repeatable)")
     a.add_argument("--drift", choices=("confirmed", "any"), default=None,
-                   help="only VMs with confirmed (or any) drift an action can end; the default "
-                        "without --vm: confirmed")
+                   help="only VMs with confirmed (or any) drift an action can end; the default: "
+                        "confirmed, unless every --vm is an exact name (then each is judged)")
     a.add_argument("--host", metavar="NAME", help="only VMs on this host (either side's)")
     a.add_argument("--force", action="store_true",
                    help="force it (shutdown: power off; reboot: reset)")

@@ -247,7 +247,9 @@ class _Run:
             except VdiError as exc:
                 if strict:
                     raise
+                # Not one GET per VM instead, onto a platform that is struggling: next round.
                 log.warning("action %s: platform re-read: %s", self.id, exc)
+                return out
         sem = asyncio.Semaphore(GET_CONCURRENCY)
 
         async def one(vm_id: str) -> None:
