@@ -222,3 +222,27 @@ def test_demo_hands_the_lab_to_launch_and_stops_it(tmp_path: Path,
     assert (app.settings.url, app.settings.password, app.settings.grace) == (
         target.url, "lab-pw", 1.0)
     assert (app.config_path, rates, stopped) == (target.config_path, [1.0], [True])
+
+
+def test_the_audit_trail_and_history_live_in_the_state_dir_or_the_demo_lab(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vditui.launch.state_dir", lambda: tmp_path / "state")
+    start = resolve(Options(config=write(tmp_path, HEAD)), interactive=False, env=ENV)
+    assert start.settings.audit_path == tmp_path / "state" / "audit.jsonl"
+    assert start.settings.history_path == tmp_path / "state" / "history.sqlite3"
+    lab = LabTarget(url="http://127.0.0.1:8088", username="admin", password="lab-pw",
+                    uri_template="test:///default", config_path=tmp_path / "lab" / "d.toml")
+    demo = resolve(Options(demo=True, lab=lab), interactive=False, env={})
+    assert demo.settings.audit_path == tmp_path / "lab" / "audit.jsonl"
+    assert demo.settings.history_path == tmp_path / "lab" / "history.sqlite3"
+
+
+def test_read_only_comes_from_the_flag_or_the_profile(tmp_path: Path) -> None:
+    plain = write(tmp_path, HEAD)
+    assert not resolve(Options(config=plain), interactive=False, env=ENV).settings.read_only
+    for argv in (["--read-only", "act", "sync"], ["act", "sync", "--read-only"]):
+        options = Options.from_args(build_parser().parse_args(["--config", str(plain), *argv]))
+        assert options.read_only
+        assert resolve(options, interactive=False, env=ENV).settings.read_only
+    locked = write(tmp_path, HEAD + "read_only = true\n")
+    assert resolve(Options(config=locked), interactive=False, env=ENV).settings.read_only

@@ -14,11 +14,13 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
+from vditui.core.act import Actor
+from vditui.core.actions import Action, ActionPlan, ActionResult
 from vditui.core.drift import DriftTracker
 from vditui.core.events import (
     DomainChanged,
@@ -39,7 +41,8 @@ from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
 from vditui.core.settings import EngineSettings as EngineSettings
 from vditui.core.uris import UriError, candidates
-from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
+from vditui.core.vdi import VdiError, VdiUnreachable
+from vditui.core.vdi_actions import VdiActionClient
 from vditui.core.virt import probe
 
 log = logging.getLogger("vditui.engine")
@@ -97,7 +100,7 @@ class Engine:
 
     def __init__(self, settings: EngineSettings) -> None:
         self._settings = settings
-        self._client = VdiClient(settings.url, settings.username, settings.password,
+        self._client = VdiActionClient(settings.url, settings.username, settings.password,
                                 verify_ssl=settings.verify_ssl,
                                 connect_timeout=settings.connect_timeout,
                                 timeout=settings.call_timeout, page_size=settings.page_size,
@@ -126,6 +129,7 @@ class Engine:
         self._stopping = False
         self._history: History | None = None
         self._seeded = False
+        self._actor = Actor(self)
 
     # ------------------------------------------------------------------ listeners
     def listen(self, listener: Listener) -> None:
@@ -209,7 +213,9 @@ class Engine:
         deadline = self._tracker.next_deadline()
         if snap is None or deadline is None:
             return snap
-        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        # A little past the deadline, as the reconcile loop waits: the loop's timers may fire a
+        # hair early, and a drift judged 1 ms before its grace ends is still pending.
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()) + 0.01)
         before = {hid: s.read_at for hid, s in self._sessions.items()}
         await self.refresh()
         until = time.monotonic() + self._settings.call_timeout + 5
@@ -334,6 +340,21 @@ class Engine:
             if name_or_ip in (h.name, h.ip, h.id):
                 return h
         return None
+
+    # ------------------------------------------------------------------ actions
+    # The commands of vditui.core.act (which documents them): ActionError when read-only or
+    # without an audit trail; act() re-reads, re-checks, sends once and follows up.
+    def actions_for(self, keys: Sequence[str]) -> tuple[Action, ...]:
+        """The actions that apply to these VM rows (keys); () in read-only mode."""
+        return self._actor.actions_for(keys)
+
+    def plan(self, action: Action, keys: Sequence[str], force: bool = False) -> ActionPlan:
+        """What ``action`` would send for these rows, from the last snapshot (no I/O)."""
+        return self._actor.plan(action, keys, force)
+
+    async def act(self, plan: ActionPlan) -> ActionResult:
+        """Send ``plan`` (re-checked on fresh reads) once and follow each VM to agreement."""
+        return await self._actor.act(plan)
 
     # ------------------------------------------------------------------ reconcile
     def _snapshot(self) -> tuple[int, dict[str, HostView], dict[str, HostLink]]:

@@ -220,12 +220,18 @@ class VdiClient:
 
     async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         """GET with the token; on expiry log in again once and retry. Returns the wrapper."""
-        where = f"GET {path}"
+        return await self._call("GET", path, params, None, _EXPIRY_WORDS)
+
+    async def _call(self, method: str, path: str, params: dict[str, Any] | None,
+                    body: dict[str, Any] | None, expiry_words: tuple[str, ...]) -> dict[str, Any]:
+        """A request with the token, sent again (once, after logging in) only when the answer
+        refused the token: HTTP 401, or a status whose message holds an ``expiry_words``."""
+        where = f"{method} {path}"
         for attempt in (1, 2):
             if self._token is None:
                 await self._relogin(self._login_seq)
             token, seq = self._token, self._login_seq
-            resp = await self._send("GET", path, params, None, token)
+            resp = await self._send(method, path, params, body, token)
             if resp.status_code == 401:
                 status, msg = 401, f"HTTP 401 {resp.reason_phrase}".strip()
             else:
@@ -233,7 +239,7 @@ class VdiClient:
                 if doc["status"] == 0:
                     return doc
                 status, msg = doc["status"], doc["msg"]
-                if not any(w in msg.casefold() for w in _EXPIRY_WORDS):
+                if not any(w in msg.casefold() for w in expiry_words):
                     raise self._fail(VdiStatusError, where, f"platform error {status}: "
                                      f"{msg or '(no message)'}", status=status, msg=msg)
             if attempt == 2:

@@ -1,0 +1,98 @@
+"""Which actions apply to a VM row, why one must not be sent, and when the two sides agree:
+the pure rules behind :mod:`vditui.core.act` (no I/O), shared by the plan (from the last
+snapshot) and the re-check just before sending (from fresh reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from vditui.core.actions import Action, ActionPhase, ActionTarget
+from vditui.core.models import DriftKind, VdiVmStatus, VirtState, VmRow, vdi_status_label
+
+ACTIONABLE = frozenset({DriftKind.STATE, DriftKind.PLACEMENT, DriftKind.ONLY_IN_VDI})
+"""The drifts an action can end: a VM's state or place, or a VM libvirt does not have."""
+EXIT_OK, EXIT_SOME, EXIT_PLATFORM = 0, 1, 2
+VERB = {Action.SYNC: "sync", Action.SYNC_HOST: "host sync", Action.START: "start",
+         Action.SHUTDOWN: "shutdown", Action.REBOOT: "reboot"}
+_OFF = frozenset({VirtState.SHUTOFF, VirtState.CRASHED})
+_RUNNING = frozenset({VirtState.RUNNING, VirtState.BLOCKED})
+DRIFT_GONE = "drift gone: "
+
+
+def sides(row: VmRow, hosts: Mapping[str, str] | None = None) -> str:
+    """``platform says off, libvirt running`` (what each side says about the VM now); with
+    ``hosts`` (id -> name), each side's host too when they differ."""
+    platform = "has no such VM" if row.vdi is None else f"says {vdi_status_label(row.vdi.status)}"
+    virt = "has no such domain" if row.virt is None else row.virt.state.value
+    if hosts is not None and row.vdi is not None and row.virt is not None \
+            and row.virt_host_id and row.virt_host_id != row.vdi.host_id:
+        platform += f" on {hosts.get(row.vdi.host_id, row.vdi.host_name or row.vdi.host_id)}"
+        virt += f" on {hosts.get(row.virt_host_id, row.virt_host_id)}"
+    return f"platform {platform}, libvirt {virt}"
+
+
+def applies(action: Action, row: VmRow) -> bool:
+    """True when ``action`` makes sense for ``row`` (the menu's rule, see the API notes):
+    syncs for any VM the platform knows; start when a side says off; shutdown and reboot when
+    a side says running."""
+    vm = row.vdi
+    if vm is None:
+        return False
+    if action in (Action.SYNC, Action.SYNC_HOST):
+        return True
+    virt = row.virt.state if row.virt is not None else None
+    if action is Action.START:
+        return vm.status == VdiVmStatus.OFF or virt in _OFF
+    return vm.status == VdiVmStatus.RUNNING or virt in _RUNNING
+
+
+def agrees(row: VmRow) -> bool:
+    """The two sides agree about the VM (no drift an action could end, nothing in progress)."""
+    if row.vdi is not None and row.vdi.status in (VdiVmStatus.BUSY, VdiVmStatus.UPGRADING):
+        return False
+    return row.checked and not any(d.kind in ACTIONABLE for d in row.drifts)
+
+
+def judge(action: Action, row: VmRow | None, host_name: str,
+          hosts: Mapping[str, str] | None = None) -> str | None:
+    """Why ``action`` must not be sent for ``row``, or None when it may; ``hosts``: host id ->
+    name, for the messages."""
+    if row is None:
+        return "gone: neither the platform nor libvirt lists it any more"
+    if row.vdi is None:
+        return (f"only in libvirt (on {host_name}): the platform has no id for it, so it cannot "
+                "act on it; import it into the platform, or shut it down / undefine it on "
+                f"{host_name} by hand (virsh)")
+    if not row.checked:
+        return f"libvirt on {host_name} could not be read: no verdict to act on"
+    if row.vdi.status == VdiVmStatus.BUSY:
+        return "busy: the platform has an operation in progress on it (status 5); wait for it"
+    if row.vdi.status == VdiVmStatus.UPGRADING:
+        return "upgrading (status 6): wait until the platform has finished"
+    if not any(d.kind in ACTIONABLE for d in row.drifts):
+        other = [d.kind.value for d in row.drifts]
+        if other:
+            return (f"no drift an action can end: only {', '.join(other)} differ(s), which "
+                    "sync, start, shutdown and reboot do not change")
+        return f"{DRIFT_GONE}{sides(row, hosts)}"
+    if not applies(action, row):
+        side = "off" if action is Action.START else "running"
+        return f"{VERB[action]} does not apply: neither side says {side} ({sides(row, hosts)})"
+    return None
+
+
+def target_of(row: VmRow, host_name: str) -> ActionTarget:
+    """The :class:`ActionTarget` for a row."""
+    return ActionTarget(row.key, row.name, row.vdi.id if row.vdi is not None else None,
+                        row.host_id, host_name)
+
+
+def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]], platform_failed: bool) -> int:
+    """0 every VM agrees (resolved, or refused because the drift had gone), 1 some do not,
+    2 the platform refused or could not be reached."""
+    if platform_failed:
+        return EXIT_PLATFORM
+    ok = all(phase is ActionPhase.RESOLVED
+             or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
+             for phase, message in outcomes.values())
+    return EXIT_OK if ok else EXIT_SOME
