@@ -9,6 +9,7 @@ one of the platform's own endpoints (``shared/vendor/README.md``): a VM's or a h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,6 +27,17 @@ class Action(StrEnum):
     """``POST /ocloud/v1/domain/close`` (the platform's word for a shutdown)."""
     REBOOT = "reboot"
     """``POST /ocloud/v1/domain/reboot``."""
+
+    @property
+    def forceable(self) -> bool:
+        """True when the platform's API has a force variant (``isForce``) for this action:
+        shutdown (a power-off) and reboot (a reset); the spec names none for start or sync."""
+        return self in (Action.SHUTDOWN, Action.REBOOT)
+
+    @property
+    def batch(self) -> bool:
+        """True for the actions sent as one ``DomainBatchTaskDto`` for every VM at once."""
+        return self in (Action.START, Action.SHUTDOWN, Action.REBOOT)
 
 
 class ActionPhase(StrEnum):
@@ -55,3 +67,44 @@ class ActionTarget:
     """The platform's id; None for a VM only libvirt knows (no action can name it)."""
     host_id: str
     host_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionPlan:
+    """What an action would send, judged from a snapshot: ``send`` in order, and each target
+    that would not be sent with the reason (see :meth:`vditui.core.engine.Engine.plan`)."""
+
+    action: Action
+    force: bool
+    send: tuple[ActionTarget, ...]
+    """What would be sent, in order."""
+    refused: tuple[tuple[ActionTarget, str], ...] = ()
+    """Not sent, each with its reason (and what the operator can do instead)."""
+
+    def hosts(self) -> tuple[str, ...]:
+        """The names of the hosts of the VMs to be sent, in order, once each."""
+        return tuple(dict.fromkeys(t.host_name for t in self.send))
+
+    def targets(self) -> tuple[ActionTarget, ...]:
+        """Every target, sent or refused."""
+        return self.send + tuple(t for t, _ in self.refused)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """How an action ended (see :meth:`vditui.core.engine.Engine.act`)."""
+
+    action_id: str
+    """Ties the action's :class:`~vditui.core.events.ActionUpdate` events and audit lines."""
+    plan: ActionPlan
+    """The plan as re-checked just before sending (fresh reads): what was really sent."""
+    outcomes: Mapping[str, tuple[ActionPhase, str]]
+    """VM key -> its final phase and message, for every target of the plan."""
+    exit_code: int
+    """0 every VM reached agreement, 1 some did not, 2 the platform refused or could not be
+    reached."""
+
+
+class ActionError(Exception):
+    """An action that cannot be asked at all; the message says why (read-only mode, nothing to
+    act on, no audit trail to record it in)."""

@@ -14,10 +14,12 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 
+from vditui.core.act import Actor
+from vditui.core.actions import Action, ActionPlan, ActionResult
 from vditui.core.drift import DriftTracker
 from vditui.core.events import (
     DomainChanged,
@@ -36,7 +38,8 @@ from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
 from vditui.core.settings import EngineSettings as EngineSettings
 from vditui.core.uris import UriError, candidates
-from vditui.core.vdi import VdiClient, VdiError, VdiUnreachable
+from vditui.core.vdi import VdiError, VdiUnreachable
+from vditui.core.vdi_actions import VdiActionClient
 from vditui.core.virt import probe
 
 log = logging.getLogger("vditui.engine")
@@ -94,7 +97,7 @@ class Engine:
 
     def __init__(self, settings: EngineSettings) -> None:
         self._settings = settings
-        self._client = VdiClient(settings.url, settings.username, settings.password,
+        self._client = VdiActionClient(settings.url, settings.username, settings.password,
                                 verify_ssl=settings.verify_ssl,
                                 connect_timeout=settings.connect_timeout,
                                 timeout=settings.call_timeout, page_size=settings.page_size,
@@ -121,6 +124,7 @@ class Engine:
         self._vdi_kick = asyncio.Event()
         self._host_states: dict[str, ConnState] = {}
         self._stopping = False
+        self._actor = Actor(self)
 
     # ------------------------------------------------------------------ listeners
     def listen(self, listener: Listener) -> None:
@@ -302,6 +306,24 @@ class Engine:
             if name_or_ip in (h.name, h.ip, h.id):
                 return h
         return None
+
+    # ------------------------------------------------------------------ actions
+    def actions_for(self, keys: Sequence[str]) -> tuple[Action, ...]:
+        """The actions that apply to these VM rows (:attr:`VmRow.key`), from the last
+        snapshot; () in read-only mode. See :mod:`vditui.core.act`."""
+        return self._actor.actions_for(keys)
+
+    def plan(self, action: Action, keys: Sequence[str], force: bool = False) -> ActionPlan:
+        """What ``action`` would send for these rows, from the last snapshot (no I/O); raises
+        :class:`~vditui.core.actions.ActionError` (read-only, no audit trail, no force
+        variant)."""
+        return self._actor.plan(action, keys, force)
+
+    async def act(self, plan: ActionPlan) -> ActionResult:
+        """Re-read both sides, re-check, send ``plan`` once, follow each VM until agreement or
+        ``action_timeout``; ActionUpdate events on the way, two audit lines. Raises
+        :class:`~vditui.core.actions.ActionError` (read-only, no audit trail)."""
+        return await self._actor.act(plan)
 
     # ------------------------------------------------------------------ reconcile
     def _snapshot(self) -> tuple[int, dict[str, HostView], dict[str, HostLink]]:

@@ -1,0 +1,495 @@
+"""Acting on a drift: which actions apply, the plan, and the action itself (the engine's
+``actions_for`` / ``plan`` / ``act`` delegate here).
+
+The care is OpenStack's reconciler's: re-read both sides just before sending, refuse with the
+reason when the drift has gone, the VM is busy (status 5) or upgrading (6) or the platform does
+not know it, send once (never again, whatever happens), then follow each VM until the two
+sides agree or ``action_timeout`` runs out. Every step goes to the listeners as an
+:class:`~vditui.core.events.ActionUpdate` and to the audit trail (:mod:`vditui.core.audit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from vditui.core import audit
+from vditui.core.actions import (
+    Action,
+    ActionError,
+    ActionPhase,
+    ActionPlan,
+    ActionResult,
+    ActionTarget,
+)
+from vditui.core.events import ActionUpdate
+from vditui.core.models import (
+    Comparison,
+    ConnState,
+    DriftKind,
+    VdiVm,
+    VdiVmStatus,
+    VirtState,
+    VmRow,
+    vdi_status_label,
+)
+from vditui.core.reconcile import reconcile
+from vditui.core.vdi import VdiError, VdiStatusError
+from vditui.core.vdi_actions import BatchAnswer, Request, requests_for
+
+if TYPE_CHECKING:
+    from vditui.core.engine import Engine
+
+log = logging.getLogger("vditui.act")
+
+ACTIONABLE = frozenset({DriftKind.STATE, DriftKind.PLACEMENT, DriftKind.ONLY_IN_VDI})
+"""The drifts an action can end: a VM's state or place, or a VM libvirt does not have."""
+POLL = 1.5
+"""Seconds between platform re-reads while following VMs: quick enough to say "resolved"
+within a couple of seconds, few enough requests not to load the platform."""
+GET_LIMIT = 20
+"""Up to this many VMs are re-read one GET each; more, by their hosts' VM lists (one page per
+100 VMs of a host instead of one request per VM)."""
+GET_CONCURRENCY = 4
+SYNC_CONCURRENCY = 4
+EXIT_OK, EXIT_SOME, EXIT_PLATFORM = 0, 1, 2
+_VERB = {Action.SYNC: "sync", Action.SYNC_HOST: "host sync", Action.START: "start",
+         Action.SHUTDOWN: "shutdown", Action.REBOOT: "reboot"}
+_OFF = frozenset({VirtState.SHUTOFF, VirtState.CRASHED})
+_RUNNING = frozenset({VirtState.RUNNING, VirtState.BLOCKED})
+DRIFT_GONE = "drift gone: "
+
+
+# --------------------------------------------------------------------------- pure judgement
+
+
+def sides(row: VmRow) -> str:
+    """``platform says off, libvirt running`` (what each side says about the VM now)."""
+    platform = "has no such VM" if row.vdi is None else f"says {vdi_status_label(row.vdi.status)}"
+    virt = "has no such domain" if row.virt is None else row.virt.state.value
+    return f"platform {platform}, libvirt {virt}"
+
+
+def applies(action: Action, row: VmRow) -> bool:
+    """True when ``action`` makes sense for ``row`` (the menu's rule, see the API notes):
+    syncs for any VM the platform knows; start when a side says off; shutdown and reboot when
+    a side says running."""
+    vm = row.vdi
+    if vm is None:
+        return False
+    if action in (Action.SYNC, Action.SYNC_HOST):
+        return True
+    virt = row.virt.state if row.virt is not None else None
+    if action is Action.START:
+        return vm.status == VdiVmStatus.OFF or virt in _OFF
+    return vm.status == VdiVmStatus.RUNNING or virt in _RUNNING
+
+
+def agrees(row: VmRow) -> bool:
+    """The two sides agree about the VM (no drift an action could end, nothing in progress)."""
+    if row.vdi is not None and row.vdi.status in (VdiVmStatus.BUSY, VdiVmStatus.UPGRADING):
+        return False
+    return row.checked and not any(d.kind in ACTIONABLE for d in row.drifts)
+
+
+def judge(action: Action, row: VmRow | None, host_name: str) -> str | None:
+    """Why ``action`` must not be sent for ``row``, or None when it may."""
+    if row is None:
+        return "gone: neither the platform nor libvirt lists it any more"
+    if row.vdi is None:
+        return (f"only in libvirt (on {host_name}): the platform has no id for it, so it cannot "
+                "act on it; import it into the platform, or shut it down / undefine it on "
+                f"{host_name} by hand (virsh)")
+    if not row.checked:
+        return f"libvirt on {host_name} could not be read: no verdict to act on"
+    if row.vdi.status == VdiVmStatus.BUSY:
+        return "busy: the platform has an operation in progress on it (status 5); wait for it"
+    if row.vdi.status == VdiVmStatus.UPGRADING:
+        return "upgrading (status 6): wait until the platform has finished"
+    if not any(d.kind in ACTIONABLE for d in row.drifts):
+        other = [d.kind.value for d in row.drifts]
+        if other:
+            return (f"no drift an action can end: only {', '.join(other)} differ(s), which "
+                    "sync, start, shutdown and reboot do not change")
+        return f"{DRIFT_GONE}{sides(row)}"
+    if not applies(action, row):
+        side = "off" if action is Action.START else "running"
+        return f"{_VERB[action]} does not apply: neither side says {side} ({sides(row)})"
+    return None
+
+
+def target_of(row: VmRow, host_name: str) -> ActionTarget:
+    """The :class:`ActionTarget` for a row."""
+    return ActionTarget(row.key, row.name, row.vdi.id if row.vdi is not None else None,
+                        row.host_id, host_name)
+
+
+def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]], platform_failed: bool) -> int:
+    """0 every VM agrees (resolved, or refused because the drift had gone), 1 some do not,
+    2 the platform refused or could not be reached."""
+    if platform_failed:
+        return EXIT_PLATFORM
+    ok = all(phase is ActionPhase.RESOLVED
+             or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
+             for phase, message in outcomes.values())
+    return EXIT_OK if ok else EXIT_SOME
+
+
+# --------------------------------------------------------------------------- the engine's side
+
+
+class Actor:
+    """The engine's action commands; holds which VMs have an action in flight."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._in_flight: dict[str, str] = {}  # platform VM id -> action id
+
+    # ------------------------------------------------------------------ helpers
+    def _host_name(self, host_id: str) -> str:
+        e = self._engine
+        host = next((h for h in e._inventory.hosts if h.id == host_id), None) \
+            if e._inventory else None
+        if host is not None:
+            return host.name
+        s = e._sessions.get(host_id)
+        return s.name if s is not None else host_id
+
+    def _row_host(self, row: VmRow) -> str:
+        name = self._host_name(row.host_id)
+        if name == row.host_id and row.vdi is not None and row.vdi.host_name:
+            return row.vdi.host_name
+        return name
+
+    def _rows(self, keys: Sequence[str]) -> list[tuple[str, VmRow | None]]:
+        cmp = self._engine._comparison
+        by_key = {r.key: r for r in cmp.vms} if cmp is not None else {}
+        return [(k, by_key.get(k)) for k in dict.fromkeys(keys)]
+
+    def _check_allowed(self) -> None:
+        s = self._engine._settings
+        if s.read_only:
+            raise ActionError("read-only mode (--read-only / read_only = true): actions are "
+                              "disabled")
+        if s.audit_path is None:
+            raise ActionError("no audit trail is set (audit_path): actions are refused, since "
+                              "they could not be recorded")
+
+    # ------------------------------------------------------------------ commands
+    def actions_for(self, keys: Sequence[str]) -> tuple[Action, ...]:
+        """The actions that apply to at least one of these rows (with a drift an action can
+        end); () in read-only mode."""
+        if self._engine._settings.read_only:
+            return ()
+        rows = [r for _, r in self._rows(keys) if r is not None
+                and judge(Action.SYNC, r, "") is None]
+        return tuple(a for a in Action if any(applies(a, r) for r in rows))
+
+    def plan(self, action: Action, keys: Sequence[str], force: bool = False) -> ActionPlan:
+        """What ``action`` would send for these rows, from the last snapshot (no I/O)."""
+        self._check_allowed()
+        if force and not action.forceable:
+            raise ActionError(f"{action.value} has no force variant in the platform's API "
+                              "(only shutdown and reboot take isForce)")
+        send: list[ActionTarget] = []
+        refused: list[tuple[ActionTarget, str]] = []
+        for key, row in self._rows(keys):
+            if row is None:
+                refused.append((ActionTarget(key, key, None, "", ""),
+                                "gone: no such VM in the last comparison"))
+                continue
+            target = target_of(row, self._row_host(row))
+            why = judge(action, row, target.host_name)
+            if why is None and target.vm_id in self._in_flight:
+                why = f"an action is already in progress on it ({self._in_flight[target.vm_id]})"
+            if why is None:
+                send.append(target)
+            else:
+                refused.append((target, why))
+        return ActionPlan(action, force, tuple(send), tuple(refused))
+
+    async def act(self, plan: ActionPlan) -> ActionResult:
+        """Re-read, re-check, send once, follow up (see the module's docstring)."""
+        self._check_allowed()
+        action_id = secrets.token_hex(6)
+        ids = [t.vm_id for t in plan.send if t.vm_id]
+        for vm_id in ids:
+            self._in_flight.setdefault(vm_id, action_id)
+        try:
+            return await _Run(self, action_id, plan).run()
+        finally:
+            for vm_id in ids:
+                if self._in_flight.get(vm_id) == action_id:
+                    del self._in_flight[vm_id]
+
+
+class _Run:
+    """One action, from the fresh re-read to the last follow-up."""
+
+    def __init__(self, actor: Actor, action_id: str, plan: ActionPlan) -> None:
+        self.actor, self.engine = actor, actor._engine
+        self.settings = self.engine._settings
+        self.id, self.plan = action_id, plan
+        self.outcomes: dict[str, tuple[ActionPhase, str]] = {}
+        self.targets: dict[str, ActionTarget] = {}
+        self.answers: list[dict[str, Any]] = []
+        self.platform_failed = False
+
+    def update(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
+        self.outcomes[target.key] = (phase, message)
+        self.targets[target.key] = target
+        log.info("action %s %s: %s %s", self.id, self.plan.action.value, phase.value, message)
+        self.engine._emit(ActionUpdate(time.time(), self.id, self.plan.action, self.plan.force,
+                                       target, phase, message))
+
+    async def run(self) -> ActionResult:
+        plan = self.plan
+        for target, why in plan.refused:
+            self.update(target, ActionPhase.REFUSED, f"{target.name}: {why}")
+        checked = plan
+        if plan.send:
+            try:
+                checked = await self.recheck()
+            except VdiError as exc:
+                self.platform_failed = True
+                for t in plan.send:
+                    self.update(t, ActionPhase.FAILED, f"{t.name}: not sent: the platform could "
+                                f"not be re-read: {exc}")
+                checked = replace(plan, send=())
+        requests = requests_for(checked)
+        await self.audit({"event": "request", "requests": [_request_record(r) for r in requests],
+                          **_plan_record(checked)}, before_sending=True)
+        following = await self.send(checked, requests) if requests else []
+        started = time.monotonic()
+        if following:
+            await self.follow(following, started)
+        result = ActionResult(self.id, checked, dict(self.outcomes),
+                              exit_code(self.outcomes, self.platform_failed))
+        await self.audit({"event": "outcome", "action": plan.action.value, "force": plan.force,
+                          "answers": self.answers, "exit_code": result.exit_code,
+                          "took": round(time.monotonic() - started, 1),
+                          "outcomes": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name,
+                                        "phase": self.outcomes[k][0].value,
+                                        "message": self.outcomes[k][1]}
+                                       for k, t in self.targets.items()]})
+        return result
+
+    async def audit(self, record: dict[str, Any], before_sending: bool = False) -> None:
+        path = self.settings.audit_path
+        assert path is not None  # _check_allowed
+        line = {"time": audit.now_iso(), "action_id": self.id, "platform": self.settings.url,
+                "user": self.settings.username, **record}
+        # Defence in depth: a platform's message may echo what it was sent.
+        text = self.engine._client._scrub(audit.to_line(line))
+        try:
+            await asyncio.to_thread(audit.append, path, text)
+        except OSError as exc:
+            if before_sending:
+                raise ActionError(f"cannot write the audit trail {path}: {exc.strerror or exc}; "
+                                  "nothing was sent") from None
+            log.error("audit trail %s: %s", path, exc)
+
+    # ------------------------------------------------------------------ before sending
+    async def recheck(self) -> ActionPlan:
+        """The plan judged again on fresh reads of both sides."""
+        plan = self.plan
+        fresh = await self.read_platform([t.vm_id for t in plan.send if t.vm_id], strict=True)
+        hosts = {t.host_id for t in plan.send}
+        cmp0 = self.engine._comparison
+        for r in cmp0.vms if cmp0 is not None else ():
+            if r.vdi is not None and r.vdi.id in fresh and r.virt_host_id:
+                hosts.add(r.virt_host_id)
+        unread = await self.reread_libvirt(hosts)
+        cmp = await self.merge(fresh)
+        rows = _by_vm_id(cmp)
+        send, refused = [], list(plan.refused)
+        for t in plan.send:
+            row = rows.get(t.vm_id or "")
+            if t.vm_id not in fresh:
+                why: str | None = "unknown to the platform now (GET answered no such VM)"
+            elif row is not None and (row.host_id in unread or row.virt_host_id in unread):
+                why = "libvirt on its host did not answer a re-read in time: not sent"
+            else:
+                why = judge(plan.action, row, t.host_name)
+            fresh_t = target_of(row, t.host_name) if row is not None else t
+            fresh_t = replace(fresh_t, key=t.key)  # the operator's row, whatever it is now
+            if why is None:
+                send.append(fresh_t)
+            else:
+                refused.append((fresh_t, why))
+                self.update(fresh_t, ActionPhase.REFUSED, f"{t.name}: {why}")
+        return ActionPlan(plan.action, plan.force, tuple(send), tuple(refused))
+
+    async def read_platform(self, ids: Sequence[str], strict: bool) -> dict[str, VdiVm]:
+        """The VMs ``ids`` as the platform has them now: one GET each for a few, their hosts'
+        lists for many. A VM the platform no longer knows is left out; ``strict``: any other
+        failure is raised (otherwise logged, and what was read is returned)."""
+        client = self.engine._client
+        wanted = set(ids)
+        out: dict[str, VdiVm] = {}
+        inv = self.engine._inventory
+        if len(wanted) > GET_LIMIT and inv is not None:
+            host_ids = sorted({v.host_id for v in inv.vms if v.id in wanted})
+            try:
+                for hid in host_ids:
+                    out.update({v.id: v for v in await client.vms(hid) if v.id in wanted})
+            except VdiError as exc:
+                if strict:
+                    raise
+                log.warning("action %s: platform re-read: %s", self.id, exc)
+        sem = asyncio.Semaphore(GET_CONCURRENCY)
+
+        async def one(vm_id: str) -> None:
+            async with sem:
+                try:
+                    out[vm_id] = await client.vm(vm_id)
+                except VdiStatusError as exc:
+                    log.info("action %s: GET %s: %s", self.id, vm_id, exc)
+                except VdiError as exc:
+                    if strict:
+                        raise
+                    log.warning("action %s: platform re-read: %s", self.id, exc)
+
+        # VMs their host's list lacked (moved, or gone): one GET each.
+        missing = [i for i in ids if i not in out]
+        await asyncio.gather(*(one(i) for i in missing))
+        return out
+
+    async def reread_libvirt(self, host_ids: set[str]) -> set[str]:
+        """Ask each host's session for a full re-read and wait for it (at most the call
+        timeout plus 5 s); the hosts that did not manage it."""
+        sessions = [s for hid, s in self.engine._sessions.items() if hid in host_ids]
+        before = {s.host_id: s.read_at for s in sessions}
+        for s in sessions:
+            s.refresh()
+        until = time.monotonic() + self.settings.call_timeout + 5
+        while time.monotonic() < until and any(
+                s.state is ConnState.CONNECTED and s.read_at <= before[s.host_id]
+                for s in sessions):
+            await asyncio.sleep(0.05)
+        return {s.host_id for s in sessions if s.read_at <= before[s.host_id]}
+
+    async def merge(self, fresh: Mapping[str, VdiVm]) -> Comparison:
+        """Put ``fresh`` into the engine's inventory (the faces see it at the next pass) and
+        compare the two sides now."""
+        e = self.engine
+        inv = e._inventory
+        assert inv is not None
+        if fresh:
+            inv = replace(inv, vms=tuple(fresh.get(v.id, v) for v in inv.vms))
+            e._inventory, e._need_full = inv, True
+            e._dirty.set()
+        views = {hid: s.view() for hid, s in e._sessions.items()}
+        return await asyncio.to_thread(reconcile, inv, views)
+
+    # ------------------------------------------------------------------ sending
+    async def send(self, plan: ActionPlan, requests: list[Request]) -> list[ActionTarget]:
+        """Send every request once; the targets to follow (accepted, or of unknown fate)."""
+        by_id = {t.vm_id: t for t in plan.send if t.vm_id}
+        follow: list[ActionTarget] = []
+        sem = asyncio.Semaphore(SYNC_CONCURRENCY)
+
+        async def one(req: Request) -> None:
+            targets = [by_id[i] for i in req.vm_ids if i in by_id]
+            for t in targets:
+                self.update(t, ActionPhase.SENT, f"{t.name}: {_VERB[plan.action]} sent")
+            async with sem:
+                try:
+                    answer = await self.engine._client.send(req)
+                except VdiStatusError as exc:
+                    self.platform_failed = True
+                    self.answers.append({"request": req.describe(), "error": str(exc)})
+                    for t in targets:
+                        self.update(t, ActionPhase.FAILED, f"{t.name}: refused by the platform: "
+                                    f"{exc.msg or exc}")
+                    return
+                except VdiError as exc:
+                    # No answer: the platform may or may not have acted. Never re-sent; the
+                    # follow-up tells which.
+                    self.platform_failed = True
+                    self.answers.append({"request": req.describe(), "error": str(exc)})
+                    for t in targets:
+                        self.update(t, ActionPhase.FAILED, f"{t.name}: no answer from the "
+                                    f"platform ({exc}); not re-sent, following it to see "
+                                    "whether it acted")
+                    follow.extend(targets)
+                    return
+            self.answers.append(_answer_record(req, answer))
+            errors = {e.vm_id: e for e in answer.errors}
+            named = {e.vm_name: e for e in answer.errors if e.vm_name}
+            for t in targets:
+                err = errors.get(t.vm_id or "") or named.get(t.name)
+                if err is not None:
+                    self.platform_failed = True
+                    self.update(t, ActionPhase.FAILED, f"{t.name}: the platform did not act: "
+                                f"{err.message}")
+                else:
+                    self.update(t, ActionPhase.ACCEPTED, f"{t.name}: accepted by the platform")
+                    follow.append(t)
+
+        await asyncio.gather(*(one(r) for r in requests))
+        return follow
+
+    # ------------------------------------------------------------------ follow-up
+    async def follow(self, targets: list[ActionTarget], started: float) -> None:
+        """Re-read until each VM's two sides agree, or the action timeout."""
+        verb = _VERB[self.plan.action]
+        pending = {t.vm_id: t for t in targets if t.vm_id}
+        deadline = started + self.settings.action_timeout
+        last: dict[str, VmRow] = {}
+        while pending:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            await asyncio.sleep(min(POLL, max(0.0, deadline - now)))
+            fresh = await self.read_platform(list(pending), strict=False)
+            rows = _by_vm_id(await self.merge(fresh))
+            for vm_id, t in list(pending.items()):
+                row = rows.get(vm_id)
+                if row is None:
+                    continue
+                last[vm_id] = row
+                if agrees(row):
+                    took = time.monotonic() - started
+                    self.finish(t, ActionPhase.RESOLVED,
+                                f"{t.name}: resolved {took:.1f} s after {verb}")
+                    del pending[vm_id]
+        for vm_id, t in pending.items():
+            row = last.get(vm_id)
+            now_says = sides(row) if row is not None else "not seen again"
+            self.finish(t, ActionPhase.UNRESOLVED, f"{t.name}: still differs after "
+                        f"{self.settings.action_timeout:g} s: {now_says}")
+
+    def finish(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
+        before = self.outcomes.get(target.key)
+        if before is not None and before[0] is ActionPhase.FAILED:
+            # The request failed without an answer: say so next to what became of the VM.
+            message += " (the platform's answer was lost: see above)"
+        self.update(target, phase, message)
+
+
+def _by_vm_id(cmp: Comparison) -> dict[str, VmRow]:
+    return {r.vdi.id: r for r in cmp.vms if r.vdi is not None}
+
+
+def _plan_record(plan: ActionPlan) -> dict[str, Any]:
+    return {"action": plan.action.value, "force": plan.force,
+            "vms": [{"id": t.vm_id, "name": t.name, "host": t.host_name} for t in plan.send],
+            "refused": [{"id": t.vm_id, "name": t.name, "host": t.host_name, "reason": why}
+                        for t, why in plan.refused]}
+
+
+def _request_record(req: Request) -> dict[str, Any]:
+    return {"method": req.method, "path": req.path, "body": req.body}
+
+
+def _answer_record(req: Request, answer: BatchAnswer) -> dict[str, Any]:
+    return {"request": f"{req.method} {req.path}", "msg": answer.msg,
+            "errorList": [{"domainId": e.vm_id, "domainName": e.vm_name, "errorMsg": e.message}
+                          for e in answer.errors],
+            "eventIdList": list(answer.event_ids)}
