@@ -94,6 +94,10 @@ def _restore(lab: Lab) -> None:
         lab._chaos = None
     assert lab.vdi is not None
     lab.vdi.set_fault(None)
+    # Actions a test asked of the platform: finished, then its records back to the scenario's.
+    lab.vdi.reset_records()
+    lab.vdi.action_delay = 1.0
+    lab.vdi.actions.close_timeout = 10.0
     lab.set_fault("vdi", "pass")
     lab.set_delay(0)
     for name, h in lab.hosts.items():

@@ -195,6 +195,7 @@ class Lab(HostSetup, VmOps):
                 log.warning("QEMU unavailable, test driver instead for %s", self.fallback_line())
             self.vdi = VdiServer(self.scenario, {n: h.ip for n, h in self.hosts.items()},
                                  address=f"{self.prefix}.1", port=0)
+            self.vdi.actions.hypervisors = self  # the platform's actions change real libvirt
             self.vdi.start()
             claim.close()
             self.vdi_proxy = self.hub.add((f"{self.prefix}.1", VDI_PORT),
