@@ -3,8 +3,10 @@ and each VM's progress and result (see :mod:`vditui.ui.acting` for the flow)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from vditui.core.actions import Action, ActionPhase, ActionPlan
+from vditui.core.actions import ActionPhase, ActionPlan
 from vditui.ui.run_state import ActionRun, Choice, choice_help, choice_label, plan_title
 
 PHASE_STYLE = {ActionPhase.REFUSED: "yellow", ActionPhase.SENT: "cyan",
@@ -101,31 +103,39 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-def confirm_text(plan: ActionPlan) -> Text:
+def confirm_text(plan: ActionPlan) -> Group:
     """The confirmation's list: what will be sent, each VM with its host, then what is not
-    sent with its reason."""
-    t = Text()
-    force = "yes (isForce)" if plan.force else "no"
-    t.append("action: ", style="bold")
-    t.append(choice_label((plan.action, plan.force)))
-    t.append("   force: ", style="bold")
-    t.append(force)
-    if plan.action is not Action.SYNC_HOST or plan.hosts():
-        t.append("   hosts: ", style="bold")
-        t.append(", ".join(plan.hosts()) or "—")
-    name_w = max((len(x.name) for x in plan.send), default=4) + 2
-    t.append(f"\n\nwill be sent ({len(plan.send)}):\n", style="bold")
-    if not plan.send:
-        t.append("  nothing: every VM is refused below\n", style="yellow")
-    for target in plan.send:
-        t.append(f"  {target.name:<{name_w}}on {target.host_name or '?'}\n")
+    sent with its reason (wrapped in its own column)."""
+    head = Text()
+    head.append("action: ", style="bold")
+    head.append(choice_label((plan.action, plan.force)))
+    head.append("   force: ", style="bold")
+    head.append("yes (isForce)" if plan.force else "no")
+    head.append("   hosts: ", style="bold")
+    head.append(", ".join(plan.hosts()) or "—")
+    parts: list[RenderableType] = [head, Text(f"\nwill be sent ({len(plan.send)}):",
+                                              style="bold")]
+    if plan.send:
+        parts.append(_grid((t.name, f"on {t.host_name or '?'}") for t in plan.send))
+    else:
+        parts.append(Text("  nothing: every VM is refused below", style="yellow"))
     if plan.refused:
-        t.append(f"\nrefused, not sent ({len(plan.refused)}):\n", style="bold yellow")
-        for target, reason in plan.refused:
-            t.append(f"  {target.name:<{name_w}}on {target.host_name or '?'}: ")
-            t.append(f"{reason}\n", style="yellow")
-    t.rstrip()
-    return t
+        parts.append(Text(f"\nrefused, not sent ({len(plan.refused)}):", style="bold yellow"))
+        parts.append(_grid(((t.name, f"on {t.host_name or '?'}:", Text(why, style="yellow"))
+                            for t, why in plan.refused), wrap=True))
+    return Group(*parts)
+
+
+def _grid(rows: Iterable[tuple[str | Text, ...]], wrap: bool = False) -> Table:
+    grid = Table.grid(padding=(0, 1), pad_edge=False)
+    grid.add_column(no_wrap=True, min_width=2)  # an indent
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    if wrap:
+        grid.add_column(ratio=1, overflow="fold")
+    for row in rows:
+        grid.add_row("", *row)
+    return grid
 
 
 class ProgressScreen(ModalScreen[None]):
