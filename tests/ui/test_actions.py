@@ -261,3 +261,39 @@ def test_phase_words_read_without_color():
 
     assert [phase_text(p).plain for p in ActionPhase] == [p.value for p in ActionPhase]
     assert phase_text(None).plain == "waiting"
+
+
+async def test_one_action_at_a_time_and_a_hanging_platform_is_asked_once(
+        lab, make_app, settle, wait_for, ui, tmp_path):
+    """While the platform sits on a start request, a second action is refused by the TUI (the
+    first is still running), and the start is sent once; released, it resolves."""
+    app = actions_app(make_app, lab, tmp_path)
+    lab.vdi.set_action_fault("hang", actions=["start"], act=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        key = (await mark(app, pilot, ui, "class-a-04"))[0]
+        confirm = await choose(app, pilot, wait_for, await open_menu(app, pilot, wait_for),
+                               "start")
+        assert confirm.plan.send
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProgressScreen), "the progress")
+        run = app.screen.run
+        await wait_for(pilot, lambda: run.state(key)[0] is ActionPhase.SENT, "the start sent")
+        assert "running…" in ui.plain(app.screen.query_one("#progress-summary").render())
+        await pilot.press("escape")  # closing the screen leaves the action running
+        await pilot.pause()
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0]
+        assert any(m.startswith("an action is still running") for _s, m in
+                   ui.notifications(app)), ui.notifications(app)
+        assert not run.done
+
+        await ui.to_thread(lab.vdi.set_action_fault, None)  # the platform answers now
+        await wait_for(pilot, lambda: run.done, "the action's result", timeout=30)
+        assert run.state(key)[0] is ActionPhase.RESOLVED, run.state(key)
+        assert lab.vdi.requests["POST /ocloud/v1/domain/start"] == 1
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProgressScreen), "the last action")
+        await pilot.pause()
+        assert progress_rows(app.screen, ui)["class-a-04"][1] == "resolved"
