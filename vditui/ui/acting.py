@@ -141,7 +141,7 @@ class ActingApp(App[int]):
                        style="bold cyan"))
         self.run_worker(self._act(engine, run), name=f"action {plan.action.value}",
                         group="actions", exit_on_error=False)
-        self.push_screen(ProgressScreen(run, self.clock))
+        self.push_screen(ProgressScreen(run))
 
     async def _act(self, engine: Engine, run: ActionRun) -> None:
         label = choice_label((run.plan.action, run.plan.force))
@@ -171,7 +171,7 @@ class ActingApp(App[int]):
         if run is None:
             self.notify("no action yet this session", timeout=2)
         elif not any(isinstance(s, ProgressScreen) for s in self.screen_stack):
-            self.push_screen(ProgressScreen(run, self.clock))
+            self.push_screen(ProgressScreen(run))
 
     # ------------------------------------------------------------------ following the engine
     def on_engine_events(self, message: EngineEvents) -> None:

@@ -3,7 +3,7 @@ and each VM's progress and result (see :mod:`vditui.ui.acting` for the flow)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -144,9 +144,9 @@ class ProgressScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q", "close", "close")]
 
-    def __init__(self, run: ActionRun, now: Callable[[], float]) -> None:
+    def __init__(self, run: ActionRun) -> None:
         super().__init__()
-        self.run, self.now = run, now
+        self.run = run
         self._shown: dict[str, tuple[ActionPhase | None, str]] = {}
 
     def compose(self) -> ComposeResult:
