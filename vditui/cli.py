@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "lab")
+COMMANDS = ("check", "report", "probe", "watch", "act", "audit", "lab")
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -34,6 +34,8 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--grace", type=float, metavar="SECONDS",
                    help="seconds a drift must persist before it counts", **d)
     g.add_argument("--insecure", action="store_true", help="do not verify the platform's TLS", **d)
+    g.add_argument("--read-only", action="store_true", dest="read_only",
+                   help="disable every action on VMs (as read_only = true in a profile)", **d)
     g.add_argument("--demo", action="store_true",
                    help="start the lab's default scenario and point vditui at it", **d)
 
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="follow states and drift, one JSON object per line")
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format, for now)")
     _common(w, True)
+    from vditui.act_cmd import add_parsers
+
+    add_parsers(sub, lambda parser: _common(parser, True))
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="serve a scenario until Ctrl-C")
@@ -135,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vditui.lab.console import lab_up
 
             return lab_up(scenario_from(args), chaos=args.chaos)
+        if args.command == "audit":  # reads a file: no platform, no password
+            from vditui.act_cmd import cmd_audit
+
+            return cmd_audit(args)
         return run_face(args)
     except (ScenarioError, LabError, ConfigError) as exc:
         print(f"vditui: {exc}", file=sys.stderr)

@@ -37,8 +37,10 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         warnings = list(start.warnings)
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
+        from vditui.act_cmd import cmd_act
+
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
-              "watch": cmd_watch}[args.command]
+              "watch": cmd_watch, "act": cmd_act}[args.command]
         return asyncio.run(fn(args, start.settings, warnings))
     except VdiError as exc:
         print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)

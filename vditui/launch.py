@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vditui.config import Config, Profile, load_config, resolve_password, resolve_profile
+from vditui.config.paths import state_dir
 from vditui.core.settings import EngineSettings, values
 
 INSECURE_WARNING = "TLS verification is off (--insecure / verify_ssl = false): the platform's " \
@@ -26,6 +27,13 @@ DEMO_TIMEOUT = 2.0
 """``--demo``'s connect timeout unless ``--timeout`` says otherwise: the lab is on loopback."""
 DEMO_GRACE = 3.0
 """``--demo``'s grace unless ``--grace`` says otherwise: long enough to see drift pending."""
+AUDIT_FILE, HISTORY_FILE = "audit.jsonl", "history.sqlite3"
+"""The audit trail and the drift history, in the state dir (the demo: in the lab's dir)."""
+
+
+def audit_path() -> Path:
+    """Where actions are audited (outside ``--demo``)."""
+    return state_dir() / AUDIT_FILE
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,8 @@ class Options:
     timeout: float | None = None
     grace: float | None = None
     insecure: bool = False
+    read_only: bool = False
+    """``--read-only``: every action disabled (a profile's ``read_only = true`` does it too)."""
     demo: bool = False
     """``--demo`` was given: the entry point starts a lab and sets `lab`."""
     lab: LabTarget | None = None
@@ -76,6 +86,7 @@ class Options:
                    uri_templates=tuple(templates) if templates is not None else None,
                    timeout=getattr(args, "timeout", None), grace=getattr(args, "grace", None),
                    insecure=bool(getattr(args, "insecure", False)),
+                   read_only=bool(getattr(args, "read_only", False)),
                    demo=bool(getattr(args, "demo", False)))
 
 
@@ -108,20 +119,24 @@ def resolve(options: Options, *, interactive: bool,
             uri_templates=list(lab.uri_templates) or [lab.uri_template],
             timeout=DEMO_TIMEOUT if options.timeout is None else options.timeout,
             grace=DEMO_GRACE if options.grace is None else options.grace,
-            insecure=options.insecure, env=env)
+            insecure=options.insecure, read_only=options.read_only, env=env)
         password = lab.password
     else:
         config = load_config(options.config)
         profile = resolve_profile(
             config, profile=options.profile, url=options.url, user=options.user,
             uri_templates=None if options.uri_templates is None else list(options.uri_templates),
-            timeout=options.timeout, grace=options.grace, insecure=options.insecure, env=env)
+            timeout=options.timeout, grace=options.grace, insecure=options.insecure,
+            read_only=options.read_only, env=env)
         password = resolve_password(
             profile, env, prompt=getpass.getpass if interactive and sys.stdin.isatty() else None)
     warnings = list(config.warnings)
     if not profile.verify_ssl:
         warnings.append(INSECURE_WARNING)
-    settings = engine_settings(profile, password)
+    # The demo keeps its trail and history with the lab (its own dir), not the operator's.
+    where = lab.config_path.parent if lab is not None else state_dir()
+    settings = replace(engine_settings(profile, password), audit_path=where / AUDIT_FILE,
+                       history_path=where / HISTORY_FILE)
     if lab is not None:
         warnings += lab.notes
         settings = replace(settings, host_uris={**settings.host_uris, **lab.host_uris})

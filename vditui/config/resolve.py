@@ -33,6 +33,7 @@ def resolve_profile(
     timeout: float | None = None,
     grace: float | None = None,
     insecure: bool = False,
+    read_only: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Profile:
     """The `Profile` to run with: the chosen profile, overridden by command-line options.
@@ -84,6 +85,8 @@ def resolve_profile(
         changes["grace"] = _option("--grace", grace, checks.FIELDS["grace"])
     if insecure:
         changes["verify_ssl"] = False
+    if read_only:  # a flag can only turn read-only on; a profile's read_only = true stands
+        changes["read_only"] = True
     resolved = replace(base, **changes)
 
     where = f"profile {resolved.name!r}" if name is not None else "a profile"

@@ -68,10 +68,15 @@ DRIFT_GONE = "drift gone: "
 # --------------------------------------------------------------------------- pure judgement
 
 
-def sides(row: VmRow) -> str:
-    """``platform says off, libvirt running`` (what each side says about the VM now)."""
+def sides(row: VmRow, hosts: Mapping[str, str] | None = None) -> str:
+    """``platform says off, libvirt running`` (what each side says about the VM now); with
+    ``hosts`` (id -> name), each side's host too when they differ."""
     platform = "has no such VM" if row.vdi is None else f"says {vdi_status_label(row.vdi.status)}"
     virt = "has no such domain" if row.virt is None else row.virt.state.value
+    if hosts is not None and row.vdi is not None and row.virt is not None \
+            and row.virt_host_id and row.virt_host_id != row.vdi.host_id:
+        platform += f" on {hosts.get(row.vdi.host_id, row.vdi.host_name or row.vdi.host_id)}"
+        virt += f" on {hosts.get(row.virt_host_id, row.virt_host_id)}"
     return f"platform {platform}, libvirt {virt}"
 
 
@@ -97,8 +102,10 @@ def agrees(row: VmRow) -> bool:
     return row.checked and not any(d.kind in ACTIONABLE for d in row.drifts)
 
 
-def judge(action: Action, row: VmRow | None, host_name: str) -> str | None:
-    """Why ``action`` must not be sent for ``row``, or None when it may."""
+def judge(action: Action, row: VmRow | None, host_name: str,
+          hosts: Mapping[str, str] | None = None) -> str | None:
+    """Why ``action`` must not be sent for ``row``, or None when it may; ``hosts``: host id ->
+    name, for the messages."""
     if row is None:
         return "gone: neither the platform nor libvirt lists it any more"
     if row.vdi is None:
@@ -116,10 +123,10 @@ def judge(action: Action, row: VmRow | None, host_name: str) -> str | None:
         if other:
             return (f"no drift an action can end: only {', '.join(other)} differ(s), which "
                     "sync, start, shutdown and reboot do not change")
-        return f"{DRIFT_GONE}{sides(row)}"
+        return f"{DRIFT_GONE}{sides(row, hosts)}"
     if not applies(action, row):
         side = "off" if action is Action.START else "running"
-        return f"{_VERB[action]} does not apply: neither side says {side} ({sides(row)})"
+        return f"{_VERB[action]} does not apply: neither side says {side} ({sides(row, hosts)})"
     return None
 
 
@@ -166,6 +173,13 @@ class Actor:
             return row.vdi.host_name
         return name
 
+    def host_names(self) -> dict[str, str]:
+        """Host id -> name, the platform's and every session's."""
+        e = self._engine
+        names = {hid: s.name for hid, s in e._sessions.items()}
+        names.update({h.id: h.name for h in e._inventory.hosts} if e._inventory else {})
+        return names
+
     def _rows(self, keys: Sequence[str]) -> list[tuple[str, VmRow | None]]:
         cmp = self._engine._comparison
         by_key = {r.key: r for r in cmp.vms} if cmp is not None else {}
@@ -204,7 +218,7 @@ class Actor:
                                 "gone: no such VM in the last comparison"))
                 continue
             target = target_of(row, self._row_host(row))
-            why = judge(action, row, target.host_name)
+            why = judge(action, row, target.host_name, self.host_names())
             if why is None and target.vm_id in self._in_flight:
                 why = f"an action is already in progress on it ({self._in_flight[target.vm_id]})"
             if why is None:
@@ -315,7 +329,7 @@ class _Run:
             elif row is not None and (row.host_id in unread or row.virt_host_id in unread):
                 why = "libvirt on its host did not answer a re-read in time: not sent"
             else:
-                why = judge(plan.action, row, t.host_name)
+                why = judge(plan.action, row, t.host_name, self.actor.host_names())
             fresh_t = target_of(row, t.host_name) if row is not None else t
             fresh_t = replace(fresh_t, key=t.key)  # the operator's row, whatever it is now
             if why is None:
@@ -461,7 +475,8 @@ class _Run:
                     del pending[vm_id]
         for vm_id, t in pending.items():
             row = last.get(vm_id)
-            now_says = sides(row) if row is not None else "not seen again"
+            now_says = sides(row, self.actor.host_names()) if row is not None \
+                else "not seen again"
             self.finish(t, ActionPhase.UNRESOLVED, f"{t.name}: still differs after "
                         f"{self.settings.action_timeout:g} s: {now_says}")
 

@@ -103,8 +103,10 @@ def parse_batch(doc: dict[str, Any]) -> BatchAnswer:
         return BatchAnswer((), (), doc.get("msg", ""))
     if not isinstance(data, dict):
         raise ShapeProblem("data", f"expected an object, got {show_value(data)}")
-    errors_raw = data.get("errorList") or []
-    events_raw = data.get("eventIdList") or []
+    errors_raw = data.get("errorList")
+    events_raw = data.get("eventIdList")
+    errors_raw = [] if errors_raw is None else errors_raw
+    events_raw = [] if events_raw is None else events_raw
     if not isinstance(errors_raw, list):
         raise ShapeProblem("data.errorList", f"expected a list, got {show_value(errors_raw)}")
     if not isinstance(events_raw, list):

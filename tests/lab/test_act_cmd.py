@@ -1,0 +1,170 @@
+"""The real ``vditui act`` and ``vditui audit`` in subprocesses against the lab: no terminal and
+no --yes refuses, a terminal asks (no sends nothing, yes sends), --dry-run prints the exact
+requests and sends nothing, --read-only and ``read_only = true`` refuse, --json's document,
+and the audit trail the run left (mode 0600) as ``vditui audit`` prints it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vditui.lab.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
+
+VDITUI = str(Path(sys.executable).with_name("vditui"))
+
+
+def env_for(home: Path, lab: Lab) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
+            "XDG_CACHE_HOME": str(home / "cache"), "LANG": "C.UTF-8",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "VDITUI_PASSWORD": lab.password}
+
+
+def target(lab: Lab) -> list[str]:
+    templates = [a for t in lab.uri_templates for a in ("--uri-template", t)]
+    return ["--url", lab.vdi_url, "--user", lab.username, *templates, "--timeout", "2",
+            "--grace", "0"]
+
+
+def vditui(home: Path, lab: Lab, *args: str, with_target: bool = True,
+           ) -> subprocess.CompletedProcess[str]:
+    argv = [VDITUI, *args, *(target(lab) if with_target else [])]
+    return subprocess.run(argv, env=env_for(home, lab), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=80, check=False)
+
+
+def posts(lab: Lab) -> dict[str, int]:
+    assert lab.vdi is not None
+    return {k: n for k, n in lab.vdi.requests.items() if k.startswith("POST ")
+            and "login" not in k}
+
+
+@pytest.fixture
+def home(tmp_path: Path, lab: Lab) -> Path:
+    assert lab.vdi is not None
+    lab.vdi.action_delay = 0.3
+    lab.vdi.reset_counters()
+    return tmp_path / "home"
+
+
+def trail(home: Path) -> Path:
+    return home / "state" / "vditui" / "audit.jsonl"
+
+
+def test_without_a_terminal_or_yes_nothing_is_sent(home: Path, lab: Lab) -> None:
+    r = vditui(home, lab, "act", "sync", "--vm", "office-11")
+    assert r.returncode == 2, r.stderr
+    assert "not a terminal, and --yes not given: nothing sent" in r.stderr
+    assert "POST /ocloud/v1/domain/" in r.stderr  # the plan was shown first
+    assert posts(lab) == {}
+
+
+def test_dry_run_prints_exactly_what_would_be_sent(home: Path, lab: Lab) -> None:
+    vm = lab.vm("office-11")
+    assert vm.vdi is not None
+    r = vditui(home, lab, "act", "shutdown", "--vm", "office-11", "--force", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "shutdown (force): 1 VM(s) on hv-o2" in r.stdout
+    assert (f'would send 1 request(s):\n  POST /ocloud/v1/domain/close '
+            f'{{"idList": ["{vm.vdi.id}"], "isForce": 1}}\n') in r.stdout
+    j = vditui(home, lab, "act", "shutdown", "--vm", "office-*", "--force", "--dry-run",
+               "--json")
+    doc = json.loads(j.stdout)
+    assert doc["dry_run"] is True and doc["exit_code"] == 0
+    assert [v["name"] for v in doc["send"]] == ["office-11", "office-12"]  # confirmed drift
+    assert doc["requests"] == [{"method": "POST", "path": "/ocloud/v1/domain/close",
+                                "body": {"idList": [v["vm_id"] for v in doc["send"]],
+                                         "isForce": 1}}]
+    assert posts(lab) == {} and not trail(home).exists()
+
+
+def test_read_only_flag_and_profile_refuse(home: Path, lab: Lab, tmp_path: Path) -> None:
+    r = vditui(home, lab, "act", "sync", "--vm", "office-11", "--yes", "--read-only")
+    assert r.returncode == 2
+    assert "read-only mode (--read-only / read_only = true): actions are disabled" in r.stderr
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.lab]\nurl = "{lab.vdi_url}"\nusername = "{lab.username}"\n'
+                      f'uri_templates = {json.dumps(list(lab.uri_templates))}\n'
+                      "connect_timeout = 2.0\ngrace = 0.0\nread_only = true\n")
+    r = vditui(home, lab, "act", "sync", "--vm", "office-11", "--yes", "--config", str(config),
+               with_target=False)
+    assert r.returncode == 2 and "read-only mode" in r.stderr, r.stderr
+    assert posts(lab) == {}
+
+
+def test_yes_acts_follows_and_audits(home: Path, lab: Lab) -> None:
+    r = vditui(home, lab, "act", "sync", "--vm", "office-11", "--yes", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    (outcome,) = doc["outcomes"]
+    assert outcome["name"] == "office-11" and outcome["phase"] == "resolved"
+    assert "vditui act: resolved   office-11: resolved " in r.stderr  # progress as it happens
+    assert posts(lab) == {"POST /ocloud/v1/domain/{id}/sync-status": 1}
+    path = trail(home)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [x["event"] for x in lines] == ["request", "outcome"]
+    assert {x["action_id"] for x in lines} == {doc["action_id"]}
+
+    table = vditui(home, lab, "audit", with_target=False)
+    assert table.returncode == 0, table.stderr
+    head, row = table.stdout.splitlines()
+    assert head.split() == ["time", "user", "action", "VMs", "outcome"]
+    assert " admin " in row and " sync " in row and "office-11" in row
+    assert row.endswith("exit 0: 1 resolved")
+    as_json = vditui(home, lab, "audit", "--json", "--since", "1h", with_target=False)
+    assert [json.loads(x) for x in as_json.stdout.splitlines()] == lines
+    later = vditui(home, lab, "audit", "--json", "--since", "2999-01-01", with_target=False)
+    assert later.returncode == 0 and later.stdout == ""
+    bad = vditui(home, lab, "audit", "--since", "yesterday", with_target=False)
+    assert bad.returncode == 2 and "expected a duration like 30m" in bad.stderr
+
+
+def ask_on_a_terminal(home: Path, lab: Lab, answer: str) -> tuple[int, str]:
+    """``vditui act sync --vm office-11`` with its stdin and stderr on a pty, answering the
+    question with ``answer``; (exit code, what the terminal showed)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([VDITUI, "act", "sync", "--vm", "office-11", *target(lab)],
+                            env=env_for(home, lab), stdin=slave, stderr=slave,
+                            stdout=subprocess.PIPE, text=True)
+    os.close(slave)
+    shown, answered = b"", False
+    try:
+        while proc.poll() is None or select.select([master], [], [], 0)[0]:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed its end
+                    break
+                shown += chunk
+            if not answered and b"[y/N] " in shown:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+        code = proc.wait(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert answered, shown.decode(errors="replace")
+    return code, shown.decode(errors="replace")
+
+
+def test_a_terminal_is_asked_and_only_yes_sends(home: Path, lab: Lab) -> None:
+    code, shown = ask_on_a_terminal(home, lab, "n")
+    assert code == 2 and "Send sync to 1 VM(s)? [y/N]" in shown
+    assert "not confirmed: nothing sent" in shown
+    assert posts(lab) == {}
+    code, shown = ask_on_a_terminal(home, lab, "y")
+    assert code == 0, shown
+    assert "office-11: resolved " in shown
+    assert posts(lab) == {"POST /ocloud/v1/domain/{id}/sync-status": 1}

@@ -1,0 +1,254 @@
+"""``vditui act`` (ask the platform to act on drifted VMs) and ``vditui audit`` (what was asked).
+
+``act`` runs the engine as ``check`` does, selects the VMs (``--vm`` names or globs, ``--host``,
+``--drift``), shows the plan exactly as it will be sent, asks (or needs ``--yes``; without a
+terminal it refuses), then lets the engine send it once and follow each VM. Progress lines go
+to stderr as they happen; the summary (or with ``--json``, one document) to stdout. Exit codes:
+0 every VM reached agreement, 1 some did not, 2 the platform refused or could not be reached
+(and for everything refused before anything was sent: read-only mode, no terminal, bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fnmatch
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from vditui.core import audit
+from vditui.core.act import EXIT_OK, EXIT_PLATFORM, exit_code
+from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionResult
+from vditui.core.drift import DriftStatus
+from vditui.core.engine import Engine
+from vditui.core.events import ActionUpdate, EngineEvent, SnapshotReady
+from vditui.core.models import VmRow
+from vditui.core.settings import EngineSettings
+from vditui.core.vdi_actions import requests_for
+
+ACTIONS = tuple(a.value for a in Action)
+Ask = Callable[[str], bool]
+
+
+def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The ``act`` and ``audit`` subcommands, on ``vditui.cli``'s subparsers."""
+    a = sub.add_parser("act", help="ask the platform to sync, start, shut down or reboot VMs")
+    a.add_argument("action", choices=ACTIONS, help="what to ask the platform to do")
+    a.add_argument("--vm", action="append", metavar="NAME|GLOB", default=[],
+                   help="a VM by name, glob or platform id (repeatable)")
+    a.add_argument("--drift", choices=("confirmed", "any"), default=None,
+                   help="only VMs with confirmed (or any) drift an action can end; the default "
+                        "without --vm: confirmed")
+    a.add_argument("--host", metavar="NAME", help="only VMs on this host (either side's)")
+    a.add_argument("--force", action="store_true",
+                   help="force it (shutdown: power off; reboot: reset)")
+    a.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    a.add_argument("--yes", action="store_true", help="send without asking")
+    a.add_argument("--json", action="store_true", help="one JSON document at the end")
+    common(a)
+    au = sub.add_parser("audit", help="print the audit trail of actions")
+    au.add_argument("--since", metavar="WHEN", help="from this long ago (30m, 2h, 7d) or this "
+                                                    "date/time (2026-12-01T08:00)")
+    au.add_argument("--json", action="store_true", help="the records as JSON lines")
+
+
+def _terminal_ask(question: str) -> bool:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ActionError("not a terminal, and --yes not given: nothing sent (pass --yes to "
+                          "send without asking, or --dry-run to see what would be sent)")
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def select(snap: SnapshotReady, vms: list[str], host: str | None,
+           drift: str | None) -> list[VmRow]:
+    """The rows ``act`` is asked about; a ValueError names a ``--vm`` that matches nothing."""
+    rows = list(snap.comparison.vms)
+    names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+    if vms:
+        picked: dict[str, VmRow] = {}
+        for pattern in vms:
+            hits = [r for r in rows if fnmatch.fnmatchcase(r.name, pattern)
+                    or (r.vdi is not None and r.vdi.id == pattern)]
+            if not hits:
+                raise ValueError(f"--vm {pattern!r}: no VM of that name")
+            picked.update((r.key, r) for r in hits)
+        rows = list(picked.values())
+    if host is not None:
+        ids = {hid for hid, name in names.items() if name == host} | {
+            h.host.id for h in snap.comparison.hosts if h.host.ip == host}
+        if not ids:
+            raise ValueError(f"--host {host!r}: no such host ({', '.join(sorted(names.values()))})")
+        rows = [r for r in rows if r.host_id in ids or r.virt_host_id in ids]
+    if drift is None and (not vms or any(set(p) & set("*?[") for p in vms)):
+        # Exact names are the operator's choice, each refused with its reason if need be; a
+        # glob or no --vm at all means "those with confirmed drift", not every VM it matches.
+        drift = "confirmed"
+    if drift is not None:
+        from vditui.core.act import ACTIONABLE
+
+        wanted = {DriftStatus.CONFIRMED} | ({DriftStatus.PENDING} if drift == "any" else set())
+        rows = [r for r in rows if any(d.kind in ACTIONABLE and snap.status(d) in wanted
+                                       for d in r.drifts)]
+    return rows
+
+
+def plan_lines(plan: ActionPlan, dry_run: bool) -> list[str]:
+    """The plan as the operator reads it before saying yes: action, force, every VM and host,
+    what is refused and why, and the requests exactly as they will be sent."""
+    verb = "would send" if dry_run else "will send"
+    force = " (force)" if plan.force else ""
+    out = [f"{plan.action.value}{force}: {len(plan.send)} VM(s) on "
+           f"{', '.join(plan.hosts()) or 'no host'}"]
+    out += [f"  {t.name:<24} on {t.host_name:<16} id {t.vm_id}" for t in plan.send]
+    if plan.refused:
+        out.append(f"refused ({len(plan.refused)}):")
+        out += [f"  {t.name}: {why}" for t, why in plan.refused]
+    reqs = requests_for(plan)
+    if reqs:
+        out.append(f"{verb} {len(reqs)} request(s):")
+        out += [f"  {r.describe()}" for r in reqs]
+    return out
+
+
+def _plan_doc(plan: ActionPlan) -> dict[str, Any]:
+    return {"action": plan.action.value, "force": plan.force,
+            "send": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name} for t in plan.send],
+            "refused": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name, "reason": why}
+                        for t, why in plan.refused],
+            "requests": [{"method": r.method, "path": r.path, "body": r.body}
+                         for r in requests_for(plan)]}
+
+
+async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: list[str],
+                  out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                  ask: Ask = _terminal_ask) -> int:
+    """``vditui act``: see the module's docstring."""
+    def say(line: str) -> None:
+        err.write(f"vditui act: {line}\n")
+        err.flush()
+
+    if settings.read_only:
+        say("read-only mode (--read-only / read_only = true): actions are disabled; nothing sent")
+        return EXIT_PLATFORM
+    action = Action(args.action)
+    engine = Engine(settings)
+    engine.listen(lambda e: _progress(e, say))
+    try:
+        await engine.start(watch=False)
+        await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
+        snap = await engine.check()
+        assert snap is not None  # start() raised if the platform was never read
+        try:
+            rows = select(snap, list(args.vm), args.host, args.drift)
+            plan = engine.plan(action, [r.key for r in rows], args.force)
+        except (ValueError, ActionError) as exc:
+            say(str(exc))
+            return EXIT_PLATFORM
+        if not plan.send and not plan.refused:
+            say("nothing to act on: no VM selected has drift an action can end")
+            return _finish(args, out, plan, None, EXIT_OK)
+        for line in plan_lines(plan, args.dry_run):
+            (out if args.dry_run and not args.json else err).write(line + "\n")
+        if args.dry_run:
+            return _finish(args, out, plan, None, EXIT_OK, dry_run=True)
+        if not plan.send:
+            code = exit_code({t.key: (ActionPhase.REFUSED, why) for t, why in plan.refused},
+                             False)
+            return _finish(args, out, plan, None, code)
+        if not args.yes:
+            question = (f"Send {action.value}{' (force)' if args.force else ''} to "
+                        f"{len(plan.send)} VM(s)? [y/N] ")
+            try:
+                if not await asyncio.to_thread(ask, question):
+                    say("not confirmed: nothing sent")
+                    return EXIT_PLATFORM
+            except ActionError as exc:
+                say(str(exc))
+                return EXIT_PLATFORM
+        try:
+            result = await engine.act(plan)
+        except ActionError as exc:
+            say(str(exc))
+            return EXIT_PLATFORM
+    finally:
+        await engine.stop()
+    return _finish(args, out, result.plan, result, result.exit_code)
+
+
+def _progress(e: EngineEvent, say: Callable[[str], None]) -> None:
+    if isinstance(e, ActionUpdate):
+        say(f"{e.phase.value:<10} {e.message}")
+
+
+def _finish(args: argparse.Namespace, out: TextIO, plan: ActionPlan, result: ActionResult | None,
+            code: int, dry_run: bool = False) -> int:
+    if args.json:
+        doc: dict[str, Any] = {"exit_code": code, "dry_run": dry_run, **_plan_doc(plan)}
+        if result is not None:
+            doc["action_id"] = result.action_id
+            names = {t.key: t for t in result.plan.targets()}
+            doc["outcomes"] = [{"key": k, "name": names[k].name if k in names else k,
+                                "vm_id": names[k].vm_id if k in names else None,
+                                "phase": phase.value, "message": message}
+                               for k, (phase, message) in result.outcomes.items()]
+        out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    elif result is not None:
+        for phase, message in result.outcomes.values():
+            out.write(f"  {phase.value:<10} {message}\n")
+        verdict = {0: "every VM agrees", 1: "some VMs still differ",
+                   2: "the platform refused or could not be reached"}[code]
+        out.write(f"{plan.action.value}: {verdict} (action {result.action_id})\n")
+    return code
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """``vditui audit``: the trail, one row per action (``--json``: the records as written)."""
+    from vditui.launch import audit_path
+
+    path = audit_path()
+    try:
+        since = audit.parse_since(args.since) if getattr(args, "since", None) else None
+        trail = audit.read(path, since)
+    except ValueError as exc:
+        print(f"vditui: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"vditui: cannot read the audit trail {path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    if trail.bad_lines:
+        print(f"vditui: warning: {path}: {len(trail.bad_lines)} line(s) are not JSON records "
+              f"(line {', '.join(map(str, trail.bad_lines[:5]))})", file=sys.stderr)
+    if getattr(args, "json", False):
+        out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in trail.records))
+        return 0
+    if not trail.records:
+        out.write(f"no actions recorded in {path}\n")
+        return 0
+    out.write(f"{'time':<24} {'user':<10} {'action':<16} {'VMs':<34} outcome\n")
+    for a in audit.actions(trail.records):
+        out.write(table_row(a) + "\n")
+    return 0
+
+
+def table_row(a: dict[str, Any]) -> str:
+    """One action of the trail as a row of ``vditui audit``'s table."""
+    req, res = a.get("request") or {}, a.get("outcome") or {}
+    first = req or res
+    action = str(first.get("action", "?")) + (" force" if first.get("force") else "")
+    names = [str(v.get("name")) for v in req.get("vms", [])]
+    vms = ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:2])} +{len(names) - 2}"
+    if res:
+        counts: dict[str, int] = {}
+        for o in res.get("outcomes", []):
+            counts[str(o.get("phase"))] = counts.get(str(o.get("phase")), 0) + 1
+        outcome = f"exit {res.get('exit_code')}: " + ", ".join(
+            f"{n} {p}" for p, n in sorted(counts.items()))
+    else:
+        outcome = "no outcome recorded (stopped mid-action?)"
+    return (f"{first.get('time', '?')!s:<24} {first.get('user', '?')!s:<10} "
+            f"{action:<16} {vms or '-':<34} {outcome}")
