@@ -297,3 +297,26 @@ async def test_one_action_at_a_time_and_a_hanging_platform_is_asked_once(
         await wait_for(pilot, lambda: isinstance(app.screen, ProgressScreen), "the last action")
         await pilot.pause()
         assert progress_rows(app.screen, ui)["class-a-04"][1] == "resolved"
+
+
+async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
+        lab, make_app, settle, wait_for, ui, tmp_path):
+    """The audit trail cannot be written (its directory is a file): the engine refuses the
+    action before sending; the progress screen, a notification and the log say why."""
+    (tmp_path / "not-a-dir").write_text("")
+    lab.vdi.action_delay = DELAY
+    app = make_app(lab, audit_path=tmp_path / "not-a-dir" / "audit.jsonl")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        key = (await mark(app, pilot, ui, "office-11"))[0]
+        progress = await run_action(app, pilot, wait_for, "sync status")
+        run = progress.run
+        assert run.result is None and run.error.startswith("cannot write the audit trail")
+        assert run.state(key)[0] is ActionPhase.FAILED
+        summary = ui.plain(progress.query_one("#progress-summary").render())
+        assert summary.startswith("not done: cannot write the audit trail"), summary
+        assert progress_rows(progress, ui)["office-11"][1] == "failed"
+        assert any(s == "error" and "nothing was sent" in m for s, m in ui.notifications(app))
+        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        assert "sync status: not sent: cannot write the audit trail" in log_text(app)
+        assert posts(lab) == 0
