@@ -57,6 +57,8 @@ def cli_env(home: Path, password: str | None) -> dict[str, str]:
            "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
            "XDG_CACHE_HOME": str(home / "cache"), "XDG_DATA_HOME": str(home / "data"),
            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    if os.environ.get("PYTHONPATH"):  # a worktree's run tests that worktree's code
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if password is not None:
         env["VDITUI_PASSWORD"] = password
     return env

@@ -169,6 +169,8 @@ def cli_env(home: Path, password: str | None) -> dict[str, str]:
            "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
            "XDG_CACHE_HOME": str(home / "cache"), "XDG_DATA_HOME": str(home / "data"),
            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "VDITUI_LOG_LEVEL": "DEBUG"}
+    if os.environ.get("PYTHONPATH"):  # a worktree's run tests that worktree's code
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if password is not None:
         env[PW_ENV] = password
     return env
@@ -536,6 +538,13 @@ async def test_no_secret_anywhere(sec_lab: Lab, tmp_path: Path,
         runs["echoing platform"] = cli("report", "--format", "json")
     finally:
         lab.vdi.set_fault(None)
+    # Actions: a platform echoing the secrets in its refusal, then one that acts; both audited.
+    lab.vdi.set_action_fault("status", code=500, msg=f"denied {lab.password} {md5(lab.password)}")
+    try:
+        runs["act, echoing platform"] = cli("act", "sync", "--vm", "class-a-04", "--yes")
+    finally:
+        lab.vdi.set_action_fault(None)
+    runs["act"] = cli("act", "sync", "--vm", "class-a-04", "--yes", "--json")
 
     check = json.loads(runs["check"].out)
     assert check["exit_code"] == 2 and check["summary"]["hosts_unreachable"] == ["hv-refuse"]
@@ -557,6 +566,13 @@ async def test_no_secret_anywhere(sec_lab: Lab, tmp_path: Path,
     assert runs["wrong password"].code == 2 and "refused" in runs["wrong password"].err
     assert "HTTP 500" in runs["HTTP 500"].err
     assert "bad login *** ***" in runs["echoing platform"].err
+    assert runs["act, echoing platform"].code == 2
+    assert "denied *** ***" in runs["act, echoing platform"].err
+    assert runs["act"].code == 0, runs["act"].err
+    trail = home / "state" / "vditui" / "audit.jsonl"
+    assert mode(trail) == 0o600 and len(trail.read_text().splitlines()) == 4
+    assert "denied *** ***" in trail.read_text()
+    ev.add_file("audit trail", trail)
 
     # ---- in-process: the engine's faults and the TUI, with DEBUG logging to a temp dir
     with debug_logging(tmp_path / "inproc-log") as log_path:

@@ -181,7 +181,9 @@ class Engine:
         deadline = self._tracker.next_deadline()
         if snap is None or deadline is None:
             return snap
-        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        # A little past the deadline, as the reconcile loop waits: the loop's timers may fire a
+        # hair early, and a drift judged 1 ms before its grace ends is still pending.
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()) + 0.01)
         before = {hid: s.read_at for hid, s in self._sessions.items()}
         await self.refresh()
         until = time.monotonic() + self._settings.call_timeout + 5
