@@ -10,6 +10,7 @@ simulated VDI platform, started from scenarios.
 * ``engine_settings(lab, **overrides)`` -- :class:`EngineSettings` reaching a lab.
 * ``start_engine(settings)`` -- a started :class:`Engine`, stopped at teardown.
 * ``subset(scenario, hosts)`` -- the scenario cut down to some hosts (and the VMs on them).
+* ``spec`` -- the vendor's OpenAPI spec, to check answers and request bodies against.
 
 Helpers are handed out as fixtures, so no test imports this module by name.
 """
@@ -24,6 +25,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from tests.lab.vendor_spec import SPEC_PATH, Spec, load_spec
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import EngineEvent
 from vditui.lab.lab import Lab
@@ -149,6 +151,15 @@ def fresh_lab(default_scenario: Scenario) -> Iterator[Callable[..., Lab]]:
     finally:
         for lab in reversed(labs):
             lab.stop()
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    """The vendor's OpenAPI spec, strict (tests/lab/vendor_spec.py); skips without ../shared."""
+    loaded = load_spec()
+    if loaded is None:
+        pytest.skip(f"vendor spec not found at {SPEC_PATH} (expected ../shared beside the repo)")
+    return loaded
 
 
 @pytest.fixture(scope="session")

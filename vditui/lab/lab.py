@@ -42,9 +42,16 @@ the URI's driver picks the driver behind it, so a qemu host's :attr:`LabHost.tls
 ``qemu+tls://IP/system?pkipath=DIR``, opens QEMU's driver, while a ``test+tls://IP/default`` URI
 to the same host would open its stock test driver (one domain, ``test``), not its guests.
 
+Platform actions: the simulated platform's start, close, reboot and sync-status change the
+hosts' real libvirt domains through the lab's own connections (the lab hands itself to the
+platform as its :class:`~vditui.lab.platform_actions.Hypervisors`), after
+:attr:`VdiServer.action_delay <vditui.lab.vdi_server.VdiServer.action_delay>` seconds; faults on
+request with :meth:`VdiServer.set_action_fault <vditui.lab.vdi_server.VdiServer.set_action_fault>`
+(:mod:`vditui.lab.platform_actions`).
+
 Modules: :mod:`vditui.lab.host` (a host's URIs and proxies), :mod:`vditui.lab.bringup` (making
-hosts, fallbacks, domains defined), :mod:`vditui.lab.vms` (changing VMs, chaos); this one
-starts, stops and breaks the whole.
+hosts, fallbacks, domains defined), :mod:`vditui.lab.vms` (changing VMs, chaos, the platform's
+hands on libvirt); this one starts, stops and breaks the whole.
 """
 
 from __future__ import annotations

@@ -4,15 +4,17 @@ sync-status of a VM or a host, acting on the lab's real libvirtd hosts.
 How the platform acts, as a real OCloudView does: a batch request is answered at once with
 ``DomainBatchTaskVO {errorList, eventIdList}``; every accepted VM shows status 5 (an operation
 in progress) meanwhile; :attr:`PlatformActions.delay` seconds later the platform changes the
-real libvirt domain through :class:`Hypervisors` (the lab's own connections; start: create,
-close: shutdown or, with ``isForce``, destroy, reboot: reboot or, with ``isForce``, reset), and
-its record follows libvirt's real state afterwards. When the libvirt call fails (start on a
-running domain, a host it cannot reach, a domain that host does not have) the VM's status goes
-back to what it was and the failure is kept in :attr:`PlatformActions.outcomes`; a later
-sync-status fixes the record. A graceful close asks the guest to shut down (ACPI); a diskless
-qemu guest has no OS to answer, so it never goes off: after :attr:`PlatformActions.close_timeout`
-seconds the platform gives up, records it as running again and notes the failure (``isForce``
-destroys instead). Likewise a graceful reboot of such a guest "succeeds" and changes nothing.
+real libvirt domain through :class:`Hypervisors` (the lab's own connections; start: create, or
+resume a suspended VM; close: shutdown or, with ``isForce``, destroy; reboot: reboot or, with
+``isForce``, reset), and its record follows libvirt's real state afterwards. When the libvirt
+call fails (start on a running domain, a host it cannot reach, a domain that host does not
+have) the VM's status goes back to what it was and the failure is kept in
+:attr:`PlatformActions.outcomes`; a later sync-status fixes the record. A VM already busy (5)
+or upgrading (6) gets an errorList entry instead. A graceful close asks the guest to shut down
+(ACPI); a diskless qemu guest has no OS to answer, so it never goes off: after
+:attr:`PlatformActions.close_timeout` seconds the platform gives up, records it as running
+again and notes the failure (``isForce`` destroys instead). Likewise a graceful reboot of such
+a guest "succeeds" and changes nothing.
 
 sync-status of a VM: after the delay the platform adopts libvirt's real state (status, and the
 host where libvirt has it). Of a host: the same for every VM the platform puts there or that
@@ -22,11 +24,7 @@ answers, enabled -> offline when it does not).
 Without :class:`Hypervisors` (a bare :class:`~vditui.lab.vdi_server.VdiServer`) the platform
 flips its own record after the delay, as a simulator with no hosts behind it.
 
-Faults (:meth:`PlatformActions.set_fault`), for testing every outcome a client must handle:
-``error_list`` (chosen VMs get an errorList entry and are not acted on; on a VM's sync-status,
-a non-zero status), ``status`` (a non-zero status answer, nothing done), ``hang`` (never
-answered until cleared or ``seconds``; then dropped, or processed with ``act=True``),
-``drop_after_act`` (the platform acts, then drops the connection without an answer).
+Faults on request: :mod:`vditui.lab.action_faults`.
 
 Nothing here imports ``vditui.core``: the lab is the world, not the engine's mirror.
 """
@@ -37,13 +35,13 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from vditui.lab.action_faults import E_ACTION, ActionFault, ActionFaults
 from vditui.lab.vdi_data import (
     E_BAD_REQUEST,
-    E_INTERNAL,
     OK_MSG,
     ApiError,
     HostState,
@@ -56,24 +54,16 @@ from vditui.lab.vdi_data import (
 #: libvirt state name -> the DomainVO.status the platform records for it
 VDI_STATUS_FOR = {"running": 1, "shutoff": 0, "paused": 2}
 BUSY, UPGRADING = 5, 6
-ACTIONS = ("start", "close", "reboot", "sync", "host_sync")
-ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act")
 #: The spec's DomainBatchTaskDto and DomainSyncStatusDto fields; anything else is refused.
 BATCH_FIELDS = frozenset({"idList", "hostId", "isForce"})
 SYNC_FIELDS = frozenset({"syncType"})
-E_ACTION = 2001  # a platform-side refusal of one VM (mimics a real platform; the spec has none)
-MSG_REFUSED = "虚机状态异常，操作失败 (the platform refused to act on this VM)"
 MSG_BUSY = "虚机正在执行其他任务 (an operation is already in progress on this VM)"
 MSG_UPGRADING = "虚机正在升级 (the VM is being upgraded)"
-MSG_INTERNAL = "系统内部错误 (internal error)"
+MSG_STOPPED = "平台已停止 (the platform stopped before acting)"
 
 
 class HypervisorError(Exception):
     """A libvirt operation the platform asked for failed; the message says why."""
-
-
-class DropConnection(Exception):
-    """Close the client's connection without an answer."""
 
 
 class Hypervisors(Protocol):
@@ -118,19 +108,6 @@ class ActionOutcome:
     status: int  # the platform's record afterwards (VM status, or the host's for a host)
 
 
-@dataclass
-class _Fault:
-    kind: str
-    actions: frozenset[str]
-    vms: frozenset[str]
-    code: int
-    msg: str
-    seconds: float | None
-    act: bool
-    times: int | None
-    released: threading.Event = field(default_factory=threading.Event)
-
-
 @dataclass(frozen=True, slots=True)
 class _Task:
     uuid: str
@@ -157,62 +134,10 @@ class PlatformActions:
         self.requests: list[ActionRequest] = []
         #: What the platform did, per VM, in completion order.
         self.outcomes: list[ActionOutcome] = []
-        self._fault: _Fault | None = None
+        #: The fault in force (:mod:`vditui.lab.action_faults`).
+        self.faults = ActionFaults(lock, stopping)
         self._busy = 0
         self._idle = threading.Condition()
-
-    # ----------------------------------------------------------------------- faults
-
-    def set_fault(self, kind: str | None, *, vms: Iterable[str] = (),
-                  actions: Iterable[str] = ACTIONS, code: int = E_INTERNAL,
-                  msg: str | None = None, seconds: float | None = None, act: bool = False,
-                  times: int | None = None) -> None:
-        """Misbehave on action requests (see the module doc); None clears (and releases a
-        hang). ``vms``: uuids, names or platform ids (``error_list``); ``actions``: which of
-        :data:`ACTIONS` it hits; ``times``: how many requests, then it clears itself."""
-        acts = frozenset(actions)
-        if kind is not None and kind not in ACTION_FAULTS:
-            raise ValueError(f"unknown action fault {kind!r}; use one of {ACTION_FAULTS}")
-        if unknown := acts - set(ACTIONS):
-            raise ValueError(f"unknown actions {sorted(unknown)}; use some of {ACTIONS}")
-        if kind == "error_list" and not vms:
-            raise ValueError("action fault 'error_list' needs vms=[uuid or name, ...]")
-        if seconds is not None and not isinstance(seconds, int | float):
-            raise ValueError("seconds= takes a number")
-        if times is not None and (not isinstance(times, int) or times < 1):
-            raise ValueError("times= takes a positive int")
-        default = MSG_REFUSED if kind == "error_list" else MSG_INTERNAL
-        new = None if kind is None else _Fault(kind, acts, frozenset(vms), int(code),
-                                               msg or default, seconds, act, times)
-        with self._lock:
-            old, self._fault = self._fault, new
-        if old is not None:
-            old.released.set()
-
-    def _take_fault(self, action: str) -> _Fault | None:
-        with self._lock:
-            f = self._fault
-            if f is None or action not in f.actions:
-                return None
-            if f.times is not None:
-                f.times -= 1
-                if f.times <= 0:
-                    self._fault = None
-            return f
-
-    def _before_acting(self, f: _Fault | None) -> None:
-        """Answer per a fault that strikes before anything is done."""
-        if f is None:
-            return
-        if f.kind == "status":
-            raise ApiError(f.code, f.msg)
-        if f.kind == "hang":
-            deadline = None if f.seconds is None else time.monotonic() + f.seconds
-            while not (f.released.is_set() or self._stopping.is_set()
-                       or (deadline is not None and time.monotonic() >= deadline)):
-                self._stopping.wait(0.05)
-            if not f.act or self._stopping.is_set():
-                raise DropConnection
 
     # ----------------------------------------------------------------------- endpoints
 
@@ -222,9 +147,8 @@ class PlatformActions:
         DomainBatchTaskVO out."""
         doc = self._record(action, "", r, required=True)
         ids, host_id, force = _batch_args(doc)
-        fault = self._take_fault(action)
-        self._before_acting(fault)
-        refused = fault.vms if fault is not None and fault.kind == "error_list" else frozenset()
+        fault = self.faults.take(action)
+        self.faults.before_acting(fault)
         errors: list[dict[str, str]] = []
         events: list[str] = []
         tasks: list[_Task] = []
@@ -232,7 +156,7 @@ class PlatformActions:
             state = self._state()
             target = host_state(host_id).spec.name if host_id and action == "start" else None
             for vm_id, vm in state.vms_by_ids(ids):
-                why = self._refusal(vm, refused)
+                why = self._refusal(vm, fault)
                 if vm is None or why:
                     errors.append({"domainId": vm_id, "domainName": vm.spec.name if vm else "",
                                    "errorMsg": why or f"虚机不存在 (no such VM: {vm_id})"})
@@ -243,8 +167,7 @@ class PlatformActions:
                 events.append(secrets.token_hex(16))
         if tasks:
             self._spawn(self._run_batch, action, tasks, force)
-        if fault is not None and fault.kind == "drop_after_act":
-            raise DropConnection
+        self.faults.after_acting(fault)
         return ok_answer({"errorList": errors, "eventIdList": events})
 
     def domain_sync(self, r: Request, vm_state: Callable[[str], VmState]) -> dict[str, Any]:
@@ -253,30 +176,28 @@ class PlatformActions:
         if unknown := set(doc) - SYNC_FIELDS:
             raise ApiError(E_BAD_REQUEST, f"参数错误 (unknown field(s) {sorted(unknown)})")
         sync = doc.get("syncType", 1)
-        if sync not in (0, 1) or isinstance(sync, bool):
+        if type(sync) is not int or sync not in (0, 1):  # not True, not 1.0
             raise ApiError(E_BAD_REQUEST, f"参数错误 (syncType must be 0 or 1, got {sync!r})")
-        fault = self._take_fault("sync")
-        self._before_acting(fault)
+        fault = self.faults.take("sync")
+        self.faults.before_acting(fault)
         with self._lock:
             vm = vm_state(r.params["id"])
             task = _Task(vm.spec.uuid, vm.vdi_id, vm.spec.name, vm.host, vm.status)
-        if fault is not None and fault.kind == "error_list" and _named(vm, fault.vms):
+        if fault is not None and fault.refuses(_names(vm)):
             raise ApiError(E_ACTION, fault.msg)
         self._spawn(self._run_sync, "sync", [task])
-        if fault is not None and fault.kind == "drop_after_act":
-            raise DropConnection
+        self.faults.after_acting(fault)
         return {"status": 0, "msg": OK_MSG}
 
     def host_sync(self, r: Request, host_state: Callable[[str], HostState]) -> dict[str, Any]:
         """POST /ocloud/v1/host/{id}/sync-status (no body in the spec): BaseResponseVO."""
         self._record("host_sync", r.params["id"], r, required=False)
-        fault = self._take_fault("host_sync")
-        self._before_acting(fault)
+        fault = self.faults.take("host_sync")
+        self.faults.before_acting(fault)
         with self._lock:
             name = host_state(r.params["id"]).spec.name
         self._spawn(self._run_host_sync, name)
-        if fault is not None and fault.kind == "drop_after_act":
-            raise DropConnection
+        self.faults.after_acting(fault)
         return {"status": 0, "msg": OK_MSG}
 
     def _record(self, action: str, target: str, r: Request, required: bool) -> dict[str, Any]:
@@ -288,11 +209,11 @@ class PlatformActions:
         return doc
 
     @staticmethod
-    def _refusal(vm: VmState | None, refused: frozenset[str]) -> str:
+    def _refusal(vm: VmState | None, fault: ActionFault | None) -> str:
         if vm is None:
             return ""
-        if _named(vm, refused):
-            return MSG_REFUSED
+        if fault is not None and fault.refuses(_names(vm)):
+            return fault.msg
         return {BUSY: MSG_BUSY, UPGRADING: MSG_UPGRADING}.get(vm.status, "")
 
     # ----------------------------------------------------------------------- the work
@@ -304,9 +225,19 @@ class PlatformActions:
                          name="vdi-action").start()
 
     def _work(self, fn: Callable[..., None], *args: Any) -> None:
+        accepted = time.monotonic()
         try:
-            if not self._stopping.wait(self.delay):
+            # The delay is read live, so a test can hold actions (a long delay) and let them
+            # go (a short one) without racing the clock.
+            while (left := accepted + self.delay - time.monotonic()) > 0:
+                if self._stopping.wait(min(left, 0.05)):
+                    break
+            if not self._stopping.is_set():
                 fn(*args)
+            elif fn == self._run_batch:
+                action, tasks, _force = args
+                for t in tasks:  # a platform that stops forgets its queue: nothing was done
+                    self._finish(action, t, False, t.prior, MSG_STOPPED)
         finally:
             with self._idle:
                 self._busy -= 1
@@ -428,13 +359,13 @@ def _batch_args(doc: dict[str, Any]) -> tuple[list[str], str | None, bool]:
         raise ApiError(E_BAD_REQUEST, "参数错误：idList必填 (idList must be a list of ids)")
     if "hostId" in doc and not isinstance(host_id, str):
         raise ApiError(E_BAD_REQUEST, "参数错误 (hostId must be a string)")
-    if isinstance(force, bool) or force not in (0, 1):
+    if type(force) is not int or force not in (0, 1):  # not True, not 1.0: JSON integers only
         raise ApiError(E_BAD_REQUEST, f"参数错误 (isForce must be 0 or 1, got {force!r})")
     return ids, host_id or None, force == 1
 
 
-def _named(vm: VmState, names: frozenset[str]) -> bool:
-    return bool(names & {vm.spec.uuid, vm.spec.name, vm.vdi_id})
+def _names(vm: VmState) -> set[str]:
+    return {vm.spec.uuid, vm.spec.name, vm.vdi_id}
 
 
 def _peek(body: bytes) -> dict[str, Any]:

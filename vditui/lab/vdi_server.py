@@ -27,7 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from vditui.lab.platform_actions import DropConnection, PlatformActions
+from vditui.lab.action_faults import DropConnection
+from vditui.lab.platform_actions import PlatformActions
 from vditui.lab.scenario import Scenario
 from vditui.lab.vdi_data import (
     E_BAD_REQUEST,
@@ -256,8 +257,8 @@ class VdiServer:
         """Misbehave on the action endpoints: ``error_list`` (vms=[uuid|name|id, ...],
         msg=), ``status`` (code=, msg=), ``hang`` (seconds=, act=), ``drop_after_act``; every
         kind takes actions=[start, close, reboot, sync, host_sync] and times=N. None clears.
-        See :mod:`vditui.lab.platform_actions`."""
-        self.actions.set_fault(kind, **params)
+        See :mod:`vditui.lab.action_faults`."""
+        self.actions.faults.set(kind, **params)
 
     def wait_actions(self, timeout: float = 30.0) -> bool:
         """Wait until every accepted action has been carried out; False on timeout."""
@@ -266,7 +267,7 @@ class VdiServer:
     def reset_records(self) -> None:
         """Forget every change to the platform's records (back to the scenario's), the action
         fault, and the action requests and outcomes seen."""
-        self.actions.set_fault(None)
+        self.actions.faults.set(None)
         self.actions.wait_idle(30)
         with self._lock:
             self._state = VdiState(self.scenario, self._host_ips)

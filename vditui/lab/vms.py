@@ -125,9 +125,10 @@ class VmOps:
         return h
 
     def platform_op(self, host: str, vm_uuid: str, op: str) -> str:
-        """What the platform does to a VM's libvirt domain: start, shutdown, destroy, reboot,
-        reset. A start on a host that lacks the (shut-off) domain moves its definition there,
-        as a start with ``hostId`` does. Returns libvirt's state afterwards."""
+        """What the platform does to a VM's libvirt domain: start (resume when paused),
+        shutdown, destroy, reboot, reset. A start on a host that lacks the (shut-off) domain
+        moves its definition there, as a start with ``hostId`` does. Returns libvirt's state
+        afterwards."""
         h = self._platform_host(host)
         try:
             try:
@@ -137,8 +138,11 @@ class VmOps:
                     raise HypervisorError(f"虚机不在主机上 ({host}'s libvirt has no domain "
                                           f"{vm_uuid})") from None
                 dom = self._move_to(h, vm_uuid)
-            calls = {"start": dom.create, "shutdown": dom.shutdown, "destroy": dom.destroy,
-                     "reboot": lambda: dom.reboot(0), "reset": lambda: dom.reset(0)}
+            if op == "start" and _state_name(dom) == "paused":
+                op = "resume"  # the platform's start of a suspended VM resumes it
+            calls = {"start": dom.create, "resume": dom.resume, "shutdown": dom.shutdown,
+                     "destroy": dom.destroy, "reboot": lambda: dom.reboot(0),
+                     "reset": lambda: dom.reset(0)}
             with GUEST_STARTS if op == "start" else contextlib.nullcontext():
                 calls[op]()
             return _state_name(dom)
