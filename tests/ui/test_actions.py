@@ -12,7 +12,6 @@ import pytest
 from textual.widgets import Button, DataTable, OptionList, RichLog
 
 from vditui.core.actions import Action, ActionPhase
-from vditui.lab.platform_actions import MSG_REFUSED
 from vditui.ui.acting import READ_ONLY
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen, ProgressScreen
 from vditui.ui.widgets.vm_table import VmTable
@@ -21,6 +20,7 @@ pytestmark = pytest.mark.lab
 
 SIZE = (160, 48)
 DELAY = 0.3  # the lab platform's action delay: short, the follow-up waits for the real change
+LOCKED = "虚机被锁定 (VM locked by a snapshot task)"  # the platform's errorMsg for the VM
 POSTS = ("start", "close", "reboot", "sync-status")
 
 
@@ -218,19 +218,19 @@ async def test_sync_then_start_resolve_their_drifts(lab, make_app, settle, wait_
 async def test_error_list_entry_is_shown_for_its_vm(lab, make_app, settle, wait_for, ui,
                                                     tmp_path):
     app = actions_app(make_app, lab, tmp_path)
-    lab.vdi.set_action_fault("error_list", vms=["class-a-04"])
+    lab.vdi.set_action_fault("error_list", vms=["class-a-04"], msg=LOCKED)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await mark(app, pilot, ui, "class-a-04")
         progress = await run_action(app, pilot, wait_for, "start")
         host, phase, message = progress_rows(progress, ui)["class-a-04"]
         assert (host, phase) == ("hv-t1", "failed")
-        assert message.startswith("class-a-04: ") and MSG_REFUSED in message, message
+        assert message.startswith("class-a-04: ") and LOCKED in message, message
         assert progress.run.result is not None and progress.run.result.exit_code != 0
         assert lab.vdi.requests["POST /ocloud/v1/domain/start"] == 1  # not sent twice
         await wait_for(pilot, lambda: not app.display_pending, "the log written")
         assert "start failed: class-a-04: the platform did not act" in log_text(app)
-        assert "(the platform refused to act on this VM)" in log_text(app)
+        assert "(VM locked by a snapshot task)" in log_text(app)
 
 
 async def test_read_only_offers_no_action_and_says_so(lab, make_app, settle, wait_for, ui,
