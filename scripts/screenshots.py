@@ -1,6 +1,6 @@
 """Write the README screenshots (screenshots/*.svg) from the default lab scenario.
 
-    .venv/bin/python scripts/screenshots.py [--out DIR]
+    .venv/bin/python scripts/screenshots.py [--out DIR] [--only NAME ...]
 
 Reproducible: the lab runs on a fixed subnet (127.77.9.x), the app has a fixed clock
 (2025-11-24 16:00:00 UTC), failed hosts are not retried while a picture is taken, the probe's
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ from vditui.demo import demo_host_uris
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load_default
 from vditui.ui.app import VdiApp
+from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.widgets.vm_table import FLUSH_DELAY, VmTable
 
@@ -85,10 +87,12 @@ def _key(app: VdiApp, name: str) -> str:
 Prepare = Callable[[VdiApp, Pilot[Any], Lab], Awaitable[None]]
 
 
-async def _shoot(lab: Lab, size: tuple[int, int], out: Path, prepare: Prepare) -> None:
+async def _shoot(lab: Lab, size: tuple[int, int], out: Path, prepare: Prepare,
+                 **extra: Any) -> None:
     settings = StillSettings(url=lab.vdi_url, username=lab.username, password=lab.password,
                              uri_templates=lab.uri_templates, connect_timeout=5.0, grace=0.0,
-                             host_uris=demo_host_uris(lab))  # ssh-only, tls-only: as the demo
+                             host_uris=demo_host_uris(lab),  # ssh-only, tls-only: as the demo
+                             **extra)
     app = VdiApp(settings, [], None, None, clock=lambda: FIXED_NOW)
     async with app.run_test(size=size) as pilot:
         await _wait(pilot, lambda: _settled(app), "every host to settle")
@@ -131,27 +135,51 @@ async def _reconnect(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
     await _wait(pilot, lambda: all(u in screen.results for u in screen.uris), "the probes")
 
 
-async def main(out_dir: Path) -> None:
+async def _confirm(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
+    """Three VMs with a state drift and one only in libvirt marked; "sync status" chosen."""
+    table = app.query_one("#vms", VmTable)
+    table.mark(_key(app, n) for n in ("class-a-04", "office-11", "office-12", "stray-build"))
+    table.move_cursor(row=table.get_row_index(_key(app, "office-12")))
+    await pilot.pause()
+    await pilot.press("a")
+    await _wait(pilot, lambda: isinstance(app.screen, ActionMenuScreen), "the action menu")
+    await pilot.press("enter")  # the first entry: sync status
+    await _wait(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+
+
+SHOTS = ("main-160x48", "main-80x24", "diff-160x48", "reconnect-160x48", "confirm-160x48")
+
+
+async def main(out_dir: Path, only: tuple[str, ...] = SHOTS) -> None:
     os.environ["TZ"] = "UTC"
     time.tzset()
     _pin_probe()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Lab(load_default(), subnet=SUBNET) as lab:
+    with Lab(load_default(), subnet=SUBNET) as lab, tempfile.TemporaryDirectory() as tmp:
         class_a_02 = lab.vm("class-a-02").uuid
-        await _shoot(lab, (160, 48), out_dir / "main-160x48.svg", _live_event)
-        lab.act("hv-t1", class_a_02, "start")  # as the scenario has it, for the next picture
-        await _shoot(lab, (80, 24), out_dir / "main-80x24.svg", _live_event)
-        lab.act("hv-t1", class_a_02, "start")
-        await _shoot(lab, (160, 48), out_dir / "diff-160x48.svg", _diff)
-        await _shoot(lab, (160, 48), out_dir / "reconnect-160x48.svg", _reconnect)
+        if "main-160x48" in only:
+            await _shoot(lab, (160, 48), out_dir / "main-160x48.svg", _live_event)
+            lab.act("hv-t1", class_a_02, "start")  # as the scenario has it, for the next one
+        if "main-80x24" in only:
+            await _shoot(lab, (80, 24), out_dir / "main-80x24.svg", _live_event)
+            lab.act("hv-t1", class_a_02, "start")
+        if "diff-160x48" in only:
+            await _shoot(lab, (160, 48), out_dir / "diff-160x48.svg", _diff)
+        if "reconnect-160x48" in only:
+            await _shoot(lab, (160, 48), out_dir / "reconnect-160x48.svg", _reconnect)
+        if "confirm-160x48" in only:  # nothing is sent: the picture is taken before the yes
+            await _shoot(lab, (160, 48), out_dir / "confirm-160x48.svg", _confirm,
+                         audit_path=Path(tmp) / "audit.jsonl")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots",
                         help="directory for the SVG files (default: screenshots/)")
+    parser.add_argument("--only", action="append", choices=SHOTS, metavar="NAME",
+                        help=f"write only this picture (repeatable): {', '.join(SHOTS)}")
     args = parser.parse_args()
     try:
-        asyncio.run(main(args.out))
+        asyncio.run(main(args.out, tuple(args.only or SHOTS)))
     except KeyboardInterrupt:
         sys.exit(130)

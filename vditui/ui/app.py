@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
@@ -31,6 +31,7 @@ from vditui.core.models import Comparison
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
+from vditui.ui.acting import ActingApp
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import Snapshot
 from vditui.ui.screens.reconnect import ReconnectScreen
@@ -49,7 +50,7 @@ NARROW = 110
 FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
 
 
-class VdiApp(App[int]):
+class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "vditui"
     BINDINGS = [
@@ -89,7 +90,8 @@ class VdiApp(App[int]):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         s = self.settings
-        yield TopBar(s.url if s else "", s.username if s else "", self.warnings, id="top")
+        yield TopBar(s.url if s else "", s.username if s else "", self.warnings, id="top",
+                     read_only=bool(s and s.read_only))
         with Horizontal(id="main"):
             yield HostTree(id="hosts")
             with Vertical(id="right"):
@@ -120,7 +122,7 @@ class VdiApp(App[int]):
         tree, panel = self.query_one("#hosts", HostTree), self.query_one("#diff", DiffPanel)
         self.bridge = Bridge(snapshot_to=(self, table, tree, panel),
                              events_to=(table, self.query_one("#events", EventLog),
-                                        self.query_one("#top", TopBar)))
+                                        self.query_one("#top", TopBar), self))
         self.run_worker(self.bridge.run(), name="bridge", group="bridge", exit_on_error=False)
         self.run_engine()
 
@@ -380,6 +382,7 @@ class VdiApp(App[int]):
             ("Help", "Keys and markers", self.action_help),
         ):
             yield SystemCommand(title, help_text, action)
+        yield from self.action_commands()
 
     def _fatal_error(self) -> None:
         """An unhandled exception ends the app. Textual's own report prints every frame's

@@ -23,6 +23,11 @@ HELP = """\
 | c | reconnect the selected host: probe URIs, type one, adopt, save |
 | e | export the report (md, json or csv) |
 | i | the selected VM's timeline: its drifts from the history, its host's outages |
+| space | mark / unmark the selected VM |
+| m | mark every shown VM with a confirmed drift |
+| u | unmark every VM |
+| a | act on the marked VMs (or the selected one): sync, start, shut down, reboot |
+| p | the last action: each VM's progress and result |
 | t | light / dark theme |
 | h | show / hide the host tree (hidden below 110 columns) |
 | ctrl+p | command palette: every action |
@@ -30,8 +35,10 @@ HELP = """\
 | q | quit |
 
 Cells marked **≠** disagree between the platform and libvirt; **…** marks a drift still
-inside its grace period (pending), **!** a confirmed one. `?` in the libvirt column means the
-host could not be read, so the VM is unchecked.
+inside its grace period (pending), **!** a confirmed one. **■** before a name marks the row
+for an action; a confirmation lists exactly what is sent and needs a yes (y or Send). In
+read-only mode (`--read-only`, header READ-ONLY) no action is offered. `?` in the libvirt
+column means the host could not be read, so the VM is unchecked.
 """
 
 

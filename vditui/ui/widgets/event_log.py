@@ -9,7 +9,9 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from vditui.core.actions import ActionPhase
 from vditui.core.events import (
+    ActionUpdate,
     DomainChanged,
     DriftChanged,
     EngineEvent,
@@ -24,6 +26,8 @@ LOG_INTERVAL = 0.25  # the log is written at most this often (see _write_batch)
 LOG_BATCH = 200  # ... and at most this many lines at a time
 MAX_LOG_LINES = 2000
 _DRIFT_STYLE = {"pending": "yellow", "confirmed": "bold red", "resolved": "green"}
+_ACTION_STYLE = {ActionPhase.REFUSED: "yellow", ActionPhase.FAILED: "bold red",
+                 ActionPhase.RESOLVED: "bold green", ActionPhase.UNRESOLVED: "bold red"}
 
 
 class EventLog(RichLog):
@@ -92,6 +96,11 @@ def _line(e: EngineEvent, stamp: str) -> Text | list[Text] | None:
             return Text(f"{stamp} drift {st}: {d.subject}: {d.message}", style=_DRIFT_STYLE[st])
         case HostChanged(host=host):
             return Text(f"{stamp} {host.describe()}", style="cyan")
+        case ActionUpdate(action=action, force=force, target=target, phase=phase, message=msg):
+            what = f"{action.value}{' --force' if force else ''}"
+            about = msg if msg.startswith(target.name) else f"{target.name}: {msg}"
+            return Text(f"{stamp} {what} {phase.value}: {about}",
+                        style=_ACTION_STYLE.get(phase, "cyan"))
         case PlatformFailed(message=message):
             return Text(f"{stamp} platform: {message}", style="bold red")
         case PlatformRefreshed(new_warnings=new, recovered=recovered):

@@ -32,9 +32,12 @@ def platform_cause(message: str, url: str) -> str:
 class TopBar(Static):
     DEFAULT_CSS = "TopBar { height: auto; max-height: 4; background: $primary-background; }"
 
-    def __init__(self, platform: str, user: str, warnings: list[str], **kw: Any) -> None:
+    def __init__(self, platform: str, user: str, warnings: list[str], *, read_only: bool = False,
+                 **kw: Any) -> None:
         super().__init__("", **kw)
         self.platform, self.user, self.warnings = platform, user, warnings
+        #: Actions are disabled (``read_only``): said first, on every redraw.
+        self.read_only = read_only
         self.refreshed_at = 0.0
         self.vdi_error = ""
         #: Warnings of the last platform refresh (an inconsistent answer), shown while they last.
@@ -61,7 +64,7 @@ class TopBar(Static):
     def redraw(self) -> None:
         if self.vdi_error:
             # Failing: the cause and the data's age first, so they fit on a narrow terminal.
-            t = Text.assemble(("vditui ", "bold"), (" platform: ", "bold red"))
+            t = Text.assemble(("vditui ", "bold"), self._mode(), (" platform: ", "bold red"))
             cause = Text(platform_cause(self.vdi_error, self.platform), style="red")
             cause.truncate(CAUSE_WIDTH, overflow="ellipsis")
             t.append_text(cause)
@@ -69,7 +72,7 @@ class TopBar(Static):
                 t.append(f" (data {self._age()} old, stale)", style="red")
             t.append(f"  {self.platform} as {self.user}")
         else:
-            t = Text.assemble(("vditui ", "bold"), f"{self.platform} as {self.user}")
+            t = Text.assemble(("vditui ", "bold"), self._mode(), f"{self.platform} as {self.user}")
             if self.refreshed_at:
                 t.append(f"  VDI refreshed {self._age()} ago", style="dim")
         for w in self.data_warnings:
@@ -80,6 +83,9 @@ class TopBar(Static):
         for w in self.warnings:
             t.append(f"\n⚠ {w}", style="bold yellow")
         self.update(t)
+
+    def _mode(self) -> Text:
+        return Text("READ-ONLY ", style="bold reverse") if self.read_only else Text()
 
     def _age(self) -> str:
         return age(self.refreshed_at, self.clock())

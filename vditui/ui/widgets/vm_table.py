@@ -25,7 +25,7 @@ from vditui.core.events import DomainChanged, DriftChanged, SnapshotReady
 from vditui.core.models import Comparison, VmRow
 from vditui.core.present import stale_hosts
 from vditui.ui.messages import EngineEvents, Snapshot
-from vditui.ui.view import COLUMN_INDEX, COLUMNS, Filter, vm_cells
+from vditui.ui.view import COLUMN_INDEX, COLUMNS, ROW_MARK, Filter, marked, vm_cells
 
 FLUSH_DELAY = 0.03
 
@@ -44,6 +44,7 @@ def _plain(cells: Cells) -> tuple[str, ...]:
 
 def _sort_value(cell: Text | str) -> tuple[int, object]:
     s = cell.plain if isinstance(cell, Text) else cell
+    s = s.removeprefix(ROW_MARK)  # a marked row sorts where it would unmarked
     head = s.split("≠")[0].strip()
     try:
         return (0, float(head))
@@ -80,6 +81,10 @@ class VmTable(DataTable[Text | str]):
         # Lifecycle events newer than the snapshot: key -> (event seq, libvirt state).
         self._fast_states: dict[str, tuple[int, str]] = {}
         self._stale_shown: frozenset[str] = frozenset()
+        #: The keys of the rows the operator marked (kept across updates, filters and sorts;
+        #: a VM that leaves the comparison loses its mark).
+        self.marks: set[str] = set()
+        self._marked_cells: dict[str, tuple[Cells, Cells]] = {}  # key -> (cells, marked)
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -140,10 +145,7 @@ class VmTable(DataTable[Text | str]):
                 touched, self._touched = self._touched, {}
                 if touched is None or not self._render_rows(snap, touched):
                     self._render_all(snap)
-                title = f"VMs {self.row_count}/{len(snap.comparison.vms)}" + (
-                    " drift only" if self.filter.drift_only else "")
-                if self.border_title != title:  # setting it, even unchanged, repaints
-                    self.border_title = title
+                self._show_title()
             if self._fast_states:
                 # Events newer than the snapshot: show the new state now; the next reconcile
                 # (which the engine paces by its own cost) restyles the row and its drift.
@@ -152,11 +154,73 @@ class VmTable(DataTable[Text | str]):
                 self.show_states({k: state for k, (_seq, state) in self._fast_states.items()})
         self.last_flush_at = time.monotonic()
 
+    def _show_title(self) -> None:
+        snap = self._snap
+        total = len(snap.comparison.vms) if snap is not None else len(self.rows_by_key)
+        title = f"VMs {self.row_count}/{total}" + (
+            " drift only" if self.filter.drift_only else "") + (
+            f" · {len(self.marks)} marked" if self.marks else "")
+        if self.border_title != title:  # setting it, even unchanged, repaints
+            self.border_title = title
+
     def _render_all(self, snap: SnapshotReady) -> None:
         cmp = snap.comparison
         names, pools = host_maps(cmp)
         self._stale_shown = stale_hosts(list(cmp.hosts))
         self.show(list(cmp.vms), self.filter, pools, names, snap.statuses(), self._stale_shown)
+        if self.marks - self.rows_by_key.keys():
+            self.marks &= self.rows_by_key.keys()
+            self._marked_cells = {k: v for k, v in self._marked_cells.items() if k in self.marks}
+
+    # ------------------------------------------------------------------ marks
+    @property
+    def marked_keys(self) -> list[str]:
+        """The marked rows' keys, in the table's order (then those the filter hides)."""
+        shown = [k for k in self._shown if k in self.marks]
+        return shown + sorted(self.marks.difference(shown))
+
+    def toggle_mark(self, key: str) -> bool:
+        """Mark the row ``key``, or unmark it if marked; True if it is marked now."""
+        if key in self.marks:
+            self.marks.discard(key)
+        else:
+            self.marks.add(key)
+        self._show_marks([key])
+        return key in self.marks
+
+    def mark(self, keys: Iterable[str]) -> int:
+        """Mark the rows ``keys``; returns how many were not marked before."""
+        new = [k for k in keys if k not in self.marks]
+        self.marks.update(new)
+        self._show_marks(new)
+        return len(new)
+
+    def clear_marks(self) -> int:
+        """Unmark every row; returns how many were marked."""
+        old, self.marks = list(self.marks), set()
+        self._show_marks(old)
+        return len(old)
+
+    def confirmed_keys(self) -> list[str]:
+        """The rows shown (the current filter) with a confirmed drift, in the table's order."""
+        snap = self._snap
+        if snap is None:
+            return []
+        return [k for k in self._shown if (r := self.rows_by_key.get(k)) is not None
+                and r.drifts and DriftStatus.CONFIRMED in snap.statuses(r.drifts).values()]
+
+    def _show_marks(self, keys: Iterable[str]) -> None:
+        """Redraw the name cells of ``keys`` (their mark changed) and the title."""
+        snap = self._snap
+        updates: list[tuple[str, str, Text | str]] = []
+        for key in keys:
+            r = self.rows_by_key.get(key)
+            if snap is not None and r is not None and key in self._shown:
+                self._diff(key, self._cells(r, snap.statuses(r.drifts), self._stale_shown),
+                           updates)
+        with self.app.batch_update():
+            self._set_cells(updates)
+            self._show_title()
 
     def _render_rows(self, snap: SnapshotReady, touched: dict[str, VmRow | None]) -> bool:
         """Show only the rows the engine's passes changed (and those whose drift status moved):
@@ -226,8 +290,20 @@ class VmTable(DataTable[Text | str]):
 
     def _cells(self, r: VmRow, status: dict[tuple[str, str], DriftStatus],
                stale: frozenset[str]) -> Cells:
-        """The row's cells, recomputed only when the row changed: with thousands of VMs and
-        an event storm, building every row's cells on every flush was most of the cost."""
+        """The row's cells, its mark included."""
+        cells = self._row_cells(r, status, stale)
+        if r.key not in self.marks:
+            return cells
+        hit = self._marked_cells.get(r.key)
+        if hit is None or hit[0] is not cells:  # the same tuple for as long as the row is
+            hit = self._marked_cells[r.key] = (cells, marked(cells))
+        return hit[1]
+
+    def _row_cells(self, r: VmRow, status: dict[tuple[str, str], DriftStatus],
+                   stale: frozenset[str]) -> Cells:
+        """The row's cells without the mark, recomputed only when the row changed: with
+        thousands of VMs and an event storm, building every row's cells on every flush was
+        most of the cost."""
         hit = self._cache.get(r.key)
         is_stale = (r.virt_host_id or r.host_id) in stale
         if hit is not None and hit[0][0] is r and not r.drifts and hit[0][2] == is_stale:
