@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TextIO
 
 from vditui.config import ConfigError, load_config
-from vditui.config.paths import state_dir
 from vditui.core import history_db as hdb
 from vditui.core import present
 from vditui.core.history_text import kind_words, records, timeline, to_csv
+from vditui.launch import history_path
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SPAN = re.compile(r"(\d+)\s*([smhdw])")
@@ -49,11 +49,6 @@ def parse_since(text: str, now: float) -> float:
     except ValueError:
         raise ValueError(f"--since: expected a span like 30m, 12h or 7d, or an ISO date like "
                          f"2026-12-01 or 2026-12-01T14:00, got {text!r}") from None
-
-
-def history_path() -> Path:
-    """The file the engine writes (``vditui.launch`` gives it the same path)."""
-    return state_dir() / "history.sqlite3"
 
 
 def _platform(args: argparse.Namespace) -> str | None:

@@ -36,6 +36,11 @@ def audit_path() -> Path:
     return state_dir() / AUDIT_FILE
 
 
+def history_path() -> Path:
+    """Where the drift history is kept (outside ``--demo``)."""
+    return state_dir() / HISTORY_FILE
+
+
 @dataclass(frozen=True)
 class LabTarget:
     """A running lab, for ``--demo``: the platform, its account and the hosts' URI template."""
@@ -134,9 +139,13 @@ def resolve(options: Options, *, interactive: bool,
     if not profile.verify_ssl:
         warnings.append(INSECURE_WARNING)
     # The demo keeps its trail and history with the lab (its own dir), not the operator's.
-    where = lab.config_path.parent if lab is not None else state_dir()
-    settings = replace(engine_settings(profile, password), audit_path=where / AUDIT_FILE,
-                       history_path=where / HISTORY_FILE)
+    if lab is None:
+        audit, history = audit_path(), history_path()
+    else:
+        audit, history = (lab.config_path.parent / AUDIT_FILE,
+                          lab.config_path.parent / HISTORY_FILE)
+    settings = replace(engine_settings(profile, password), audit_path=audit,
+                       history_path=history)
     if lab is not None:
         warnings += lab.notes
         settings = replace(settings, host_uris={**settings.host_uris, **lab.host_uris})
