@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "lab")
+COMMANDS = ("check", "report", "probe", "watch", "baseline", "lab")
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="follow states and drift, one JSON object per line")
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format, for now)")
     _common(w, True)
+    b = sub.add_parser("baseline", help="acknowledge every drift confirmed now (asks first)")
+    b.add_argument("--kind", action="append", metavar="KIND",
+                   help="only drifts of this kind, e.g. only_in_vdi (repeatable)")
+    b.add_argument("--reason", metavar="TEXT", help='the rules\' reason (default: "baseline '
+                   'YYYY-MM-DD")')
+    b.add_argument("--yes", action="store_true", help="write the rules without asking")
+    _common(b, True)
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="serve a scenario until Ctrl-C")

@@ -38,6 +38,10 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         warnings = list(start.warnings)
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
+        if args.command == "baseline":  # writes the config: it needs the file and profile
+            from vditui.baseline_cmd import cmd_baseline
+
+            return asyncio.run(cmd_baseline(args, start, warnings))
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
               "watch": cmd_watch}[args.command]
         return asyncio.run(fn(args, start.settings, warnings))
@@ -49,7 +53,7 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         return EXIT_UNREACHABLE
 
 
-async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
+async def settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
     """Start an engine, wait until every host has been read or failed, and take its snapshot;
     with ``grace``, under the grace period (see :meth:`Engine.check`)."""
     engine = Engine(settings)
@@ -80,7 +84,7 @@ def _exit_code(snap: SnapshotReady, drifts: list[Drift]) -> int:
 
 async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
-    snap = await _settled_snapshot(settings, grace=True)
+    snap = await settled_snapshot(settings, grace=True)
     cmp = snap.comparison
     drifts = snap.counted()
     acked = snap.confirmed_acknowledged()
@@ -113,7 +117,7 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
 
 async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
                      warnings: list[str], out: TextIO = sys.stdout) -> int:
-    snap = await _settled_snapshot(settings, grace=False)
+    snap = await settled_snapshot(settings, grace=False)
     cmp = snap.comparison
     meta = ReportMeta(settings.url, settings.username, time.time(),
                       tuple(warnings + list(snap.platform_warnings)))
