@@ -12,6 +12,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 
 from rich.text import Text
@@ -25,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import Worker, WorkerState
 
+from vditui.core.acks import AckRule
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
 from vditui.core.models import Comparison
@@ -33,6 +35,7 @@ from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import Snapshot
+from vditui.ui.screens.ack import AckScreen, rules_for, unacknowledged
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
 from vditui.ui.view import COLUMNS, Filter
@@ -64,6 +67,7 @@ class VdiApp(App[int]):
         Binding("h", "toggle_hosts", "hosts", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("k", "acknowledge", "acknowledge", show=False),
     ]
 
     def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
@@ -315,6 +319,47 @@ class VdiApp(App[int]):
         self.push_screen(ReconnectScreen.for_host(engine, row.host, link, self.config_path,
                                                   self.profile_name))
 
+    def action_acknowledge(self) -> None:
+        """Acknowledge the selected VM's drift: ask why and until when, save, apply."""
+        table, snap = self.query_one("#vms", VmTable), self.snapshot
+        row = table.rows_by_key.get(table.selected_key or "")
+        drifts = unacknowledged(row, snap.acknowledged) if row and snap else []
+        if self.engine is None or row is None or snap is None or not drifts:
+            self.notify("select a VM with a drift that is not acknowledged yet", severity="warning")
+            return
+        names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+
+        def then(answer: tuple[str, date | None] | None) -> None:
+            if answer is not None:
+                self._save_acks(rules_for(row, names, snap.acknowledged, *answer))
+
+        today = date.fromtimestamp(self.clock())
+        self.push_screen(AckScreen(row.name, drifts, today), then)
+
+    @work(group="ack", exclusive=True, exit_on_error=False, thread=True)
+    def _save_acks(self, rules: list[AckRule]) -> None:
+        """Save ``rules`` to the config file (if there is one), then apply them live."""
+        where = "this session only: no config file"
+        if self.config_path is not None:
+            from vditui.config.write import save_ack_rules
+
+            stamp = time.strftime("%Y-%m-%d", time.localtime(self.clock()))
+            try:
+                save_ack_rules(self.config_path, self.profile_name, rules,
+                               note=f"acknowledged in vditui, {stamp}")
+                where = f"saved in {self.config_path}"
+            except Exception as exc:  # noqa: BLE001 - shown to the operator, never a traceback
+                where = f"this session only: could not save: {exc}"
+        self.call_from_thread(self._apply_acks, rules, where)
+
+    def _apply_acks(self, rules: list[AckRule], where: str) -> None:
+        if self.engine is not None:
+            for rule in rules:
+                self.engine.acknowledge(rule)
+        kinds = ", ".join(r.kind.value for r in rules if r.kind)
+        self.notify(f"acknowledged {rules[0].vm} ({kinds}); {where}",
+                    severity="warning" if "could not" in where else "information")
+
     def action_export(self) -> None:
         if self.snapshot is None:
             self.notify("nothing to export yet", severity="warning")
@@ -355,6 +400,8 @@ class VdiApp(App[int]):
             ("Sort", "Sort the VM table by the next column", self.action_sort_next),
             ("Reconnect host", "Probe URIs for the selected host", self.action_reconnect),
             ("Export report", "Write the report as md, json or csv", self.action_export),
+            ("Acknowledge drift", "Mark the selected VM's drift as known and meant (k)",
+             self.action_acknowledge),
             ("Toggle theme", "Light or dark", self.action_toggle_theme),
             ("Host tree", "Show or hide the host tree", self.action_toggle_hosts),
             ("Help", "Keys and markers", self.action_help),

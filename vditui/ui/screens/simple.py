@@ -13,7 +13,7 @@ HELP = """\
 
 | key | does |
 |---|---|
-| ↑ ↓ / j k | move in the tree or table |
+| ↑ ↓ | move in the tree or table |
 | tab / shift+tab | next / previous panel |
 | enter (tree) | show that pool's or host's VMs |
 | / | filter VMs by name (esc clears) |
@@ -22,6 +22,7 @@ HELP = """\
 | r | refresh the platform and every host now |
 | c | reconnect the selected host: probe URIs, type one, adopt, save |
 | e | export the report (md, json or csv) |
+| k | acknowledge the selected VM's drift: a reason, an expiry date; saved to the config |
 | t | light / dark theme |
 | h | show / hide the host tree (hidden below 110 columns) |
 | ctrl+p | command palette: every action |
@@ -29,7 +30,8 @@ HELP = """\
 | q | quit |
 
 Cells marked **≠** disagree between the platform and libvirt; **…** marks a drift still
-inside its grace period (pending), **!** a confirmed one. `?` in the libvirt column means the
+inside its grace period (pending), **!** a confirmed one, **~** (dimmed) an acknowledged one:
+known and meant, with its reason, not counted. `?` in the libvirt column means the
 host could not be read, so the VM is unchecked.
 """
 

@@ -25,7 +25,7 @@ from vditui.core.events import DomainChanged, DriftChanged, SnapshotReady
 from vditui.core.models import Comparison, VmRow
 from vditui.core.present import stale_hosts
 from vditui.ui.messages import EngineEvents, Snapshot
-from vditui.ui.view import COLUMN_INDEX, COLUMNS, Filter, vm_cells
+from vditui.ui.view import COLUMN_INDEX, COLUMNS, NO_ACKS, Acked, Filter, vm_cells
 
 FLUSH_DELAY = 0.03
 
@@ -92,11 +92,17 @@ class VmTable(DataTable[Text | str]):
         return self._flush_pending
 
     def on_snapshot(self, message: Snapshot) -> None:
+        before = self._snap.acknowledged if self._snap is not None else NO_ACKS
         snap = self._snap = message.snapshot
         if message.rows is None:
             self._touched = None  # a full pass: any row may have changed
         elif self._touched is not None:
             self._touched.update(message.rows)
+            if before or snap.acknowledged:  # a rule added or expired restyles its rows
+                after = snap.acknowledged
+                for ident in {*before, *after}:
+                    if before.get(ident) != after.get(ident):
+                        self._touched.setdefault(ident[0], None)
         if self._fast_states:  # those this snapshot includes need no fast path any more
             self._fast_states = {k: v for k, v in self._fast_states.items() if v[0] > snap.seq}
         self._dirty = True
@@ -156,7 +162,8 @@ class VmTable(DataTable[Text | str]):
         cmp = snap.comparison
         names, pools = host_maps(cmp)
         self._stale_shown = stale_hosts(list(cmp.hosts))
-        self.show(list(cmp.vms), self.filter, pools, names, snap.statuses(), self._stale_shown)
+        self.show(list(cmp.vms), self.filter, pools, names, snap.statuses(), self._stale_shown,
+                  snap.acknowledged)
 
     def _render_rows(self, snap: SnapshotReady, touched: dict[str, VmRow | None]) -> bool:
         """Show only the rows the engine's passes changed (and those whose drift status moved):
@@ -170,7 +177,7 @@ class VmTable(DataTable[Text | str]):
                 if (r := new or self.rows_by_key.get(key)) is not None]
         status = snap.statuses(tuple(d for r in rows for d in r.drifts))
         names, pools = host_maps(cmp)
-        return self.show_rows(rows, self.filter, pools, names, status, stale)
+        return self.show_rows(rows, self.filter, pools, names, status, stale, snap.acknowledged)
 
     @property
     def selected_key(self) -> str | None:
@@ -183,8 +190,9 @@ class VmTable(DataTable[Text | str]):
 
     def show(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
              host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus],
-             stale: frozenset[str] = frozenset()) -> None:
-        """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible."""
+             stale: frozenset[str] = frozenset(), acked: Acked = NO_ACKS) -> None:
+        """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible;
+        ``acked``: the acknowledged drifts, dimmed."""
         self.rows_by_key = {r.key: r for r in rows}
         if host_names != self._host_names:
             self._host_names, self._cache = dict(host_names), {}
@@ -192,7 +200,7 @@ class VmTable(DataTable[Text | str]):
         everything = flt == Filter()
         for r in rows:
             if everything or flt.matches(r, pool_of):
-                wanted[r.key] = self._cells(r, status, stale)
+                wanted[r.key] = self._cells(r, status, stale, acked)
         if len(self._cache) > 2 * len(rows) + 1000:
             self._cache = {k: v for k, v in self._cache.items() if k in self.rows_by_key}
         if wanted.keys() != self._shown.keys():
@@ -205,7 +213,7 @@ class VmTable(DataTable[Text | str]):
 
     def show_rows(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
                   host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus],
-                  stale: frozenset[str] = frozenset()) -> bool:
+                  stale: frozenset[str] = frozenset(), acked: Acked = NO_ACKS) -> bool:
         """Like :meth:`show`, for ``rows`` only: the rows an incremental reconcile re-judged
         (or whose drift status moved), every other row unchanged. Costs those rows, not the
         table. Returns False, having changed nothing on screen, when :meth:`show` is needed:
@@ -220,12 +228,12 @@ class VmTable(DataTable[Text | str]):
         for r in rows:
             self.rows_by_key[r.key] = r
             if r.key in self._shown:
-                self._diff(r.key, self._cells(r, status, stale), updates)
+                self._diff(r.key, self._cells(r, status, stale, acked), updates)
         self._set_cells(updates)
         return True
 
     def _cells(self, r: VmRow, status: dict[tuple[str, str], DriftStatus],
-               stale: frozenset[str]) -> Cells:
+               stale: frozenset[str], acked: Acked = NO_ACKS) -> Cells:
         """The row's cells, recomputed only when the row changed: with thousands of VMs and
         an event storm, building every row's cells on every flush was most of the cost."""
         hit = self._cache.get(r.key)
@@ -234,9 +242,9 @@ class VmTable(DataTable[Text | str]):
             # The very same row object as last time (an incremental pass keeps unchanged
             # rows), with no drift whose status could have moved: nothing to recompute.
             return hit[1]
-        sig = (r, tuple(status.get(d.ident) for d in r.drifts), is_stale)
+        sig = (r, tuple((status.get(d.ident), acked.get(d.ident)) for d in r.drifts), is_stale)
         if hit is None or hit[0] != sig:
-            hit = (sig, vm_cells(r, self._host_names, status, stale))
+            hit = (sig, vm_cells(r, self._host_names, status, stale, acked))
             self._cache[r.key] = hit
         return hit[1]
 
