@@ -63,7 +63,7 @@ async def test_acknowledged_drift_is_dimmed_with_its_reason_and_not_counted(
         select(app, ui.key_of(app, "class-a-04"))
         await wait_for(pilot, lambda: "acknowledged" in panel_text(app), "the diff panel")
         text = panel_text(app)
-        assert f"~ state: platform says running, libvirt says shutoff" in text
+        assert "~ state: platform says running, libvirt says shutoff" in text
         assert f"acknowledged: {REASON} (until 2999-12-31)" in text
 
 
