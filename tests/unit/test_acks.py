@@ -179,3 +179,37 @@ def test_saving_into_a_new_file_and_refusing_the_legacy_layout(tmp_path: Path) -
     with pytest.raises(ConfigError, match=r"\[vdi\]/\[libvirt\] layout"):
         save_ack_rules(legacy, "default", [AckRule("r")])
     assert legacy.read_text() == '[vdi]\nbase_url = "http://127.0.0.1:1"\n'
+
+
+# --------------------------------------------------------------------------- watch's lines
+
+
+def test_watch_says_an_acknowledged_drift_once_and_alerts_when_its_rule_expires() -> None:
+    from vditui.core.drift import DriftChange, DriftState, DriftStatus
+    from vditui.core.events import AckExpired, DriftChanged, SnapshotReady
+    from vditui.core.models import Comparison
+    from vditui.headless import WatchLines
+
+    rule = AckRule("known", vm="lic", expires=date(2027, 3, 1))
+    cmp = Comparison(vms=(), hosts=(), drifts=(STATE,))
+    states = {STATE.ident: DriftState(DriftStatus.CONFIRMED, 0.0)}
+
+    def snap(acked: dict[tuple[str, str], AckRule]) -> SnapshotReady:
+        return SnapshotReady(1.0, 0, cmp, states, {}, acknowledged=acked)
+
+    lines = WatchLines()
+    first = lines.records(snap({STATE.ident: rule}))
+    assert [(r["type"], r["subject"], r["status"], r["acknowledged"]) for r in first] == [
+        ("drift", "lic", "confirmed", {"reason": "known", "expires": "2027-03-01"})]
+    # Said once: neither the next snapshot nor the drift's own change says it again.
+    assert lines.records(snap({STATE.ident: rule})) == []
+    change = DriftChange(STATE, DriftStatus.CONFIRMED, 0.0)
+    assert lines.records(DriftChanged(1.0, change, rule)) == []
+    expired = lines.records(AckExpired(2.0, rule))
+    assert [r["type"] for r in expired] == ["ack"]
+    assert "expired on 2027-03-01: vm=lic (known)" in expired[0]["message"]
+    # The rule no longer applies: now it is an alert, once, without "acknowledged".
+    (alert,) = lines.records(snap({}))
+    assert (alert["subject"], alert["status"]) == ("lic", "confirmed")
+    assert "acknowledged" not in alert
+    assert lines.records(snap({})) == []

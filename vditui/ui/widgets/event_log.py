@@ -9,7 +9,9 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from vditui.core import present
 from vditui.core.events import (
+    AckExpired,
     DomainChanged,
     DriftChanged,
     EngineEvent,
@@ -87,9 +89,16 @@ def _line(e: EngineEvent, stamp: str) -> Text | list[Text] | None:
             old = ev.old.state.value if ev.old else "—"
             new = ev.new.state.value if ev.new else "gone"
             return Text(f"{stamp} {host} {ev.name}: {ev.event} ({old} → {new})")
+        case DriftChanged(change=ch, acknowledged=ack) if ack is not None:
+            d = ch.drift
+            return Text(f"{stamp} drift {ch.status.value}: {d.subject}: {d.message} "
+                        f"({present.ack_text(ack.reason, ack.expires)})", style="dim")
         case DriftChanged(change=ch):
             d, st = ch.drift, ch.status.value
             return Text(f"{stamp} drift {st}: {d.subject}: {d.message}", style=_DRIFT_STYLE[st])
+        case AckExpired(rule=rule):
+            return Text(f"{stamp} acknowledgement expired on {rule.expires}: {rule.describe()} "
+                        f"({rule.reason}): its drifts count again", style="bold yellow")
         case HostChanged(host=host):
             return Text(f"{stamp} {host.describe()}", style="cyan")
         case PlatformFailed(message=message):
