@@ -77,22 +77,23 @@ async def cmd_baseline(args: argparse.Namespace, start: Launch, warnings: list[s
         out.write("baseline: no drift to acknowledge (none confirmed and not acknowledged "
                   f"on {start.settings.url})\n")
         return EXIT_OK
-    out.write(f"baseline: {len(rules)} rules for the drifts confirmed now on "
+    n = f"{len(rules)} rule" + ("s" if len(rules) != 1 else "")
+    out.write(f"baseline: {n} for the drifts confirmed now on "
               f"{start.settings.url}, reason {reason!r}, for {where}:\n")
     for rule, example in rules:
         out.write(f"  {rule.describe():<60} {example}\n")
     if not getattr(args, "yes", False):
         if ask is None and not sys.stdin.isatty():
             print("vditui: baseline: nothing written: no terminal to ask on; run again with "
-                  "--yes to write these rules", file=sys.stderr)
+                  "--yes to write them", file=sys.stderr)
             return EXIT_REFUSED
         out.flush()
-        answer = (ask or input)(f"Write these {len(rules)} rules to {where}? [y/N] ")
+        answer = (ask or input)(f"Write {n} to {where}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             out.write("baseline: nothing written\n")
             return EXIT_OK
     stamp = time.strftime("%Y-%m-%d")
     save_ack_rules(start.config_path, start.profile, [r for r, _ in rules],
                    note=f"vditui baseline, {stamp}")
-    out.write(f"baseline: wrote {len(rules)} rules to {where}\n")
+    out.write(f"baseline: wrote {n} to {where}\n")
     return EXIT_OK

@@ -273,7 +273,7 @@ def test_baseline_acknowledges_exactly_the_confirmed_drifts(tmp_path, lab):
     want = {(None if d["kind"] in ("unreachable", "offline_but_reachable") else d["subject"],
              names[d["host_id"]], d["kind"]) for d in before["drifts"]}
     assert sorted(got, key=str) == sorted(want, key=str)
-    assert f"baseline: wrote {len(rules)} rules to " in r.stdout
+    assert f"baseline: wrote {len(rules)} rules to " in r.stdout  # the lab has a dozen
 
     after = vditui(tmp_path, lab, config, "check")
     assert after.returncode == 0, after
@@ -296,3 +296,31 @@ def test_baseline_kind_narrows_and_a_bad_kind_is_named(tmp_path, drift_lab):
     (rule,) = tomllib.loads(config.read_text())["profiles"]["lab"]["ack"]
     assert rule == {"vm": "class-a-04", "host": "hv-t1", "kind": "state",
                     "reason": f"baseline {date.today().isoformat()}"}
+
+
+async def test_baseline_asks_before_writing(tmp_path, drift_lab, engine_settings):
+    import argparse
+    import io
+
+    from vditui.baseline_cmd import cmd_baseline
+    from vditui.launch import Launch
+
+    config = profile(tmp_path / "config.toml", drift_lab)
+    original = config.read_text()
+    start = Launch(engine_settings(drift_lab), (), config, "lab")
+    args = argparse.Namespace(kind=None, reason="seen", yes=False)
+    asked: list[str] = []
+
+    def no(question: str) -> str:
+        asked.append(question)
+        return "n"
+
+    out = io.StringIO()
+    assert await cmd_baseline(args, start, [], out, ask=no) == 0
+    assert asked == [f"Write 1 rule to {config} [[profiles.lab.ack]]? [y/N] "]
+    assert "vm=class-a-04 host=hv-t1 kind=state" in out.getvalue()
+    assert out.getvalue().endswith("baseline: nothing written\n")
+    assert config.read_text() == original
+    assert await cmd_baseline(args, start, [], io.StringIO(), ask=lambda _q: "y") == 0
+    (rule,) = tomllib.loads(config.read_text())["profiles"]["lab"]["ack"]
+    assert (rule["vm"], rule["reason"]) == ("class-a-04", "seen")

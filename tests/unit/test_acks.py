@@ -213,3 +213,18 @@ def test_watch_says_an_acknowledged_drift_once_and_alerts_when_its_rule_expires(
     assert (alert["subject"], alert["status"]) == ("lic", "confirmed")
     assert "acknowledged" not in alert
     assert lines.records(snap({})) == []
+
+
+@pytest.mark.parametrize(("text", "got"), [
+    ("", None), (" 2027-03-01 ", date(2027, 3, 1)), ("2024-02-29", date(2024, 2, 29)),
+    ("2027-13-01", "not a date"), ("20270301", "write the date as YYYY-MM-DD"),
+    ("2024-02-28", "give a day from today on")])
+def test_the_expiry_typed_in_the_tui_is_a_day_from_today_on(text: str, got: object) -> None:
+    from vditui.ui.screens.ack import parse_day
+
+    today = date(2024, 2, 29)  # a leap day: the example date in the message must not fail
+    if isinstance(got, str):
+        with pytest.raises(ValueError, match=got):
+            parse_day(text, today)
+    else:
+        assert parse_day(text, today) == got

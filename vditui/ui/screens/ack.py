@@ -4,7 +4,7 @@ date, then the app saves the rules to the config file and applies them live."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -41,7 +41,7 @@ def parse_day(text: str, today: date) -> date | None:
         day = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date: write it as YYYY-MM-DD, e.g. "
-                         f"{today.replace(year=today.year + 1).isoformat()}") from None
+                         f"{(today + timedelta(days=365)).isoformat()}") from None
     if len(text) != 10 or day < today:
         raise ValueError(f"{text}: give a day from today on, as YYYY-MM-DD"
                          if len(text) == 10 else f"{text!r}: write the date as YYYY-MM-DD")
