@@ -25,7 +25,7 @@ from vditui.core.events import (
     SnapshotReady,
 )
 from vditui.core.models import ConnState, Drift, DriftKind, Severity
-from vditui.core.present import ack_text, kind_name
+from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
@@ -109,9 +109,6 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     for d in drifts:
         out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
                   f"{d.message}\n")
-    for d, r in acked:
-        out.write(f"  [{'ack':8}] {kind_name(d.kind):<21} {d.subject}: "
-                  f"{ack_text(r.reason, r.expires)}\n")
     return code
 
 
