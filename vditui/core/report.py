@@ -203,9 +203,12 @@ def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
         r = host_record(h)
         conn = r["connection"] + (f" ({r['error']})" if r["error"] else "")
         counts = f"{r['vdi_vms']}/{'-' if r['libvirt_vms'] is None else r['libvirt_vms']}"
+        drift = present.kinds_text(d.kind for d in h.drifts)
+        if h.drifts and (texts := _ack_texts(h.drifts, acked)):
+            drift += f" ({texts})"
         out.append("| " + " | ".join(_md_cell(x) for x in (
-            r["name"], r["pool"], r["vdi_status"], conn, r["uri"], counts,
-            present.kinds_text(d.kind for d in h.drifts), r["hint"])) + " |")
+            r["name"], r["pool"], r["vdi_status"], conn, r["uri"], counts, drift,
+            r["hint"])) + " |")
     out += ["", "## VMs", "",
             "| VM | host | VDI state | libvirt state | vCPU | memory MiB | drift |",
             "|---|---|---|---|---|---|---|"]

@@ -35,10 +35,10 @@ from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import Snapshot
-from vditui.ui.screens.ack import AckScreen, rules_for, unacknowledged
+from vditui.ui.screens.ack import AckScreen, notice, rules_for, save_rules, unacknowledged
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
-from vditui.ui.view import COLUMNS, Filter
+from vditui.ui.view import COLUMNS, NO_ACKS, Acked, Filter
 from vditui.ui.widgets.diff_panel import DiffPanel, Selection
 from vditui.ui.widgets.event_log import EventLog
 from vditui.ui.widgets.host_tree import HostTree, NodeRef
@@ -339,26 +339,16 @@ class VdiApp(App[int]):
     @work(group="ack", exclusive=True, exit_on_error=False, thread=True)
     def _save_acks(self, rules: list[AckRule]) -> None:
         """Save ``rules`` to the config file (if there is one), then apply them live."""
-        where = "this session only: no config file"
-        if self.config_path is not None:
-            from vditui.config.write import save_ack_rules
-
-            stamp = time.strftime("%Y-%m-%d", time.localtime(self.clock()))
-            try:
-                save_ack_rules(self.config_path, self.profile_name, rules,
-                               note=f"acknowledged in vditui, {stamp}")
-                where = f"saved in {self.config_path}"
-            except Exception as exc:  # noqa: BLE001 - shown to the operator, never a traceback
-                where = f"this session only: could not save: {exc}"
+        where = save_rules(self.config_path, self.profile_name, rules,
+                           date.fromtimestamp(self.clock()))
         self.call_from_thread(self._apply_acks, rules, where)
 
     def _apply_acks(self, rules: list[AckRule], where: str) -> None:
         if self.engine is not None:
             for rule in rules:
                 self.engine.acknowledge(rule)
-        kinds = ", ".join(r.kind.value for r in rules if r.kind)
-        self.notify(f"acknowledged {rules[0].vm} ({kinds}); {where}",
-                    severity="warning" if "could not" in where else "information")
+        text, severity = notice(rules, where)
+        self.notify(text, severity=severity)
 
     def action_export(self) -> None:
         if self.snapshot is None:
@@ -371,10 +361,11 @@ class VdiApp(App[int]):
         if path and self.snapshot is not None and self.settings is not None:
             meta = ReportMeta(self.settings.url, self.settings.username, self.clock(),
                               tuple(self.warnings + list(self.snapshot.platform_warnings)))
-            self._write_export(path, self.snapshot.comparison, meta)
+            self._write_export(path, self.snapshot.comparison, meta, self.snapshot.acknowledged)
 
     @work(group="export", exclusive=True, exit_on_error=False, thread=True)
-    def _write_export(self, path: str, cmp: Comparison, meta: ReportMeta) -> None:
+    def _write_export(self, path: str, cmp: Comparison, meta: ReportMeta,
+                      acked: Acked = NO_ACKS) -> None:
         from vditui.config.write import write_private
 
         ext = Path(path).suffix.lower().lstrip(".")
@@ -384,7 +375,7 @@ class VdiApp(App[int]):
                                   severity="error")
             return
         try:
-            write_private(Path(path).expanduser(), render(cmp, meta, fmt))
+            write_private(Path(path).expanduser(), render(cmp, meta, fmt, acked))
         except OSError as exc:
             self.call_from_thread(self.notify, f"could not write {path}: {exc.strerror}",
                                   severity="error")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, timedelta
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
@@ -29,6 +31,29 @@ def rules_for(row: VmRow, host_names: Mapping[str, str],
 
 def unacknowledged(row: VmRow, acked: Mapping[tuple[str, str], AckRule]) -> list[Drift]:
     return [d for d in row.drifts if d.ident not in acked]
+
+
+def save_rules(path: Path | None, profile: str, rules: list[AckRule], today: date) -> str:
+    """Save ``rules`` under ``profile`` in the config file at ``path`` (blocking: call it in a
+    thread); returns where they went, for :func:`notice`. Never raises: a rule that could not
+    be saved still applies for this session, and the operator is told why."""
+    if path is None:
+        return "this session only: no config file"
+    from vditui.config.write import save_ack_rules
+
+    try:
+        save_ack_rules(path, profile, rules, note=f"acknowledged in vditui, {today.isoformat()}")
+    except Exception as exc:  # noqa: BLE001 - shown to the operator, never a traceback
+        return f"this session only: could not save: {exc}"
+    return f"saved in {path}"
+
+
+def notice(rules: list[AckRule], where: str) -> tuple[str, SeverityLevel]:
+    """What the operator reads once rules are applied: which VM and kinds, and where saved."""
+    kinds = ", ".join(r.kind.value for r in rules if r.kind)
+    vm = rules[0].vm if rules else ""
+    return (f"acknowledged {vm} ({kinds}); {where}",
+            "warning" if "could not" in where else "information")
 
 
 def parse_day(text: str, today: date) -> date | None:
