@@ -21,6 +21,8 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 ls /usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so >/dev/null 2>&1 \
   || need+=(libvirt-daemon-driver-qemu)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+# vditui serve's tests scrape it with a real Prometheus and check its alert rules with promtool.
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   2>/dev/null || need+=(python3-dev)
@@ -32,8 +34,19 @@ if [ ${#need[@]} -gt 0 ]; then
     sudo="sudo"
   fi
   echo "setup: installing system packages: ${need[*]}"
+  # Only the binaries are wanted: no package may start its service (prometheus would hold port
+  # 9090; the lab and the tests start their own daemons on ports of their own). policy-rc.d
+  # answering 101 forbids it, for this install only, unless the machine has one of its own.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    trap '$sudo rm -f "$policy"' EXIT
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+  fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ -n "$policy" ]; then $sudo rm -f "$policy"; trap - EXIT; fi
 fi
 
 # libvirt's QEMU driver refuses to start without this user and these groups (the lab's qemu

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "baseline", "lab")
+COMMANDS = ("check", "report", "probe", "watch", "serve", "baseline", "lab")
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -36,6 +36,12 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--insecure", action="store_true", help="do not verify the platform's TLS", **d)
     g.add_argument("--demo", action="store_true",
                    help="start the lab's default scenario and point vditui at it", **d)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    from vditui.serve import parse_listen  # only when --listen is given: it loads the engine
+
+    return parse_listen(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    'YYYY-MM-DD")')
     b.add_argument("--yes", action="store_true", help="write the rules without asking")
     _common(b, True)
+    sv = sub.add_parser("serve", help="run headless, serving /metrics (Prometheus) and /healthz")
+    sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
+                    help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
+    _common(sv, True)
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="serve a scenario until Ctrl-C")

@@ -43,7 +43,7 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
 
             return asyncio.run(cmd_baseline(args, start, warnings))
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
-              "watch": cmd_watch}[args.command]
+              "watch": cmd_watch, "serve": cmd_serve}[args.command]
         return asyncio.run(fn(args, start.settings, warnings))
     except VdiError as exc:
         print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
@@ -51,6 +51,13 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
     except ConfigError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+
+
+async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
+                    warnings: list[str]) -> int:
+    from vditui.serve import cmd_serve as serve  # prometheus-client: loaded for serve only
+
+    return await serve(args, settings, warnings)
 
 
 async def settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:

@@ -10,6 +10,7 @@ simulated VDI platform, started from scenarios.
 * ``engine_settings(lab, **overrides)`` -- :class:`EngineSettings` reaching a lab.
 * ``start_engine(settings)`` -- a started :class:`Engine`, stopped at teardown.
 * ``subset(scenario, hosts)`` -- the scenario cut down to some hosts (and the VMs on them).
+* ``spec`` -- the vendor's OpenAPI spec, to check answers and request bodies against.
 
 Helpers are handed out as fixtures, so no test imports this module by name.
 """
@@ -24,6 +25,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from tests.lab.vendor_spec import SPEC_PATH, Spec, load_spec
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import EngineEvent
 from vditui.lab.lab import Lab
@@ -94,6 +96,10 @@ def _restore(lab: Lab) -> None:
         lab._chaos = None
     assert lab.vdi is not None
     lab.vdi.set_fault(None)
+    # Actions a test asked of the platform: finished, then its records back to the scenario's.
+    lab.vdi.reset_records()
+    lab.vdi.action_delay = 1.0
+    lab.vdi.actions.close_timeout = 10.0
     lab.set_fault("vdi", "pass")
     lab.set_delay(0)
     for name, h in lab.hosts.items():
@@ -145,6 +151,15 @@ def fresh_lab(default_scenario: Scenario) -> Iterator[Callable[..., Lab]]:
     finally:
         for lab in reversed(labs):
             lab.stop()
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    """The vendor's OpenAPI spec, strict (tests/lab/vendor_spec.py); skips without ../shared."""
+    loaded = load_spec()
+    if loaded is None:
+        pytest.skip(f"vendor spec not found at {SPEC_PATH} (expected ../shared beside the repo)")
+    return loaded
 
 
 @pytest.fixture(scope="session")

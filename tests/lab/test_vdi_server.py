@@ -1,13 +1,8 @@
-"""The simulated OCloudView server: every answer is checked against the vendor's OpenAPI spec.
-
-Validation is stricter than the spec itself: types are checked with Draft 4 semantics (so ``1.0``
-is not an integer, as a Java client would also refuse it), and every object schema is closed
-(``additionalProperties: false``) so the simulator cannot invent fields a real platform lacks.
-"""
+"""The simulated OCloudView server: every answer is checked against the vendor's OpenAPI spec,
+strictly (tests/lab/vendor_spec.py)."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -17,110 +12,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
+from tests.lab.vendor_spec import Spec, assert_declared, check, check_request
 from vditui.lab import scenario as sc
 from vditui.lab.vdi_server import VdiServer
 
-SPEC_PATH = (Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
-             / "ocloudview-9.0-openapi.json")
-SPEC_URI = "urn:ocloudview-9.0"
 LOGIN = "/ocloud/v1/login"
-
-
-# --------------------------------------------------------------------------- the spec
-
-
-def _close_objects(schema: Any) -> None:
-    """Set ``additionalProperties: false`` on every object schema that lists its properties."""
-    if not isinstance(schema, dict):
-        return
-    if isinstance(schema.get("properties"), dict):
-        schema.setdefault("additionalProperties", False)
-        for sub in schema["properties"].values():
-            _close_objects(sub)
-    for key in ("items", "additionalProperties"):
-        _close_objects(schema.get(key))
-
-
-class Spec:
-    """The vendor spec, with validators for the answers its paths declare."""
-
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
-        strict = copy.deepcopy(doc)
-        for schema in strict["components"]["schemas"].values():
-            _close_objects(schema)
-        # The refs are "#/components/schemas/ResponseVO«DomainVO»" with raw «»: referencing
-        # unquotes the fragment, which leaves non-ASCII text as it is, so they resolve unencoded.
-        resource = Resource.from_contents(strict, default_specification=DRAFT4)
-        self.registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
-        self._validators: dict[str, Draft4Validator] = {}
-
-    def response_schema(self, method: str, template: str) -> str:
-        """The schema name the spec declares for the 200 answer of ``method template``."""
-        op = self.doc["paths"][template][method.lower()]
-        ref = op["responses"]["200"]["content"]["*/*"]["schema"]["$ref"]
-        return ref.rsplit("/", 1)[1]
-
-    def validator(self, name: str) -> Draft4Validator:
-        if name not in self._validators:
-            assert name in self.doc["components"]["schemas"], name
-            ref = {"$ref": f"{SPEC_URI}#/components/schemas/{name}"}
-            self._validators[name] = Draft4Validator(ref, registry=self.registry)
-        return self._validators[name]
-
-    def errors(self, name: str, instance: Any) -> list[str]:
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in self.validator(name).iter_errors(instance)]
-
-    def properties(self, name: str) -> set[str]:
-        return set(self.doc["components"]["schemas"][name]["properties"])
-
-
-@cache
-def _load_spec() -> Spec | None:
-    if not SPEC_PATH.is_file():
-        return None
-    return Spec(json.loads(SPEC_PATH.read_text(encoding="utf-8")))
-
-
-@pytest.fixture(scope="module")
-def spec() -> Spec:
-    loaded = _load_spec()
-    if loaded is None:
-        pytest.skip(f"vendor spec not found at {SPEC_PATH} (expected ../shared beside the repo)")
-    return loaded
-
-
-def check(spec: Spec, resp: httpx.Response, method: str, template: str, *,
-          http: int = 200, ok: bool = True) -> dict[str, Any]:
-    """Assert the answer is JSON valid for the path's declared schema; return the body."""
-    assert resp.status_code == http, resp.text
-    body = resp.json()
-    problems = spec.errors(spec.response_schema(method, template), body)
-    assert not problems, f"{method} {template}: {problems}\n{resp.text[:500]}"
-    assert isinstance(body["status"], int) and isinstance(body["msg"], str) and body["msg"]
-    if ok:
-        assert body["status"] == 0, body
-    else:
-        assert body["status"] != 0, body
-        assert "data" not in body
-    return body
-
-
-def assert_declared(spec: Spec, name: str, record: dict[str, Any]) -> None:
-    extra = set(record) - spec.properties(name)
-    assert not extra, f"{name} has fields the spec does not declare: {sorted(extra)}"
-
 
 # --------------------------------------------------------------------------- the server
 
@@ -467,7 +368,10 @@ def test_domain_sync(spec: Spec, client: httpx.Client) -> None:
 
 @pytest.mark.parametrize("action", ["start", "close", "reboot"])
 def test_batch_actions(spec: Spec, fresh: Fresh, default: sc.Scenario, action: str) -> None:
-    _, c = fresh()
+    """Without the lab's hosts behind it the platform flips its own record, after the delay
+    (tests/lab/test_platform_actions.py covers the real thing)."""
+    srv, c = fresh()
+    srv.action_delay = 0.2
     template = f"/ocloud/v1/domain/{action}"
     running = first_running(default)
     off = next(v for v in vdi_vms(default) if v.vdi is not None and v.vdi.status == 0)
@@ -478,6 +382,10 @@ def test_batch_actions(spec: Spec, fresh: Fresh, default: sc.Scenario, action: s
     assert [e["domainId"] for e in data["errorList"]] == ["no-such-vm"]
     assert "no-such-vm" in data["errorList"][0]["errorMsg"]
     assert len(data["eventIdList"]) == 2 and len(set(data["eventIdList"])) == 2
+    for vm_id in (running.vdi.id, off.vdi.id):  # an operation in progress meanwhile
+        got = check(spec, c.get(f"/ocloud/v1/domain/{vm_id}"), "GET", "/ocloud/v1/domain/{id}")
+        assert got["data"]["status"] == 5, (action, vm_id)
+    assert srv.wait_actions(10)
     want = {"start": (1, 1), "close": (0, 0), "reboot": (1, 0)}[action]
     for vm_id, status in zip([running.vdi.id, off.vdi.id], want, strict=True):
         got = check(spec, c.get(f"/ocloud/v1/domain/{vm_id}"), "GET", "/ocloud/v1/domain/{id}")
@@ -489,7 +397,8 @@ def test_batch_actions(spec: Spec, fresh: Fresh, default: sc.Scenario, action: s
 
 
 def test_start_on_host_moves_the_vm(spec: Spec, fresh: Fresh, default: sc.Scenario) -> None:
-    _, c = fresh()
+    srv, c = fresh()
+    srv.action_delay = 0
     vm = next(v for v in vdi_vms(default) if v.vdi is not None and v.vdi.host == "hv-t1"
               and v.vdi.status == 0)
     assert vm.vdi is not None
@@ -497,10 +406,111 @@ def test_start_on_host_moves_the_vm(spec: Spec, fresh: Fresh, default: sc.Scenar
     check(spec, c.post("/ocloud/v1/domain/start", json={"idList": [vm.vdi.id],
                                                          "hostId": target.id}),
           "POST", "/ocloud/v1/domain/start")
+    assert srv.wait_actions(10)
     got = c.get(f"/ocloud/v1/domain/{vm.vdi.id}").json()["data"]
     assert (got["hostId"], got["hostName"], got["status"]) == (target.id, "hv-t2", 1)
     bad = c.post("/ocloud/v1/domain/start", json={"idList": [vm.vdi.id], "hostId": "nope"})
     check(spec, bad, "POST", "/ocloud/v1/domain/start", ok=False)
+
+
+_VALID_BATCH: list[dict[str, Any]] = [
+    {"idList": ["d-2002"]}, {"idList": ["d-2002"], "isForce": 1},
+    {"idList": ["d-2002", "d-1001"], "isForce": 0}, {"idList": ["d-2002"], "hostId": "HOST"}]
+# Valid for the spec, refused by the platform: idList is required and not empty, isForce 0 or 1.
+_REFUSED_BATCH: list[dict[str, Any]] = [{}, {"idList": []}, {"idList": ["d-2002"], "isForce": 2}]
+_INVALID_BATCH: list[Any] = [
+    {"idList": "d-2002"}, {"idList": [1]}, {"idList": ["d-2002"], "isForce": True},
+    {"idList": ["d-2002"], "isForce": "1"}, {"idList": ["d-2002"], "isForce": 1.0},
+    {"idList": ["d-2002"], "hostId": None}, {"idList": ["d-2002"], "hostId": 3},
+    {"idList": ["d-2002"], "force": 1}, ["d-2002"]]
+
+
+@pytest.mark.parametrize("action", ["start", "close", "reboot"])
+def test_batch_bodies_are_refused_exactly_when_the_spec_refuses(
+        spec: Spec, fresh: Fresh, default: sc.Scenario, action: str) -> None:
+    """DomainBatchTaskDto as the spec types it (closed, Draft 4): what it accepts, the platform
+    accepts (and answers DomainBatchTaskVO); what it refuses, the platform refuses."""
+    srv, c = fresh()
+    srv.action_delay = 0
+    method, template = "POST", f"/ocloud/v1/domain/{action}"
+    assert spec.request_schema(method, template) == "DomainBatchTaskDto"
+    host_id = default.host("hv-o2").id
+    for body in _VALID_BATCH + _REFUSED_BATCH:
+        body = {k: host_id if v == "HOST" else v for k, v in body.items()}
+        assert check_request(spec, method, template, body) == [], body
+        ok = body not in _REFUSED_BATCH
+        answer = check(spec, c.post(template, json=body), method, template, ok=ok)
+        if ok:
+            assert len(answer["data"]["eventIdList"]) + len(answer["data"]["errorList"]) \
+                == len(body["idList"])
+            assert srv.wait_actions(10)
+        else:
+            assert answer["status"] == 400
+            assert "idList" in answer["msg"] or "isForce" in answer["msg"]
+    for body in _INVALID_BATCH:
+        assert check_request(spec, method, template, body), body
+        check(spec, c.post(template, json=body), method, template, ok=False)
+    assert len(srv.actions.requests) == len(_VALID_BATCH + _REFUSED_BATCH + _INVALID_BATCH)
+
+
+def test_sync_bodies_are_refused_exactly_when_the_spec_refuses(spec: Spec, fresh: Fresh) -> None:
+    srv, c = fresh()
+    srv.action_delay = 0
+    method, template = "POST", "/ocloud/v1/domain/{id}/sync-status"
+    assert spec.request_schema(method, template) == "DomainSyncStatusDto"
+    assert spec.request_schema(method, "/ocloud/v1/host/{id}/sync-status") is None
+    path = "/ocloud/v1/domain/d-2002/sync-status"
+    for body in ({"syncType": 1}, {"syncType": 0}, {}, None):
+        assert check_request(spec, method, template, body) == []
+        check(spec, c.post(path, json=body), method, template)
+    assert check_request(spec, method, template, {"syncType": 7}) == []
+    check(spec, c.post(path, json={"syncType": 7}), method, template, ok=False)
+    for body in ({"syncType": "1"}, {"syncType": True}, {"syncType": 1.0}, {"sync": 1}):
+        assert check_request(spec, method, template, body), body
+        check(spec, c.post(path, json=body), method, template, ok=False)
+    assert srv.wait_actions(10)
+
+
+@pytest.mark.parametrize(("kind", "params", "ok"), [
+    ("error_list", {"vms": ["d-2002"]}, True), ("status", {"code": 3001, "msg": "忙"}, False)])
+def test_action_fault_answers_follow_the_spec(spec: Spec, fresh: Fresh, kind: str,
+                                              params: dict[str, Any], ok: bool) -> None:
+    srv, c = fresh()
+    srv.action_delay = 0
+    srv.set_action_fault(kind, **params)
+    for template, path, body in [
+            ("/ocloud/v1/domain/start", "/ocloud/v1/domain/start", {"idList": ["d-2002"]}),
+            ("/ocloud/v1/domain/{id}/sync-status", "/ocloud/v1/domain/d-2002/sync-status",
+             {"syncType": 1})]:
+        answer = check(spec, c.post(path, json=body), "POST", template,
+                       ok=ok and "{id}" not in template)
+        if kind == "error_list" and "{id}" not in template:
+            assert answer["data"]["errorList"][0]["domainId"] == "d-2002"
+    assert srv.wait_actions(10)
+
+
+def test_a_platform_that_stops_forgets_the_actions_it_had_not_taken(spec: Spec,
+                                                                    fresh: Fresh) -> None:
+    srv, c = fresh()
+    srv.action_delay = 600  # held until the stop
+    check(spec, c.post("/ocloud/v1/domain/close", json={"idList": ["d-2002"]}), "POST",
+          "/ocloud/v1/domain/close")
+    assert c.get("/ocloud/v1/domain/d-2002").json()["data"]["status"] == 5
+    srv.stop()
+    srv.start()
+    c.headers["Token"] = login(c, srv.scenario)
+    assert c.get("/ocloud/v1/domain/d-2002").json()["data"]["status"] == 1
+    [outcome] = srv.actions.outcomes
+    assert not outcome.ok and "stopped" in outcome.message
+
+
+def test_a_hang_with_seconds_drops_the_request(fresh: Fresh) -> None:
+    srv, c = fresh()
+    srv.set_action_fault("hang", seconds=0.3, actions=["host_sync"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        c.post(f"/ocloud/v1/host/{srv.scenario.hosts[0].id}/sync-status")
+    assert srv.wait_actions(10) and srv.actions.outcomes == []
+    assert srv.requests["POST /ocloud/v1/host/{id}/sync-status"] == 1
 
 
 def test_desk_pools(spec: Spec, client: httpx.Client, default: sc.Scenario) -> None:

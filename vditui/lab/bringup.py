@@ -165,6 +165,7 @@ class HostSetup:
     def _set_mode(h: LabHost, mode: str) -> None:
         # A transport the host does not serve stays refused, whatever fault comes and goes.
         assert h.proxy is not None
+        h.mode = mode
         h.proxy.set_mode(mode if mode != "pass" or "tcp" in h.transports else "refuse")
         if h.tls_proxy is not None:
             h.tls_proxy.set_mode(mode)

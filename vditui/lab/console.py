@@ -6,7 +6,7 @@ import shlex
 import signal
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 import libvirt
 
@@ -26,6 +26,13 @@ HELP = """commands (type while the lab runs):
   chaos RATE [LAG]              change RATE VM states per second (platform follows after LAG s)
   chaos off                     stop chaos
   vdi-fault MODE|off            http500, not_json, status, slow, short_page, bad_total
+  action-fault KIND [K=V ...]|off
+                                the platform's action endpoints misbehave: error_list
+                                (vms=NAME,UUID,...; msg=), status (code=, msg=), hang
+                                (seconds=, act=1: act when released), drop_after_act (acts,
+                                then drops the connection); any takes actions=start,close,
+                                reboot,sync,host_sync and times=N
+  action-delay SECONDS          how long the platform takes to act on libvirt (default 1)
   expire                        expire every VDI token now
   status                        what the lab serves
   quit                          stop the lab"""
@@ -64,6 +71,13 @@ def run_console(lab: Lab, line: str, out: TextIO) -> bool:
         elif cmd == "vdi-fault" and len(args) == 1:
             assert lab.vdi is not None
             lab.vdi.set_fault(None if args[0] == "off" else args[0])
+        elif cmd == "action-fault" and args:
+            assert lab.vdi is not None
+            lab.vdi.set_action_fault(None if args[0] == "off" else args[0],
+                                     **_fault_params(args[1:]))
+        elif cmd == "action-delay" and len(args) == 1:
+            assert lab.vdi is not None
+            lab.vdi.action_delay = float(args[0])
         elif cmd == "expire":
             assert lab.vdi is not None
             lab.vdi.expire_tokens()
@@ -76,6 +90,29 @@ def run_console(lab: Lab, line: str, out: TextIO) -> bool:
     except (LabError, ValueError, KeyError, libvirt.libvirtError) as exc:
         print(f"error: {exc}", file=out)
     return True
+
+
+def _fault_params(words: list[str]) -> dict[str, Any]:
+    """``vms=a,b code=3001 act=1`` -> keyword arguments for ``set_action_fault``."""
+    out: dict[str, Any] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise ValueError(f"expected NAME=VALUE, got {word!r}")
+        if key in ("vms", "actions"):
+            out[key] = [v for v in value.split(",") if v]
+        elif key in ("code", "times"):
+            out[key] = int(value)
+        elif key == "seconds":
+            out[key] = float(value)
+        elif key == "act":
+            out[key] = value.lower() in ("1", "true", "yes")
+        elif key == "msg":
+            out[key] = value
+        else:
+            raise ValueError(f"unknown parameter {key!r}; use vms, actions, code, msg, "
+                             "seconds, act or times")
+    return out
 
 
 def lab_up(scenario: Scenario, chaos: float = 0.0) -> int:

@@ -59,6 +59,7 @@ class LabHost:
     #: What the host really serves: the scenario's transports, or ("tcp",) after a fallback.
     transports: tuple[str, ...] = ()
     fallback: str = ""  # one line saying why the host is served over tcp instead, or ""
+    mode: str = "pass"  # the fault the lab gives it: pass, refuse or hang
 
     def __post_init__(self) -> None:
         self.transports = self.transports or self.spec.transports

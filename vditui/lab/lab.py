@@ -42,9 +42,17 @@ the URI's driver picks the driver behind it, so a qemu host's :attr:`LabHost.tls
 ``qemu+tls://IP/system?pkipath=DIR``, opens QEMU's driver, while a ``test+tls://IP/default`` URI
 to the same host would open its stock test driver (one domain, ``test``), not its guests.
 
+Platform actions: the simulated platform's start, close, reboot and sync-status change the
+hosts' real libvirt domains through the lab's own connections (the lab hands itself to the
+platform as its :class:`~vditui.lab.platform_actions.Hypervisors`), after
+:attr:`VdiServer.action_delay <vditui.lab.vdi_server.VdiServer.action_delay>` seconds; faults on
+request with :meth:`VdiServer.set_action_fault <vditui.lab.vdi_server.VdiServer.set_action_fault>`
+(:mod:`vditui.lab.platform_actions`, :mod:`vditui.lab.action_faults`). A host made to refuse or
+hang (:meth:`Lab.set_fault`) is out of the platform's reach too.
+
 Modules: :mod:`vditui.lab.host` (a host's URIs and proxies), :mod:`vditui.lab.bringup` (making
-hosts, fallbacks, domains defined), :mod:`vditui.lab.vms` (changing VMs, chaos); this one
-starts, stops and breaks the whole.
+hosts, fallbacks, domains defined), :mod:`vditui.lab.vms` (changing VMs, chaos, the platform's
+hands on libvirt); this one starts, stops and breaks the whole.
 """
 
 from __future__ import annotations
@@ -195,6 +203,7 @@ class Lab(HostSetup, VmOps):
                 log.warning("QEMU unavailable, test driver instead for %s", self.fallback_line())
             self.vdi = VdiServer(self.scenario, {n: h.ip for n, h in self.hosts.items()},
                                  address=f"{self.prefix}.1", port=0)
+            self.vdi.actions.hypervisors = self  # the platform's actions change real libvirt
             self.vdi.start()
             claim.close()
             self.vdi_proxy = self.hub.add((f"{self.prefix}.1", VDI_PORT),

@@ -229,6 +229,14 @@ class VdiState:
 
 # --------------------------------------------------------------------------- requests
 
+OK_MSG = "操作成功"
+
+
+def ok_answer(data: Any) -> dict[str, Any]:
+    """A successful answer wrapping ``data`` (ResponseVO)."""
+    return {"status": 0, "msg": OK_MSG, "data": data}
+
+
 # Error codes the simulator answers with; the spec documents none, these mimic a real platform.
 E_BAD_REQUEST, E_TOKEN, E_NOT_FOUND, E_INTERNAL, E_LOGIN = 400, 401, 404, 500, 1001
 

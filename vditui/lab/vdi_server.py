@@ -3,8 +3,10 @@
 It serves the part of the vendor API vditui uses (see ``shared/vendor/README.md``) from a
 :class:`~vditui.lab.scenario.Scenario`, lets chaos change what the platform believes
 (:meth:`VdiServer.set_vm_status` and friends) and can misbehave on purpose
-(:meth:`VdiServer.set_fault`). Like the real platform, API errors are HTTP 200 with a non-zero
-``status``; only an unknown path is an HTTP error.
+(:meth:`VdiServer.set_fault`, and for the action endpoints :meth:`VdiServer.set_action_fault`).
+The action endpoints (start, close, reboot, sync-status) act on the lab's real libvirt hosts
+(:mod:`vditui.lab.platform_actions`). Like the real platform, API errors are HTTP 200 with a
+non-zero ``status``; only an unknown path is an HTTP error.
 
 The lab is the world, not the engine's mirror: nothing here imports ``vditui.core``.
 """
@@ -25,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vditui.lab.action_faults import DropConnection
+from vditui.lab.platform_actions import PlatformActions
 from vditui.lab.scenario import Scenario
 from vditui.lab.vdi_data import (
     E_BAD_REQUEST,
@@ -37,11 +41,11 @@ from vditui.lab.vdi_data import (
     Request,
     VdiState,
     VmState,
+    ok_answer,
     page,
     str_set,
 )
 
-OK_MSG = "操作成功"
 FAULTS = ("http500", "not_json", "status", "slow", "short_page", "bad_total")
 MSG_TOKEN = "token已过期，请重新登录 (token expired, log in again)"
 MSG_NO_TOKEN = "token为空，请先登录 (no token, log in first)"
@@ -114,6 +118,7 @@ class VdiServer:
         self.address = address
         self._port = port
         self._lock = threading.Lock()
+        self._host_ips = dict(host_ips)
         self._state = VdiState(scenario, host_ips)
         self._tokens: dict[str, float] = {}
         self._fault: tuple[str, dict[str, Any]] | None = None
@@ -121,6 +126,9 @@ class VdiServer:
         self._httpd: _Httpd | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        #: The action endpoints: ``actions.hypervisors`` (the lab's hosts), ``.close_timeout``,
+        #: ``.requests`` and ``.outcomes`` (what was asked and done); see :attr:`action_delay`.
+        self.actions = PlatformActions(self._lock, lambda: self._state, self._stopping)
         #: Requests seen per route, e.g. ``requests["GET /ocloud/v1/domain"]``.
         self.requests: collections.Counter[str] = collections.Counter()
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
@@ -130,9 +138,9 @@ class VdiServer:
             ("GET", "/ocloud/v1/host/{id}", self._host_detail),
             ("POST", "/ocloud/v1/host/{id}/sync-status", self._host_sync),
             ("GET", "/ocloud/v1/domain", self._domain_list),
-            ("POST", "/ocloud/v1/domain/start", lambda r: self._batch(r, 1)),
-            ("POST", "/ocloud/v1/domain/close", lambda r: self._batch(r, 0)),
-            ("POST", "/ocloud/v1/domain/reboot", lambda r: self._batch(r, None)),
+            ("POST", "/ocloud/v1/domain/start", lambda r: self._batch(r, "start")),
+            ("POST", "/ocloud/v1/domain/close", lambda r: self._batch(r, "close")),
+            ("POST", "/ocloud/v1/domain/reboot", lambda r: self._batch(r, "reboot")),
             ("GET", "/ocloud/v1/domain/{id}", self._domain_detail),
             ("POST", "/ocloud/v1/domain/{id}/sync-status", self._domain_sync),
             ("GET", "/ocloud/v1/desk-pool", self._desk_pools),
@@ -163,6 +171,8 @@ class VdiServer:
             return
         self._httpd = self._thread = None
         self._stopping.set()
+        # Actions under way finish their libvirt call before the lab closes its connections.
+        self.actions.wait_idle(5)
         httpd.shutdown()
         # Idle keep-alive handlers would otherwise go on answering after the server "died".
         with self._lock:
@@ -232,6 +242,38 @@ class VdiServer:
         with self._lock:
             self._fault = None if fault is None else (fault, dict(params))
 
+    # ----------------------------------------------------------------------- actions
+
+    @property
+    def action_delay(self) -> float:
+        """Seconds between an action request and the libvirt change (default 1.0)."""
+        return self.actions.delay
+
+    @action_delay.setter
+    def action_delay(self, seconds: float) -> None:
+        self.actions.delay = float(seconds)
+
+    def set_action_fault(self, kind: str | None, **params: Any) -> None:
+        """Misbehave on the action endpoints: ``error_list`` (vms=[uuid|name|id, ...],
+        msg=), ``status`` (code=, msg=), ``hang`` (seconds=, act=), ``drop_after_act``; every
+        kind takes actions=[start, close, reboot, sync, host_sync] and times=N. None clears.
+        See :mod:`vditui.lab.action_faults`."""
+        self.actions.faults.set(kind, **params)
+
+    def wait_actions(self, timeout: float = 30.0) -> bool:
+        """Wait until every accepted action has been carried out; False on timeout."""
+        return self.actions.wait_idle(timeout)
+
+    def reset_records(self) -> None:
+        """Forget every change to the platform's records (back to the scenario's), the action
+        fault, and the action requests and outcomes seen."""
+        self.actions.faults.set(None)
+        self.actions.wait_idle(30)
+        with self._lock:
+            self._state = VdiState(self.scenario, self._host_ips)
+            self.actions.requests.clear()
+            self.actions.outcomes.clear()
+
     def reset_counters(self) -> None:
         """Forget the request counts."""
         with self._lock:
@@ -272,6 +314,8 @@ class VdiServer:
                 self._check_token(h.headers.get("Token"))
             data = route[1](Request(params, query, body))
             h.send(200, json.dumps(data, ensure_ascii=False).encode(), _JSON)
+        except DropConnection:
+            h.close_connection = True  # no answer at all: the client sees the connection end
         except ApiError as exc:
             h.send(exc.http, _wrap(exc.status, exc.msg), _JSON)
         except Exception:  # noqa: BLE001 - a handler bug answers 500, never a traceback
@@ -361,9 +405,7 @@ class VdiServer:
             return _ok(self._state.host_detail_vo(self._host_state(r.params["id"])))
 
     def _host_sync(self, r: Request) -> dict[str, Any]:
-        with self._lock:
-            self._host_state(r.params["id"])
-        return {"status": 0, "msg": OK_MSG}
+        return self.actions.host_sync(r, self._host_state)
 
     def _domain_list(self, r: Request) -> dict[str, Any]:
         with self._lock:
@@ -385,37 +427,11 @@ class VdiServer:
             return _ok(self._state.domain_vo(self._vm_state(r.params["id"])))
 
     def _domain_sync(self, r: Request) -> dict[str, Any]:
-        doc = r.json(required=False)
-        sync = doc.get("syncType", 1)
-        if sync not in (0, 1) or isinstance(sync, bool):
-            raise ApiError(E_BAD_REQUEST, f"参数错误 (syncType must be 0 or 1, got {sync!r})")
-        with self._lock:
-            self._vm_state(r.params["id"])
-        return {"status": 0, "msg": OK_MSG}
+        return self.actions.domain_sync(r, self._vm_state)
 
-    def _batch(self, r: Request, new_status: int | None) -> dict[str, Any]:
-        """start (1), close (0) or reboot (None: status unchanged) a batch of VMs."""
-        doc = r.json()
-        ids, host_id = doc.get("idList"), doc.get("hostId")
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-            raise ApiError(E_BAD_REQUEST, "参数错误：idList必填 (idList must be a list of ids)")
-        if host_id is not None and not isinstance(host_id, str):
-            raise ApiError(E_BAD_REQUEST, "参数错误 (hostId must be a string)")
-        errors: list[dict[str, str]] = []
-        events: list[str] = []
-        with self._lock:
-            target = self._host_state(host_id).spec.name if host_id and new_status == 1 else None
-            for vm_id, vm in self._state.vms_by_ids(ids):
-                if vm is None:
-                    errors.append({"domainId": vm_id, "domainName": "",
-                                   "errorMsg": f"虚机不存在 (no such VM: {vm_id})"})
-                    continue
-                if target is not None:
-                    self._state.set_vm_host(vm.spec.uuid, target)
-                if new_status is not None:
-                    self._state.set_vm_status(vm.spec.uuid, new_status)
-                events.append(secrets.token_hex(16))
-        return _ok({"errorList": errors, "eventIdList": events})
+    def _batch(self, r: Request, action: str) -> dict[str, Any]:
+        """start, close or reboot a batch of VMs (DomainBatchTaskDto)."""
+        return self.actions.batch(r, action, self._host_state)
 
     def _desk_pools(self, r: Request) -> dict[str, Any]:
         with self._lock:
@@ -432,8 +448,7 @@ class VdiServer:
 _JSON = "application/json;charset=UTF-8"
 
 
-def _ok(data: Any) -> dict[str, Any]:
-    return {"status": 0, "msg": OK_MSG, "data": data}
+_ok = ok_answer
 
 
 def _wrap(status: int, msg: str) -> bytes:

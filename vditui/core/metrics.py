@@ -1,0 +1,216 @@
+"""What ``vditui serve`` exports, kept from the engine's events: pure data, no Prometheus, no I/O.
+
+:class:`MetricsState` listens to the engine (on the event loop) and keeps the latest of
+everything under a lock; :meth:`MetricsState.families` (called from the HTTP server's threads,
+at scrape time) turns it into :class:`Family` values that ``vditui.metrics`` hands to
+prometheus-client, and :meth:`MetricsState.health` answers ``/healthz``. Nothing is computed
+per event beyond a counter: drift counts are taken from the latest snapshot when scraped.
+
+Acknowledged drifts are counted in their own family (``vditui_drifts_acknowledged``), never in
+``vditui_drifts`` nor in the per-drift series that alerts fire on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from vditui.core.drift import DriftStatus
+from vditui.core.events import (
+    DomainChanged,
+    EngineEvent,
+    HostChanged,
+    HostLink,
+    PlatformFailed,
+    PlatformRefreshed,
+    SnapshotReady,
+)
+from vditui.core.models import ConnState, DriftKind
+from vditui.core.present import transport
+
+PREFIX = "vditui_"
+#: The drift statuses a snapshot holds (a resolved drift is gone from it).
+STATUSES = (DriftStatus.PENDING, DriftStatus.CONFIRMED)
+#: Readings below this are the tracker's monotonic clock, above it wall-clock epoch seconds
+#: (a monotonic clock counts from boot: 1e9 s is 31 years of uptime).
+_EPOCH_FLOOR = 1e9
+
+Labels = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric and its samples. A counter's ``name`` has no ``_total`` (the exporter adds
+    it, as prometheus-client does)."""
+
+    name: str
+    kind: Literal["gauge", "counter"]
+    help: str
+    labels: Labels
+    samples: tuple[tuple[Labels, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """``/healthz``'s answer: ok only when the platform was read recently; ``reason`` is one
+    line either way."""
+
+    ok: bool
+    reason: str
+
+
+class MetricsState:
+    """The latest state of one engine, for scrapes. ``on_event`` runs on the event loop;
+    ``families`` and ``health`` on any thread.
+
+    ``stale_after``: seconds after the last good platform refresh past which the data counts
+    as stale (``/healthz`` answers 503); ``serve`` passes ``2 * refresh_interval +
+    call_timeout``, room for one failed refresh. ``clock`` (monotonic) and ``wall`` are
+    injectable for tests.
+    """
+
+    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._stale_after = stale_after
+        self._clock, self._wall = clock, wall
+        self._lock = threading.Lock()
+        self._snap: SnapshotReady | None = None
+        self._links: dict[str, HostLink] = {}
+        self._platform_ok: float | None = None  # monotonic time of the last good refresh
+        self._platform_error = ""  # the last failure's message while the platform is down
+        self._pass_seconds: float | None = None
+        self._events: Counter[tuple[str, str]] = Counter()
+        self._reconnects: Counter[str] = Counter()
+        self._connected_once: set[str] = set()
+
+    # ------------------------------------------------------------------ the engine's side
+    def on_event(self, e: EngineEvent) -> None:
+        """The engine's listener: quick, a few assignments under the lock."""
+        with self._lock:
+            match e:
+                case SnapshotReady():
+                    self._snap = e
+                    self._links = dict(e.hosts)
+                    if not e.incremental:
+                        self._pass_seconds = e.took
+                case HostChanged(host=link):
+                    self._links[link.host_id] = link
+                    if link.state is ConnState.CONNECTED:
+                        # Only a connection made again after one was lost is a reconnect.
+                        if link.host_id in self._connected_once:
+                            self._reconnects[link.name] += 1
+                        self._connected_once.add(link.host_id)
+                case DomainChanged(event=ev, host_name=host):
+                    self._events[(host, ev.event)] += 1
+                case PlatformRefreshed():
+                    self._platform_ok, self._platform_error = self._clock(), ""
+                case PlatformFailed(message=message):
+                    self._platform_error = message
+
+    # ------------------------------------------------------------------ the scrape's side
+    def health(self) -> Health:
+        """Healthy when the platform was read within ``stale_after`` seconds."""
+        with self._lock:
+            ok_at, error = self._platform_ok, self._platform_error
+        if ok_at is None:
+            return Health(False, "platform not read yet" + (f": {error}" if error else ""))
+        age = self._clock() - ok_at
+        if age > self._stale_after:
+            return Health(False, f"platform not read for {age:.0f} s (limit "
+                                 f"{self._stale_after:.0f} s)" + (f": {error}" if error else ""))
+        tail = f"; last refresh failed: {error}" if error else ""
+        return Health(True, f"ok: platform read {age:.0f} s ago{tail}")
+
+    def families(self) -> list[Family]:
+        """Every metric as it stands now (without build info, which the exporter adds)."""
+        with self._lock:
+            snap, links = self._snap, dict(self._links)
+            ok_at, down = self._platform_ok, bool(self._platform_error)
+            took = self._pass_seconds
+            events, reconnects = Counter(self._events), Counter(self._reconnects)
+        mono, wall = self._clock(), self._wall()
+        names = {hid: lk.name for hid, lk in links.items()}
+        if snap is not None:
+            names.update((h.host.id, h.host.name) for h in snap.comparison.hosts)
+        out = _drift_families(snap, names, mono, wall)
+        out.append(_family(
+            "host_up", "gauge", "1 when vditui holds a working libvirt connection to the host, "
+            "else 0; transport: how the connection goes (tcp, tls, ssh, ...)",
+            ("host", "transport"),
+            (((lk.name, transport(lk.view.uri)), float(lk.state is ConnState.CONNECTED))
+             for lk in sorted(links.values(), key=lambda lk: lk.name))))
+        out.append(_family("platform_up", "gauge",
+                           "1 when the last read of the platform's API succeeded, else 0", (),
+                           [((), float(ok_at is not None and not down))]))
+        out.append(_family(
+            "platform_refresh_age_seconds", "gauge",
+            "Seconds since the platform's API was last read successfully (absent before)", (),
+            [] if ok_at is None else [((), max(0.0, mono - ok_at))]))
+        out.append(_family(
+            "pass_duration_seconds", "gauge",
+            "Seconds the last complete pass took (reconcile of every VM and drift tracking)",
+            (), [] if took is None else [((), took)]))
+        out.append(_family("lifecycle_events", "counter",
+                           "libvirt lifecycle events received, by host and event", ("host",
+                                                                                    "event"),
+                           ((k, float(n)) for k, n in sorted(events.items()))))
+        hosts = sorted({lk.name for lk in links.values()} | set(reconnects))
+        out.append(_family("host_reconnects", "counter",
+                           "Times a host's lost libvirt connection was made again", ("host",),
+                           (((h,), float(reconnects[h])) for h in hosts)))
+        return out
+
+
+def _family(name: str, kind: Literal["gauge", "counter"], doc: str, labels: Labels,
+            samples: Iterable[tuple[Labels, float]]) -> Family:
+    return Family(PREFIX + name, kind, doc, labels, tuple(samples))
+
+
+def _drift_families(snap: SnapshotReady | None, names: dict[str, str], mono: float,
+                    wall: float) -> list[Family]:
+    """Drift counts by kind, status and host (every combination, zeros included, so a sum or
+    an alert never meets a missing series), apart for acknowledged ones; and one series per
+    unacknowledged drift, its first-seen time, for alerts that name the VM (keyed like the
+    drift itself: several VMs may share a name)."""
+    firing: Counter[tuple[str, str, str]] = Counter()
+    acked: Counter[tuple[str, str, str]] = Counter()
+    seen: list[tuple[Labels, float]] = []
+    hosts = set(names.values())
+    if snap is not None:
+        for d in snap.comparison.drifts:
+            state = snap.drifts.get(d.ident)
+            if state is None:
+                continue
+            host = names.get(d.host_id, d.host_id)
+            hosts.add(host)
+            key = (d.kind.value, state.status.value, host)
+            if d.ident in snap.acknowledged:
+                acked[key] += 1
+                continue
+            firing[key] += 1
+            seen.append(((d.key, d.subject, d.kind.value, host, state.status.value),
+                         _wall_time(state.first_seen, mono, wall)))
+    keys = [(k.value, s.value, h) for h in sorted(hosts) for k in DriftKind for s in STATUSES]
+    labels = ("kind", "status", "host")
+    return [
+        _family("drifts", "gauge", "Drifts (unacknowledged) by kind, status (pending: within "
+                "the grace period; confirmed) and host", labels,
+                ((k, float(firing[k])) for k in keys)),
+        _family("drifts_acknowledged", "gauge", "Drifts an acknowledgement rule covers (they "
+                "do not count in vditui_drifts), by kind, status and host", labels,
+                ((k, float(acked[k])) for k in keys)),
+        _family("drift_first_seen_timestamp_seconds", "gauge", "When each unacknowledged "
+                "drift was first seen (Unix time), by key (the VM's UUID or platform id, or the "
+                "host's id), subject (VM or host name), kind, host and status",
+                ("key", "subject", "kind", "host", "status"), sorted(seen)),
+    ]
+
+
+def _wall_time(first_seen: float, mono: float, wall: float) -> float:
+    """A first-seen time as Unix time: the drift tracker's clock is monotonic (a reading far
+    below the epoch's seconds); one already on the wall clock is kept as it is."""
+    return first_seen if first_seen >= _EPOCH_FLOOR else wall - (mono - first_seen)
