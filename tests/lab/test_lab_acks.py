@@ -1,6 +1,7 @@
 """Acknowledged drift against the lab: the engine applies the rules (and their expiry, said
 once), and the real `vditui` command leaves acknowledged drifts out of what counts: check's
-exit code, watch's alerts (said once), while report still shows them with their reason; and
+exit code, watch's alerts (said once), serve's firing metrics, while report still shows them
+with their reason; and
 `vditui baseline` acknowledges exactly the drifts confirmed now."""
 
 from __future__ import annotations
@@ -322,3 +323,47 @@ async def test_baseline_asks_before_writing(tmp_path, drift_lab, engine_settings
     assert await cmd_baseline(args, start, [], io.StringIO(), ask=lambda _q: "y") == 0
     (rule,) = tomllib.loads(config.read_text())["profiles"]["lab"]["ack"]
     assert (rule["vm"], rule["reason"]) == ("class-a-04", "seen")
+
+
+# --------------------------------------------------------------------------- the exporter
+
+
+def test_serve_counts_an_acknowledged_drift_apart_from_the_firing_ones(tmp_path, drift_lab):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    config = profile(tmp_path / "config.toml", drift_lab, ACK_A04)
+    proc = subprocess.Popen([VDITUI, "serve", "--listen", "127.0.0.1:0", "--config",
+                             str(config), "--profile", "lab"], env=env_for(tmp_path, drift_lab),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        where = first.split("http://", 1)[1].split("/", 1)[0]
+        url = f"http://{where}/metrics"
+
+        def samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                text = r.read().decode()
+            return {(s.name, frozenset(s.labels.items())): s.value
+                    for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+        key = frozenset({("kind", "state"), ("status", "confirmed"), ("host", "hv-t1")})
+        deadline = time.monotonic() + 20
+        while (got := samples()).get(("vditui_drifts_acknowledged", key)) != 1.0:
+            assert time.monotonic() < deadline, f"no acknowledged drift in {url}"
+            time.sleep(0.2)
+        assert got[("vditui_drifts", key)] == 0.0  # not firing
+        assert not [k for k in got if k[0] == "vditui_drift_first_seen_timestamp_seconds"
+                    and ("subject", "class-a-04") in k[1]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
