@@ -1,8 +1,7 @@
 """Acknowledged drift against the lab: the engine applies the rules (and their expiry, said
 once), and the real `vditui` command leaves acknowledged drifts out of what counts: check's
 exit code, watch's alerts (said once), serve's firing metrics, while report still shows them
-with their reason; and
-`vditui baseline` acknowledges exactly the drifts confirmed now."""
+with their reason; and `vditui baseline` acknowledges exactly the drifts confirmed now."""
 
 from __future__ import annotations
 
