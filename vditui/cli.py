@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "act", "audit", "serve", "history", "lab")
+COMMANDS = ("check", "report", "probe", "watch", "act", "audit", "serve", "history",
+            "baseline", "lab")
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", help="follow states and drift, one JSON object per line")
     w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format, for now)")
     _common(w, True)
+    b = sub.add_parser("baseline", help="acknowledge every drift confirmed now (asks first)")
+    b.add_argument("--kind", action="append", metavar="KIND",
+                   help="only drifts of this kind, e.g. only_in_vdi (repeatable)")
+    b.add_argument("--reason", metavar="TEXT", help='the rules\' reason (default: "baseline '
+                   'YYYY-MM-DD")')
+    b.add_argument("--yes", action="store_true", help="write the rules without asking")
+    _common(b, True)
     sv = sub.add_parser("serve", help="run headless, serving /metrics (Prometheus) and /healthz")
     sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                     help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")

@@ -15,6 +15,7 @@ from vditui.config import ConfigError
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine, platform_message
 from vditui.core.events import (
+    AckExpired,
     DomainChanged,
     DriftChanged,
     EngineEvent,
@@ -23,7 +24,7 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
-from vditui.core.models import Comparison, ConnState, Drift, DriftKind
+from vditui.core.models import ConnState, Drift, DriftKind, Severity
 from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
@@ -37,6 +38,10 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         warnings = list(start.warnings)
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
+        if args.command == "baseline":  # writes the config: it needs the file and profile
+            from vditui.baseline_cmd import cmd_baseline
+
+            return asyncio.run(cmd_baseline(args, start, warnings))
         from vditui.act_cmd import cmd_act
 
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
@@ -57,7 +62,7 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     return await serve(args, settings, warnings)
 
 
-async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
+async def settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotReady:
     """Start an engine, wait until every host has been read or failed, and take its snapshot;
     with ``grace``, under the grace period (see :meth:`Engine.check`)."""
     engine = Engine(settings)
@@ -72,23 +77,33 @@ async def _settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotRe
     return snap
 
 
-def _exit_code(cmp: Comparison, drifts: list[Drift]) -> int:
-    if any(d.kind is DriftKind.HOST_UNREACHABLE for d in cmp.drifts) or any(
-            h.view is None or h.view.state is not ConnState.CONNECTED for h in cmp.hosts):
+def _exit_code(snap: SnapshotReady, drifts: list[Drift]) -> int:
+    """2 when a host could not be read (unless its unreachable drift is acknowledged), else 1
+    when ``drifts`` (those that count) is not empty, else 0."""
+    cmp, acked = snap.comparison, snap.acknowledged
+    known = {d.host_id for d in cmp.drifts
+             if d.kind is DriftKind.HOST_UNREACHABLE and d.ident in acked}
+    if any(d.kind is DriftKind.HOST_UNREACHABLE and d.ident not in acked
+           for d in cmp.drifts) or any(
+            (h.view is None or h.view.state is not ConnState.CONNECTED) and h.host.id not in known
+            for h in cmp.hosts):
         return EXIT_UNREACHABLE
     return EXIT_DRIFT if drifts else EXIT_OK
 
 
 async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
-    snap = await _settled_snapshot(settings, grace=True)
+    snap = await settled_snapshot(settings, grace=True)
     cmp = snap.comparison
-    drifts = snap.confirmed()
-    code = _exit_code(cmp, drifts)
+    drifts = snap.counted()
+    acked = snap.confirmed_acknowledged()
+    code = _exit_code(snap, drifts)
     if getattr(args, "json", False):
         doc = {"platform": settings.url, "exit_code": code,
-               "warnings": warnings + list(snap.platform_warnings), "summary": summary(cmp),
-               "drifts": [drift_record(d, "confirmed") for d in drifts]}
+               "warnings": warnings + list(snap.platform_warnings),
+               "summary": summary(cmp, snap.acknowledged),
+               "drifts": [drift_record(d, "confirmed") for d in drifts],
+               "acknowledged": [drift_record(d, "confirmed", r) for d, r in acked]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
     for w in snap.platform_warnings:
@@ -96,8 +111,10 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     s = summary(cmp)
     verdict = {EXIT_OK: "consistent", EXIT_DRIFT: "DRIFT",
                EXIT_UNREACHABLE: "INCOMPLETE (unreachable)"}[code]
+    critical = sum(1 for d in drifts if d.severity is Severity.CRITICAL)
+    known = f", {len(acked)} acknowledged" if acked else ""
     out.write(f"{verdict}: {s['hosts']} hosts, {s['vms']} VMs, {len(drifts)} drifts "
-              f"({s['critical']} critical) on {settings.url}\n")
+              f"({critical} critical{known}) on {settings.url}\n")
     for d in drifts:
         out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
                   f"{d.message}\n")
@@ -106,18 +123,18 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
 
 async def cmd_report(args: argparse.Namespace, settings: EngineSettings,
                      warnings: list[str], out: TextIO = sys.stdout) -> int:
-    snap = await _settled_snapshot(settings, grace=False)
+    snap = await settled_snapshot(settings, grace=False)
     cmp = snap.comparison
     meta = ReportMeta(settings.url, settings.username, time.time(),
                       tuple(warnings + list(snap.platform_warnings)))
-    text = render(cmp, meta, args.format)
+    text = render(cmp, meta, args.format, snap.acknowledged)
     if getattr(args, "output", None):
         from vditui.config.write import write_private
 
         write_private(Path(args.output), text)
     else:
         out.write(text)
-    return _exit_code(cmp, list(cmp.drifts))
+    return _exit_code(snap, [d for d in cmp.drifts if d.ident not in snap.acknowledged])
 
 
 async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
@@ -191,6 +208,49 @@ def event_records(e: EngineEvent) -> list[dict[str, Any]]:
     return []
 
 
+class WatchLines:
+    """``watch``'s lines, acknowledged drift aside: an acknowledged drift raises no alert but
+    is said once, as a confirmed ``drift`` line with ``acknowledged: {reason, expires}``; when
+    its rule stops applying (expired), a plain confirmed line follows: the alert."""
+
+    def __init__(self) -> None:
+        self.said: dict[tuple[str, str], Drift] = {}
+
+    def records(self, e: EngineEvent) -> list[dict[str, Any]]:
+        """The lines for ``e``."""
+        match e:
+            case SnapshotReady(at=at):
+                return self._snapshot(e, at)
+            case DriftChanged(at=at, change=ch, acknowledged=rule) if rule is not None:
+                if ch.status is DriftStatus.RESOLVED:
+                    self.said.pop(ch.drift.ident, None)
+                elif ch.status is DriftStatus.PENDING or ch.drift.ident in self.said:
+                    return []
+                else:
+                    self.said[ch.drift.ident] = ch.drift
+                return [{"type": "drift", "at": _stamp(at),
+                         **drift_record(ch.drift, ch.status.value, rule)}]
+            case AckExpired(at=at, rule=rule):
+                return [{"type": "ack", "at": _stamp(at), "message": (
+                    f"acknowledgement expired on {rule.expires}: {rule.describe()} "
+                    f"({rule.reason}); the drifts it covered count again")}]
+        return event_records(e)
+
+    def _snapshot(self, snap: SnapshotReady, at: float) -> list[dict[str, Any]]:
+        out = []
+        for ident, d in list(self.said.items()):
+            if ident not in snap.acknowledged:
+                del self.said[ident]
+                if snap.status(d) is DriftStatus.CONFIRMED:
+                    out.append({"type": "drift", "at": _stamp(at), **drift_record(d, "confirmed")})
+        for d, rule in snap.confirmed_acknowledged():
+            if d.ident not in self.said:
+                self.said[d.ident] = d
+                out.append({"type": "drift", "at": _stamp(at),
+                            **drift_record(d, "confirmed", rule)})
+        return out
+
+
 def _platform(at: float, message: str) -> dict[str, Any]:
     return {"type": "platform", "at": _stamp(at), "message": message}
 
@@ -205,7 +265,8 @@ async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
             out.flush()
 
     write([_platform(time.time(), f"warning: {w}") for w in warnings])
-    engine.listen(lambda e: write(event_records(e)))
+    lines = WatchLines()
+    engine.listen(lambda e: write(lines.records(e)))
     try:
         await engine.start(watch=True)
         with contextlib.suppress(asyncio.CancelledError):

@@ -25,6 +25,13 @@ Each platform is a profile::
     [profiles.prod.hosts."hv-02"]   # or several, tried in order (uri or uris, not both)
     uris = ["qemu+ssh://root@10.0.0.6/system", "qemu+tcp://10.0.0.6/system"]
 
+    [[profiles.prod.ack]]           # acknowledged drift: shown dimmed, not counted
+    vm = "lic"                      # a VM name or glob; host = a name, IP or glob
+    kind = "state"                  # a drift kind (machine name, or words: "only in VDI")
+    field = "libvirt=shutoff"       # optional: one side's value (see vditui.core.acks)
+    reason = "licence server kept off on purpose"   # required
+    expires = 2027-03-01            # optional, a TOML date: the last day it applies
+
 The layout operators used before profiles is still read, as a profile named "default"::
 
     [vdi]
@@ -43,7 +50,8 @@ The layout operators used before profiles is still read, as a profile named "def
 Templates may use ``{ip}`` and ``{name}`` (the host's VDI name); a host's ``uri`` (or each of
 its ``uris``, in order) is tried before the templates, and the first that connects is kept
 (``vditui.core.uris.candidates``). Saving from the reconnect screen replaces ``uri``, or puts
-the URI first in ``uris`` (`vditui.config.write.save_host_uri`).
+the URI first in ``uris`` (`vditui.config.write.save_host_uri`). The TUI's ``k`` key and
+``vditui baseline`` append ``[[profiles.NAME.ack]]`` rules (`vditui.config.write.save_ack_rules`).
 Both layouts may share a file, but then ``[profiles.default]`` is an error.
 
 Precedence, highest first: command-line flag, then the chosen profile, then ``VDITUI_URL`` /

@@ -13,11 +13,14 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import Field, fields
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from vditui.config.errors import UNSET
 from vditui.config.profile import Profile, Secret
+from vditui.core.acks import parse_kind, valid_field
+from vditui.core.models import DriftKind
 
 Check = Callable[[Any], Any]
 """A check: the value as read in, to the value to store; raises `Invalid`."""
@@ -174,13 +177,13 @@ _BY_KIND: dict[str, Check] = {
 
 def check_of(f: Field[Any]) -> Check | None:
     """The check for a `Profile` field, from the kind in its metadata; None for a field the
-    file cannot set (``name``) or that is read apart (``hosts``)."""
+    file cannot set (``name``) or that is read apart (``hosts``, ``ack``: see `ACK_KEYS`)."""
     kind = f.metadata.get("kind")
     if kind == "seconds":
         return seconds(f.metadata["minimum"], f.metadata["inclusive"])
     if kind == "count":
         return whole(f.metadata["minimum"])
-    if kind is None or kind == "hosts":
+    if kind is None or kind in ("hosts", "acks"):
         return None
     if kind not in _BY_KIND:  # a new kind of setting needs its check here, not silence
         raise TypeError(f"setting {f.name!r}: no check for kind {kind!r}")
@@ -189,7 +192,7 @@ def check_of(f: Field[Any]) -> Check | None:
 
 FIELDS: dict[str, Check] = {f.name: c for f in fields(Profile) if (c := check_of(f)) is not None}
 """The check for each `Profile` field that a profile table may set."""
-# key in the file -> (Profile field, check); "hosts" is a nested table handled apart.
+# key in the file -> (Profile field, check); "hosts" and "ack" are nested tables handled apart.
 PROFILE_KEYS = {key: (key, check) for key, check in FIELDS.items()}
 LEGACY_VDI_KEYS = {
     "base_url": ("url", url),
@@ -198,3 +201,40 @@ LEGACY_VDI_KEYS = {
 }
 LEGACY_LIBVIRT_KEYS = {"uri": ("uri_templates", single_template)}
 TOP_KEYS = ("default_profile", "profiles", "vdi", "libvirt")
+
+
+# --------------------------------------------------------------------------- acknowledgements
+
+
+def glob(value: Any) -> str:
+    """A name, IP or ``fnmatch`` glob."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("a non-empty name or glob (e.g. \"lic\" or \"build-*\")")
+    return value.strip()
+
+
+def drift_kind(value: Any) -> DriftKind:
+    kind = parse_kind(value) if isinstance(value, str) else None
+    if kind is None:
+        raise Invalid("a drift kind: " + ", ".join(k.value for k in DriftKind))
+    return kind
+
+
+def ack_field(value: Any) -> str:
+    if not isinstance(value, str) or not valid_field(value):
+        raise Invalid('one side\'s value as SIDE=VALUE, SIDE platform or libvirt '
+                      '(e.g. "libvirt=shutoff")')
+    return value.strip()
+
+
+def day(value: Any) -> date:
+    # tomllib gives a datetime (a subclass of date) for 2027-03-01T00:00: a day is wanted.
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise Invalid("a TOML date, unquoted, such as 2027-03-01 (the last day the rule "
+                      "applies)")
+    return value
+
+
+ACK_KEYS: dict[str, Check] = {"vm": glob, "host": glob, "kind": drift_kind, "field": ack_field,
+                              "reason": text, "expires": day}
+"""The keys of one ``[[profiles.NAME.ack]]`` table (`vditui.core.acks.AckRule`'s fields)."""

@@ -19,6 +19,7 @@ from vditui.config.checks import Check
 from vditui.config.errors import UNSET, ConfigError
 from vditui.config.paths import default_config_path, display_path
 from vditui.config.profile import LEGACY_PROFILE, Config, Profile
+from vditui.core.acks import AckRule
 from vditui.tomlpos import dotted, find_line
 
 
@@ -47,16 +48,22 @@ class _Reader:
         table: dict[str, Any],
         keys: Mapping[str, tuple[str, Check]],
         hosts: bool = True,
+        acks: bool = False,
     ) -> dict[str, Any]:
-        """Checked ``Profile`` keyword arguments from one table of the file."""
+        """Checked ``Profile`` keyword arguments from one table of the file; ``hosts`` and
+        ``acks``: whether it may hold a ``hosts`` table and ``[[...ack]]`` rules."""
         values: dict[str, Any] = {}
         for key, value in table.items():
             where = (*keypath, key)
             if hosts and key == "hosts":
                 values["host_uris"] = self.hosts(where, value)
                 continue
+            if acks and key == "ack":
+                values["ack"] = self.acks(where, value)
+                continue
             if key not in keys:
-                self.unknown(where, [*keys, "hosts"] if hosts else list(keys))
+                extra = ["hosts"] * hosts + ["ack"] * acks
+                self.unknown(where, [*keys, *extra])
             name, check = keys[key]
             try:
                 values[name] = check(value)
@@ -93,6 +100,41 @@ class _Reader:
             else:
                 self.fail(where, 'missing uri (or uris = ["...", "..."], tried in order)')
         return uris
+
+
+    def acks(self, keypath: tuple[str, ...], value: Any) -> tuple[AckRule, ...]:
+        """The ``[[profiles.NAME.ack]]`` rules; a rule's key in messages is ``...ack[N].KEY``,
+        N counting the rules from 1 in file order."""
+        expected = ("an array of tables, each written [[" + dotted(keypath) + "]] with a "
+                    "reason and any of " + ", ".join(k for k in checks.ACK_KEYS if k != "reason"))
+        if not isinstance(value, list):
+            self.fail(keypath, f"expected {expected}", value)
+        rules = []
+        for i, table in enumerate(value):
+            name = f"{dotted(keypath)}[{i + 1}]"
+            line = find_line(self.text, (*keypath, i))
+            if not isinstance(table, dict):
+                raise ConfigError(self.path, line, name, f"expected {expected}", table)
+            got: dict[str, Any] = {}
+            for key, v in table.items():
+                where = find_line(self.text, (*keypath, i, key)) or line
+                if key not in checks.ACK_KEYS:
+                    close = difflib.get_close_matches(key, list(checks.ACK_KEYS), n=1)
+                    hint = f"did you mean {close[0]}? " if close else ""
+                    raise ConfigError(self.path, where, f"{name}.{key}",
+                                      f"unknown key; {hint}valid: "
+                                      f"{', '.join(sorted(checks.ACK_KEYS))}")
+                try:
+                    got[key] = checks.ACK_KEYS[key](v)
+                except checks.Invalid as exc:
+                    raise ConfigError(self.path, where, f"{name}.{key}",
+                                      f"expected {exc.expected}", v) from None
+            if "reason" not in got:
+                raise ConfigError(self.path, line, f"{name}.reason",
+                                  "missing: every acknowledgement needs a reason "
+                                  '(reason = "why this difference is known and meant")')
+            rules.append(AckRule(line=line, **got))
+        return tuple(rules)
 
 
 HOST_KEYS = ("uri", "uris")
@@ -140,7 +182,8 @@ def parse_config(text: str, path: Path) -> Config:
     profiles: dict[str, Profile] = {}
     for name, table in reader.table(("profiles",), raw.get("profiles", {})).items():
         keypath = ("profiles", name)
-        values = reader.settings(keypath, reader.table(keypath, table), checks.PROFILE_KEYS)
+        values = reader.settings(keypath, reader.table(keypath, table), checks.PROFILE_KEYS,
+                                 acks=True)
         profiles[name] = Profile(name=name, **values)
 
     if "vdi" in raw or "libvirt" in raw:

@@ -1,4 +1,5 @@
-"""Writing the config file: per-host libvirt URIs saved from the probe; private files.
+"""Writing the config file: per-host libvirt URIs saved from the probe, acknowledgement rules;
+private files.
 
 tomlkit edits the operator's document in place, so their comments, ordering and formatting
 survive and only the table being added or changed differs. Every file vditui writes replaces the
@@ -15,16 +16,18 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import ParseError
-from tomlkit.items import InlineTable, KeyType, SingleKey, Table
+from tomlkit.items import AoT, Array, InlineTable, KeyType, SingleKey, Table, Whitespace
 
 from vditui.config.errors import ConfigError
 from vditui.config.load import parse_config
 from vditui.config.profile import LEGACY_PROFILE
+from vditui.core.acks import AckRule
 from vditui.tomlpos import dotted, find_line
 
 _Container = tomlkit.TOMLDocument | Table | InlineTable
@@ -135,3 +138,67 @@ def write_private(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def save_ack_rules(path: Path, profile: str, rules: Sequence[AckRule], note: str = "") -> None:
+    """Append ``rules`` to the profile's ``[[profiles.<profile>.ack]]`` tables, the rest of the
+    file (comments, layout) untouched; ``note``, if given, goes above each rule as a comment.
+    Creates the file if missing; checked with the loader before it is written, atomically,
+    0600. A file in the legacy layout (``[vdi]``/``[libvirt]``) has no profile table to hold
+    them: that is a `ConfigError` saying so."""
+    if not profile:
+        raise ConfigError(expected="a profile is needed to save an acknowledgement")
+    target = _real_path(path)
+    text = _read(target)
+    if text:
+        parse_config(text, target)
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(target, exc.line, None, f"invalid TOML: {exc}") from None
+    if profile == LEGACY_PROFILE and ("vdi" in doc or "libvirt" in doc):
+        raise ConfigError(target, None, None, "acknowledgement rules go in a [profiles.NAME] "
+                          "table, and this file uses the older [vdi]/[libvirt] layout: move "
+                          "those settings into [profiles.NAME] first")
+    keypath = ("profiles", profile)
+    table = _descend(doc, keypath, target, text)
+    existing = table.get("ack")
+    if existing is None:
+        existing = tomlkit.aot()
+        _end_with_blank_line(table)  # between the profile's keys and its rules
+        table.append("ack", existing)
+    elif isinstance(existing, AoT) and existing.body:
+        _end_with_blank_line(existing.body[-1])  # between the last rule and the new ones
+    elif not isinstance(existing, AoT | Array):
+        where = (*keypath, "ack")
+        raise ConfigError(target, find_line(text, where), dotted(where),
+                          "expected [[...ack]] tables")
+    for rule in rules:
+        existing.append(_ack_item(rule, note, inline=isinstance(existing, Array)))
+    out = tomlkit.dumps(doc)
+    if out.endswith("\n\n") and not text.endswith("\n\n"):
+        out = out.rstrip("\n") + "\n"  # the blank line added above, when the rule came last
+    parse_config(out, target)
+    write_private(target, out)
+
+
+def _end_with_blank_line(table: Any) -> None:
+    body = table.value.body if isinstance(table, Table) else []
+    if body and not isinstance(body[-1][1], Whitespace):
+        table.add(tomlkit.nl())
+
+
+def _ack_item(rule: AckRule, note: str, inline: bool) -> Table | InlineTable:
+    t: Table | InlineTable = tomlkit.inline_table() if inline else tomlkit.table()
+    if note and not inline:
+        t.add(tomlkit.comment(note))
+    for key, value in (("vm", rule.vm), ("host", rule.host),
+                       ("kind", rule.kind.value if rule.kind else None), ("field", rule.field),
+                       ("reason", rule.reason)):
+        if value is not None:
+            t[key] = value
+    if rule.expires is not None:
+        t["expires"] = tomlkit.date(rule.expires.isoformat())
+    if not inline:
+        t.add(tomlkit.nl())  # a blank line before whatever table follows
+    return t

@@ -16,13 +16,16 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 
+from vditui.core.acks import AckBook, AckRule
 from vditui.core.act import Actor
 from vditui.core.actions import Action, ActionPlan, ActionResult
 from vditui.core.drift import DriftTracker
 from vditui.core.events import (
+    AckExpired,
     DomainChanged,
     DriftChanged,
     EngineEvent,
@@ -130,6 +133,8 @@ class Engine:
         self._history: History | None = None
         self._seeded = False
         self._actor = Actor(self)
+        #: Acknowledgement rules: the profile's, then those added live (see acknowledge()).
+        self._acks = AckBook(settings.ack)
 
     # ------------------------------------------------------------------ listeners
     def listen(self, listener: Listener) -> None:
@@ -334,6 +339,12 @@ class Engine:
         """Make the host's session connect with ``uri`` first, now."""
         await self._sessions[host_id].use_uri(uri)
 
+    def acknowledge(self, rule: AckRule) -> None:
+        """Apply ``rule`` from now on, as if the profile had it: the next snapshot (within the
+        debounce) marks the drifts it covers acknowledged. Saving it is the caller's business."""
+        self._acks.add(rule)
+        self._dirty.set()
+
     def find_host(self, name_or_ip: str) -> VdiHost | None:
         """The platform's host with this name, IP or id, from the last refresh."""
         for h in self._inventory.hosts if self._inventory else ():
@@ -419,14 +430,15 @@ class Engine:
         changes = self._tracker.update(cmp.drifts, mono)
         now = time.time()
         settled = all(lk.settled for lk in links.values())
+        acked = self._acknowledged(cmp, now)
         snap = SnapshotReady(now, seq, cmp, MappingProxyType(self._tracker.states()),
                              MappingProxyType(links), rows, settled, self._vdi_warnings,
                              incremental,
                              0.0 if started is None else time.perf_counter() - started,
-                             monotonic=mono)
+                             MappingProxyType(acked), monotonic=mono)
         self._emit(snap)
         for ch in changes:
-            self._emit(DriftChanged(now, ch))
+            self._emit(DriftChanged(now, ch, self._acks.rule_for(ch.drift, acked)))
         if settled and not self._seeded:
             # Every host read once: what the history held open and is not here any more
             # went while no vditui watched.
@@ -435,6 +447,19 @@ class Engine:
             if self._history is not None:
                 self._history.forget_missing(snap.drifts, now)
         return snap
+
+    def _acknowledged(self, cmp: Comparison, now: float) -> dict[tuple[str, str], AckRule]:
+        """Drift ident -> the rule acknowledging it; a rule seen expired for the first time is
+        said (the log, an :class:`AckExpired`)."""
+        inv = self._inventory
+        acked, expired = self._acks.apply(
+            cmp.drifts, lambda: {h.id: (h.name, h.ip) for h in inv.hosts} if inv else {},
+            date.fromtimestamp(now))
+        for rule in expired:
+            log.warning("acknowledgement expired on %s, no longer applied: %s (%s)",
+                        rule.expires, rule.describe(), rule.reason)
+            self._emit(AckExpired(now, rule))
+        return acked
 
     async def _reconcile_loop(self) -> None:
         while True:

@@ -103,6 +103,15 @@ class DriftChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AckExpired:
+    """An acknowledgement rule's expiry date has passed: it no longer applies, and the drifts
+    it covered count again. Sent once per rule (and logged)."""
+
+    at: float
+    rule: AckRule
+
+
+@dataclass(frozen=True, slots=True)
 class ActionUpdate:
     """One VM's progress through an action the operator asked for (see
     :mod:`vditui.core.actions`): refused before sending, sent, accepted or failed by the
@@ -167,10 +176,31 @@ class SnapshotReady:
                 if (st := got.get(d.ident)) is not None}
 
     def confirmed(self) -> list[Drift]:
-        """The comparison's confirmed drifts, in the comparison's order (most severe first)."""
+        """The comparison's confirmed drifts, in the comparison's order (most severe first),
+        acknowledged or not."""
         return [d for d in self.comparison.drifts
                 if self.status(d) is DriftStatus.CONFIRMED]
 
+    def ack(self, drift: Drift) -> AckRule | None:
+        """The rule that acknowledges ``drift``, None when none does."""
+        return self.acknowledged.get(drift.ident) if self.acknowledged else None
+
+    def counts(self, drift: Drift) -> bool:
+        """Whether ``drift`` counts: confirmed and not acknowledged (what ``check``'s exit
+        code, alerts and drift counts go by)."""
+        return self.status(drift) is DriftStatus.CONFIRMED and self.ack(drift) is None
+
+    def counted(self) -> list[Drift]:
+        """The drifts that count (:meth:`counts`), in the comparison's order."""
+        return [d for d in self.comparison.drifts if self.counts(d)]
+
+    def confirmed_acknowledged(self) -> list[tuple[Drift, AckRule]]:
+        """The confirmed drifts a rule acknowledges, with the rule, in the comparison's order."""
+        got = self.acknowledged
+        return [(d, r) for d in self.comparison.drifts
+                if (r := got.get(d.ident)) is not None
+                and self.status(d) is DriftStatus.CONFIRMED] if got else []
+
 
 EngineEvent = (PlatformRefreshed | PlatformFailed | HostChanged | DomainChanged | DriftChanged
-               | SnapshotReady | ActionUpdate)
+               | SnapshotReady | ActionUpdate | AckExpired)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import date
+from typing import Any
 
 from vditui.core.models import (
     ConnState,
@@ -27,6 +29,8 @@ MISSING = "—"
 #: Beside a drift inside its grace period (not yet believed) and a confirmed one.
 PENDING_MARK = "…"
 CONFIRMED_MARK = "!"
+#: Beside an acknowledged drift (known and meant: shown, not counted).
+ACK_MARK = "~"
 
 #: Drift kinds as an operator reads them; JSON and CSV keep the machine names (DriftKind values).
 KIND_NAMES: dict[DriftKind, str] = {
@@ -176,3 +180,22 @@ def transport(uri: str) -> str:
         return parse(uri).transport or "local"
     except UriError:
         return "?"
+
+
+# --------------------------------------------------------------------------- acknowledged drift
+
+
+def ack_text(reason: str, expires: date | None) -> str:
+    """An acknowledgement in words: "acknowledged: licence server (until 2027-03-01)"."""
+    return f"acknowledged: {reason}" + (f" (until {expires.isoformat()})" if expires else "")
+
+
+def ack_record(reason: str, expires: date | None) -> dict[str, Any]:
+    """An acknowledgement for JSON: ``{"reason": ..., "expires": "2027-03-01" or null}``."""
+    return {"reason": reason, "expires": expires.isoformat() if expires else None}
+
+
+def ack_cell(kinds: Iterable[DriftKind], reason: str) -> str:
+    """The VM table's drift cell when every drift of the row is acknowledged:
+    "~ state: licence server" (the table cuts it to the column)."""
+    return f"{ACK_MARK} {kinds_text(kinds)}: {reason}"

@@ -10,11 +10,12 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vditui.core import present
+from vditui.core.acks import AckRule
 from vditui.core.models import (
     Comparison,
     ConnState,
@@ -26,6 +27,9 @@ from vditui.core.models import (
 )
 
 FORMATS = ("md", "json", "csv")
+Acked = Mapping[tuple[str, str], AckRule]
+"""Drift ident -> the rule acknowledging it (`SnapshotReady.acknowledged`)."""
+_NONE: Acked = {}
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,17 @@ class ReportMeta:
     warnings: tuple[str, ...] = ()
 
 
-def vm_record(row: VmRow, host_names: dict[str, str]) -> dict[str, Any]:
+def ack_of(rule: AckRule) -> dict[str, Any]:
+    """An acknowledgement as the JSON faces give it: ``{"reason": ..., "expires": ...}``."""
+    return present.ack_record(rule.reason, rule.expires)
+
+
+def _ack_texts(drifts: Iterable[Drift], acked: Acked) -> str:
+    return "; ".join(dict.fromkeys(present.ack_text(r.reason, r.expires)
+                                   for d in drifts if (r := acked.get(d.ident)) is not None))
+
+
+def vm_record(row: VmRow, host_names: dict[str, str], acked: Acked = _NONE) -> dict[str, Any]:
     vdi, virt = row.vdi, row.virt
     return {
         "name": row.name,
@@ -54,6 +68,7 @@ def vm_record(row: VmRow, host_names: dict[str, str]) -> dict[str, Any]:
         "checked": row.checked,
         "drift": [d.kind.value for d in row.drifts],
         "drift_text": "; ".join(d.message for d in row.drifts),
+        "acknowledged": _ack_texts(row.drifts, acked),
     }
 
 
@@ -80,16 +95,20 @@ def host_record(row: HostRow) -> dict[str, Any]:
     }
 
 
-def drift_record(d: Drift, status: str = "") -> dict[str, Any]:
-    out = {"kind": d.kind.value, "severity": d.severity.name.lower(), "subject": d.subject,
-           "key": d.key, "host_id": d.host_id, "message": d.message,
-           "vdi": d.vdi_value, "libvirt": d.virt_value}
+def drift_record(d: Drift, status: str = "", ack: AckRule | None = None) -> dict[str, Any]:
+    """A drift for JSON; ``ack``: the rule acknowledging it (then an ``acknowledged`` key)."""
+    out: dict[str, Any] = {
+        "kind": d.kind.value, "severity": d.severity.name.lower(), "subject": d.subject,
+        "key": d.key, "host_id": d.host_id, "message": d.message,
+        "vdi": d.vdi_value, "libvirt": d.virt_value}
     if status:
         out["status"] = status
+    if ack is not None:
+        out["acknowledged"] = ack_of(ack)
     return out
 
 
-def summary(cmp: Comparison) -> dict[str, Any]:
+def summary(cmp: Comparison, acked: Acked = _NONE) -> dict[str, Any]:
     unreachable = [h.host.name for h in cmp.hosts
                    if h.view is None or h.view.state is not ConnState.CONNECTED]
     return {
@@ -99,6 +118,7 @@ def summary(cmp: Comparison) -> dict[str, Any]:
         "vms_unchecked": sum(1 for r in cmp.vms if not r.checked),
         "drifts": len(cmp.drifts),
         "critical": sum(1 for d in cmp.drifts if d.severity is Severity.CRITICAL),
+        "acknowledged": sum(1 for d in cmp.drifts if d.ident in acked),
         "by_kind": _count(d.kind.value for d in cmp.drifts),
     }
 
@@ -110,43 +130,44 @@ def _count(items: Iterable[str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def to_dict(cmp: Comparison, meta: ReportMeta) -> dict[str, Any]:
+def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE) -> dict[str, Any]:
     names = {h.host.id: h.host.name for h in cmp.hosts}
     return {
         "platform": meta.platform,
         "user": meta.user,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(meta.generated_at)),
         "warnings": list(meta.warnings),
-        "summary": summary(cmp),
+        "summary": summary(cmp, acked),
         "hosts": [host_record(h) for h in cmp.hosts],
-        "vms": [vm_record(r, names) for r in cmp.vms],
-        "drifts": [drift_record(d) for d in cmp.drifts],
+        "vms": [vm_record(r, names, acked) for r in cmp.vms],
+        "drifts": [drift_record(d, ack=acked.get(d.ident)) for d in cmp.drifts],
     }
 
 
-def render(cmp: Comparison, meta: ReportMeta, fmt: str) -> str:
-    """The report in ``fmt`` (md, json or csv)."""
+def render(cmp: Comparison, meta: ReportMeta, fmt: str, acked: Acked = _NONE) -> str:
+    """The report in ``fmt`` (md, json or csv); ``acked``: the acknowledged drifts, shown
+    with their reason."""
     if fmt == "json":
-        return json.dumps(to_dict(cmp, meta), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(to_dict(cmp, meta, acked), indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        return _csv(cmp)
+        return _csv(cmp, acked)
     if fmt == "md":
-        return _markdown(cmp, meta)
+        return _markdown(cmp, meta, acked)
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 _CSV_FIELDS = ("name", "host", "libvirt_host", "vdi_state", "libvirt_state", "vdi_vcpu",
                "libvirt_vcpu", "vdi_memory_mb", "libvirt_memory_mb", "checked", "drift",
-               "drift_text")
+               "drift_text", "acknowledged")
 
 
-def _csv(cmp: Comparison) -> str:
+def _csv(cmp: Comparison, acked: Acked) -> str:
     names = {h.host.id: h.host.name for h in cmp.hosts}
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in cmp.vms:
-        rec = vm_record(r, names)
+        rec = vm_record(r, names, acked)
         rec["drift"] = " ".join(rec["drift"])
         w.writerow({k: csv_safe(v) for k, v in rec.items()})
     return buf.getvalue()
@@ -166,15 +187,16 @@ def _md_cell(v: Any) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def _markdown(cmp: Comparison, meta: ReportMeta) -> str:
+def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
     names = {h.host.id: h.host.name for h in cmp.hosts}
-    s = summary(cmp)
+    s = summary(cmp, acked)
     out = [f"# vditui report: {meta.platform}", "",
            f"Generated {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(meta.generated_at))} "
            f"as {meta.user}.", ""]
     out += [f"> warning: {w}" for w in meta.warnings]
+    acks = f", {s['acknowledged']} acknowledged" if s["acknowledged"] else ""
     out += [f"**{s['hosts']} hosts, {s['vms']} VMs, {s['drifts']} drifts "
-            f"({s['critical']} critical)**; unreachable hosts: "
+            f"({s['critical']} critical{acks})**; unreachable hosts: "
             f"{', '.join(s['hosts_unreachable']) or 'none'}.", "", "## Hosts", "",
             "| host | pool | VDI status | connection | URI | VMs VDI/libvirt | drift | hint |",
             "|---|---|---|---|---|---|---|---|"]
@@ -182,24 +204,31 @@ def _markdown(cmp: Comparison, meta: ReportMeta) -> str:
         r = host_record(h)
         conn = r["connection"] + (f" ({r['error']})" if r["error"] else "")
         counts = f"{r['vdi_vms']}/{'-' if r['libvirt_vms'] is None else r['libvirt_vms']}"
+        drift = present.kinds_text(d.kind for d in h.drifts)
+        if h.drifts and (texts := _ack_texts(h.drifts, acked)):
+            drift += f" ({texts})"
         out.append("| " + " | ".join(_md_cell(x) for x in (
-            r["name"], r["pool"], r["vdi_status"], conn, r["uri"], counts,
-            present.kinds_text(d.kind for d in h.drifts), r["hint"])) + " |")
+            r["name"], r["pool"], r["vdi_status"], conn, r["uri"], counts, drift,
+            r["hint"])) + " |")
     out += ["", "## VMs", "",
             "| VM | host | VDI state | libvirt state | vCPU | memory MiB | drift |",
             "|---|---|---|---|---|---|---|"]
     for row in cmp.vms:
-        r = vm_record(row, names)
+        r = vm_record(row, names, acked)
         cpu = _pair(r["vdi_vcpu"], r["libvirt_vcpu"])
         mem = _pair(present.vdi_memory(row.vdi), present.virt_memory(row.virt))
         drift = r["drift_text"] or ("" if row.checked else "not checked: host unreachable")
+        if r["acknowledged"]:
+            drift += f" ({r['acknowledged']})"
         out.append("| " + " | ".join(_md_cell(x) for x in (
             r["name"], r["host"], r["vdi_state"] or "-", r["libvirt_state"] or "-", cpu, mem,
             drift)) + " |")
     if cmp.drifts:
         out += ["", "## Drifts", ""]
         out += [f"- **{d.severity.name.lower()}** {present.kind_name(d.kind)}: "
-                f"{_md_cell(d.message)}"
+                f"{_md_cell(d.message)}" + (
+                    f" ({present.ack_text(a.reason, a.expires)})"
+                    if (a := acked.get(d.ident)) is not None else "")
                 for d in cmp.drifts]
     return "\n".join(out) + "\n"
 

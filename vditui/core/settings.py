@@ -8,7 +8,7 @@ session's settings (`SessionSettings`, below, too) and the platform client's def
 
 Each field is declared with one of the helpers below, which record in the field's metadata:
 ``doc`` (what the operator reads), ``kind`` (how the file checks it: ``flag``, ``seconds``,
-``count``, ``templates`` or ``hosts``) and, for numbers, ``minimum`` and ``inclusive``.
+``count``, ``templates``, ``hosts`` or ``acks``) and, for numbers, ``minimum`` and ``inclusive``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vditui.core.acks import AckRule
 from vditui.core.uris import DEFAULT_TEMPLATES
 
 
@@ -45,6 +46,12 @@ def host_table(doc: str) -> dict[str, tuple[str, ...]]:
     """URIs per host, tried in order; the file spells it as a ``hosts`` table of
     ``{ uri = "..." }`` or ``{ uris = ["...", "..."] }``."""
     return field(default_factory=dict, hash=False, metadata={"doc": doc, "kind": "hosts"})
+
+
+def ack_rules(doc: str) -> tuple[AckRule, ...]:
+    """Acknowledgement rules; the file spells them as ``[[profiles.NAME.ack]]`` tables (see
+    `vditui.core.acks`)."""
+    return field(default=(), metadata={"doc": doc, "kind": "acks"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +98,10 @@ class Settings:
     history_days: int = count(
         90, "Days of drift history kept in the history database; older rows are pruned.",
         minimum=1)
+    ack: tuple[AckRule, ...] = ack_rules(
+        "Acknowledged drift: rules (VM name or glob, host, kind, field, a reason, an expiry "
+        "date) for differences that are known and meant; they stay shown, dimmed with their "
+        "reason, but do not count (check's exit code, watch's alerts).")
 
     def fixed_uris(self, name: str, ip: str) -> tuple[str, ...]:
         """The URIs set for this host, looked up by VDI name and then by IP; empty if none."""

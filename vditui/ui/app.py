@@ -12,6 +12,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 
 from rich.text import Text
@@ -25,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import Worker, WorkerState
 
+from vditui.core.acks import AckRule
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
 from vditui.core.models import Comparison
@@ -34,10 +36,11 @@ from vditui.tuning import tune_gc
 from vditui.ui.acting import ActingApp
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import Snapshot
+from vditui.ui.screens.ack import AckScreen, notice, rules_for, save_rules, unacknowledged
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
 from vditui.ui.screens.timeline import TimelineScreen
-from vditui.ui.view import COLUMNS, Filter
+from vditui.ui.view import COLUMNS, NO_ACKS, Acked, Filter
 from vditui.ui.widgets.diff_panel import DiffPanel, Selection
 from vditui.ui.widgets.event_log import EventLog
 from vditui.ui.widgets.host_tree import HostTree, NodeRef
@@ -67,6 +70,7 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
         Binding("i", "timeline", "timeline", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("k", "acknowledge", "acknowledge", show=False),
     ]
 
     def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
@@ -336,6 +340,37 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
         host = names.get(row.virt_host_id or row.host_id, "")
         self.push_screen(TimelineScreen(s.history_path, s.url, row.name, host, self.clock))
 
+    def action_acknowledge(self) -> None:
+        """Acknowledge the selected VM's drift: ask why and until when, save, apply."""
+        table, snap = self.query_one("#vms", VmTable), self.snapshot
+        row = table.rows_by_key.get(table.selected_key or "")
+        drifts = unacknowledged(row, snap.acknowledged) if row and snap else []
+        if self.engine is None or row is None or snap is None or not drifts:
+            self.notify("select a VM with a drift that is not acknowledged yet", severity="warning")
+            return
+        names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+
+        def then(answer: tuple[str, date | None] | None) -> None:
+            if answer is not None:
+                self._save_acks(rules_for(row, names, snap.acknowledged, *answer))
+
+        today = date.fromtimestamp(self.clock())
+        self.push_screen(AckScreen(row.name, drifts, today), then)
+
+    @work(group="ack", exclusive=True, exit_on_error=False, thread=True)
+    def _save_acks(self, rules: list[AckRule]) -> None:
+        """Save ``rules`` to the config file (if there is one), then apply them live."""
+        where = save_rules(self.config_path, self.profile_name, rules,
+                           date.fromtimestamp(self.clock()))
+        self.call_from_thread(self._apply_acks, rules, where)
+
+    def _apply_acks(self, rules: list[AckRule], where: str) -> None:
+        if self.engine is not None:
+            for rule in rules:
+                self.engine.acknowledge(rule)
+        text, severity = notice(rules, where)
+        self.notify(text, severity=severity)
+
     def action_export(self) -> None:
         if self.snapshot is None:
             self.notify("nothing to export yet", severity="warning")
@@ -347,10 +382,11 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
         if path and self.snapshot is not None and self.settings is not None:
             meta = ReportMeta(self.settings.url, self.settings.username, self.clock(),
                               tuple(self.warnings + list(self.snapshot.platform_warnings)))
-            self._write_export(path, self.snapshot.comparison, meta)
+            self._write_export(path, self.snapshot.comparison, meta, self.snapshot.acknowledged)
 
     @work(group="export", exclusive=True, exit_on_error=False, thread=True)
-    def _write_export(self, path: str, cmp: Comparison, meta: ReportMeta) -> None:
+    def _write_export(self, path: str, cmp: Comparison, meta: ReportMeta,
+                      acked: Acked = NO_ACKS) -> None:
         from vditui.config.write import write_private
 
         ext = Path(path).suffix.lower().lstrip(".")
@@ -360,7 +396,7 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
                                   severity="error")
             return
         try:
-            write_private(Path(path).expanduser(), render(cmp, meta, fmt))
+            write_private(Path(path).expanduser(), render(cmp, meta, fmt, acked))
         except OSError as exc:
             self.call_from_thread(self.notify, f"could not write {path}: {exc.strerror}",
                                   severity="error")
@@ -377,6 +413,8 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
             ("Reconnect host", "Probe URIs for the selected host", self.action_reconnect),
             ("Export report", "Write the report as md, json or csv", self.action_export),
             ("VM timeline", "The selected VM's drift history", self.action_timeline),
+            ("Acknowledge drift", "Mark the selected VM's drift as known and meant (k)",
+             self.action_acknowledge),
             ("Toggle theme", "Light or dark", self.action_toggle_theme),
             ("Host tree", "Show or hide the host tree", self.action_toggle_hosts),
             ("Help", "Keys and markers", self.action_help),

@@ -5,11 +5,13 @@ Mismatched cells carry a marker (``≠``, ``!``) as well as a style, so they rea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rich.text import Text
 
 from vditui.core import present
+from vditui.core.acks import AckRule
 from vditui.core.drift import DriftStatus
 from vditui.core.models import ConnState, DriftKind, HostRow, Severity, VmRow, host_status_label
 
@@ -24,6 +26,11 @@ COLUMN_INDEX = {key: i for i, (key, _label, _width) in enumerate(COLUMNS)}
 BAD = "bold red"
 WARN = "yellow"
 PENDING = "italic yellow"
+#: Acknowledged drift: known and meant, shown but not counted.
+ACKED = "dim"
+Acked = Mapping[tuple[str, str], AckRule]
+NO_ACKS: Acked = {}
+"""No drift acknowledged (a default argument)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +71,16 @@ def _mark(text: str, bad: bool, style: str = BAD) -> Text | str:
 
 def vm_cells(row: VmRow, host_names: dict[str, str],
              status: dict[tuple[str, str], DriftStatus],
-             stale: frozenset[str] = frozenset()) -> tuple[Text | str, ...]:
+             stale: frozenset[str] = frozenset(),
+             acked: Acked = NO_ACKS) -> tuple[Text | str, ...]:
     """A VM row's cells, in :data:`COLUMNS` order. ``stale``: hosts whose libvirt data is the
-    last known, not current (the connection dropped); their rows say so."""
+    last known, not current (the connection dropped); their rows say so. ``acked``: drift
+    ident -> its acknowledgement; a row whose every drift is acknowledged is dimmed, its drift
+    cell ``~ KINDS: REASON`` (the ``≠`` marks stay: the sides still differ)."""
     kinds = {d.kind for d in row.drifts}
-    pending = bool(row.drifts) and all(
-        status.get(d.ident) is DriftStatus.PENDING for d in row.drifts)
-    style = PENDING if pending else BAD
+    live = [d for d in row.drifts if d.ident not in acked] if acked else list(row.drifts)
+    pending = bool(live) and all(status.get(d.ident) is DriftStatus.PENDING for d in live)
+    style = PENDING if pending else BAD if live or not row.drifts else ACKED
     vdi, virt = row.vdi, row.virt
     host = host_names.get(row.host_id, row.host_id[:8])
     if DriftKind.PLACEMENT in kinds and row.virt_host_id:
@@ -86,9 +96,12 @@ def vm_cells(row: VmRow, host_names: dict[str, str],
     cpu_b = str(virt.vcpu) if virt and virt.vcpu is not None else None
     if not row.checked:
         drift_cell: Text | str = Text("unchecked", style="dim")
-    elif kinds:
+    elif live:
         mark = present.PENDING_MARK if pending else present.CONFIRMED_MARK
-        drift_cell = Text(f"{mark} {present.kinds_text(kinds)}", style=style)
+        drift_cell = Text(f"{mark} {present.kinds_text(d.kind for d in live)}", style=style)
+    elif kinds:
+        drift_cell = Text(present.ack_cell(kinds, acked[row.drifts[0].ident].reason),
+                          style=ACKED)
     else:
         drift_cell = "ok"
     if is_stale:
@@ -138,7 +151,7 @@ def host_label(row: HostRow, vm_drifts: int, now: float, connecting_since: float
         t.append(f" [{vdi}]", style=WARN)
     virt = "-" if row.virt_vms is None else str(row.virt_vms)
     t.append(f" {row.vdi_vms}/{virt}")
-    total = len(row.drifts) + vm_drifts
+    total = len(row.drifts) + vm_drifts  # the caller leaves acknowledged drifts out
     if total:
         worst = max((d.severity for d in row.drifts), default=Severity.WARNING)
         t.append(f" !{total}", style=BAD if worst is Severity.CRITICAL else WARN)

@@ -13,7 +13,7 @@ HELP = """\
 
 | key | does |
 |---|---|
-| ↑ ↓ / j k | move in the tree or table |
+| ↑ ↓ | move in the tree or table |
 | tab / shift+tab | next / previous panel |
 | enter (tree) | show that pool's or host's VMs |
 | / | filter VMs by name (esc clears) |
@@ -28,6 +28,7 @@ HELP = """\
 | u | unmark every VM |
 | a | act on the marked VMs (or the selected one): sync, start, shut down, reboot |
 | p | the last action: each VM's progress and result |
+| k | acknowledge the selected VM's drift: a reason, an expiry date; saved to the config |
 | t | light / dark theme |
 | h | show / hide the host tree (hidden below 110 columns) |
 | ctrl+p | command palette: every action |
@@ -35,10 +36,11 @@ HELP = """\
 | q | quit |
 
 Cells marked **≠** disagree between the platform and libvirt; **…** marks a drift still
-inside its grace period (pending), **!** a confirmed one. **■** before a name marks the row
-for an action; a confirmation lists exactly what is sent and needs a yes (y or Send). In
-read-only mode (`--read-only`, header READ-ONLY) no action is offered. `?` in the libvirt
-column means the host could not be read, so the VM is unchecked.
+inside its grace period (pending), **!** a confirmed one, **~** (dimmed) an acknowledged one:
+known and meant, with its reason, not counted. **■** before a name marks the row for an
+action; a confirmation lists exactly what is sent and needs a yes (y or Send). In read-only
+mode (`--read-only`, header READ-ONLY) no action is offered. `?` in the libvirt column means
+the host could not be read, so the VM is unchecked.
 """
 
 

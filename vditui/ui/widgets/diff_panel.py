@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from vditui.core import present
+from vditui.core.acks import AckRule
 from vditui.core.drift import DriftStatus
 from vditui.core.events import SnapshotReady
 from vditui.core.models import (
@@ -24,7 +25,7 @@ from vditui.core.models import (
 )
 from vditui.ui.messages import Snapshot
 from vditui.ui.pacing import Pacer
-from vditui.ui.view import BAD
+from vditui.ui.view import ACKED, BAD, NO_ACKS, Acked
 from vditui.ui.widgets.host_tree import SUMMARY_INTERVAL, NodeRef
 
 _ALL = NodeRef("all")
@@ -93,7 +94,7 @@ class DiffPanel(Static):
             view = link.view if link is not None else None
             seen = [t for d in row.drifts if (t := snap.first_seen_at(d.ident)) is not None]
             self.show_vm(row, names, snap.statuses(row.drifts), present.stale_since(view),
-                         min(seen, default=0.0))
+                         min(seen, default=0.0), snap.acknowledged)
             return
         ref = self._selection.node
         if ref.kind == "host":
@@ -105,7 +106,8 @@ class DiffPanel(Static):
         else:
             hosts, title = list(cmp.hosts), "all hosts"
         ids = {h.host.id for h in hosts}
-        self.show_group(title, hosts, [r for r in cmp.vms if r.host_id in ids], snap.statuses())
+        self.show_group(title, hosts, [r for r in cmp.vms if r.host_id in ids], snap.statuses(),
+                        snap.acknowledged)
 
     # An update re-lays out the screen (the panel's height follows its content), so it is
     # skipped when what the panel would show has not changed: under an event storm the
@@ -119,23 +121,25 @@ class DiffPanel(Static):
 
     def show_vm(self, row: VmRow, host_names: dict[str, str],
                 status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
-                first_seen: float = 0.0) -> None:
+                first_seen: float = 0.0, acked: Acked = NO_ACKS) -> None:
         """Show ``row``; ``first_seen``: when its earliest drift was first seen (wall clock,
-        0 if unknown)."""
+        0 if unknown); ``acked``: the acknowledged drifts' rules."""
         now = self.clock()
         age = present.age(stale_since, now) if stale_since else ""
         since = _differs_since(first_seen, now)
-        sig = ("vm", row, tuple(status.get(d.ident) for d in row.drifts), age, since)
+        sig = ("vm", row, tuple((status.get(d.ident), acked.get(d.ident)) for d in row.drifts),
+               age, since)
         self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since, now,
-                                                     first_seen))
+                                                     first_seen, acked))
 
     def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
-                   status: dict[tuple[str, str], DriftStatus]) -> None:
+                   status: dict[tuple[str, str], DriftStatus], acked: Acked = NO_ACKS) -> None:
         now = self.clock()
-        drifts = tuple((d, status.get(d.ident)) for r in vms for d in r.drifts)
+        drifts = tuple((d, status.get(d.ident), d.ident in acked) for r in vms for d in r.drifts)
         ages = tuple(present.age(s, now) for h in hosts if (s := present.stale_since(h.view)))
-        sig = ("group", title, tuple(hosts), drifts, ages)
-        self._update_if_changed(sig, lambda: group_diff(title, hosts, vms, status, now))
+        sig = ("group", title, tuple(hosts), drifts, ages, tuple(
+            d.ident in acked for h in hosts for d in h.drifts))
+        self._update_if_changed(sig, lambda: group_diff(title, hosts, vms, status, now, acked))
 
 
 def _differs_since(first_seen: float, now: float) -> str:
@@ -146,9 +150,10 @@ def _differs_since(first_seen: float, now: float) -> str:
 
 def vm_diff(row: VmRow, host_names: dict[str, str],
             status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
-            now: float = 0.0, first_seen: float = 0.0) -> RenderableType:
+            now: float = 0.0, first_seen: float = 0.0, acked: Acked = NO_ACKS) -> RenderableType:
     """The selected VM field by field; ``now`` (the injected clock) ages stale data and the
-    drift, first seen at ``first_seen`` (wall clock; 0: not said)."""
+    drift, first seen at ``first_seen`` (wall clock; 0: not said); an acknowledged drift's
+    line is dimmed and says its reason and expiry."""
     kinds = {d.kind for d in row.drifts}
     vdi, virt = row.vdi, row.virt
     t = Table(box=None, pad_edge=False, expand=True, show_edge=False)
@@ -181,7 +186,7 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
         parts.append(Text(f"libvirt data is {present.age(stale_since, now)} old (stale): the "
                           "host's connection dropped and vditui is reconnecting",
                           style="italic yellow"))
-    parts += [_drift_line(d, status) for d in row.drifts]
+    parts += [_drift_line(d, status, acked.get(d.ident)) for d in row.drifts]
     if row.drifts and (since := _differs_since(first_seen, now)):
         parts.append(Text(since + "  (i: timeline)", style="italic"))
     if not row.drifts:
@@ -190,7 +195,12 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
     return Group(*parts)
 
 
-def _drift_line(d: Drift, status: dict[tuple[str, str], DriftStatus]) -> Text:
+def _drift_line(d: Drift, status: dict[tuple[str, str], DriftStatus],
+                ack: AckRule | None = None) -> Text:
+    if ack is not None:
+        return Text.assemble(
+            (f"{present.ACK_MARK} {present.kind_name(d.kind)}: {d.message}\n  ", ACKED),
+            (present.ack_text(ack.reason, ack.expires), "italic"))
     st = status.get(d.ident)
     pending = st is DriftStatus.PENDING
     tag = "pending" if pending else d.severity.name.lower()
@@ -200,7 +210,8 @@ def _drift_line(d: Drift, status: dict[tuple[str, str], DriftStatus]) -> Text:
 
 
 def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
-               status: dict[tuple[str, str], DriftStatus], now: float = 0.0) -> RenderableType:
+               status: dict[tuple[str, str], DriftStatus], now: float = 0.0,
+               acked: Acked = NO_ACKS) -> RenderableType:
     """A host's or pool's connections and drifts by kind; ``now`` (the injected clock) ages
     stale data."""
     parts: list[RenderableType] = [Text(title, style="bold")]
@@ -226,9 +237,10 @@ def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
         parts.append(Text("no drift", style="dim"))
     for kind, items in ((k, by_kind[k]) for k in DriftKind if k in by_kind):
         parts.append(Text(f"{present.kind_name(kind)} ({len(items)})", style="bold"))
-        parts += [Text(f"  {d.subject}: {d.message}" +
-                       (" [pending]" if status.get(d.ident) is DriftStatus.PENDING else ""))
-                  for d in items[:20]]
+        parts += [Text(f"  {d.subject}: {d.message}" + (
+            " [acknowledged]" if d.ident in acked else
+            " [pending]" if status.get(d.ident) is DriftStatus.PENDING else ""),
+            style=ACKED if d.ident in acked else "") for d in items[:20]]
         if len(items) > 20:
             parts.append(Text(f"  … {len(items) - 20} more", style="dim"))
     return Group(*parts)

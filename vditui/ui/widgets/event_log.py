@@ -9,8 +9,10 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from vditui.core import present
 from vditui.core.actions import ActionPhase
 from vditui.core.events import (
+    AckExpired,
     ActionUpdate,
     DomainChanged,
     DriftChanged,
@@ -91,9 +93,16 @@ def _line(e: EngineEvent, stamp: str) -> Text | list[Text] | None:
             old = ev.old.state.value if ev.old else "—"
             new = ev.new.state.value if ev.new else "gone"
             return Text(f"{stamp} {host} {ev.name}: {ev.event} ({old} → {new})")
+        case DriftChanged(change=ch, acknowledged=ack) if ack is not None:
+            d = ch.drift
+            return Text(f"{stamp} drift {ch.status.value}: {d.subject}: {d.message} "
+                        f"({present.ack_text(ack.reason, ack.expires)})", style="dim")
         case DriftChanged(change=ch):
             d, st = ch.drift, ch.status.value
             return Text(f"{stamp} drift {st}: {d.subject}: {d.message}", style=_DRIFT_STYLE[st])
+        case AckExpired(rule=rule):
+            return Text(f"{stamp} acknowledgement expired on {rule.expires}: {rule.describe()} "
+                        f"({rule.reason}): its drifts count again", style="bold yellow")
         case HostChanged(host=host):
             return Text(f"{stamp} {host.describe()}", style="cyan")
         case ActionUpdate(action=action, force=force, target=target, phase=phase, message=msg):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.text import Text
@@ -16,7 +16,7 @@ from vditui.core.models import Comparison
 from vditui.core.present import stale_hosts
 from vditui.ui.messages import Snapshot
 from vditui.ui.pacing import Pacer
-from vditui.ui.view import drift_count_label, host_label
+from vditui.ui.view import NO_ACKS, Acked, drift_count_label, host_label
 
 #: The tree counts thousands of rows: a few times a second is enough, and leaves the loop to
 #: the events.
@@ -62,7 +62,8 @@ class HostTree(Tree[NodeRef]):
     def _show(self) -> None:
         snap = self._snap
         if snap is not None and self.is_attached:
-            self.update_from(snap.comparison, time.monotonic(), _connecting(snap))
+            self.update_from(snap.comparison, time.monotonic(), _connecting(snap),
+                             snap.acknowledged)
 
     def _tick(self) -> None:
         snap = self._snap
@@ -70,8 +71,10 @@ class HostTree(Tree[NodeRef]):
                 _connecting(snap) or stale_hosts(list(snap.comparison.hosts))):
             self._pacer.now()
 
-    def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float]) -> None:
-        """Add pools and hosts not yet shown and relabel those whose label changed."""
+    def update_from(self, cmp: Comparison, now: float, connecting: dict[str, float],
+                    acked: Acked = NO_ACKS) -> None:
+        """Add pools and hosts not yet shown and relabel those whose label changed; drift
+        counts leave out the acknowledged drifts (``acked``)."""
         if not self.root.is_expanded:  # expanding again still re-lays out the tree
             self.root.expand()
         wall = self.clock()
@@ -79,12 +82,15 @@ class HostTree(Tree[NodeRef]):
         pool_drifts: dict[str, int] = {}
         for r in cmp.vms:
             if r.drifts:
-                vm_drifts[r.host_id] = vm_drifts.get(r.host_id, 0) + len(r.drifts)
-        for h in cmp.hosts:
+                n = sum(d.ident not in acked for d in r.drifts) if acked else len(r.drifts)
+                vm_drifts[r.host_id] = vm_drifts.get(r.host_id, 0) + n
+        hosts = [replace(h, drifts=tuple(d for d in h.drifts if d.ident not in acked))
+                 if acked and h.drifts else h for h in cmp.hosts]
+        for h in hosts:
             n = vm_drifts.get(h.host.id, 0) + len(h.drifts)
             pool_drifts[h.host.pool_id] = pool_drifts.get(h.host.pool_id, 0) + n
         self._set_label("", self.root, drift_count_label("all hosts", sum(pool_drifts.values())))
-        for h in cmp.hosts:
+        for h in hosts:
             pid = h.host.pool_id or "-"
             pool = self._pools.get(pid)
             if pool is None:

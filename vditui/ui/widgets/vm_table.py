@@ -25,7 +25,7 @@ from vditui.core.events import DomainChanged, DriftChanged, SnapshotReady
 from vditui.core.models import Comparison, VmRow
 from vditui.core.present import stale_hosts
 from vditui.ui.messages import EngineEvents, Snapshot
-from vditui.ui.view import COLUMN_INDEX, COLUMNS, ROW_MARK, Filter, marked, vm_cells
+from vditui.ui.view import COLUMN_INDEX, COLUMNS, NO_ACKS, ROW_MARK, Acked, Filter, marked, vm_cells
 
 FLUSH_DELAY = 0.03
 
@@ -97,11 +97,17 @@ class VmTable(DataTable[Text | str]):
         return self._flush_pending
 
     def on_snapshot(self, message: Snapshot) -> None:
+        before = self._snap.acknowledged if self._snap is not None else NO_ACKS
         snap = self._snap = message.snapshot
         if message.rows is None:
             self._touched = None  # a full pass: any row may have changed
         elif self._touched is not None:
             self._touched.update(message.rows)
+            if before or snap.acknowledged:  # a rule added or expired restyles its rows
+                after = snap.acknowledged
+                for ident in {*before, *after}:
+                    if before.get(ident) != after.get(ident):
+                        self._touched.setdefault(ident[0], None)
         if self._fast_states:  # those this snapshot includes need no fast path any more
             self._fast_states = {k: v for k, v in self._fast_states.items() if v[0] > snap.seq}
         self._dirty = True
@@ -167,7 +173,8 @@ class VmTable(DataTable[Text | str]):
         cmp = snap.comparison
         names, pools = host_maps(cmp)
         self._stale_shown = stale_hosts(list(cmp.hosts))
-        self.show(list(cmp.vms), self.filter, pools, names, snap.statuses(), self._stale_shown)
+        self.show(list(cmp.vms), self.filter, pools, names, snap.statuses(), self._stale_shown,
+                  snap.acknowledged)
         if self.marks - self.rows_by_key.keys():
             self.marks &= self.rows_by_key.keys()
             self._marked_cells = {k: v for k, v in self._marked_cells.items() if k in self.marks}
@@ -202,12 +209,15 @@ class VmTable(DataTable[Text | str]):
         return len(old)
 
     def confirmed_keys(self) -> list[str]:
-        """The rows shown (the current filter) with a confirmed drift, in the table's order."""
+        """The rows shown (the current filter) with a confirmed drift that is not acknowledged,
+        in the table's order."""
         snap = self._snap
         if snap is None:
             return []
+        # "Confirmed" as everywhere else: an acknowledged drift does not count, so a row whose
+        # only confirmed drifts are acknowledged is not marked.
         return [k for k in self._shown if (r := self.rows_by_key.get(k)) is not None
-                and r.drifts and DriftStatus.CONFIRMED in snap.statuses(r.drifts).values()]
+                and any(snap.counts(d) for d in r.drifts)]
 
     def _show_marks(self, keys: Iterable[str]) -> None:
         """Redraw the name cells of ``keys`` (their mark changed) and the title."""
@@ -216,8 +226,8 @@ class VmTable(DataTable[Text | str]):
         for key in keys:
             r = self.rows_by_key.get(key)
             if snap is not None and r is not None and key in self._shown:
-                self._diff(key, self._cells(r, snap.statuses(r.drifts), self._stale_shown),
-                           updates)
+                self._diff(key, self._cells(r, snap.statuses(r.drifts), self._stale_shown,
+                                       snap.acknowledged), updates)
         with self.app.batch_update():
             self._set_cells(updates)
             self._show_title()
@@ -234,7 +244,7 @@ class VmTable(DataTable[Text | str]):
                 if (r := new or self.rows_by_key.get(key)) is not None]
         status = snap.statuses(tuple(d for r in rows for d in r.drifts))
         names, pools = host_maps(cmp)
-        return self.show_rows(rows, self.filter, pools, names, status, stale)
+        return self.show_rows(rows, self.filter, pools, names, status, stale, snap.acknowledged)
 
     @property
     def selected_key(self) -> str | None:
@@ -247,8 +257,9 @@ class VmTable(DataTable[Text | str]):
 
     def show(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
              host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus],
-             stale: frozenset[str] = frozenset()) -> None:
-        """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible."""
+             stale: frozenset[str] = frozenset(), acked: Acked = NO_ACKS) -> None:
+        """Bring the table to ``rows`` filtered by ``flt``, touching as little as possible;
+        ``acked``: the acknowledged drifts, dimmed."""
         self.rows_by_key = {r.key: r for r in rows}
         if host_names != self._host_names:
             self._host_names, self._cache = dict(host_names), {}
@@ -256,7 +267,7 @@ class VmTable(DataTable[Text | str]):
         everything = flt == Filter()
         for r in rows:
             if everything or flt.matches(r, pool_of):
-                wanted[r.key] = self._cells(r, status, stale)
+                wanted[r.key] = self._cells(r, status, stale, acked)
         if len(self._cache) > 2 * len(rows) + 1000:
             self._cache = {k: v for k, v in self._cache.items() if k in self.rows_by_key}
         if wanted.keys() != self._shown.keys():
@@ -269,7 +280,7 @@ class VmTable(DataTable[Text | str]):
 
     def show_rows(self, rows: list[VmRow], flt: Filter, pool_of: dict[str, str],
                   host_names: dict[str, str], status: dict[tuple[str, str], DriftStatus],
-                  stale: frozenset[str] = frozenset()) -> bool:
+                  stale: frozenset[str] = frozenset(), acked: Acked = NO_ACKS) -> bool:
         """Like :meth:`show`, for ``rows`` only: the rows an incremental reconcile re-judged
         (or whose drift status moved), every other row unchanged. Costs those rows, not the
         table. Returns False, having changed nothing on screen, when :meth:`show` is needed:
@@ -284,14 +295,14 @@ class VmTable(DataTable[Text | str]):
         for r in rows:
             self.rows_by_key[r.key] = r
             if r.key in self._shown:
-                self._diff(r.key, self._cells(r, status, stale), updates)
+                self._diff(r.key, self._cells(r, status, stale, acked), updates)
         self._set_cells(updates)
         return True
 
     def _cells(self, r: VmRow, status: dict[tuple[str, str], DriftStatus],
-               stale: frozenset[str]) -> Cells:
+               stale: frozenset[str], acked: Acked = NO_ACKS) -> Cells:
         """The row's cells, its mark included."""
-        cells = self._row_cells(r, status, stale)
+        cells = self._row_cells(r, status, stale, acked)
         if r.key not in self.marks:
             return cells
         hit = self._marked_cells.get(r.key)
@@ -300,7 +311,7 @@ class VmTable(DataTable[Text | str]):
         return hit[1]
 
     def _row_cells(self, r: VmRow, status: dict[tuple[str, str], DriftStatus],
-                   stale: frozenset[str]) -> Cells:
+                   stale: frozenset[str], acked: Acked = NO_ACKS) -> Cells:
         """The row's cells without the mark, recomputed only when the row changed: with
         thousands of VMs and an event storm, building every row's cells on every flush was
         most of the cost."""
@@ -310,9 +321,9 @@ class VmTable(DataTable[Text | str]):
             # The very same row object as last time (an incremental pass keeps unchanged
             # rows), with no drift whose status could have moved: nothing to recompute.
             return hit[1]
-        sig = (r, tuple(status.get(d.ident) for d in r.drifts), is_stale)
+        sig = (r, tuple((status.get(d.ident), acked.get(d.ident)) for d in r.drifts), is_stale)
         if hit is None or hit[0] != sig:
-            hit = (sig, vm_cells(r, self._host_names, status, stale))
+            hit = (sig, vm_cells(r, self._host_names, status, stale, acked))
             self._cache[r.key] = hit
         return hit[1]
 
