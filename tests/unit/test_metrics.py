@@ -72,7 +72,7 @@ def snapshot(clock: Clock, *, incremental: bool = False, took: float = 0.25) -> 
               VCPU.ident: DriftState(DriftStatus.PENDING, clock.mono - 1),
               LIC.ident: DriftState(DriftStatus.CONFIRMED, clock.mono - 600)}
     return SnapshotReady(clock.wall, 0, cmp, MappingProxyType(states), MappingProxyType(LINKS),
-                         settled=True, incremental=incremental, took=took,
+                         settled=True, incremental=incremental, took=took, monotonic=clock.mono,
                          acknowledged=MappingProxyType({LIC.ident: ACK}))
 
 
@@ -98,7 +98,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def state(clock: Clock) -> MetricsState:
-    return MetricsState(stale_after=70.0, clock=lambda: clock.mono, wall=lambda: clock.wall)
+    return MetricsState(stale_after=70.0, clock=lambda: clock.mono)
 
 
 def test_drifts_by_kind_status_and_host_acknowledged_apart(state, clock):

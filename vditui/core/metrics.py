@@ -35,9 +35,6 @@ from vditui.core.present import transport
 PREFIX = "vditui_"
 #: The drift statuses a snapshot holds (a resolved drift is gone from it).
 STATUSES = (DriftStatus.PENDING, DriftStatus.CONFIRMED)
-#: Readings below this are the tracker's monotonic clock, above it wall-clock epoch seconds
-#: (a monotonic clock counts from boot: 1e9 s is 31 years of uptime).
-_EPOCH_FLOOR = 1e9
 
 Labels = tuple[str, ...]
 
@@ -69,14 +66,14 @@ class MetricsState:
 
     ``stale_after``: seconds after the last good platform refresh past which the data counts
     as stale (``/healthz`` answers 503); ``serve`` passes ``2 * refresh_interval +
-    call_timeout``, room for one failed refresh. ``clock`` (monotonic) and ``wall`` are
-    injectable for tests.
+    call_timeout``, room for one failed refresh. ``clock`` (monotonic) is injectable for
+    tests; first-seen times come from each snapshot (:meth:`SnapshotReady.first_seen_at`).
     """
 
-    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, stale_after: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._stale_after = stale_after
-        self._clock, self._wall = clock, wall
+        self._clock = clock
         self._lock = threading.Lock()
         self._snap: SnapshotReady | None = None
         self._links: dict[str, HostLink] = {}
@@ -132,11 +129,11 @@ class MetricsState:
             ok_at, down = self._platform_ok, bool(self._platform_error)
             took = self._pass_seconds
             events, reconnects = Counter(self._events), Counter(self._reconnects)
-        mono, wall = self._clock(), self._wall()
+        mono = self._clock()
         names = {hid: lk.name for hid, lk in links.items()}
         if snap is not None:
             names.update((h.host.id, h.host.name) for h in snap.comparison.hosts)
-        out = _drift_families(snap, names, mono, wall)
+        out = _drift_families(snap, names)
         out.append(_family(
             "host_up", "gauge", "1 when vditui holds a working libvirt connection to the host, "
             "else 0; transport: how the connection goes (tcp, tls, ssh, ...)",
@@ -170,8 +167,7 @@ def _family(name: str, kind: Literal["gauge", "counter"], doc: str, labels: Labe
     return Family(PREFIX + name, kind, doc, labels, tuple(samples))
 
 
-def _drift_families(snap: SnapshotReady | None, names: dict[str, str], mono: float,
-                    wall: float) -> list[Family]:
+def _drift_families(snap: SnapshotReady | None, names: dict[str, str]) -> list[Family]:
     """Drift counts by kind, status and host (every combination, zeros included, so a sum or
     an alert never meets a missing series), apart for acknowledged ones; and one series per
     unacknowledged drift, its first-seen time, for alerts that name the VM (keyed like the
@@ -192,8 +188,9 @@ def _drift_families(snap: SnapshotReady | None, names: dict[str, str], mono: flo
                 acked[key] += 1
                 continue
             firing[key] += 1
-            seen.append(((d.key, d.subject, d.kind.value, host, state.status.value),
-                         _wall_time(state.first_seen, mono, wall)))
+            since = snap.first_seen_at(d.ident)
+            if since is not None:
+                seen.append(((d.key, d.subject, d.kind.value, host, state.status.value), since))
     keys = [(k.value, s.value, h) for h in sorted(hosts) for k in DriftKind for s in STATUSES]
     labels = ("kind", "status", "host")
     return [
@@ -208,9 +205,3 @@ def _drift_families(snap: SnapshotReady | None, names: dict[str, str], mono: flo
                 "host's id), subject (VM or host name), kind, host and status",
                 ("key", "subject", "kind", "host", "status"), sorted(seen)),
     ]
-
-
-def _wall_time(first_seen: float, mono: float, wall: float) -> float:
-    """A first-seen time as Unix time: the drift tracker's clock is monotonic (a reading far
-    below the epoch's seconds); one already on the wall clock is kept as it is."""
-    return first_seen if first_seen >= _EPOCH_FLOOR else wall - (mono - first_seen)
