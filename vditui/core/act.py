@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vditui.core import audit
-from vditui.core.act_rules import VERB, agrees, applies, exit_code, judge, sides, target_of
+from vditui.core.act_rules import agrees, applies, exit_code, judge, sides, target_of
 from vditui.core.actions import (
     Action,
     ActionError,
@@ -30,6 +30,7 @@ from vditui.core.actions import (
 )
 from vditui.core.events import ActionUpdate
 from vditui.core.models import Comparison, ConnState, VdiVm, VmRow
+from vditui.core.present import action_noun
 from vditui.core.reconcile import reconcile
 from vditui.core.vdi import VdiError, VdiStatusError
 from vditui.core.vdi_actions import BatchAnswer, Request, requests_for
@@ -306,7 +307,7 @@ class _Run:
             targets = [by_id[i] for i in req.vm_ids if i in by_id]
             async with sem:
                 for t in targets:
-                    self.update(t, ActionPhase.SENT, f"{t.name}: {VERB[plan.action]} sent")
+                    self.update(t, ActionPhase.SENT, f"{t.name}: {action_noun(plan.action)} sent")
                 try:
                     answer = await self.engine._client.send(req)
                 except VdiStatusError as exc:
@@ -346,7 +347,7 @@ class _Run:
     # ------------------------------------------------------------------ follow-up
     async def follow(self, targets: list[ActionTarget], started: float) -> None:
         """Re-read until each VM's two sides agree, or the action timeout."""
-        verb = VERB[self.plan.action]
+        verb = action_noun(self.plan.action)
         pending = {t.vm_id: t for t in targets if t.vm_id}
         deadline = started + self.settings.action_timeout
         last: dict[str, VmRow] = {}

@@ -8,12 +8,11 @@ from collections.abc import Mapping
 
 from vditui.core.actions import Action, ActionPhase, ActionTarget
 from vditui.core.models import DriftKind, VdiVmStatus, VirtState, VmRow, vdi_status_label
+from vditui.core.present import action_noun
 
 ACTIONABLE = frozenset({DriftKind.STATE, DriftKind.PLACEMENT, DriftKind.ONLY_IN_VDI})
 """The drifts an action can end: a VM's state or place, or a VM libvirt does not have."""
 EXIT_OK, EXIT_SOME, EXIT_PLATFORM = 0, 1, 2
-VERB = {Action.SYNC: "sync", Action.SYNC_HOST: "host sync", Action.START: "start",
-         Action.SHUTDOWN: "shutdown", Action.REBOOT: "reboot"}
 _OFF = frozenset({VirtState.SHUTOFF, VirtState.CRASHED})
 _RUNNING = frozenset({VirtState.RUNNING, VirtState.BLOCKED})
 DRIFT_GONE = "drift gone: "
@@ -77,7 +76,8 @@ def judge(action: Action, row: VmRow | None, host_name: str,
         return f"{DRIFT_GONE}{sides(row, hosts)}"
     if not applies(action, row):
         side = "off" if action is Action.START else "running"
-        return f"{VERB[action]} does not apply: neither side says {side} ({sides(row, hosts)})"
+        return (f"{action_noun(action)} does not apply: neither side says {side} "
+                f"({sides(row, hosts)})")
     return None
 
 

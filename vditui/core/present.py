@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from vditui.core.actions import Action
 from vditui.core.models import (
     ConnState,
     Domain,
@@ -199,3 +200,19 @@ def ack_cell(kinds: Iterable[DriftKind], reason: str) -> str:
     """The VM table's drift cell when every drift of the row is acknowledged:
     "~ state: licence server" (the table cuts it to the column)."""
     return f"{ACK_MARK} {kinds_text(kinds)}: {reason}"
+
+
+_ACTION_NOUN = {Action.SYNC: "sync", Action.SYNC_HOST: "host sync", Action.START: "start",
+                Action.SHUTDOWN: "shutdown", Action.REBOOT: "reboot"}
+_ACTION_LABEL = {Action.SYNC: "sync status", Action.SYNC_HOST: "sync host status",
+                 Action.START: "start", Action.SHUTDOWN: "shut down", Action.REBOOT: "reboot"}
+
+
+def action_noun(action: Action) -> str:
+    """An action as a noun in a sentence: "resolved 4.1 s after sync"."""
+    return _ACTION_NOUN[action]
+
+
+def action_label(action: Action, force: bool = False) -> str:
+    """An action as the operator picks it in a menu: "shut down (force)"."""
+    return _ACTION_LABEL[action] + (" (force)" if force else "")

@@ -9,12 +9,11 @@ from rich.text import Text
 
 from vditui.core.actions import Action, ActionPhase, ActionPlan, ActionResult, ActionTarget
 from vditui.core.events import ActionUpdate
+from vditui.core.present import action_label
 
 #: An entry of the action menu: the action, and whether it is the force variant.
 Choice = tuple[Action, bool]
 
-_LABEL = {Action.SYNC: "sync status", Action.SYNC_HOST: "sync host status",
-          Action.START: "start", Action.SHUTDOWN: "shut down", Action.REBOOT: "reboot"}
 _HELP = {
     Action.SYNC: "the platform re-reads each VM's real state",
     Action.SYNC_HOST: "the platform re-reads every VM of each VM's host",
@@ -39,7 +38,7 @@ def choices(actions: tuple[Action, ...]) -> list[Choice]:
 
 def choice_label(choice: Choice) -> str:
     action, force = choice
-    return _LABEL.get(action, action.value) + (" (force)" if force else "")
+    return action_label(action, force)
 
 
 def choice_help(choice: Choice) -> str:
