@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from vditui.config import ConfigError
 from vditui.core.drift import DriftStatus
-from vditui.core.engine import Engine, platform_message
+from vditui.core.engine import Engine
 from vditui.core.events import (
     AckExpired,
     DomainChanged,
@@ -29,6 +29,7 @@ from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
+from vditui.core.vdi_errors import platform_message
 from vditui.launch import Launch
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNREACHABLE = 0, 1, 2

@@ -27,10 +27,11 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from vditui.config.paths import display_path, log_dir
-from vditui.core.engine import Engine, platform_message
+from vditui.core.engine import Engine
 from vditui.core.metrics import MetricsState
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiAuthError, VdiError, VdiTlsError
+from vditui.core.vdi_errors import platform_message
 from vditui.metrics import registry
 
 log = logging.getLogger("vditui.serve")

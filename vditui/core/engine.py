@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -44,8 +43,9 @@ from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
 from vditui.core.settings import EngineSettings as EngineSettings
 from vditui.core.uris import UriError, candidates
-from vditui.core.vdi import VdiError, VdiUnreachable
+from vditui.core.vdi import VdiError
 from vditui.core.vdi_actions import VdiActionClient
+from vditui.core.vdi_errors import platform_message
 from vditui.core.virt import probe
 
 log = logging.getLogger("vditui.engine")
@@ -63,25 +63,6 @@ class _WarningLog(list[str]):
     def append(self, item: str) -> None:
         self.appended += 1
         super().append(item)
-
-
-def platform_message(exc: VdiError) -> str:
-    """The one line shown for a platform failure: the client's (platform URL and cause), made
-    explicit when the transport error names no reason (httpx's ``ReadError`` says nothing by
-    itself; the system's "Connection reset by peer" behind it does)."""
-    text = str(exc)
-    bare = re.search(r": ([A-Z][A-Za-z]*)$", text) if isinstance(exc, VdiUnreachable) else None
-    if bare is None:
-        return text
-    cur: BaseException | None = exc
-    for _ in range(20):
-        if cur is None:
-            break
-        if isinstance(cur, OSError) and cur.strerror:
-            return (f"{text[:bare.start()]}: the platform dropped the connection "
-                    f"({bare.group(1)}: {cur.strerror})")
-        cur = cur.__cause__ or cur.__context__
-    return f"{text[:bare.start()]}: the platform dropped the connection ({bare.group(1)})"
 
 
 def _keep_missing(new: VdiInventory, old: VdiInventory) -> tuple[VdiInventory, int, int]:

@@ -6,6 +6,8 @@ by the client (:mod:`vditui.core.vdi`, which re-exports them).
 
 from __future__ import annotations
 
+import re
+
 from vditui.core.vdi_parse import one_line
 
 
@@ -51,3 +53,22 @@ class VdiAuthError(VdiStatusError):
 
 class VdiShapeError(VdiError):
     """The answer is JSON but not shaped as the spec says; the message names the field path."""
+
+
+def platform_message(exc: VdiError) -> str:
+    """The one line shown for a platform failure: the client's (platform URL and cause), made
+    explicit when the transport error names no reason (httpx's ``ReadError`` says nothing by
+    itself; the system's "Connection reset by peer" behind it does)."""
+    text = str(exc)
+    bare = re.search(r": ([A-Z][A-Za-z]*)$", text) if isinstance(exc, VdiUnreachable) else None
+    if bare is None:
+        return text
+    cur: BaseException | None = exc
+    for _ in range(20):
+        if cur is None:
+            break
+        if isinstance(cur, OSError) and cur.strerror:
+            return (f"{text[:bare.start()]}: the platform dropped the connection "
+                    f"({bare.group(1)}: {cur.strerror})")
+        cur = cur.__cause__ or cur.__context__
+    return f"{text[:bare.start()]}: the platform dropped the connection ({bare.group(1)})"
