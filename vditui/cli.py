@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vditui.history_cmd import add_parser as add_history
 
     _common(add_history(sub), True)
-    from vditui.act_cmd import add_parsers
+    from vditui.act_args import add_parsers
 
     add_parsers(sub, lambda parser: _common(parser, True))
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
