@@ -36,6 +36,9 @@ from vditui.lab.scenario import load_default
 from vditui.ui.app import VdiApp
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen
 from vditui.ui.screens.reconnect import ReconnectScreen
+from vditui.ui.widgets.diff_panel import DiffPanel
+from vditui.ui.widgets.event_log import EventLog
+from vditui.ui.widgets.host_tree import HostTree
 from vditui.ui.widgets.vm_table import FLUSH_DELAY, VmTable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +106,11 @@ async def _shoot(lab: Lab, size: tuple[int, int], out: Path, prepare: Prepare,
             for box in screen.query(Input):
                 box.cursor_blink = False
         await pilot.pause(FLUSH_DELAY * 4)
+        # The tree, the diff panel and the log pace their redraws (up to 0.5 s apart): a
+        # picture taken before they caught up shows the last drift in the table but not in
+        # the tree's counts.
+        paced = [app.query_one(HostTree), app.query_one(DiffPanel), app.query_one(EventLog)]
+        await _wait(pilot, lambda: not any(w.pending for w in paced), "the paced widgets")
         await pilot.pause()
         out.write_text(app.export_screenshot(), encoding="utf-8")
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
