@@ -12,7 +12,6 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import date
 from pathlib import Path
 
 from rich.text import Text
@@ -26,20 +25,17 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import Worker, WorkerState
 
-from vditui.core.acks import AckRule
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
 from vditui.core.models import Comparison
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
-from vditui.ui.acting import ActingApp
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import Snapshot
-from vditui.ui.screens.ack import AckScreen, notice, rules_for, save_rules, unacknowledged
+from vditui.ui.noting import NotingApp
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
-from vditui.ui.screens.timeline import TimelineScreen
 from vditui.ui.view import COLUMNS, NO_ACKS, Acked, Filter
 from vditui.ui.widgets.diff_panel import DiffPanel, Selection
 from vditui.ui.widgets.event_log import EventLog
@@ -53,7 +49,7 @@ NARROW = 110
 FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
 
 
-class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
+class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp: actions
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "vditui"
     BINDINGS = [
@@ -67,10 +63,8 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
         Binding("e", "export", "export"),
         Binding("t", "toggle_theme", "theme", show=False),
         Binding("h", "toggle_hosts", "hosts", show=False),
-        Binding("i", "timeline", "timeline", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
-        Binding("k", "acknowledge", "acknowledge", show=False),
     ]
 
     def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
@@ -322,54 +316,6 @@ class VdiApp(ActingApp):  # ActingApp: marks and actions, their keys and screens
             return
         self.push_screen(ReconnectScreen.for_host(engine, row.host, link, self.config_path,
                                                   self.profile_name))
-
-    def action_timeline(self) -> None:
-        """The selected VM's drift history (and its host's incidents), read in a thread."""
-        table = self.query_one("#vms", VmTable)
-        key = table.selected_key
-        row = table.rows_by_key.get(key) if key is not None else None
-        if row is None:
-            self.notify("select a VM first", severity="warning")
-            return
-        s = self.settings
-        if s is None or s.history_path is None:
-            self.notify("no history is kept in this session", severity="warning")
-            return
-        names = {h.host.id: h.host.name for h in self.comparison.hosts} if (
-            self.comparison is not None) else {}
-        host = names.get(row.virt_host_id or row.host_id, "")
-        self.push_screen(TimelineScreen(s.history_path, s.url, row.name, host, self.clock))
-
-    def action_acknowledge(self) -> None:
-        """Acknowledge the selected VM's drift: ask why and until when, save, apply."""
-        table, snap = self.query_one("#vms", VmTable), self.snapshot
-        row = table.rows_by_key.get(table.selected_key or "")
-        drifts = unacknowledged(row, snap.acknowledged) if row and snap else []
-        if self.engine is None or row is None or snap is None or not drifts:
-            self.notify("select a VM with a drift that is not acknowledged yet", severity="warning")
-            return
-        names = {h.host.id: h.host.name for h in snap.comparison.hosts}
-
-        def then(answer: tuple[str, date | None] | None) -> None:
-            if answer is not None:
-                self._save_acks(rules_for(row, names, snap.acknowledged, *answer))
-
-        today = date.fromtimestamp(self.clock())
-        self.push_screen(AckScreen(row.name, drifts, today), then)
-
-    @work(group="ack", exclusive=True, exit_on_error=False, thread=True)
-    def _save_acks(self, rules: list[AckRule]) -> None:
-        """Save ``rules`` to the config file (if there is one), then apply them live."""
-        where = save_rules(self.config_path, self.profile_name, rules,
-                           date.fromtimestamp(self.clock()))
-        self.call_from_thread(self._apply_acks, rules, where)
-
-    def _apply_acks(self, rules: list[AckRule], where: str) -> None:
-        if self.engine is not None:
-            for rule in rules:
-                self.engine.acknowledge(rule)
-        text, severity = notice(rules, where)
-        self.notify(text, severity=severity)
 
     def action_export(self) -> None:
         if self.snapshot is None:
