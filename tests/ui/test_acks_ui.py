@@ -115,5 +115,7 @@ async def test_k_asks_why_and_until_when_then_saves_and_applies_the_rule(
 
 def test_k_is_in_the_help_not_in_the_footer():
     assert "| k | acknowledge the selected VM's drift" in HELP
-    (binding,) = [b for b in VdiApp.BINDINGS if getattr(b, "key", None) == "k"]
+    # The app's bindings are its own and its bases' (Textual merges them along the MRO).
+    bindings = [b for cls in VdiApp.__mro__ for b in vars(cls).get("BINDINGS", ())]
+    (binding,) = [b for b in bindings if getattr(b, "key", None) == "k"]
     assert binding.action == "acknowledge" and binding.show is False
