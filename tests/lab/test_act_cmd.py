@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.cli_env import cli_env, lab_args
 from vditui.lab.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
@@ -24,16 +25,11 @@ VDITUI = str(Path(sys.executable).with_name("vditui"))
 
 
 def env_for(home: Path, lab: Lab) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CACHE_HOME": str(home / "cache"), "LANG": "C.UTF-8",
-            "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "VDITUI_PASSWORD": lab.password}
+    return cli_env(home, lab.password)
 
 
 def target(lab: Lab) -> list[str]:
-    templates = [a for t in lab.uri_templates for a in ("--uri-template", t)]
-    return ["--url", lab.vdi_url, "--user", lab.username, *templates, "--timeout", "2",
-            "--grace", "0"]
+    return lab_args(lab)
 
 
 def vditui(home: Path, lab: Lab, *args: str, with_target: bool = True,

@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import queue
 import re
 import signal
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.cli_env import cli_env, lab_args
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import Scenario
 
@@ -52,22 +52,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("home")
 
 
-def cli_env(home: Path, password: str | None) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_CACHE_HOME": str(home / "cache"), "XDG_DATA_HOME": str(home / "data"),
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    if os.environ.get("PYTHONPATH"):  # a worktree's run tests that worktree's code
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    if password is not None:
-        env["VDITUI_PASSWORD"] = password
-    return env
-
-
 def target(lab: Lab, url: str | None = None) -> list[str]:
-    templates = [a for t in lab.uri_templates for a in ("--uri-template", t)]
-    return ["--url", url or lab.vdi_url, "--user", lab.username, *templates,
-            "--timeout", "2", "--grace", "0"]
+    return lab_args(lab, url)
 
 
 def secrets_of(lab: Lab, *extra: str) -> list[str]:

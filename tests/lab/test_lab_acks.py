@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import queue
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.cli_env import cli_env
 from vditui.core.acks import AckRule
 from vditui.core.drift import DriftStatus
 from vditui.core.events import AckExpired, DriftChanged, EngineEvent, SnapshotReady
@@ -47,15 +47,7 @@ def drift_lab(default_scenario: Scenario, subset: Any) -> Iterator[Lab]:
 
 
 def env_for(home: Path, lab: Lab) -> dict[str, str]:
-    """HOME and XDG dirs of the test's own, the lab's password; PYTHONPATH kept, so that the
-    command runs the code under test (a worktree's) and not the one installed."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_CACHE_HOME": str(home / "cache"), "LANG": "C.UTF-8",
-           "VDITUI_PASSWORD": lab.password}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return env
+    return cli_env(home, lab.password)
 
 
 def profile(path: Path, lab: Lab, acks: str = "") -> Path:

@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.cli_env import cli_env
 from vditui.core import history_db as hdb
 from vditui.core.drift import DriftStatus
 from vditui.core.events import DriftChanged, EngineEvent, SnapshotReady
@@ -189,16 +189,6 @@ async def test_host_and_platform_incidents_under_faults(
 
 
 # --------------------------------------------------------------------------- the command
-
-
-def cli_env(home: Path, password: str | None = None) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_CACHE_HOME": str(home / "cache"), "LANG": "C.UTF-8",
-           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    if password is not None:
-        env["VDITUI_PASSWORD"] = password
-    return env
 
 
 def history_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input, RichLog
 
+from tests.lab.cli_env import cli_env as shared_env
 from vditui import logsetup
 from vditui.cli import build_parser
 from vditui.config.write import save_host_uri, write_private
@@ -165,15 +166,7 @@ class Run:
 
 
 def cli_env(home: Path, password: str | None) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_CACHE_HOME": str(home / "cache"), "XDG_DATA_HOME": str(home / "data"),
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "VDITUI_LOG_LEVEL": "DEBUG"}
-    if os.environ.get("PYTHONPATH"):  # a worktree's run tests that worktree's code
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    if password is not None:
-        env[PW_ENV] = password
-    return env
+    return shared_env(home, password, password_env=PW_ENV, VDITUI_LOG_LEVEL="DEBUG")
 
 
 def run_cli(home: Path, *args: str, password: str | None, timeout: float = 40) -> Run:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import shutil
 import signal
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.lab.cli_env import cli_env, lab_args
 from vditui.lab.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
@@ -40,23 +40,7 @@ RULES = ROOT / "docs" / "vditui-alerts.yml"
 
 
 def env_for(home: Path, password: str | None) -> dict[str, str]:
-    """HOME and XDG dirs under the test's tmp dir: the user's config, logs and state are never
-    touched."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "XDG_CONFIG_HOME": str(home / "config"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_CACHE_HOME": str(home / "cache"), "XDG_DATA_HOME": str(home / "data"),
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    if "PYTHONPATH" in os.environ:  # a worktree's own code, as the test process runs it
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    if password is not None:
-        env["VDITUI_PASSWORD"] = password
-    return env
-
-
-def lab_args(lab: Lab, url: str | None = None) -> list[str]:
-    templates = [a for t in lab.uri_templates for a in ("--uri-template", t)]
-    return ["--url", url or lab.vdi_url, "--user", lab.username, *templates,
-            "--timeout", "2", "--grace", "0"]
+    return cli_env(home, password)
 
 
 def eventually(what: Callable[[], Any], within: float, doing: str) -> Any:
