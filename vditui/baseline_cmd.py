@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from vditui.config import ConfigError, display_path
-from vditui.core.acks import HOST_KINDS, AckRule, parse_kind
+from vditui.core.acks import HOST_KINDS, AckRule, exact, parse_kind
 from vditui.core.events import SnapshotReady
 from vditui.core.models import DriftKind
 from vditui.core.present import kind_name
@@ -37,8 +37,8 @@ def baseline_rules(snap: SnapshotReady, kinds: frozenset[DriftKind] | None,
         if kinds is not None and d.kind not in kinds:
             continue
         host = names.get(d.host_id)
-        vm = None if d.kind in HOST_KINDS else d.subject
-        rule = AckRule(reason=reason, vm=vm, host=host, kind=d.kind)
+        vm = None if d.kind in HOST_KINDS else exact(d.subject)
+        rule = AckRule(reason=reason, vm=vm, host=exact(host) if host else None, kind=d.kind)
         rules.setdefault(rule, f"{kind_name(d.kind)}: {d.subject}: {d.message}")
     return list(rules.items())
 

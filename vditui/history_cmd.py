@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = 
     platform = _platform(args)
     path = history_path()
     try:
-        db = hdb.connect(path, create=False)
+        db = hdb.connect_readonly(path)
         try:
             drifts = hdb.drifts(db, since=since, vm=args.vm, host=args.host, platform=platform)
             incidents = [] if args.vm else hdb.incidents(db, since=since, host=args.host,

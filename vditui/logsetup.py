@@ -11,9 +11,13 @@ import contextlib
 import logging
 import logging.handlers
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from vditui.core.safefile import UnsafeFileError, open_fd, private_dir
+from vditui.core.uris import redact_uri
 
 LEVEL_ENV = "VDITUI_LOG_LEVEL"
 LIBVIRT_LOG_ENV = "LIBVIRT_LOG_OUTPUTS"
@@ -33,15 +37,51 @@ def level_from_env(default: int = logging.INFO) -> tuple[int, str]:
     return default, f"{LEVEL_ENV}={raw!r} is not a log level (DEBUG, INFO, WARNING, ERROR)"
 
 
+_off_reason = ""
+
+
+def degraded() -> str:
+    """Why logging is off (no log dir, a link or FIFO in place of the file, a full disk), in
+    one line naming the file; "" while it works. For the faces to say once."""
+    return _off_reason
+
+
+def _say_off(reason: str) -> None:
+    global _off_reason
+    _off_reason = reason
+
+
 class _PrivateFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating log file (and each file it rotates to) readable by its owner only: logs
-    name the platform, hosts and VMs."""
+    """A rotating log file (and each file it rotates to) readable by its owner only (logs
+    name the platform, hosts and VMs), never opened through a link or as a FIFO, whose
+    failures (a full disk) are said once on stderr, in one line, instead of a traceback per
+    record."""
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with contextlib.suppress(OSError):  # a file left by an older version: private too
-            os.fchmod(fd, 0o600)
+        fd = open_fd(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600,
+                     private=True)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if _off_reason:
+            return  # said once already; the rest are dropped quietly
+        exc = sys.exc_info()[1]
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        _say_off(f"{self.baseFilename}: cannot write the log ({why}); later log records "
+                 "are dropped")
+        with contextlib.suppress(Exception):  # Textual captures stderr while the TUI runs
+            print(f"vditui: warning: {_off_reason}", file=sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _off_reason:
+            super().emit(record)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """The log line with secrets inside URIs redacted (libvirt's messages quote the URI)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_uri(super().format(record))
 
 
 def _libvirt_log_to(path: Path | None) -> None:
@@ -59,7 +99,7 @@ def setup_logging(level: int | None = None, directory: Path | None = None) -> Pa
 
     ``level`` None means the level ``VDITUI_LOG_LEVEL`` names, else INFO. Returns the log
     file's path, or None when no log dir could be created (then records are dropped rather than
-    printed)."""
+    printed, and :func:`degraded` says why)."""
     global _done
     root = logging.getLogger()
     if _done:
@@ -76,15 +116,20 @@ def setup_logging(level: int | None = None, directory: Path | None = None) -> Pa
     from vditui.config.paths import log_dir
 
     path: Path | None = None
+    d = directory or log_dir()
     try:
-        d = directory or log_dir()
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(d)
         path = d / "vditui.log"
         handler: logging.Handler = _PrivateFileHandler(
             path, maxBytes=5_000_000, backupCount=2, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(
+        handler.setFormatter(_RedactingFormatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    except OSError:
+    except OSError as exc:
+        where = path or d
+        why = exc.strerror if exc.strerror and not isinstance(exc, UnsafeFileError) else exc
+        _say_off(f"logging is off: {why}" if isinstance(exc, UnsafeFileError)
+                 else f"logging is off: {where}: {why}")
+        path = None
         handler = logging.NullHandler()
     root.addHandler(handler)
     _libvirt_log_to(path.with_name("libvirt-client.log") if path else None)

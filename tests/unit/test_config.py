@@ -698,7 +698,8 @@ def test_save_host_uri_writes_mode_0600_atomically(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", EXAMPLE, mode=0o644)
     save_host_uri(path, "prod", "hv-03", "qemu+tcp://10.0.0.8/system")
     assert mode_of(path) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]  # no temp file left
+    # No temp file left; the lock file beside it stays (it serialises writers).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.toml.lock", "c.toml"]
 
 
 def test_save_host_uri_creates_a_missing_file_and_dir(tmp_path: Path) -> None:
@@ -724,13 +725,16 @@ def test_save_host_uri_in_a_legacy_file_goes_under_libvirt(tmp_path: Path) -> No
     assert profile.uri_templates == ("qemu+ssh://root@{ip}/system",)
 
 
-def test_save_host_uri_follows_a_symlink(tmp_path: Path) -> None:
-    real = write(tmp_path / "dotfiles" / "vditui.toml", EXAMPLE)
+def test_save_host_uri_refuses_a_symlink_and_leaves_its_target(tmp_path: Path) -> None:
+    # vditui may run as root: a link in place of the config is never written through.
+    real = write(tmp_path / "dotfiles" / "vditui.toml", EXAMPLE, mode=0o644)
     link = tmp_path / "config.toml"
     link.symlink_to(real)
-    save_host_uri(link, "prod", "hv-01", "qemu+tcp://10.9.9.9/system")
+    with pytest.raises(ConfigError, match=r"config\.toml: cannot use: is a symbolic link"):
+        save_host_uri(link, "prod", "hv-01", "qemu+tcp://10.9.9.9/system")
     assert link.is_symlink()
-    assert "10.9.9.9" in real.read_text()
+    assert real.read_text() == EXAMPLE
+    assert mode_of(real) == 0o644
 
 
 def test_save_host_uri_refuses_a_broken_file_and_a_bad_uri(tmp_path: Path) -> None:

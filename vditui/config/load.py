@@ -20,6 +20,7 @@ from vditui.config.errors import UNSET, ConfigError
 from vditui.config.paths import default_config_path, display_path
 from vditui.config.profile import LEGACY_PROFILE, Config, Profile
 from vditui.core.acks import AckRule
+from vditui.core.safefile import UnsafeFileError, read_bytes
 from vditui.tomlpos import dotted, find_line
 
 
@@ -150,11 +151,13 @@ def load_config(path: Path | None) -> Config:
     explicit = path is not None
     file = (path if path is not None else default_config_path()).expanduser()
     try:
-        data = file.read_bytes()
+        data = read_bytes(file)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(file, None, None, "config file not found") from None
         return Config(path=file)
+    except UnsafeFileError as exc:
+        raise ConfigError(file, None, None, f"cannot use: {exc.reason}") from None
     except OSError as exc:
         raise ConfigError(file, None, None, f"cannot read: {exc.strerror}") from None
     try:

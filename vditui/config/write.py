@@ -4,7 +4,8 @@ private files.
 tomlkit edits the operator's document in place, so their comments, ordering and formatting
 survive and only the table being added or changed differs. Every file vditui writes replaces the
 old one atomically (a temp file in the same directory, then ``os.replace``) with mode 0600, as it
-may hold a password.
+may hold a password; edits of the config are serialised across processes by a lock beside it and
+re-read under that lock (`edit_locked`), so two writers at once both keep their change.
 
 Where a URI goes: ``[profiles.<profile>.hosts."<host>"]``, except for the profile "default" of a
 file in the legacy layout (``[vdi]`` / ``[libvirt]``), whose hosts live in
@@ -14,9 +15,11 @@ file in the legacy layout (``[vdi]`` / ``[libvirt]``), whose hosts live in
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,13 @@ from vditui.config.errors import ConfigError
 from vditui.config.load import parse_config
 from vditui.config.profile import LEGACY_PROFILE
 from vditui.core.acks import AckRule
+from vditui.core.safefile import (
+    PRIVATE_FILE,
+    UnsafeFileError,
+    check_not_special,
+    open_fd,
+    read_text,
+)
 from vditui.tomlpos import dotted, find_line
 
 _Container = tomlkit.TOMLDocument | Table | InlineTable
@@ -46,8 +56,10 @@ def save_host_uri(path: Path, profile: str, host: str, uri: str) -> None:
         raise ConfigError(expected="a profile and a host name are needed to save a URI")
     if not isinstance(uri, str) or "://" not in uri:
         raise ConfigError(None, None, "uri", "expected a libvirt URI containing ://", uri)
-    target = _real_path(path)
-    text = _read(target)
+    edit_locked(path, lambda target, text: _with_host_uri(target, text, profile, host, uri))
+
+
+def _with_host_uri(target: Path, text: str, profile: str, host: str, uri: str) -> str:
     if text:
         parse_config(text, target)  # the loader's messages, with lines, for a broken file
     try:
@@ -79,7 +91,7 @@ def save_host_uri(path: Path, profile: str, host: str, uri: str) -> None:
     if out.endswith("\n\n") and not text.endswith("\n\n"):
         out = out.rstrip("\n") + "\n"  # the blank line added above, when the table came last
     parse_config(out, target)
-    write_private(target, out)
+    return out
 
 
 def _put_first(entry: Table | InlineTable, uri: str) -> None:
@@ -107,37 +119,87 @@ def _descend(doc: tomlkit.TOMLDocument, keypath: tuple[str, ...], path: Path, te
     return container
 
 
-def _real_path(path: Path) -> Path:
-    # Write through a symlink (dotfile managers) instead of replacing the link with a file.
-    return Path(os.path.realpath(path.expanduser()))
-
-
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_text(path)
     except FileNotFoundError:
         return ""
     except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, UnsafeFileError):
+            raise ConfigError(path, None, None, f"cannot use: {exc.reason}") from None
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(path, None, None, f"cannot read: {reason}") from None
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def edit_locked(path: Path, change: Callable[[Path, str], str]) -> None:
+    """Rewrite the config at ``path`` with ``change(path, old_text)``, serialised with every
+    other vditui writing it: an exclusive lock on ``.<name>.lock`` beside it, the file read
+    again under the lock (so a rule another process added meanwhile is kept), then
+    :func:`write_private`. The file's line endings (CRLF or LF) are kept. A link in place of
+    the file is refused, not followed (vditui may run as root): pass the real path."""
+    target = path.expanduser()
+    _make_dir(target.parent)
     try:
+        lock = open_fd(target.with_name(f".{target.name}.lock"), os.O_RDWR | os.O_CREAT,
+                       PRIVATE_FILE)
+    except OSError as exc:
+        why = exc.reason if isinstance(exc, UnsafeFileError) else exc.strerror
+        raise ConfigError(target, None, None, f"cannot lock for writing: {why}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _remove_stale_copies(target)
+        text = _read(target)
+        crlf = "\r\n" in text
+        out = change(target, text.replace("\r\n", "\n") if crlf else text)
+        write_private(target, out.replace("\n", "\r\n") if crlf else out)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(directory, None, None, f"cannot create: {exc.strerror}") from None
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_copies(path: Path) -> None:
+    """Temporary copies left by a writer killed mid-write (they may hold the password): under
+    the lock no other writer is running, so any left is stale."""
+    for stale in path.parent.glob(f"{glob.escape(_temp_prefix(path))}*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600): a
+    temporary copy made 0600 from the start in the same directory, written, fsynced, renamed
+    over ``path``, and the directory fsynced; on any failure the copy is removed. A link,
+    FIFO or directory at ``path`` is an `UnsafeFileError`, left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_not_special(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
+    try:
+        os.fchmod(fd, PRIVATE_FILE)  # before a byte is written: mkstemp's 0600 is a detail
         # newline="" keeps the file's own line endings, which tomlkit preserved.
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)  # mkstemp's 0600 is a CPython detail worth not relying on
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
 
 
 def save_ack_rules(path: Path, profile: str, rules: Sequence[AckRule], note: str = "") -> None:
@@ -148,8 +210,11 @@ def save_ack_rules(path: Path, profile: str, rules: Sequence[AckRule], note: str
     them: that is a `ConfigError` saying so."""
     if not profile:
         raise ConfigError(expected="a profile is needed to save an acknowledgement")
-    target = _real_path(path)
-    text = _read(target)
+    edit_locked(path, lambda target, text: _with_ack_rules(target, text, profile, rules, note))
+
+
+def _with_ack_rules(target: Path, text: str, profile: str, rules: Sequence[AckRule],
+                    note: str) -> str:
     if text:
         parse_config(text, target)
     try:
@@ -179,7 +244,7 @@ def save_ack_rules(path: Path, profile: str, rules: Sequence[AckRule], note: str
     if out.endswith("\n\n") and not text.endswith("\n\n"):
         out = out.rstrip("\n") + "\n"  # the blank line added above, when the rule came last
     parse_config(out, target)
-    write_private(target, out)
+    return out
 
 
 def _end_with_blank_line(table: Any) -> None:

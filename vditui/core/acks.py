@@ -22,6 +22,7 @@ What each key of a rule matches (every key given must match; an absent key match
 from __future__ import annotations
 
 import fnmatch
+import glob
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -86,6 +87,14 @@ class AckRule:
                                          ("kind", self.kind.value if self.kind else None),
                                          ("field", self.field)) if v is not None]
         return " ".join(parts) or "every drift"
+
+
+def exact(name: str) -> str:
+    """A ``vm`` or ``host`` pattern matching ``name`` only: its glob characters (``*``, ``?``,
+    ``[``) bracketed, as fnmatch reads them (``class-a-0*`` becomes ``class-a-0[*]``). For
+    rules written from a drift (``baseline``, the TUI's ``k``), so that a VM named like a glob
+    never hides another VM's drift."""
+    return glob.escape(name)
 
 
 def parse_kind(text: str) -> DriftKind | None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from vditui.core.safefile import open_fd, private_dir, read_text
 
 MODE = 0o600
 
@@ -39,12 +40,11 @@ def to_line(record: dict[str, Any]) -> str:
 
 def append(path: Path, line: str) -> None:
     """Append ``line`` to the trail, creating it (and its directory, 0700) if need be. The file
-    is created 0600 and put back to 0600 if someone widened it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, MODE)
+    is created 0600 and put back to 0600 if someone widened it; a link, FIFO or device in its
+    place is an `UnsafeFileError` (see :mod:`vditui.core.safefile`), never followed."""
+    private_dir(path.parent)
+    fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, MODE, private=True)
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != MODE:
-            os.fchmod(fd, MODE)
         os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
     finally:
         os.close(fd)
@@ -61,11 +61,12 @@ class Trail:
 def read(path: Path, since: datetime | None = None) -> Trail:
     """The trail's records (at or after ``since`` when given); a missing file is empty. Lines
     that are not a JSON object are counted, not fatal: a trail cut short by a crash still
-    reads."""
+    reads. Read-only: the file is neither created nor chmodded, and never read through a
+    link."""
     records: list[dict[str, Any]] = []
     bad: list[int] = []
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_text(path, errors="replace")
     except FileNotFoundError:
         return Trail(())
     for n, line in enumerate(text.splitlines(), 1):

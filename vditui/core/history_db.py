@@ -18,6 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from vditui.core.safefile import (
+    PRIVATE_FILE,
+    UnsafeFileError,
+    check_not_special,
+    open_fd,
+    private_dir,
+)
+
 SCHEMA_VERSION = 2
 """The schema this vditui writes (``PRAGMA user_version``); older files are migrated forward."""
 BUSY_TIMEOUT_MS = 5000
@@ -113,16 +121,25 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None] | None, ...] = (None, _migrate_1_to_2)
 
 
+SIDE_FILES = ("-wal", "-shm", "-journal")
+"""The files SQLite opens by name beside the database (it follows links; vditui checks first)."""
+
+
+def _check_files(path: Path) -> None:
+    """Refuse a link, FIFO, device or directory in place of the database or of a file SQLite
+    opens beside it: SQLite opens them by name, following links (and would block on a FIFO).
+    The directory is vditui's own (0700, the user's), so nothing can be planted after this."""
+    for name in ("", *SIDE_FILES):
+        check_not_special(path.with_name(path.name + name))
+
+
 def _create_private(path: Path) -> None:
     """Make the file (and its directory) readable by its owner only, before SQLite opens it:
     the history names the platform, hosts and VMs. SQLite gives its -wal and -shm files the
     database's mode."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # a file left by someone else's umask: private too
-    finally:
-        os.close(fd)
+    private_dir(path.parent)
+    _check_files(path)
+    os.close(open_fd(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE, private=True))
 
 
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
@@ -130,15 +147,19 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
 
     ``create``: make the file if missing (a writer); else a missing file is a
     :class:`HistoryError` (a reader). Raises :class:`HistoryError` for a file that is not a
-    history, or one from a newer vditui.
+    history, one from a newer vditui, or a link or special file in its place.
     """
-    if create:
-        try:
+    try:
+        if create:
             _create_private(path)
-        except OSError as exc:
-            raise HistoryError(f"{path}: cannot create the history file: {exc.strerror}; check "
-                               "the directory's permissions") from None
-    elif not path.exists():
+        else:
+            _check_files(path)
+    except UnsafeFileError as exc:
+        raise HistoryError(str(exc)) from None
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot create the history file: {exc.strerror}; check "
+                           "the directory's permissions") from None
+    if not create and not path.exists():
         raise HistoryError(f"{path}: no history yet (vditui records one while the TUI, "
                            "watch or serve runs)")
     try:
@@ -164,6 +185,44 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     except HistoryError:
         db.close()
         raise
+    return db
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the history at ``path``, for ``vditui history`` and the
+    TUI's timeline: it creates, migrates and chmods nothing, so it works on a copy in a
+    read-only place (SQLite's ``immutable`` mode when the file or its directory cannot be
+    written: no -wal or -shm file is made). Raises :class:`HistoryError` like
+    :func:`connect`; a file of an older schema is upgraded first when it can be written."""
+    try:
+        _check_files(path)
+    except UnsafeFileError as exc:
+        raise HistoryError(str(exc)) from None
+    if not path.exists():
+        raise HistoryError(f"{path}: no history yet (vditui records one while the TUI, "
+                           "watch or serve runs)")
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    uri = f"{path.absolute().as_uri()}?mode=ro" + ("" if writable else "&immutable=1")
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                             isolation_level=None, check_same_thread=False)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        raise HistoryError(f"{path}: cannot read the history: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(f"{path}: not a vditui history ({exc})") from None
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise HistoryError(f"{path}: written by a newer vditui (history schema {version}, "
+                           f"this one knows {SCHEMA_VERSION}); upgrade vditui")
+    if version < SCHEMA_VERSION:
+        db.close()
+        if not writable:
+            raise HistoryError(f"{path}: written by an older vditui (history schema "
+                               f"{version}) and read-only here: copy it somewhere writable "
+                               "so that it can be upgraded")
+        connect(path, create=False).close()  # upgrade it once, then read it as it is
+        return connect_readonly(path)
     return db
 
 

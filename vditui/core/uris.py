@@ -52,8 +52,8 @@ class LibvirtUri:
 
     @property
     def display(self) -> str:
-        """The URI without any password-like query values (libvirt URIs should carry none)."""
-        q = [(k, "***" if "pass" in k.lower() else v) for k, v in self.query]
+        """The URI without any secret query values (libvirt URIs should carry none)."""
+        q = [(k, REDACTED if is_secret_key(k) else v) for k, v in self.query]
         return _unsplit(self, q)
 
 
@@ -67,7 +67,7 @@ def parse(uri: str) -> LibvirtUri:
     if not isinstance(uri, str) or not uri.strip():
         raise UriError("empty URI: expected e.g. qemu+tcp://10.0.0.5/system")
     uri = uri.strip()
-    shown = repr(_redact(uri))
+    shown = repr(redact_uri(uri))
     # '&' separates query parameters; anywhere else (or doubled) it is a shell's "and then".
     before_query, q_mark, raw_query = uri.partition("?")
     bad = _bad_char(before_query) or _bad_char(raw_query, allow="&")
@@ -126,16 +126,32 @@ def _bad_char(text: str, allow: str = "") -> str:
     return ""
 
 
-def _redact(uri: str) -> str:
-    """``uri`` with a password in its user part (``user:secret@host``) replaced by ``***``."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        return uri
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    userinfo, at, hostport = rest[:end].rpartition("@")
-    if not at or ":" not in userinfo:
-        return uri
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostport}{rest[end:]}"
+REDACTED = "***"
+_SECRET_KEY = re.compile(r"pass|secret|token|(^|_)key$|^auth$|credential", re.IGNORECASE)
+# user:password@ right after a scheme's "://" (the user part stays: it names the account).
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:'\"]*):[^@\s/?#]*@")
+# name=value after "?", "&" or ";": a URI's query, whole or quoted in a message.
+_QUERY_PAIR = re.compile(r"(?P<head>[?&;](?P<key>[A-Za-z0-9_.%-]+)=)(?P<value>[^&;#\s'\"]*)")
+
+
+def is_secret_key(name: str) -> bool:
+    """A query parameter whose value is a secret (``password``, ``passphrase``, ``token``,
+    ``key``, ``api_key``...), not a path to one (``keyfile``, ``pkipath`` stay shown)."""
+    return _SECRET_KEY.search(unquote(name)) is not None
+
+
+def redact_uri(text: str) -> str:
+    """``text`` (a URI, or a message quoting any number of them) with every secret replaced by
+    ``***``: the password of ``user:password@``, and the value of each secret query parameter
+    (see :func:`is_secret_key`). The one redacting form: everything vditui shows or stores
+    that may hold a URI goes through it."""
+    if "@" in text:
+        text = _USERINFO.sub(lambda m: f"{m['head']}:{REDACTED}@", text)
+    if "=" in text:
+        text = _QUERY_PAIR.sub(
+            lambda m: m["head"] + REDACTED if is_secret_key(m["key"]) and m["value"]
+            else m[0], text)
+    return text
 
 
 def _valid_host(host: str) -> bool:
@@ -165,7 +181,7 @@ def prepare(uri: str) -> str:
     u = parse(uri)
     pki = u.param("pkipath")
     if pki is not None and not os.path.isdir(pki):
-        raise UriError(f"{_redact(u.raw)!r}: pkipath {pki!r} is not a directory: it must hold "
+        raise UriError(f"{redact_uri(u.raw)!r}: pkipath {pki!r} is not a directory: it must hold "
                        "cacert.pem, clientcert.pem and clientkey.pem")
     if u.transport in _SSH and u.param("no_tty") is None:
         return _unsplit(u, (*u.query, ("no_tty", "1")))

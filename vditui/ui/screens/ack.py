@@ -14,7 +14,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from vditui.core.acks import AckRule
+from vditui.core.acks import AckRule, exact
 from vditui.core.models import Drift, VmRow
 from vditui.core.present import kinds_text
 
@@ -26,7 +26,8 @@ def rules_for(row: VmRow, host_names: Mapping[str, str],
     its host (the platform's, or libvirt's for a VM only libvirt has)."""
     kinds = dict.fromkeys(d.kind for d in unacknowledged(row, acked))
     host = host_names.get(row.host_id) or None
-    return [AckRule(reason, vm=row.name, host=host, kind=k, expires=expires) for k in kinds]
+    return [AckRule(reason, vm=exact(row.name), host=exact(host) if host else None, kind=k,
+                    expires=expires) for k in kinds]
 
 
 def unacknowledged(row: VmRow, acked: Mapping[tuple[str, str], AckRule]) -> list[Drift]:

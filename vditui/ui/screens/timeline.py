@@ -51,7 +51,7 @@ class TimelineScreen(ModalScreen[None]):
     def _read(self) -> None:
         # SQLite may wait on another vditui process's transaction: never on the event loop.
         try:
-            db = hdb.connect(self.path, create=False)
+            db = hdb.connect_readonly(self.path)
             try:
                 drifts = hdb.drifts(db, vm=self.vm, platform=self.platform)
                 incidents = hdb.incidents(db, host=self.host,
