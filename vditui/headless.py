@@ -28,6 +28,7 @@ from vditui.core.models import ConnState, Drift, DriftKind, Severity
 from vditui.core.present import kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
+from vditui.core.uris import redact_uri
 from vditui.core.vdi import VdiError
 from vditui.core.vdi_errors import platform_message
 from vditui.launch import Launch
@@ -161,7 +162,7 @@ async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
         await engine.stop()
     if getattr(args, "json", False):
         out.write(json.dumps([{
-            "uri": r.uri, "ok": r.ok, "latency_ms": round(r.latency * 1000, 1),
+            "uri": redact_uri(r.uri), "ok": r.ok, "latency_ms": round(r.latency * 1000, 1),
             "libvirt_version": r.libvirt_version, "hostname": r.hostname,
             "error": r.error.kind.value if r.error else None,
             "hint": r.error.hint if r.error else None,
@@ -170,11 +171,11 @@ async def cmd_probe(args: argparse.Namespace, settings: EngineSettings,
         out.write(f"probe {host.name} ({host.ip})\n")
         for r in results:
             if r.ok:
-                out.write(f"  OK    {r.uri:<44} {r.latency * 1000:7.1f} ms  libvirt "
+                out.write(f"  OK    {redact_uri(r.uri):<44} {r.latency * 1000:7.1f} ms  libvirt "
                           f"{r.libvirt_version} on {r.hostname or '?'}\n")
             else:
                 assert r.error is not None
-                out.write(f"  FAIL  {r.uri:<44} {r.latency * 1000:7.1f} ms  "
+                out.write(f"  FAIL  {redact_uri(r.uri):<44} {r.latency * 1000:7.1f} ms  "
                           f"{r.error.kind.value}\n        hint: {r.error.hint}\n"
                           f"        detail: {r.error.message}\n")
     return EXIT_OK if any(r.ok for r in results) else EXIT_UNREACHABLE

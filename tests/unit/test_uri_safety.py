@@ -33,6 +33,7 @@ from vditui.core.uris import (
     candidates,
     parse,
     prepare,
+    redact_uri,
     render,
 )
 
@@ -428,3 +429,29 @@ def test_a_host_session_opens_the_prepared_uri(monkeypatch):
     bad = s.error  # the last URI tried: its error stands
     assert bad is not None and bad.uri == "qemu+tcp://10.0.0.5/sys;id"
     assert bad.kind is VirtErrorKind.INVALID_URI and "shell character" in bad.message
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("test+tcp://admin:s3cret@10.0.0.5/default", "test+tcp://admin:***@10.0.0.5/default"),
+    ("qemu+tls://h/system?pkipath=/pki&passphrase=s3cret&no_verify=0",
+     "qemu+tls://h/system?pkipath=/pki&passphrase=***&no_verify=0"),
+    ("unreachable hv-1: libvirt unreachable at qemu+ssh://root@h/system?keyfile=/k&"
+     "password=s3cret refused; retry test+tcp://u:s3cret@h2/x?token=s3cret",
+     "unreachable hv-1: libvirt unreachable at qemu+ssh://root@h/system?keyfile=/k&"
+     "password=*** refused; retry test+tcp://u:***@h2/x?token=***"),
+    ('{"uri": "qemu+tcp://a:s3cret@h/system?api_key=s3cret"}',
+     '{"uri": "qemu+tcp://a:***@h/system?api_key=***"}'),
+    ("qemu+tcp://10.0.0.5/system", "qemu+tcp://10.0.0.5/system"),
+    ("plain text with a = sign and user@host", "plain text with a = sign and user@host"),
+])
+def test_redact_uri_hides_every_secret_and_only_secrets(text: str, shown: str) -> None:
+    assert redact_uri(text) == shown
+    assert "s3cret" not in redact_uri(text)
+
+
+def test_display_and_errors_use_the_same_redaction() -> None:
+    u = parse("qemu+tcp://h/system?passphrase=s3cret&pkipath=/p")
+    assert u.display == "qemu+tcp://h/system?passphrase=***&pkipath=/p"
+    with pytest.raises(UriError) as exc:
+        parse("test+tcp://admin:s3cret@h/default?token=t0ken")
+    assert "s3cret" not in str(exc.value) and "t0ken" not in str(exc.value)

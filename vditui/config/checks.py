@@ -21,6 +21,7 @@ from vditui.config.errors import UNSET
 from vditui.config.profile import Profile, Secret
 from vditui.core.acks import parse_kind, valid_field
 from vditui.core.models import DriftKind
+from vditui.core.uris import redact_uri
 
 Check = Callable[[Any], Any]
 """A check: the value as read in, to the value to store; raises `Invalid`."""
@@ -44,8 +45,8 @@ def url(value: Any) -> str:
     parts = urlsplit(value.strip())
     if parts.password is not None:
         # Never echo it back: the error would print the password on the terminal.
-        shown = value.replace(f":{parts.password}@", ":***@")
-        raise Invalid(expected + " without a password in it (use VDITUI_PASSWORD)", shown)
+        raise Invalid(expected + " without a password in it (use VDITUI_PASSWORD)",
+                      redact_uri(value))
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:

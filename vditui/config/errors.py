@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vditui.config.paths import display_path
+from vditui.core.uris import redact_uri
 
 UNSET: Any = object()
 """Marks an argument that was not given, where None is a value someone could have written."""
@@ -45,6 +46,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        value = redact_uri(value)  # a URI typed with a password or passphrase in it
         shown = value if len(value) <= 60 else value[:57] + "..."
         return json.dumps(shown, ensure_ascii=False)
     if isinstance(value, int | float):

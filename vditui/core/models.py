@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from vditui.core.uris import redact_uri
+
 
 class HostStatus(IntEnum):
     """HostVO.status as the platform reports it."""
@@ -168,6 +170,11 @@ class VirtError:
     domain: int | None = None  # libvirt's error domain (virErrorDomain)
     hint: str = ""
 
+    def __post_init__(self) -> None:
+        # libvirt's messages quote the URI: whatever shows or stores an error gets it redacted.
+        for name in ("uri", "message", "hint"):
+            object.__setattr__(self, name, redact_uri(getattr(self, name)))
+
     def __str__(self) -> str:
         return f"{self.uri}: {self.kind.value}: {self.message}"
 
@@ -185,6 +192,10 @@ class HostView:
     round_trips: int = 0
     libvirt_version: str = ""
     hostname: str = ""
+
+    def __post_init__(self) -> None:
+        # For showing and storing only (the session keeps the URI it connects with).
+        object.__setattr__(self, "uri", redact_uri(self.uri))
 
 
 # --------------------------------------------------------------------------- differences

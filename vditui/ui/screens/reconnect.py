@@ -19,7 +19,7 @@ from vditui.core.engine import Engine
 from vditui.core.events import HostLink
 from vditui.core.models import ConnState, VdiHost
 from vditui.core.probe import ProbeResult
-from vditui.core.uris import UriError, alternatives, parse
+from vditui.core.uris import UriError, alternatives, parse, redact_uri
 
 Prober = Callable[[list[str]], Awaitable[list[ProbeResult]]]
 Adopter = Callable[[str], Awaitable[None]]
@@ -90,7 +90,7 @@ class ReconnectScreen(ModalScreen[str | None]):
         table.add_column("ms", key="ms", width=6)
         table.add_column("libvirt / hint", key="info", width=110)
         for uri in self.uris:
-            table.add_row(uri, "probing…", "", "", key=uri)
+            table.add_row(redact_uri(uri), "probing…", "", "", key=uri)
         table.focus()
         self.action_probe_all()
 
@@ -134,7 +134,8 @@ class ReconnectScreen(ModalScreen[str | None]):
         if r is None:
             detail.update("")
         elif r.ok:
-            detail.update(Text(f"{uri} works. a: adopt it now   w: save it for {self.host.name}",
+            detail.update(Text(f"{redact_uri(uri or '')} works. a: adopt it now   "
+                               f"w: save it for {self.host.name}",
                                style="green"))
         else:
             assert r.error is not None
@@ -157,7 +158,7 @@ class ReconnectScreen(ModalScreen[str | None]):
         table = self.query_one("#rc-table", DataTable)
         if uri not in self.uris:
             self.uris.insert(0, uri)
-            table.add_row(uri, "probing…", "", "", key=uri)
+            table.add_row(redact_uri(uri), "probing…", "", "", key=uri)
         table.move_cursor(row=table.get_row_index(uri))
         table.focus()
         event.input.value = ""
@@ -170,7 +171,8 @@ class ReconnectScreen(ModalScreen[str | None]):
             return
         r = self.results.get(uri)
         if r is not None and not r.ok:
-            self.notify(f"{uri} failed its probe; adopting it anyway, vditui will keep retrying",
+            self.notify(f"{redact_uri(uri)} failed its probe; adopting it anyway, vditui will "
+                        "keep retrying",
                         severity="warning")
         self._adopt(uri)
 
