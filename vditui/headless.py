@@ -70,6 +70,8 @@ async def settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotRea
     engine = Engine(settings)
     try:
         await engine.start(watch=False)
+        if engine.history_off:
+            print(f"vditui: warning: {engine.history_off}", file=sys.stderr)
         # Every host has connect_timeout to answer; a hung one costs that, once, in parallel.
         await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
         snap = await engine.check() if grace else engine.reconcile_now()
@@ -271,6 +273,8 @@ async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
     engine.listen(lambda e: write(lines.records(e)))
     try:
         await engine.start(watch=True)
+        if engine.history_off:
+            write([_platform(time.time(), f"warning: {engine.history_off}")])
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.Event().wait()
     finally:

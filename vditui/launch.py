@@ -20,6 +20,7 @@ from pathlib import Path
 from vditui.config import Config, Profile, load_config, resolve_password, resolve_profile
 from vditui.config.paths import state_dir
 from vditui.core.settings import EngineSettings, values
+from vditui.logsetup import degraded
 
 INSECURE_WARNING = "TLS verification is off (--insecure / verify_ssl = false): the platform's " \
                    "identity is not checked"
@@ -136,6 +137,8 @@ def resolve(options: Options, *, interactive: bool,
         password = resolve_password(
             profile, env, prompt=getpass.getpass if interactive and sys.stdin.isatty() else None)
     warnings = list(config.warnings)
+    if degraded():
+        warnings.append(degraded())  # logging is off: said once, with the other warnings
     if not profile.verify_ssl:
         warnings.append(INSECURE_WARNING)
     # The demo keeps its trail and history with the lab (its own dir), not the operator's.

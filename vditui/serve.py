@@ -76,6 +76,17 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, port
 
 
+def beyond_loopback(host: str) -> bool:
+    """Whether listening on ``host`` lets other machines connect (anything but a loopback
+    address or ``localhost``)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve to anything
+
+
 def show(host: str, port: int) -> str:
     """``host:port`` as typed, brackets around an IPv6 address."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -218,6 +229,8 @@ async def start_engine(engine: Engine, retry: float) -> None:
     while True:
         try:
             await engine.start(watch=True)
+            if engine.history_off:
+                print(f"vditui: warning: {engine.history_off}", file=sys.stderr, flush=True)
             return
         except FATAL:
             raise
@@ -245,6 +258,10 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     log.info("serving on http://%s/metrics", where)
     print(f"vditui: serving http://{where}/metrics and /healthz for {settings.url}; "
           f"log: {display_path(log_dir() / 'vditui.log')}", file=err, flush=True)
+    if beyond_loopback(host):
+        print(f"vditui: warning: listening on {where}, reachable from other machines: /metrics "
+              "names the platform, hosts and VMs to whoever connects (firewall it, or "
+              "--listen 127.0.0.1:PORT)", file=err, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -34,7 +34,7 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
-from vditui.core.history import History, monotonic_time
+from vditui.core.history import OPEN_RETRY, OPEN_RETRY_MAX, History, monotonic_time
 from vditui.core.history_db import HistoryError
 from vditui.core.incremental import carry_over, row_index, update_rows
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VmRow
@@ -112,6 +112,7 @@ class Engine:
         self._host_states: dict[str, ConnState] = {}
         self._stopping = False
         self._history: History | None = None
+        self._history_off = ""
         self._seeded = False
         self._actor = Actor(self)
         #: Acknowledgement rules: the profile's, then those added live (see acknowledge()).
@@ -134,8 +135,9 @@ class Engine:
         """Fetch the platform once (raises :class:`VdiError` if that fails) and open every
         host's session. With ``watch``, keep refreshing the platform and reconciling.
         With ``history_path`` set, the history is opened first (see :meth:`_open_history`)."""
-        if self._settings.history_path is not None:
-            await self._open_history(self._settings.history_path)
+        if self._settings.history_path is not None and self._history is None \
+                and not self._history_off:  # start() again (serve, platform down): once
+            await self._open_history(self._settings.history_path, retry=watch)
         await self._fetch_vdi()
         if self._vdi_error is not None:
             raise self._vdi_error
@@ -155,17 +157,30 @@ class Engine:
         if history is not None:
             await asyncio.to_thread(history.close)
 
-    async def _open_history(self, path: Path) -> None:
+    @property
+    def history_off(self) -> str:
+        """Why the history is not being recorded (one line naming the file), "" while it is or
+        when none was asked for: for the faces to say once."""
+        return self._history_off
+
+    async def _open_history(self, path: Path, retry: bool = False) -> None:
         """Open the history (in a thread: SQLite may wait on another process) and record
         every event from now on; drifts it holds open seed the tracker, so a drift still
         there keeps its first-seen time across a restart. A history that cannot be opened is
-        logged and done without: monitoring goes on."""
+        said (:attr:`history_off`, the log) and done without: monitoring goes on; with
+        ``retry`` it is tried again in the background until it opens."""
         history = History(path, self._settings.url, self._settings.history_days)
         try:
             episodes = await asyncio.to_thread(history.open)
         except HistoryError as exc:
-            log.warning("history: %s; running without history", exc)
+            self._history_off = f"history is off: {exc}" + (
+                "; vditui keeps trying to open it" if retry else "")
+            log.warning("%s", self._history_off)
+            if retry:
+                self._tasks.append(asyncio.create_task(self._retry_history(path),
+                                                       name="history-retry"))
             return
+        self._history_off = ""
         for ep in episodes:
             self._tracker.seed((ep.key, ep.kind), monotonic_time(ep.first_seen),
                                ep.confirmed is not None)
@@ -174,6 +189,30 @@ class Engine:
         # it, so a face that ends the process on an event (SIGTERM after a watch line) cannot
         # lose its row.
         self._listeners.insert(0, history.record)
+
+    async def _retry_history(self, path: Path) -> None:
+        """Try to open the history again, after ``OPEN_RETRY`` seconds and then less often,
+        until it opens (a lock held by another process goes, a disk is freed); from then on
+        it records, starting with the drifts as they stand."""
+        delay = OPEN_RETRY
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OPEN_RETRY_MAX)
+            history = History(path, self._settings.url, self._settings.history_days)
+            try:
+                await asyncio.to_thread(history.open)
+            except HistoryError as exc:
+                log.debug("history still off: %s", exc)
+                continue
+            if self._stopping:
+                await asyncio.to_thread(history.close)
+                return
+            history.catch_up()
+            self._history, self._history_off = history, ""
+            self._listeners.insert(0, history.record)
+            log.info("history: %s opened; recording from now on", path)
+            self._dirty.set()  # a snapshot soon, for the catch-up
+            return
 
     async def wait_settled(self, timeout: float | None = None) -> bool:
         """Wait until every host has been read or has failed once; then reconcile (a

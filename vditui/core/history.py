@@ -89,6 +89,10 @@ UPDATE incident SET ended = ? WHERE platform = ? AND scope = ? AND name = ? AND 
 _Write = tuple[str, tuple[Any, ...]]
 
 
+OPEN_RETRY, OPEN_RETRY_MAX = 2.0, 60.0
+"""Seconds before a history that could not be opened is tried again, doubling up to the max."""
+
+
 def wall_time(monotonic_at: float, *, now_wall: float | None = None,
               now_monotonic: float | None = None) -> float:
     """A ``time.monotonic()`` reading as wall-clock time (Unix seconds)."""
@@ -130,6 +134,8 @@ class History:
         self._host_down: set[str] = set()
         self._platform_down: bool | None = None  # None: unknown (a failure may be left open)
         self._last_prune = 0.0
+        #: Opened late (a retry): the next snapshot's drifts are written as they stand.
+        self._catch_up = False
         #: Rows written and transactions committed, for tests and the log.
         self.written = 0
         self.failed = 0
@@ -260,6 +266,8 @@ class History:
                 if rule is not None:
                     self._ack(at, ch.drift.ident, rule.reason)
             case SnapshotReady():
+                if self._catch_up:
+                    self._record_standing(event)
                 self._snapshot(event)
             case HostChanged(at=at, host=link):
                 self._host_changed(at, link.name, link.state, link.view.error)
@@ -271,6 +279,19 @@ class History:
                 if self._platform_down is not False:
                     self._platform_down = False
                     self._put(_CLOSE_INCIDENT, at, self.platform, "platform", self.platform)
+
+    def catch_up(self) -> None:
+        """The file was opened after the engine started (a retry): write the drifts of the
+        next snapshot as they stand, since their changes went by unrecorded."""
+        self._catch_up = True
+
+    def _record_standing(self, snap: SnapshotReady) -> None:
+        self._catch_up = False
+        self._host_names.update({hid: link.name for hid, link in snap.hosts.items()})
+        for d in snap.comparison.drifts:
+            state = snap.drifts.get(d.ident)
+            if state is not None and d.ident not in self._open:
+                self._drift_changed(snap.at, d, state.status, state.first_seen)
 
     def _drift_changed(self, at: float, d: Drift, status: DriftStatus, since: float) -> None:
         if status is DriftStatus.RESOLVED:

@@ -142,6 +142,9 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
             await engine.stop()
             self.engine = None
             self.push_screen(ProblemScreen(*_vdi_problem(exc, self.settings)))
+            return
+        if engine.history_off:
+            self.notify(engine.history_off, title="history", severity="warning", timeout=15)
 
     async def on_unmount(self) -> None:
         if self.engine is not None:
