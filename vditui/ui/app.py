@@ -347,7 +347,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         try:
             write_private(Path(path).expanduser(), render(cmp, meta, fmt, acked))
         except OSError as exc:
-            self.call_from_thread(self.notify, f"could not write {path}: {exc.strerror}",
+            self.call_from_thread(self.notify, f"could not write {path}: {exc.strerror or exc}",
                                   severity="error")
             return
         self.call_from_thread(self.notify, f"report written to {path}")
