@@ -87,12 +87,14 @@ def test_uri_secrets_are_in_no_output(secret_lab: Lab, tmp_path: Path) -> None:
     out, err = watch.communicate(timeout=20)
     seen["stdout of watch"], seen["stderr of watch"] = out, err
     assert "hv-refuse" in out
+    act = run("act", "sync", "--vm", "class-a-04", "--yes")
+    assert "Traceback" not in act.stderr, act.stderr
     history = run("history", "--json", "--since", "1h")
     assert "hv-refuse" in history.stdout, history.stderr
     run("history", "--since", "1h")
     state = home / "state" / "vditui"
     files = [p for p in state.rglob("*") if p.is_file()]
-    assert any(p.name == "vditui.log" for p in files), files
+    assert {"vditui.log", "audit.jsonl", "history.sqlite3"} <= {p.name for p in files}, files
     for p in files:
         seen[str(p)] = p.read_bytes().decode("utf-8", "replace")
     leaks = [(where, s) for where, text in seen.items() for s in SECRETS if s in text]
