@@ -157,6 +157,7 @@ def test_state_dir_is_made_0700(tmp_path: Path) -> None:
     path = tmp_path / "new" / "state" / "audit.jsonl"
     audit.append(path, "{}")
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700  # made by vditui too
 
 
 def test_state_dir_of_another_user_or_writable_by_others_is_refused(tmp_path: Path) -> None:

@@ -115,12 +115,13 @@ def read_bytes(path: Path) -> bytes:
 
 
 def private_dir(path: Path) -> Path:
-    """Make ``path`` (and its parents) if missing, the last one 0700, and check it: a real
+    """Make ``path`` (and its missing parents) 0700 if missing, and check it: a real
     directory (not a link) owned by the user running vditui, that no one else can write to.
     Raises :class:`UnsafeFileError` naming the directory and what to do."""
-    with contextlib.suppress(FileExistsError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkdir(path, PRIVATE_DIR)
+    missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+    for p in reversed(missing):  # the ones vditui makes are private too (~/.local/state)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(p, PRIVATE_DIR)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeFileError(f"{path}: is {describe(st.st_mode)}, not a directory; vditui "
