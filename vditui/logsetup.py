@@ -91,6 +91,14 @@ def _libvirt_log_to(path: Path | None) -> None:
     if LIBVIRT_LOG_ENV in os.environ:
         return
     usable = path is not None and ":" not in str(path) and " " not in str(path)
+    if path is not None and usable:
+        # libvirt opens the file by name, following links: made here first, safely (0600),
+        # and a link or FIFO in its place sends libvirt's log nowhere instead.
+        try:
+            os.close(open_fd(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600,
+                             private=True))
+        except OSError:
+            usable = False
     os.environ[LIBVIRT_LOG_ENV] = f"3:file:{path}" if usable else "4:file:/dev/null"
 
 

@@ -119,12 +119,13 @@ def test_config_refuses_a_planted_file(tmp_path: Path, target: Path, kind: str) 
 
 
 LOG_SCRIPT = """
-import logging, sys
+import logging, os, sys
 from pathlib import Path
 from vditui import logsetup
+os.environ.pop(logsetup.LIBVIRT_LOG_ENV, None)
 path = logsetup.setup_logging(level=logging.INFO, directory=Path(sys.argv[1]))
 logging.getLogger("vditui").warning("a record")
-print(path, "|", logsetup.degraded())
+print(path, "|", logsetup.degraded(), "|", os.environ[logsetup.LIBVIRT_LOG_ENV])
 """
 
 
@@ -136,10 +137,27 @@ def test_log_refuses_a_planted_file(tmp_path: Path, target: Path, kind: str) -> 
                           text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           check=False)
     assert done.returncode == 0, done.stderr
-    path, _, reason = done.stdout.strip().partition(" | ")
+    path, reason, libvirt = done.stdout.strip().split(" | ")
     assert path == "None"
     assert reason.startswith(f"logging is off: {log_dir / 'vditui.log'}: is a ")
+    assert libvirt == "4:file:/dev/null"
     assert done.stderr == ""
+    untouched(target)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_libvirt_client_log_is_never_sent_through_a_planted_file(tmp_path: Path, target: Path,
+                                                                 kind: str) -> None:
+    # libvirt opens its log by name, following links: vditui checks the file for it.
+    log_dir = tmp_path / "log"
+    plant(kind, log_dir / "libvirt-client.log", target)
+    done = subprocess.run([sys.executable, "-c", LOG_SCRIPT, str(log_dir)], capture_output=True,
+                          text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    path, reason, libvirt = done.stdout.strip().split(" | ")
+    assert path == str(log_dir / "vditui.log") and reason == ""
+    assert libvirt == "4:file:/dev/null"
     untouched(target)
 
 
