@@ -50,9 +50,8 @@ def describe(mode: int) -> str:
 
 
 def _refusal(path: Path, what: str) -> UnsafeFileError:
-    return UnsafeFileError(f"{path}: is {what}, not a regular file; vditui does not follow "
-                           "links or open special files it owns: move it away (vditui makes "
-                           "a new one)")
+    return UnsafeFileError(f"{path}: is {what}, not a regular file; vditui neither follows "
+                           "links nor opens special files in place of its own: move it away")
 
 
 def check_not_special(path: Path) -> None:
