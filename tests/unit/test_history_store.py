@@ -371,3 +371,28 @@ def test_a_file_locked_past_the_busy_timeout_at_open_says_so(tmp_path: Path,
         History(path, URL, 90).open()
     other.execute("ROLLBACK")
     other.close()
+
+
+def test_a_history_opened_late_records_the_drifts_as_they_stand(tmp_path: Path) -> None:
+    # serve's history was locked at start: when the retry opens it, the drifts already seen
+    # (whose changes went by unrecorded) are written from the next snapshot.
+    h = History(tmp_path / "state" / "history.sqlite3", URL, days=90)
+    h.open()
+    try:
+        d, t0 = drift(), time.time()
+        first_seen = time.monotonic() - 30
+        snap = SnapshotReady(t0, 0, Comparison((), (), (d,)),
+                             {d.ident: DriftState(DriftStatus.CONFIRMED, first_seen)},
+                             {"h1": link("hv-1", ConnState.CONNECTED)}, monotonic=time.monotonic())
+        h.record(snap)
+        assert h.flush(10)
+        assert read(h.path) == []  # an ordinary snapshot writes no drift
+        h.catch_up()
+        h.record(snap)
+        h.record(snap)  # once only
+        assert h.flush(10)
+        (ep,) = read(h.path)
+        assert (ep.subject, ep.host, ep.confirmed) == ("vm-1", "hv-1", t0)
+        assert ep.first_seen == pytest.approx(t0 - 30, abs=1)
+    finally:
+        h.close()
