@@ -226,17 +226,20 @@ async def start_engine(engine: Engine, retry: float) -> None:
     """Start ``engine``; while the platform cannot be read at all, keep trying every
     ``retry`` seconds (``/healthz`` says why meanwhile), except for a refused login or
     certificate, which raise."""
+    said = False
     while True:
         try:
             await engine.start(watch=True)
-            if engine.history_off:
-                print(f"vditui: warning: {engine.history_off}", file=sys.stderr, flush=True)
             return
         except FATAL:
             raise
         except VdiError as exc:
             log.warning("platform not read at start, trying again in %.0f s: %s", retry,
                         platform_message(exc))
+        finally:
+            if engine.history_off and not said:  # once, even while the platform is down
+                said = True
+                print(f"vditui: warning: {engine.history_off}", file=sys.stderr, flush=True)
         await asyncio.sleep(retry)
 
 
