@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 
@@ -76,3 +77,23 @@ async def test_the_timeline_key_without_a_history(lab, make_app, settle, wait_fo
         await wait_for(pilot, lambda: any("no history" in m for _, m in
                                           ui.notifications(app)), "the notice")
         assert not isinstance(app.screen, TimelineScreen)
+
+
+async def test_a_history_that_cannot_be_opened_is_said_on_screen(lab, make_app, settle, ui,
+                                                                  tmp_path):
+    # A FIFO planted where the history belongs: the TUI runs on without it, and says so once.
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    path = state / "history.sqlite3"
+    os.mkfifo(path, 0o600)
+    app = make_app(lab, history_path=path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        said = [m for sev, m in ui.notifications(app) if "history is off" in m]
+        assert len(said) == 1 and sev_of(ui.notifications(app), said[0]) == "warning"
+        assert f"{path}: is a FIFO (named pipe)" in said[0]
+        assert app.query_one("#vms", VmTable).row_count > 0  # monitoring goes on
+
+
+def sev_of(notes: list[tuple[str, str]], message: str) -> str:
+    return next(sev for sev, m in notes if m == message)
