@@ -136,10 +136,18 @@ async def _settle(app: VdiApp, pilot: Pilot[Any], timeout: float = SETTLE_TIMEOU
     flush and repaint happen. Also stops the input cursors from blinking."""
     await _wait_for(pilot, lambda: _settled(app), "every host session to settle", timeout)
     await pilot.pause(FLUSH_DELAY * 4)
-    await _wait_for(pilot, lambda: not app.display_pending, "the last updates on screen", 5)
+    await _wait_for(pilot, lambda: not display_pending(app), "the last updates on screen", 5)
     await pilot.pause()
     await pilot.pause()
     no_blink(app)
+
+
+def display_pending(app: VdiApp) -> bool:
+    """Something the engine sent is not on screen yet (queued in the bridge, or a widget's
+    redraw still due)."""
+    if app.bridge is not None and app.bridge.pending:
+        return True
+    return any(w.pending for w in (app.vm_table, app.event_log, app.host_tree, app.diff_panel))
 
 
 def no_blink(app: VdiApp) -> None:
@@ -230,6 +238,7 @@ class Ui:
     notifications = staticmethod(notifications)
     to_thread = staticmethod(to_thread)
     no_blink = staticmethod(no_blink)
+    display_pending = staticmethod(display_pending)
     settle = staticmethod(_settle)
     wait_for = staticmethod(_wait_for)
 

@@ -135,14 +135,14 @@ async def test_confirmation_lists_what_is_sent_and_cancelling_sends_nothing(
 
         await pilot.press("enter")  # on Cancel
         await pilot.pause()
-        assert app.screen is app.screen_stack[0] and app.action_run is None
+        assert app.screen is app.screen_stack[0] and app.acting.run is None
         # esc cancels as well.
         confirm = await choose(app, pilot, wait_for, await open_menu(app, pilot, wait_for),
                                "sync status")
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen is app.screen_stack[0] and app.action_run is None
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        assert app.screen is app.screen_stack[0] and app.acting.run is None
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert log_text(app).count("cancelled, nothing sent") == 2
         assert posts(lab) == 0
         assert not (tmp_path / "audit.jsonl").exists()
@@ -202,7 +202,7 @@ async def test_sync_then_start_resolve_their_drifts(lab, make_app, settle, wait_
         await pilot.press("escape")
         await wait_for(pilot, lambda: ui.row_cells(app, "class-a-04")["virt"] == "running",
                        "class-a-04 running")
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         log = log_text(app)
         for want in ('Send "sync status" to 1 VM on 1 host: office-11',
                      "sync sent: office-11", "sync resolved: office-11: resolved",
@@ -228,7 +228,7 @@ async def test_error_list_entry_is_shown_for_its_vm(lab, make_app, settle, wait_
         assert message.startswith("class-a-04: ") and LOCKED in message, message
         assert progress.run.result is not None and progress.run.result.exit_code != 0
         assert lab.vdi.requests["POST /ocloud/v1/domain/start"] == 1  # not sent twice
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert "start failed: class-a-04: the platform did not act" in log_text(app)
         assert "(VM locked by a snapshot task)" in log_text(app)
 
@@ -317,6 +317,6 @@ async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
         assert summary.startswith("not done: cannot write the audit trail"), summary
         assert progress_rows(progress, ui)["office-11"][1] == "failed"
         assert any(s == "error" and "nothing was sent" in m for s, m in ui.notifications(app))
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert "sync status: not sent: cannot write the audit trail" in log_text(app)
         assert posts(lab) == 0

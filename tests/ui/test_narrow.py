@@ -72,7 +72,7 @@ async def test_drift_status_of_every_visible_row_at_80_columns(lab, make_app, se
 
         # Only the drifting rows: every one of them shows what kind of drift, in words.
         await pilot.press("d")
-        await ui.wait_for(pilot, lambda: app.filter.drift_only and not app.display_pending,
+        await ui.wait_for(pilot, lambda: app.filter.drift_only and not ui.display_pending(app),
                           "the drift-only view")
         await pilot.pause()
         rows = visible_rows(app, screen_lines(app))
