@@ -20,8 +20,9 @@ from rich.text import Text
 from textual.app import App, SystemCommand
 
 from vditui.core.actions import Action, ActionError, ActionPlan
-from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import ActionUpdate
+from vditui.core.face import EngineFace
+from vditui.core.settings import EngineSettings
 from vditui.ui.messages import EngineEvents
 from vditui.ui.run_state import ActionRun, Choice, choice_label, choices, plan_title
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen, ProgressScreen
@@ -33,7 +34,7 @@ READ_ONLY = "read-only: actions are disabled"
 class Acting:
     """Marks, the action menu, the confirmation, the worker that acts and its progress."""
 
-    def __init__(self, app: App[Any], table: VmTable, *, engine: Callable[[], Engine | None],
+    def __init__(self, app: App[Any], table: VmTable, *, engine: Callable[[], EngineFace | None],
                  settings: EngineSettings | None, clock: Callable[[], float],
                  note: Callable[[Text], None]) -> None:
         self.app, self.table = app, table
@@ -98,7 +99,7 @@ class Acting:
                         lambda choice: self._chosen(engine, keys, choice))
 
     @staticmethod
-    def _why_not(engine: Engine, keys: Sequence[str]) -> str:
+    def _why_not(engine: EngineFace, keys: Sequence[str]) -> str:
         """Why nothing applies to one row, as the engine says (e.g. a VM only in libvirt:
         what the operator can do instead); "" for several rows."""
         if len(keys) != 1:
@@ -113,7 +114,7 @@ class Acting:
         row = self.table.rows_by_key.get(key)
         return row.name if row is not None else key
 
-    def _chosen(self, engine: Engine, keys: Sequence[str], choice: Choice | None) -> None:
+    def _chosen(self, engine: EngineFace, keys: Sequence[str], choice: Choice | None) -> None:
         if choice is None:
             return
         action, force = choice
@@ -125,7 +126,7 @@ class Acting:
         self.app.push_screen(ConfirmScreen(plan),
                              lambda yes: self._confirmed(engine, plan, yes))
 
-    def _confirmed(self, engine: Engine, plan: ActionPlan, yes: bool | None) -> None:
+    def _confirmed(self, engine: EngineFace, plan: ActionPlan, yes: bool | None) -> None:
         label = choice_label((plan.action, plan.force))
         if not yes:
             self._note(Text(f"{label}: cancelled, nothing sent", style="dim"))
@@ -137,7 +138,7 @@ class Acting:
                             group="actions", exit_on_error=False)
         self.app.push_screen(ProgressScreen(run))
 
-    async def _act(self, engine: Engine, run: ActionRun) -> None:
+    async def _act(self, engine: EngineFace, run: ActionRun) -> None:
         label = choice_label((run.plan.action, run.plan.force))
         try:
             result = await engine.act(run.plan)

@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
+from vditui.core.face import EngineFace
 from vditui.core.models import Comparison
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
@@ -92,15 +93,19 @@ class VdiApp(App[int]):
     def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
                  problem: tuple[str, str, str] | None = None, config_path: Path | None = None,
                  profile_name: str = "default",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 engine_factory: Callable[[EngineSettings], EngineFace] = Engine) -> None:
+        """``engine_factory`` makes the engine from the settings: the real one, or (tests,
+        benchmarks) a :class:`~vditui.core.fake_engine.FakeEngine`."""
         super().__init__()
         self.settings = settings
         self.warnings = warnings or []
         self.problem = problem
         self.config_path, self.profile_name = config_path, profile_name
         self.clock = clock
+        self.engine_factory = engine_factory
         #: The engine, for commands; None until it runs (and after the platform refused it).
-        self.engine: Engine | None = None
+        self.engine: EngineFace | None = None
         #: The newest snapshot the engine sent.
         self.snapshot: SnapshotReady | None = None
         self.bridge: Bridge | None = None
@@ -166,7 +171,7 @@ class VdiApp(App[int]):
     @work(group="engine", exclusive=True, exit_on_error=False)
     async def run_engine(self) -> None:
         assert self.settings is not None and self.bridge is not None
-        engine = Engine(self.settings)
+        engine = self.engine_factory(self.settings)
         self.engine = engine
         engine.listen(self.bridge.listen)
         try:
@@ -310,7 +315,7 @@ class VdiApp(App[int]):
             self.notify("refreshing the platform and every host", timeout=2)
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self, engine: Engine) -> None:
+    async def _refresh(self, engine: EngineFace) -> None:
         await engine.refresh()
 
     def action_toggle_hosts(self) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 from textual.app import App
 
 from vditui.core.acks import AckRule
-from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
+from vditui.core.face import EngineFace
+from vditui.core.settings import EngineSettings
 from vditui.ui.screens.ack import AckScreen, notice, rules_for, save_rules, unacknowledged
 from vditui.ui.screens.timeline import TimelineScreen
 from vditui.ui.widgets.vm_table import VmTable
@@ -26,7 +27,7 @@ from vditui.ui.widgets.vm_table import VmTable
 class Noting:
     """Acknowledging drift and the drift timeline: their screens and the saving worker."""
 
-    def __init__(self, app: App[Any], table: VmTable, *, engine: Callable[[], Engine | None],
+    def __init__(self, app: App[Any], table: VmTable, *, engine: Callable[[], EngineFace | None],
                  snapshot: Callable[[], SnapshotReady | None],
                  settings: EngineSettings | None, clock: Callable[[], float],
                  config_path: Path | None, profile_name: str) -> None:
