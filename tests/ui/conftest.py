@@ -111,8 +111,10 @@ def fake() -> FakeLab:
 
 
 def build_fake_app(fake: FakeLab, *, config_path: Path | None = None,
-                   profile_name: str = "default", **settings_overrides: Any) -> VdiApp:
-    """The app over ``fake`` with the fixed clock; settings as :func:`settings_for`'s."""
+                   profile_name: str = "default", still: bool = False,
+                   **settings_overrides: Any) -> VdiApp:
+    """The app over ``fake`` with the fixed clock; settings as :func:`settings_for`'s. The fake
+    never retries a failed host: it is always ``still`` (see :class:`StillSettings`)."""
     base: dict[str, Any] = {"url": fake.vdi_url, "username": fake.username,
                             "password": fake.password, "connect_timeout": 1.0, "grace": 0.0}
     base.update(settings_overrides)

@@ -85,13 +85,20 @@ class FakeLab:
     vdi_url: str = "https://vdi.fake.invalid"
     username: str = "admin"
     password: str = "fake-Pa55word!"
+    #: The engine of the app started last (every app starts its own, on a fresh estate).
     engine: FakeEngine | None = None
+    engines: list[FakeEngine] = field(default_factory=list)
 
     def factory(self, connect_timeout: float = 1.0) -> Callable[[EngineSettings], FakeEngine]:
         def make(settings: EngineSettings) -> FakeEngine:
             self.engine = FakeEngine(settings, estate_of(self.scenario, connect_timeout))
+            self.engines.append(self.engine)
             return self.engine
         return make
+
+    def actions_sent(self) -> int:
+        """How many actions the engines were asked to send (``act``), all apps together."""
+        return sum(1 for e in self.engines for c in e.commands if c[0] == "act")
 
     def vm(self, name: str) -> VmSpec:
         (spec,) = [v for v in self.scenario.vms if v.name == name]
