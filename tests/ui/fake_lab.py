@@ -76,6 +76,12 @@ def _vdi_vm(v: VmSpec, ids: dict[str, str], n: int) -> VdiVm:
                  v.vdi.host, "", f"10.20.{n // 250}.{n % 250 + 2}")
 
 
+@dataclass(frozen=True)
+class FakeHost:
+    ip: str
+    uri: str
+
+
 @dataclass
 class FakeLab:
     """The default scenario (test-driver hosts) behind a scripted engine; the engine is made
@@ -99,6 +105,13 @@ class FakeLab:
     def actions_sent(self) -> int:
         """How many actions the engines were asked to send (``act``), all apps together."""
         return sum(1 for e in self.engines for c in e.commands if c[0] == "act")
+
+    @property
+    def hosts(self) -> dict[str, FakeHost]:
+        """Each host's address and URI, as the estate gives them (as ``Lab.hosts``)."""
+        est = estate_of(self.scenario)
+        return {name: FakeHost(next((h.ip for h in est.hosts if h.id == hid), ""),
+                               est.uris[hid][0]) for hid, name in est.names.items()}
 
     def vm(self, name: str) -> VmSpec:
         (spec,) = [v for v in self.scenario.vms if v.name == name]

@@ -170,9 +170,17 @@ class FakeEngine:
         return await self.probe_uris([*(extra or []), *self.estate.uris[host_id]])
 
     async def probe_uris(self, uris: list[str]) -> list[ProbeResult]:
+        """What :attr:`probes` says of each URI; else the URI a connected host uses works,
+        and any other is refused."""
         self.commands.append(("probe", tuple(uris)))
-        return [self.probes.get(u) or ProbeResult(u, False, 0.001, error=VirtError(
-                    VirtErrorKind.REFUSED, u, "unable to connect to server: Connection refused"))
+        est = self.estate
+        working = {lk.uri: hid for hid, lk in est.links.items()
+                   if lk.state is ConnState.CONNECTED}
+        return [self.probes.get(u) or (
+                    ProbeResult(u, True, 0.001, "10.0.0", est.names[working[u]]) if u in working
+                    else ProbeResult(u, False, 0.001, error=VirtError(
+                        VirtErrorKind.REFUSED, u, "unable to connect to server: Connection "
+                        "refused")))
                 for u in dict.fromkeys(uris)]
 
     async def use_uri(self, host_id: str, uri: str) -> None:
