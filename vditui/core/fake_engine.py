@@ -295,6 +295,8 @@ class FakeEngine:
         """The host's session is now ``state`` (with ``error`` when not connected)."""
         hid = self.estate.host_id(host)
         link = self.estate.links[hid]
+        if state is ConnState.CONNECTED and link.state is not ConnState.CONNECTED:
+            self.estate.read_at.pop(hid, None)  # read again now
         self.estate.links[hid] = replace(link, state=state, uri=uri or link.uri,
                                          error=None if state is ConnState.CONNECTED else error)
         self._need_full = True
