@@ -24,8 +24,9 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
-from vditui.core.fake_engine import FakeEngine, host_state, platform_fails, vm_state
+from vditui.core.fake_engine import FakeEngine
 from vditui.core.fake_estate import Estate, refused
+from vditui.core.fake_script import host_state, platform_fails, vm_state
 from vditui.core.models import ConnState, DriftKind, VdiVmStatus, VirtState
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi_errors import VdiError
