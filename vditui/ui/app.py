@@ -1,6 +1,9 @@
 """The vditui application: host tree, VM table, diff panel and event log over one engine.
 
-The app owns the layout, the key bindings, the screens and the command palette. The engine runs
+The app owns the layout, the key bindings, the screens and the command palette; it holds two
+controllers, :class:`~vditui.ui.acting.Acting` (marks and actions) and
+:class:`~vditui.ui.noting.Noting` (acknowledgements and the timeline), which its keys call into,
+and keeps a reference to each widget it composed. The engine runs
 in a worker on the app's loop (its libvirt calls are in threads); a second worker, the bridge
 (:mod:`vditui.ui.bridge`), turns its events into messages for the widgets, each of which follows
 them and paces its own redraws. The app sends the engine commands (refresh, probe, use a URI).
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
@@ -27,13 +30,15 @@ from textual.worker import Worker, WorkerState
 
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
+from vditui.core.face import EngineFace
 from vditui.core.models import Comparison
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
+from vditui.ui.acting import Acting
 from vditui.ui.bridge import Bridge
-from vditui.ui.messages import Snapshot
-from vditui.ui.noting import NotingApp
+from vditui.ui.messages import EngineEvents, Snapshot
+from vditui.ui.noting import Noting
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
 from vditui.ui.view import COLUMNS, NO_ACKS, Acked, Filter
@@ -49,7 +54,7 @@ NARROW = 110
 FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
 
 
-class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp: actions
+class VdiApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "vditui"
     BINDINGS = [
@@ -65,20 +70,42 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         Binding("h", "toggle_hosts", "hosts", show=False),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("i", "timeline", "timeline", show=False),
+        Binding("k", "acknowledge", "acknowledge", show=False),
+        Binding("space", "toggle_mark", "mark", show=False),
+        Binding("m", "mark_confirmed", "mark drift", show=False),
+        Binding("u", "clear_marks", "unmark all", show=False),
+        Binding("a", "act", "actions", show=False),
+        Binding("p", "last_action", "last action", show=False),
     ]
+
+    # The widgets and the controllers, set once by compose.
+    top_bar: TopBar
+    host_tree: HostTree
+    filter_box: Input
+    vm_table: VmTable
+    diff_scroll: VerticalScroll
+    diff_panel: DiffPanel
+    event_log: EventLog
+    acting: Acting
+    noting: Noting
 
     def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
                  problem: tuple[str, str, str] | None = None, config_path: Path | None = None,
                  profile_name: str = "default",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 engine_factory: Callable[[EngineSettings], EngineFace] = Engine) -> None:
+        """``engine_factory`` makes the engine from the settings: the real one, or (tests,
+        benchmarks) a :class:`~vditui.core.fake_engine.FakeEngine`."""
         super().__init__()
         self.settings = settings
         self.warnings = warnings or []
         self.problem = problem
         self.config_path, self.profile_name = config_path, profile_name
         self.clock = clock
+        self.engine_factory = engine_factory
         #: The engine, for commands; None until it runs (and after the platform refused it).
-        self.engine: Engine | None = None
+        self.engine: EngineFace | None = None
         #: The newest snapshot the engine sent.
         self.snapshot: SnapshotReady | None = None
         self.bridge: Bridge | None = None
@@ -88,39 +115,51 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         s = self.settings
-        yield TopBar(s.url if s else "", s.username if s else "", self.warnings, id="top",
-                     read_only=bool(s and s.read_only))
+        self.top_bar = TopBar(s.url if s else "", s.username if s else "", self.warnings,
+                              id="top", read_only=bool(s and s.read_only))
+        self.host_tree = HostTree(id="hosts")
+        self.filter_box = Input(placeholder="filter VMs by name (esc clears)", id="filter")
+        self.vm_table = VmTable(id="vms")
+        self.diff_scroll = VerticalScroll(id="diff-scroll")
+        self.diff_panel = DiffPanel(id="diff")
+        self.event_log = EventLog(self.clock, id="events")
+        # The app's clock read at each call (a test may set another after construction).
+        self.acting = Acting(self, self.vm_table, engine=lambda: self.engine,
+                             settings=self.settings, clock=lambda: self.clock(), note=self.note)
+        self.noting = Noting(self, self.vm_table, engine=lambda: self.engine,
+                             snapshot=lambda: self.snapshot, settings=self.settings,
+                             clock=lambda: self.clock(), config_path=self.config_path,
+                             profile_name=self.profile_name)
+        yield self.top_bar
         with Horizontal(id="main"):
-            yield HostTree(id="hosts")
+            yield self.host_tree
             with Vertical(id="right"):
-                yield Input(placeholder="filter VMs by name (esc clears)", id="filter")
-                yield VmTable(id="vms")
+                yield self.filter_box
+                yield self.vm_table
                 with Horizontal(id="bottom"):
-                    with VerticalScroll(id="diff-scroll"):
-                        yield DiffPanel(id="diff")
-                    yield EventLog(self.clock, id="events")
+                    with self.diff_scroll:
+                        yield self.diff_panel
+                    yield self.event_log
         yield Footer()
 
     def on_mount(self) -> None:
         tune_gc()  # see vditui.tuning (cli.main does the same for the headless commands)
-        self.query_one("#top", TopBar).clock = self.clock
-        self.query_one("#hosts", HostTree).clock = self.clock
-        self.query_one("#diff", DiffPanel).clock = self.clock
-        self.query_one("#events", EventLog).border_title = "events"
-        self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
+        self.top_bar.clock = self.clock
+        self.host_tree.clock = self.clock
+        self.diff_panel.clock = self.clock
+        self.event_log.border_title = "events"
+        self.diff_scroll.border_title = "diff (tab here to scroll)"
         self._apply_width(self.size.width)
-        table = self.query_one("#vms", VmTable)
+        table = self.vm_table
         table.border_title = "VMs"
-        self.query_one("#filter", Input).display = False
+        self.filter_box.display = False
         if self.problem is not None or self.settings is None:
             title, detail, fix = self.problem or ("No platform", "nothing to connect to", "")
             self.push_screen(ProblemScreen(title, detail, fix))
             return
         table.focus()
-        tree, panel = self.query_one("#hosts", HostTree), self.query_one("#diff", DiffPanel)
-        self.bridge = Bridge(snapshot_to=(self, table, tree, panel),
-                             events_to=(table, self.query_one("#events", EventLog),
-                                        self.query_one("#top", TopBar), self))
+        self.bridge = Bridge(snapshot_to=(self, table, self.host_tree, self.diff_panel),
+                             events_to=(table, self.event_log, self.top_bar, self))
         self.run_worker(self.bridge.run(), name="bridge", group="bridge", exit_on_error=False)
         self.run_engine()
 
@@ -133,7 +172,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
     @work(group="engine", exclusive=True, exit_on_error=False)
     async def run_engine(self) -> None:
         assert self.settings is not None and self.bridge is not None
-        engine = Engine(self.settings)
+        engine = self.engine_factory(self.settings)
         self.engine = engine
         engine.listen(self.bridge.listen)
         try:
@@ -160,10 +199,13 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         _log.error("worker %s (%s) failed", worker.name, worker.group, exc_info=err)
         what = f"{worker.group} failed: {type(err).__name__}: {err}"
         self.notify(what, title="internal error", severity="error", timeout=10)
-        log = self.query("#events").first(EventLog) if self.is_running else None
-        if log is not None:
+        self.note(Text(what, style="bold red"))
+
+    def note(self, line: Text) -> None:
+        """Write ``line``, stamped with the time, to the event log (if it is on screen)."""
+        if self.is_running and self.event_log.is_attached:
             stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
-            log.note(Text(f"{stamp} {what}", style="bold red"))
+            self.event_log.note(Text.assemble(f"{stamp} ", line))
 
     def on_snapshot(self, message: Snapshot) -> None:
         snap = self.snapshot = message.snapshot
@@ -181,33 +223,21 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
 
     @property
     def filter(self) -> Filter:
-        return self.query_one("#vms", VmTable).filter
+        return self.vm_table.filter
 
-    @property
-    def display_pending(self) -> bool:
-        """Something the engine sent is not on screen yet (queued in the bridge, or a widget's
-        redraw still due)."""
-        if self.bridge is not None and self.bridge.pending:
-            return True
-        return any(w.pending for w in (self.query_one("#vms", VmTable),
-                                       self.query_one("#events", EventLog),
-                                       self.query_one("#hosts", HostTree),
-                                       self.query_one("#diff", DiffPanel)))
-
-    def clear_event_log(self) -> None:
-        """Forget every event line, shown or still queued."""
-        self.query_one("#events", EventLog).clear()
+    def on_engine_events(self, message: EngineEvents) -> None:
+        self.acting.follow(message)
 
     # ------------------------------------------------------------------ selection
     @on(DataTable.RowHighlighted, "#vms")
     def _vm_highlighted(self, _event: DataTable.RowHighlighted) -> None:
-        panel = self.query_one("#diff", DiffPanel)
-        key = self.query_one("#vms", VmTable).selected_key
+        panel = self.diff_panel
+        key = self.vm_table.selected_key
         panel.select(Selection(key, panel.selection.node))
 
     @on(Tree.NodeHighlighted, "#hosts")
     def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
-        panel = self.query_one("#diff", DiffPanel)
+        panel = self.diff_panel
         panel.select(Selection(None, event.node.data or NodeRef("all")))
 
     @on(Tree.NodeSelected, "#hosts")
@@ -219,11 +249,10 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
                                 text=f.text, drift_only=f.drift_only))
 
     def _set_filter(self, flt: Filter) -> None:
-        self.query_one("#vms", VmTable).set_filter(flt)
+        self.vm_table.set_filter(flt)
 
     def selected_host_id(self) -> str | None:
-        tree = self.query_one("#hosts", HostTree)
-        table = self.query_one("#vms", VmTable)
+        tree, table = self.host_tree, self.vm_table
         if tree.has_focus and tree.cursor_node and tree.cursor_node.data:
             ref = tree.cursor_node.data
             if ref.kind == "host":
@@ -235,7 +264,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
 
     # ------------------------------------------------------------------ actions
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.display = True
         box.focus()
 
@@ -249,7 +278,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
     def _apply_filter_text(self) -> None:
         self._filter_timer = None
         f = self.filter
-        text = self.query_one("#filter", Input).value.strip()
+        text = self.filter_box.value.strip()
         if text != f.text:
             self._set_filter(Filter(f.pool_id, f.host_id, text, f.drift_only))
 
@@ -258,31 +287,31 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         if self._filter_timer is not None:
             self._filter_timer.stop()
         self._apply_filter_text()
-        self.query_one("#vms", VmTable).focus()
+        self.vm_table.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if box.display:
             box.value = ""
             box.display = False
             self._apply_filter_text()
-            self.query_one("#vms", VmTable).focus()
+            self.vm_table.focus()
 
     def action_drift_only(self) -> None:
         f = self.filter
         self._set_filter(Filter(f.pool_id, f.host_id, f.text, not f.drift_only))
 
     def action_sort_next(self) -> None:
-        label = self.query_one("#vms", VmTable).sort_next()
+        label = self.vm_table.sort_next()
         self.notify(f"sorted by {label}", timeout=2)
 
     def action_sort_reverse(self) -> None:
-        table = self.query_one("#vms", VmTable)
+        table = self.vm_table
         table.sort_by(table.sort_column or COLUMNS[0][0])
 
     @on(DataTable.HeaderSelected, "#vms")
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        self.query_one("#vms", VmTable).sort_by(str(event.column_key.value))
+        self.vm_table.sort_by(str(event.column_key.value))
 
     def action_refresh(self) -> None:
         if self.engine is not None:
@@ -290,7 +319,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
             self.notify("refreshing the platform and every host", timeout=2)
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self, engine: Engine) -> None:
+    async def _refresh(self, engine: EngineFace) -> None:
         await engine.refresh()
 
     def action_toggle_hosts(self) -> None:
@@ -298,16 +327,37 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         if self.has_class("narrow"):
             self.toggle_class("show-hosts")
             if self.has_class("show-hosts"):
-                self.query_one("#hosts", HostTree).focus()
+                self.host_tree.focus()
         else:
-            tree = self.query_one("#hosts", HostTree)
-            tree.display = not tree.display
+            self.host_tree.display = not self.host_tree.display
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # The controllers' keys.
+    def action_timeline(self) -> None:
+        self.noting.timeline()
+
+    def action_acknowledge(self) -> None:
+        self.noting.acknowledge()
+
+    def action_toggle_mark(self) -> None:
+        self.acting.toggle_mark()
+
+    def action_mark_confirmed(self) -> None:
+        self.acting.mark_confirmed()
+
+    def action_clear_marks(self) -> None:
+        self.acting.clear_marks()
+
+    def action_act(self) -> None:
+        self.acting.act()
+
+    def action_last_action(self) -> None:
+        self.acting.last_action()
 
     def action_reconnect(self) -> None:
         engine, snap, host_id = self.engine, self.snapshot, self.selected_host_id()
@@ -369,7 +419,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
             ("Help", "Keys and markers", self.action_help),
         ):
             yield SystemCommand(title, help_text, action)
-        yield from self.action_commands()
+        yield from self.acting.commands()
 
     def _fatal_error(self) -> None:
         """An unhandled exception ends the app. Textual's own report prints every frame's
