@@ -28,6 +28,10 @@ class EngineFace(Protocol):
     def listen(self, listener: Listener) -> None:
         """Call ``listener`` with every event from now on."""
 
+    @property
+    def history_off(self) -> str:
+        """Why the history is not being recorded, "" while it is or when none was asked for."""
+
     async def start(self, watch: bool = True) -> None:
         """Read the platform once (raises ``VdiError`` if it cannot), open every host; with
         ``watch``, keep following both."""

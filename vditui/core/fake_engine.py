@@ -196,6 +196,11 @@ class FakeEngine:
         self._acks.add(rule)
         self._dirty.set()
 
+    @property
+    def history_off(self) -> str:
+        """The fake keeps no history and never fails to: always ""."""
+        return ""
+
     def find_host(self, name_or_ip: str) -> VdiHost | None:
         return next((h for h in self.estate.hosts if name_or_ip in (h.name, h.ip, h.id)), None)
 
