@@ -42,7 +42,7 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def _listen(text: str) -> tuple[str, int]:
-    from vditui.serve import parse_listen  # only when --listen is given: it loads the engine
+    from vditui.commands.serve import parse_listen  # only with --listen: it loads the engine
 
     return parse_listen(text)
 
@@ -79,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                     help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
     _common(sv, True)
-    from vditui.history_cmd import add_parser as add_history
+    from vditui.commands.history import add_parser as add_history
 
     _common(add_history(sub), True)
-    from vditui.act_args import add_parsers
+    from vditui.commands.act_args import add_parsers
 
     add_parsers(sub, lambda parser: _common(parser, True))
     lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
@@ -118,7 +118,7 @@ def run_face(args: argparse.Namespace) -> int:
 
     if args.command == "history":
         # The file alone: no engine, no platform, so no password is asked for.
-        from vditui.history_cmd import run
+        from vditui.commands.history import run
 
         return run(args)
     options = Options.from_args(args)
@@ -133,7 +133,7 @@ def run_face(args: argparse.Namespace) -> int:
             from vditui.ui.run import run_tui
 
             return run_tui(options)
-        from vditui.headless import run_command
+        from vditui.commands.check import run_command
 
         return run_command(args, resolve(options, interactive=True))
     finally:
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return lab_up(scenario_from(args), chaos=args.chaos)
         if args.command == "audit":  # reads a file: no platform, no password
-            from vditui.act_cmd import cmd_audit
+            from vditui.commands.act import cmd_audit
 
             return cmd_audit(args)
         return run_face(args)

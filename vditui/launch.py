@@ -1,7 +1,7 @@
 """Where every face gets its settings: the command line's options, the config file, the
 environment and the password sources become one `Launch`, resolved once.
 
-The TUI (``vditui.ui.run``) and the headless commands (``vditui.headless``) both call `resolve`;
+The TUI (``vditui.ui.run``) and the headless commands (``vditui.commands``) both call `resolve`;
 neither asks the other. ``--demo`` does not change the options behind anyone's back: the entry
 point starts the lab (``vditui.demo``) and hands its coordinates over as a `LabTarget`, so this
 module never imports the lab and the UI never reaches it.

@@ -43,7 +43,7 @@ from vditui.core.vdi import (
     VdiStatusError,
     VdiUnreachable,
 )
-from vditui.headless import PLATFORM_BACK, cmd_check, cmd_watch
+from vditui.commands.check import PLATFORM_BACK, cmd_check, cmd_watch
 from vditui.lab.lab import Lab
 from vditui.lab.vdi_server import MSG_TOKEN
 from vditui.lab.waiting import eventually

@@ -292,7 +292,7 @@ async def test_baseline_asks_before_writing(tmp_path, drift_lab, engine_settings
     import argparse
     import io
 
-    from vditui.baseline_cmd import cmd_baseline
+    from vditui.commands.baseline import cmd_baseline
     from vditui.launch import Launch
 
     config = profile(tmp_path / "config.toml", drift_lab)

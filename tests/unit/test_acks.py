@@ -188,7 +188,7 @@ def test_watch_says_an_acknowledged_drift_once_and_alerts_when_its_rule_expires(
     from vditui.core.drift import DriftChange, DriftState, DriftStatus
     from vditui.core.events import AckExpired, DriftChanged, SnapshotReady
     from vditui.core.models import Comparison
-    from vditui.headless import WatchLines
+    from vditui.commands.check import WatchLines
 
     rule = AckRule("known", vm="lic", expires=date(2027, 3, 1))
     cmp = Comparison(vms=(), hosts=(), drifts=(STATE,))

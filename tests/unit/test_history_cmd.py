@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vditui.history_cmd import parse_since
+from vditui.commands.history import parse_since
 
 NOW = 1_800_000_000.0
 

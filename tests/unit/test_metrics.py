@@ -35,7 +35,7 @@ from vditui.core.models import (
     VirtState,
 )
 from vditui.core.session import DomainEvent
-from vditui.metrics import registry, version
+from vditui.commands.serve_metrics import registry, version
 
 HOSTS = (VdiHost("id-1", "hv-1", "10.0.0.1", 1), VdiHost("id-2", "hv-2", "10.0.0.2", 1))
 STATE = Drift(DriftKind.STATE, Severity.CRITICAL, "uuid-a", "vm-a", "id-1",

@@ -2,7 +2,7 @@
 
 :class:`MetricsState` listens to the engine (on the event loop) and keeps the latest of
 everything under a lock; :meth:`MetricsState.families` (called from the HTTP server's threads,
-at scrape time) turns it into :class:`Family` values that ``vditui.metrics`` hands to
+at scrape time) turns it into :class:`Family` values that ``vditui.commands.serve_metrics`` hands to
 prometheus-client, and :meth:`MetricsState.health` answers ``/healthz``. Nothing is computed
 per event beyond a counter: drift counts are taken from the latest snapshot when scraped.
 

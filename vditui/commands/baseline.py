@@ -63,7 +63,7 @@ async def cmd_baseline(args: argparse.Namespace, start: Launch, warnings: list[s
     """Run the pass, show the rules, ask (``ask``: a prompt function, by default ``input``
     when stdin is a terminal), and write them."""
     from vditui.config.write import save_ack_rules
-    from vditui.headless import settled_snapshot
+    from vditui.commands.check import settled_snapshot
 
     kinds = _kinds(args)
     reason = (getattr(args, "reason", None) or "").strip() or (

@@ -32,7 +32,7 @@ from vditui.core.metrics import MetricsState
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiAuthError, VdiError, VdiTlsError
 from vditui.core.vdi_errors import platform_message
-from vditui.metrics import registry
+from vditui.commands.serve_metrics import registry
 
 log = logging.getLogger("vditui.serve")
 

@@ -1,5 +1,5 @@
 """The command-line arguments of ``vditui act`` and ``vditui audit``, apart from the commands
-themselves (:mod:`vditui.act_cmd`): the parser is built before logging is set up, and
+themselves (:mod:`vditui.commands.act`, :mod:`vditui.commands.audit`): the parser is built before logging is set up, and
 ``act_cmd`` loads the engine, hence libvirt, whose client log must be sent to a file first
 (``vditui.logsetup``). So nothing here imports more than the actions' names."""
 

@@ -40,10 +40,10 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
         for w in warnings:
             print(f"vditui: warning: {w}", file=sys.stderr)
         if args.command == "baseline":  # writes the config: it needs the file and profile
-            from vditui.baseline_cmd import cmd_baseline
+            from vditui.commands.baseline import cmd_baseline
 
             return asyncio.run(cmd_baseline(args, start, warnings))
-        from vditui.act_cmd import cmd_act
+        from vditui.commands.act import cmd_act
 
         fn = {"check": cmd_check, "report": cmd_report, "probe": cmd_probe,
               "watch": cmd_watch, "serve": cmd_serve, "act": cmd_act}[args.command]
@@ -58,7 +58,7 @@ def run_command(args: argparse.Namespace, start: Launch) -> int:
 
 async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str]) -> int:
-    from vditui.serve import cmd_serve as serve  # prometheus-client: loaded for serve only
+    from vditui.commands.serve import cmd_serve as serve  # prometheus-client: loaded for serve only
 
     return await serve(args, settings, warnings)
 
