@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from vditui.commands.serve_metrics import registry, version
 from vditui.core.acks import AckRule
 from vditui.core.drift import DriftState, DriftStatus
 from vditui.core.events import (
@@ -35,7 +36,6 @@ from vditui.core.models import (
     VirtState,
 )
 from vditui.core.session import DomainEvent
-from vditui.commands.serve_metrics import registry, version
 
 HOSTS = (VdiHost("id-1", "hv-1", "10.0.0.1", 1), VdiHost("id-2", "hv-2", "10.0.0.2", 1))
 STATE = Drift(DriftKind.STATE, Severity.CRITICAL, "uuid-a", "vm-a", "id-1",

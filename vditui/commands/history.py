@@ -17,24 +17,12 @@ from typing import TextIO
 from vditui.config import ConfigError, load_config
 from vditui.core import history_db as hdb
 from vditui.core import present
+from vditui.core.exitcodes import ExitCode
 from vditui.core.history_text import kind_words, records, timeline, to_csv
 from vditui.launch import history_path
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SPAN = re.compile(r"(\d+)\s*([smhdw])")
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """The ``history`` subcommand's parser."""
-    p = sub.add_parser("history", help="drift, host and platform history (no login needed)")
-    p.add_argument("--since", default="7d", metavar="WHEN",
-                   help="how far back: 30m, 12h, 7d, or an ISO date (2026-12-01); default 7d")
-    p.add_argument("--vm", metavar="NAME", help="only this VM's drifts")
-    p.add_argument("--host", metavar="NAME", help="only this host's drifts and incidents")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="one JSON array of episodes")
-    fmt.add_argument("--csv", action="store_true", help="episodes as CSV")
-    return p
 
 
 def parse_since(text: str, now: float) -> float:
@@ -69,13 +57,13 @@ def _platform(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = None) -> int:
-    """Print the history asked for; 0, or 2 with a one-line error on stderr."""
+    """Print the history asked for; OK, or FAILED with a one-line error on stderr."""
     now = time.time() if now is None else now
     try:
         since = parse_since(args.since, now)
     except ValueError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.FAILED
     platform = _platform(args)
     path = history_path()
     try:
@@ -88,10 +76,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = 
             db.close()
     except hdb.HistoryError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.FAILED
     except sqlite3.Error as exc:
         print(f"vditui: {path}: cannot read the history: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.FAILED
     if args.json:
         out.write(json.dumps(records(drifts, incidents), ensure_ascii=False, indent=2) + "\n")
     elif args.csv:
@@ -107,4 +95,4 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = 
         for ep in open_now:
             out.write(f"open: {ep.subject}: {kind_words(ep.kind)} "
                       f"{present.differs_since(ep.first_seen, now)}\n")
-    return 0
+    return ExitCode.OK

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vditui.core.actions import Action, ActionPhase, ActionTarget
+from vditui.core.exitcodes import ExitCode
 from vditui.core.models import DriftKind, VdiVmStatus, VirtState, VmRow, vdi_status_label
 from vditui.core.present import action_noun
 
 ACTIONABLE = frozenset({DriftKind.STATE, DriftKind.PLACEMENT, DriftKind.ONLY_IN_VDI})
 """The drifts an action can end: a VM's state or place, or a VM libvirt does not have."""
-EXIT_OK, EXIT_SOME, EXIT_PLATFORM = 0, 1, 2
 _OFF = frozenset({VirtState.SHUTOFF, VirtState.CRASHED})
 _RUNNING = frozenset({VirtState.RUNNING, VirtState.BLOCKED})
 DRIFT_GONE = "drift gone: "
@@ -87,12 +87,13 @@ def target_of(row: VmRow, host_name: str) -> ActionTarget:
                         row.host_id, host_name)
 
 
-def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]], platform_failed: bool) -> int:
-    """0 every VM agrees (resolved, or refused because the drift had gone), 1 some do not,
-    2 the platform refused or could not be reached."""
+def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]],
+              platform_failed: bool) -> ExitCode:
+    """OK every VM agrees (resolved, or refused because the drift had gone), DIFFERS some do
+    not, FAILED the platform refused or could not be reached."""
     if platform_failed:
-        return EXIT_PLATFORM
+        return ExitCode.FAILED
     ok = all(phase is ActionPhase.RESOLVED
              or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
              for phase, message in outcomes.values())
-    return EXIT_OK if ok else EXIT_SOME
+    return ExitCode.OK if ok else ExitCode.DIFFERS
