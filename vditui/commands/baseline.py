@@ -24,6 +24,7 @@ from vditui.core.events import SnapshotReady
 from vditui.core.exitcodes import ExitCode
 from vditui.core.models import DriftKind
 from vditui.core.present import kind_name
+from vditui.core.selection import select
 from vditui.launch import Launch
 
 
@@ -36,12 +37,12 @@ def baseline_rules(snap: SnapshotReady, kinds: frozenset[DriftKind] | None,
                    reason: str) -> list[tuple[AckRule, str]]:
     """One rule per VM (or host, for a host's own drift) and kind for the drifts that count in
     ``snap`` (of ``kinds``, None: every kind), each with an example drift's sentence."""
-    names = {h.host.id: h.host.name for h in snap.comparison.hosts}
     rules: dict[AckRule, str] = {}
-    for d in snap.counted():
+    for now in select(snap).counted:
+        d = now.drift
         if kinds is not None and d.kind not in kinds:
             continue
-        host = names.get(d.host_id)
+        host = now.host or None
         vm = None if d.kind in HOST_KINDS else d.subject
         rule = AckRule(reason=reason, vm=vm, host=host, kind=d.kind)
         rules.setdefault(rule, f"{kind_name(d.kind)}: {d.subject}: {d.message}")

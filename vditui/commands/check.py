@@ -9,11 +9,10 @@ import sys
 from typing import TextIO
 
 from vditui.commands.snapshot import settled_snapshot
-from vditui.core.events import SnapshotReady
 from vditui.core.exitcodes import ExitCode
-from vditui.core.models import ConnState, Drift, DriftKind, Severity
 from vditui.core.present import kind_name
-from vditui.core.report import drift_record, summary
+from vditui.core.report import now_record
+from vditui.core.selection import select
 from vditui.core.settings import EngineSettings
 from vditui.launch import Launch
 
@@ -23,46 +22,30 @@ async def run(args: argparse.Namespace, start: Launch) -> int:
     return await cmd_check(args, start.settings, list(start.warnings))
 
 
-def verdict(snap: SnapshotReady, drifts: list[Drift]) -> ExitCode:
-    """FAILED when a host could not be read (unless its unreachable drift is acknowledged),
-    else DIFFERS when ``drifts`` (those that count) is not empty, else OK."""
-    cmp, acked = snap.comparison, snap.acknowledged
-    known = {d.host_id for d in cmp.drifts
-             if d.kind is DriftKind.HOST_UNREACHABLE and d.ident in acked}
-    if any(d.kind is DriftKind.HOST_UNREACHABLE and d.ident not in acked
-           for d in cmp.drifts) or any(
-            (h.view is None or h.view.state is not ConnState.CONNECTED) and h.host.id not in known
-            for h in cmp.hosts):
-        return ExitCode.FAILED
-    return ExitCode.DIFFERS if drifts else ExitCode.OK
-
-
 async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
-    """One pass; the drifts that count, as lines or one JSON document."""
+    """One pass; the drifts that count (:func:`vditui.core.selection.select`), as lines or
+    one JSON document whose list, counts and exit code come from the same selection."""
     snap = await settled_snapshot(settings, grace=True)
-    cmp = snap.comparison
-    drifts = snap.counted()
-    acked = snap.confirmed_acknowledged()
-    code = verdict(snap, drifts)
+    sel = select(snap)
+    code = sel.exit_code
     if getattr(args, "json", False):
-        doc = {"platform": settings.url, "exit_code": code,
+        doc = {"platform": settings.url, "exit_code": int(code),
                "warnings": warnings + list(snap.platform_warnings),
-               "summary": summary(cmp, snap.acknowledged),
-               "drifts": [drift_record(d, "confirmed") for d in drifts],
-               "acknowledged": [drift_record(d, "confirmed", r) for d, r in acked]}
+               "summary": sel.summary(),
+               "drifts": [now_record(d) for d in sel.counted],
+               "acknowledged": [now_record(d) for d in sel.acknowledged],
+               "pending": [now_record(d) for d in sel.pending]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
     for w in snap.platform_warnings:
         print(f"vditui: warning: {w}", file=sys.stderr)
-    s = summary(cmp)
     word = {ExitCode.OK: "consistent", ExitCode.DIFFERS: "DRIFT",
-               ExitCode.FAILED: "INCOMPLETE (unreachable)"}[code]
-    critical = sum(1 for d in drifts if d.severity is Severity.CRITICAL)
-    known = f", {len(acked)} acknowledged" if acked else ""
-    out.write(f"{word}: {s['hosts']} hosts, {s['vms']} VMs, {len(drifts)} drifts "
-              f"({critical} critical{known}) on {settings.url}\n")
-    for d in drifts:
-        out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
-                  f"{d.message}\n")
+            ExitCode.FAILED: "INCOMPLETE (unreachable)"}[code]
+    known = f", {len(sel.acknowledged)} acknowledged" if sel.acknowledged else ""
+    out.write(f"{word}: {sel.hosts} hosts, {sel.vms} VMs, {len(sel.counted)} drifts "
+              f"({sel.critical} critical{known}) on {settings.url}\n")
+    for d in sel.counted:
+        out.write(f"  [{d.drift.severity.name.lower():8}] {kind_name(d.drift.kind):<21} "
+                  f"{d.drift.subject}: {d.drift.message}\n")
     return code
