@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from vditui.commands.snapshot import settled_snapshot
+from vditui.core.events import SnapshotReady
 from vditui.core.exitcodes import ExitCode
 from vditui.core.present import kind_name
 from vditui.core.report import now_record
@@ -22,6 +23,18 @@ async def run(args: argparse.Namespace, start: Launch) -> int:
     return await cmd_check(args, start.settings, list(start.warnings))
 
 
+def check_document(snap: SnapshotReady, platform: str, warnings: list[str]) -> dict[str, Any]:
+    """``check --json``'s document: its list, its counts and its exit code from one
+    selection."""
+    sel = select(snap)
+    return {"platform": platform, "exit_code": int(sel.exit_code),
+            "warnings": warnings + list(snap.platform_warnings),
+            "summary": sel.summary(),
+            "drifts": [now_record(d) for d in sel.counted],
+            "acknowledged": [now_record(d) for d in sel.acknowledged],
+            "pending": [now_record(d) for d in sel.pending]}
+
+
 async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
     """One pass; the drifts that count (:func:`vditui.core.selection.select`), as lines or
@@ -30,12 +43,7 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     sel = select(snap)
     code = sel.exit_code
     if getattr(args, "json", False):
-        doc = {"platform": settings.url, "exit_code": int(code),
-               "warnings": warnings + list(snap.platform_warnings),
-               "summary": sel.summary(),
-               "drifts": [now_record(d) for d in sel.counted],
-               "acknowledged": [now_record(d) for d in sel.acknowledged],
-               "pending": [now_record(d) for d in sel.pending]}
+        doc = check_document(snap, settings.url, warnings)
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
     for w in snap.platform_warnings:
