@@ -15,7 +15,7 @@ from vditui.commands.serve_metrics import registry
 from vditui.core.drift import DriftStatus
 from vditui.core.events import DomainChanged, HostChanged
 from vditui.core.metrics import MetricsState
-from vditui.core.models import ConnState, DriftKind, Domain, VirtState
+from vditui.core.models import ConnState, Domain, DriftKind, VirtState
 from vditui.core.session import DomainEvent
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"

@@ -93,7 +93,7 @@ def host_record(row: HostRow) -> dict[str, Any]:
         "vdi_vms": row.vdi_vms,
         "libvirt_vms": row.virt_vms,
         "drift": [d.kind.value for d in row.drifts],
-        "read_at": v.read_at if v else 0.0,
+        "read_at": present.timestamp(v.read_at) if v and v.read_at else None,
     }
 
 
