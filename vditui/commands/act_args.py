@@ -11,6 +11,8 @@ import argparse
 from vditui.core.actions import Action
 
 ACTIONS = tuple(a.value for a in Action)
+SINCE_HELP = ("from this long ago (90m, 1.5h, 7d) or this date or date and time (2026-12-01, "
+              "2026-12-01T08:00)")
 
 
 def act_arguments(a: argparse.ArgumentParser) -> None:
@@ -31,6 +33,5 @@ def act_arguments(a: argparse.ArgumentParser) -> None:
 
 def audit_arguments(au: argparse.ArgumentParser) -> None:
     """``audit``'s arguments."""
-    au.add_argument("--since", metavar="WHEN", help="from this long ago (30m, 2h, 7d) or this "
-                                                    "date/time (2026-12-01T08:00)")
+    au.add_argument("--since", metavar="WHEN", help=SINCE_HELP)
     au.add_argument("--json", action="store_true", help="the records as JSON lines")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from vditui.core import audit
 from vditui.core.exitcodes import ExitCode
+from vditui.core.since import parse_since
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +25,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
     path = audit_path()
     try:
-        since = audit.parse_since(args.since) if getattr(args, "since", None) else None
+        since = (datetime.fromtimestamp(parse_since(args.since, time.time()), UTC)
+                 if getattr(args, "since", None) else None)
         trail = audit.read(path, since)
     except ValueError as exc:
         print(f"vditui: {exc}", file=sys.stderr)

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sqlite3
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -19,24 +17,8 @@ from vditui.core import history_db as hdb
 from vditui.core import present
 from vditui.core.exitcodes import ExitCode
 from vditui.core.history_text import kind_words, records, timeline, to_csv
+from vditui.core.since import parse_since
 from vditui.launch import history_path
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SPAN = re.compile(r"(\d+)\s*([smhdw])")
-
-
-def parse_since(text: str, now: float) -> float:
-    """``--since``'s wall-clock time: a span back from ``now`` (``30m``, ``12h``, ``7d``) or
-    an ISO date or date-time (local time unless it names its offset). ``ValueError`` with
-    the message to show otherwise."""
-    t = text.strip()
-    if m := _SPAN.fullmatch(t):
-        return now - int(m.group(1)) * _UNITS[m.group(2)]
-    try:
-        return datetime.fromisoformat(t).timestamp()
-    except ValueError:
-        raise ValueError(f"--since: expected a span like 30m, 12h or 7d, or an ISO date like "
-                         f"2026-12-01 or 2026-12-01T14:00, got {text!r}") from None
 
 
 def _platform(args: argparse.Namespace) -> str | None:

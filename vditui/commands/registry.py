@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vditui.commands.act_args import act_arguments, audit_arguments
+from vditui.commands.act_args import SINCE_HELP, act_arguments, audit_arguments
 from vditui.core.exitcodes import ExitCode
 
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -82,8 +82,7 @@ def _serve(p: argparse.ArgumentParser) -> None:
 
 
 def _history(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--since", default="7d", metavar="WHEN",
-                   help="how far back: 30m, 12h, 7d, or an ISO date (2026-12-01); default 7d")
+    p.add_argument("--since", default="7d", metavar="WHEN", help=SINCE_HELP + "; default 7d")
     p.add_argument("--vm", metavar="NAME", help="only this VM's drifts")
     p.add_argument("--host", metavar="NAME", help="only this host's drifts and incidents")
     fmt = p.add_mutually_exclusive_group()

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from vditui.core import present
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
 from vditui.core.events import (
@@ -35,7 +36,7 @@ async def run(args: argparse.Namespace, start: Launch) -> int:
 
 
 def _stamp(at: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
+    return present.timestamp(at, ms=True)
 
 
 PLATFORM_BACK = "platform reachable again"
