@@ -139,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _drop_stdout()  # the command was done: its own code stands
+        # What was left to write is lost, as for any program whose reader went away: the
+        # status says so, as a shell says it of one that SIGPIPE ended.
+        _drop_stdout()
+        return ExitCode.PIPE_CLOSED
     return code
 
 

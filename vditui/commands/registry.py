@@ -149,8 +149,8 @@ COMMANDS: tuple[Command, ...] = (
 
 EVERY_COMMAND = {
     ExitCode.INTERRUPTED: "Ctrl-C, SIGTERM or SIGHUP (after cleaning up)",
-    ExitCode.PIPE_CLOSED: "stdout closed before the command was done (`| head`); a command "
-                          "that had finished returns its own code",
+    ExitCode.PIPE_CLOSED: "stdout closed before all was written (`| head`), quietly; output "
+                          "the reader took in full leaves the command's own code",
 }
 """What the codes every command may return mean (argparse's own usage error is 2 too)."""
 

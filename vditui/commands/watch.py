@@ -113,13 +113,20 @@ def _platform(at: float, message: str) -> dict[str, Any]:
 
 async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO = sys.stdout) -> int:
-    """Follow the engine until stopped."""
+    """Follow the engine until stopped, or until the reader of ``out`` goes away (``| head``):
+    then stop the engine and raise BrokenPipeError for ``vditui.cli.main`` to end quietly."""
     engine = Engine(settings)
+    closed = asyncio.Event()
 
     def write(records: list[dict[str, Any]]) -> None:
-        if records:
-            out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-            out.flush()
+        if records and not closed.is_set():
+            try:
+                out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+                out.flush()
+            except BrokenPipeError:
+                # The engine's listener: an exception here would only be logged, and watch
+                # would go on writing to nobody.
+                closed.set()
 
     write([_platform(time.time(), f"warning: {w}") for w in warnings])
     lines = WatchLines()
@@ -127,7 +134,9 @@ async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
     try:
         await engine.start(watch=True)
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.Event().wait()
+            await closed.wait()
     finally:
         await engine.stop()
+    if closed.is_set():
+        raise BrokenPipeError("stdout closed")
     return ExitCode.OK

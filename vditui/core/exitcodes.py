@@ -23,5 +23,6 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP: 128 + SIGINT, as shells report it."""
     PIPE_CLOSED = 141
-    """Its standard output was closed before it was done (``| head``): 128 + SIGPIPE, as a
-    process killed by SIGPIPE reports it. A command that had finished returns its own code."""
+    """Its standard output was closed before all was written (``| head``): 128 + SIGPIPE, as
+    a shell reports a process SIGPIPE ended. Output the reader took in full leaves the
+    command's own code."""
