@@ -11,6 +11,8 @@ import argparse
 from vditui.core.actions import Action
 
 ACTIONS = tuple(a.value for a in Action)
+ALL_PLATFORMS_HELP = ("every platform's records (default: the configured platform's; "
+                      "--demo: the demo's)")
 SINCE_HELP = ("from this long ago (90m, 1.5h, 7d) or this date or date and time (2026-12-01, "
               "2026-12-01T08:00)")
 
@@ -35,3 +37,4 @@ def audit_arguments(au: argparse.ArgumentParser) -> None:
     """``audit``'s arguments."""
     au.add_argument("--since", metavar="WHEN", help=SINCE_HELP)
     au.add_argument("--json", action="store_true", help="the records as JSON lines")
+    au.add_argument("--all-platforms", action="store_true", help=ALL_PLATFORMS_HELP)

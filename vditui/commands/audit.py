@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from vditui.commands.scope import scope_of
 from vditui.core import audit
 from vditui.core.exitcodes import ExitCode
 from vditui.core.since import parse_since
@@ -21,9 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """``vditui audit``: the trail, one row per action (``--json``: the records as written)."""
-    from vditui.launch import audit_path
-
-    path = audit_path()
+    scope = scope_of(args)
+    path = scope.audit
     try:
         since = (datetime.fromtimestamp(parse_since(args.since, time.time()), UTC)
                  if getattr(args, "since", None) else None)
@@ -38,14 +38,16 @@ def cmd_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if trail.bad_lines:
         print(f"vditui: warning: {path}: {len(trail.bad_lines)} line(s) are not JSON records "
               f"(line {', '.join(map(str, trail.bad_lines[:5]))})", file=sys.stderr)
+    mine = [r for r in trail.records if scope.keeps(r.get("platform"), r.get("user"))]
     if getattr(args, "json", False):
-        out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in trail.records))
+        out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine))
         return ExitCode.OK
-    if not trail.records:
+    out.write(f"actions on {scope.said}\n")
+    if not mine:
         out.write(f"no actions recorded in {path}\n")
         return ExitCode.OK
-    out.write(f"{'time':<24} {'user':<10} {'action':<16} {'VMs':<34} outcome\n")
-    for a in audit.actions(trail.records):
+    out.write(f"{'time':<29} {'user':<10} {'action':<16} {'VMs':<34} outcome\n")
+    for a in audit.actions(tuple(mine)):
         out.write(table_row(a) + "\n")
     return ExitCode.OK
 
@@ -65,5 +67,5 @@ def table_row(a: dict[str, Any]) -> str:
             f"{n} {p}" for p, n in sorted(counts.items()))
     else:
         outcome = "no outcome recorded (stopped mid-action?)"
-    return (f"{first.get('time', '?')!s:<24} {first.get('user', '?')!s:<10} "
+    return (f"{first.get('time', '?')!s:<29} {first.get('user', '?')!s:<10} "
             f"{action:<16} {vms or '-':<34} {outcome}")

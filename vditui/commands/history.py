@@ -9,33 +9,14 @@ import json
 import sqlite3
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
-from vditui.config import ConfigError, load_config
+from vditui.commands.scope import scope_of
 from vditui.core import history_db as hdb
 from vditui.core import present
 from vditui.core.exitcodes import ExitCode
 from vditui.core.history_text import kind_words, records, timeline, to_csv
 from vditui.core.since import parse_since
-from vditui.launch import history_path
-
-
-def _platform(args: argparse.Namespace) -> str | None:
-    """The platform to show: ``--url``, or ``--profile``'s URL; None (every platform) when
-    neither is given."""
-    if getattr(args, "url", None):
-        return str(args.url)
-    name = getattr(args, "profile", None)
-    if not name:
-        return None
-    config = load_config(Path(args.config) if getattr(args, "config", None) else None)
-    profile = config.profiles.get(name)
-    if profile is None:
-        known = ", ".join(config.profiles) or "none"
-        raise ConfigError(config.path if config.found else None, None, "--profile",
-                          f"unknown profile {name!r}; known profiles: {known}")
-    return profile.url
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = None) -> int:
@@ -46,8 +27,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = 
     except ValueError as exc:
         print(f"vditui: {exc}", file=sys.stderr)
         return ExitCode.FAILED
-    platform = _platform(args)
-    path = history_path()
+    scope = scope_of(args)
+    platform, path = scope.url, scope.history
     try:
         db = hdb.connect(path, create=False)
         try:
@@ -68,6 +49,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, now: float | None = 
         out.write(to_csv(records(drifts, incidents)))
     else:
         moments = timeline(drifts, incidents)
+        out.write(f"history of {scope.said}\n")
         if not moments:
             out.write(f"nothing recorded since {present.timestamp(since)}\n")
         width = max((len(m.subject) for m in moments), default=0)

@@ -13,7 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vditui.commands.act_args import SINCE_HELP, act_arguments, audit_arguments
+from vditui.commands.act_args import (
+    ALL_PLATFORMS_HELP,
+    SINCE_HELP,
+    act_arguments,
+    audit_arguments,
+)
 from vditui.core.exitcodes import ExitCode
 
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -85,6 +90,7 @@ def _history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", default="7d", metavar="WHEN", help=SINCE_HELP + "; default 7d")
     p.add_argument("--vm", metavar="NAME", help="only this VM's drifts")
     p.add_argument("--host", metavar="NAME", help="only this host's drifts and incidents")
+    p.add_argument("--all-platforms", action="store_true", help=ALL_PLATFORMS_HELP)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON array of episodes")
     fmt.add_argument("--csv", action="store_true", help="episodes as CSV")
@@ -129,7 +135,7 @@ COMMANDS: tuple[Command, ...] = (
                      "sending (read-only, not confirmed, no terminal, bad --vm/--host)"}),
     Command("audit", "print the audit trail of actions", audit_arguments,
             "vditui.commands.audit:run", False,
-            {OK: "the trail printed (even empty)", FAILED: _BAD_INPUT}, common=False),
+            {OK: "the trail printed (even empty)", FAILED: _BAD_INPUT}),
     Command("baseline", "acknowledge every drift confirmed now (asks first)", _baseline,
             "vditui.commands.baseline:run", True,
             {OK: "rules written, none needed, or the operator said no",
