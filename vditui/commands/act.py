@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from vditui.core.act_rules import exit_code
+from vditui.core.act_rules import ACTIONABLE, can_change, exit_code
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionResult
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
@@ -46,8 +46,10 @@ def _terminal_ask(question: str) -> bool:
 
 
 def select(snap: SnapshotReady, vms: list[str], host: str | None,
-           drift: str | None) -> list[VmRow]:
-    """The rows ``act`` is asked about; a ValueError names a ``--vm`` that matches nothing."""
+           drift: str | None, action: Action | None = None) -> list[VmRow]:
+    """The rows ``act`` is asked about; a ValueError names a ``--vm`` that matches nothing.
+    Chosen by drift (``--drift``, or a glob or no ``--vm``), a row is only picked when
+    ``action`` (None: any action) can change something it differs in."""
     rows = list(snap.comparison.vms)
     names = {h.host.id: h.host.name for h in snap.comparison.hosts}
     if vms:
@@ -70,11 +72,11 @@ def select(snap: SnapshotReady, vms: list[str], host: str | None,
         # glob or no --vm at all means "those with confirmed drift", not every VM it matches.
         drift = "confirmed"
     if drift is not None:
-        from vditui.core.act_rules import ACTIONABLE
-
         wanted = {DriftStatus.CONFIRMED} | ({DriftStatus.PENDING} if drift == "any" else set())
-        rows = [r for r in rows if any(d.kind in ACTIONABLE and snap.status(d) in wanted
-                                       for d in r.drifts)]
+        actions = list(Action) if action is None else [action]
+        rows = [r for r in rows
+                if any(d.kind in ACTIONABLE and snap.status(d) in wanted for d in r.drifts)
+                and any(can_change(a, r) for a in actions)]
     return rows
 
 
@@ -86,6 +88,9 @@ def plan_lines(plan: ActionPlan, dry_run: bool) -> list[str]:
     out = [f"{plan.action.value}{force}: {len(plan.send)} VM(s) on "
            f"{', '.join(plan.hosts()) or 'no host'}"]
     out += [f"  {t.name:<24} on {t.host_name:<16} id {t.vm_id}" for t in plan.send]
+    if plan.notes:
+        out.append(f"what it can do ({len(plan.notes)}):")
+        out += [f"  {t.name}: {note}" for t, note in plan.notes]
     if plan.refused:
         out.append(f"refused ({len(plan.refused)}):")
         out += [f"  {t.name}: {why}" for t, why in plan.refused]
@@ -101,6 +106,8 @@ def _plan_doc(plan: ActionPlan) -> dict[str, Any]:
             "send": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name} for t in plan.send],
             "refused": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name, "reason": why}
                         for t, why in plan.refused],
+            "notes": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name, "note": note}
+                      for t, note in plan.notes],
             "requests": [{"method": r.method, "path": r.path, "body": r.body}
                          for r in requests_for(plan)]}
 
@@ -132,7 +139,7 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
         snap = await engine.check()
         assert snap is not None  # start() raised if the platform was never read
         try:
-            rows = select(snap, list(args.vm), args.host, args.drift)
+            rows = select(snap, list(args.vm), args.host, args.drift, action)
             plan = engine.plan(action, [r.key for r in rows], args.force)
         except (ValueError, ActionError) as exc:
             return refuse(str(exc))

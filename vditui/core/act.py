@@ -19,7 +19,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vditui.core import audit
-from vditui.core.act_rules import agrees, applies, exit_code, judge, sides, target_of
+from vditui.core.act_rules import (
+    agrees,
+    applies,
+    done,
+    exit_code,
+    judge,
+    reach,
+    sides,
+    target_of,
+)
 from vditui.core.actions import (
     Action,
     ActionError,
@@ -99,6 +108,7 @@ class Actor:
                               "(only shutdown and reboot take isForce)")
         send: list[ActionTarget] = []
         refused: list[tuple[ActionTarget, str]] = []
+        notes: list[tuple[ActionTarget, str]] = []
         names = self.host_names()
         for key, row in self._rows(keys):
             if row is None:
@@ -113,9 +123,11 @@ class Actor:
                 why = f"an action is already in progress on it ({self._in_flight[target.vm_id]})"
             if why is None:
                 send.append(target)
+                if (note := reach(action, row)) is not None:
+                    notes.append((target, note))
             else:
                 refused.append((target, why))
-        return ActionPlan(action, force, tuple(send), tuple(refused))
+        return ActionPlan(action, force, tuple(send), tuple(refused), tuple(notes))
 
     async def act(self, plan: ActionPlan) -> ActionResult:
         """Re-read, re-check, send once, follow up (see the module's docstring)."""
@@ -230,7 +242,9 @@ class _Run:
             else:
                 refused.append((fresh_t, why))
                 self.update(fresh_t, ActionPhase.REFUSED, f"{t.name}: {why}")
-        return ActionPlan(plan.action, plan.force, tuple(send), tuple(refused))
+        sent = {t.key for t in send}
+        return ActionPlan(plan.action, plan.force, tuple(send), tuple(refused),
+                          tuple((t, n) for t, n in plan.notes if t.key in sent))
 
     async def read_platform(self, ids: Sequence[str], strict: bool) -> dict[str, VdiVm]:
         """The VMs ``ids`` as the platform has them now: one GET each for a few, their hosts'
@@ -368,10 +382,12 @@ class _Run:
                 if row is None:
                     continue
                 last[vm_id] = row
-                if agrees(row):
+                short = None if agrees(row) else done(self.plan.action, row)
+                if agrees(row) or short is not None:
                     took = time.monotonic() - started
-                    self.finish(t, ActionPhase.RESOLVED,
-                                f"{t.name}: resolved {took:.1f} s after {verb}")
+                    self.finish(t, ActionPhase.RESOLVED, f"{t.name}: " + (
+                        f"resolved {took:.1f} s after {verb}" if short is None
+                        else f"{verb} done {took:.1f} s after: {short}"))
                     del pending[vm_id]
         for vm_id, t in pending.items():
             row = last.get(vm_id)

@@ -45,6 +45,42 @@ def applies(action: Action, row: VmRow) -> bool:
     return vm.status == VdiVmStatus.RUNNING or virt in _RUNNING
 
 
+SYNCS = frozenset({Action.SYNC, Action.SYNC_HOST})
+ONLY_IN_PLATFORM = ("still only in the platform: re-create it on a host or remove it from the "
+                    "platform")
+
+
+def can_change(action: Action, row: VmRow) -> bool:
+    """Whether ``action`` can change anything ``row`` differs in: it applies to the row, and
+    the row has a drift an action can end (a vCPU- or memory-only row has none)."""
+    return applies(action, row) and any(d.kind in ACTIONABLE for d in row.drifts)
+
+
+def only_in_platform(row: VmRow) -> bool:
+    """The platform lists the VM, libvirt has no such domain."""
+    return row.vdi is not None and row.virt is None and any(
+        d.kind is DriftKind.ONLY_IN_VDI for d in row.drifts)
+
+
+def reach(action: Action, row: VmRow) -> str | None:
+    """What ``action`` can at most do for ``row`` when that is short of agreement, for the
+    plan to say; None when it may bring the two sides together."""
+    if action in SYNCS and only_in_platform(row):
+        return ("only in the platform: a sync can at most make the platform stop calling it "
+                "running (libvirt has no domain to read); then re-create it on a host or "
+                "remove it from the platform")
+    return None
+
+
+def done(action: Action, row: VmRow) -> str | None:
+    """Why the follow-up of ``action`` may end for ``row`` short of agreement (all it could do
+    is done), or None: a VM only in the platform, synced, that the platform now says is off."""
+    if action in SYNCS and only_in_platform(row) and row.vdi is not None \
+            and row.vdi.status == VdiVmStatus.OFF:
+        return f"the platform says off now; {ONLY_IN_PLATFORM}"
+    return None
+
+
 def agrees(row: VmRow) -> bool:
     """The two sides agree about the VM (no drift an action could end, nothing in progress)."""
     if row.vdi is not None and row.vdi.status in (VdiVmStatus.BUSY, VdiVmStatus.UPGRADING):

@@ -80,6 +80,9 @@ class ActionPlan:
     """What would be sent, in order."""
     refused: tuple[tuple[ActionTarget, str], ...] = ()
     """Not sent, each with its reason (and what the operator can do instead)."""
+    notes: tuple[tuple[ActionTarget, str], ...] = ()
+    """Sent, but the action can do less than bring the sides together: what it can at most
+    do (a sync of a VM only in the platform), for the plan to say."""
 
     def hosts(self) -> tuple[str, ...]:
         """The names of the hosts of the VMs to be sent, in order, once each."""
