@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from vditui.core import audit
 from vditui.core.act_rules import (
+    ONLY_IN_PLATFORM,
     agrees,
     applies,
     done,
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("vditui.act")
 
 POLL = 1.5
+REACH_WAIT = 10.0
+"""Seconds the follow-up waits for a target the action can only partly mend (a sync of a VM
+only in the platform) to reach what it can: the platform saying off."""
 """Seconds between platform re-reads while following VMs: quick enough to say "resolved"
 within a couple of seconds, few enough requests not to load the platform."""
 GET_LIMIT = 20
@@ -363,11 +367,19 @@ class _Run:
         """Re-read until each VM's two sides agree, or the action timeout."""
         verb = action_noun(self.plan.action)
         pending = {t.vm_id: t for t in targets if t.vm_id}
-        deadline = started + self.settings.action_timeout
+        timeout = self.settings.action_timeout
+        # A target the action can only partly mend (a sync of a VM only in the platform) is
+        # waited for until the platform has had time to say off: no agreement can come.
+        noted = {t.key for t, _ in self.plan.notes}
+        until = {vm_id: started + (min(timeout, REACH_WAIT) if t.key in noted else timeout)
+                 for vm_id, t in pending.items()}
+        deadline = started + timeout
         last: dict[str, VmRow] = {}
         while pending:
             now = time.monotonic()
-            if now >= deadline:
+            for vm_id in [v for v in pending if until[v] <= now]:
+                self._give_up(pending.pop(vm_id), last.get(vm_id), until[vm_id] - started)
+            if now >= deadline or not pending:
                 break
             await asyncio.sleep(min(POLL, max(0.0, deadline - now)))
             try:
@@ -390,11 +402,14 @@ class _Run:
                         else f"{verb} done {took:.1f} s after: {short}"))
                     del pending[vm_id]
         for vm_id, t in pending.items():
-            row = last.get(vm_id)
-            now_says = sides(row, self.actor.host_names()) if row is not None \
-                else "not seen again"
-            self.finish(t, ActionPhase.UNRESOLVED, f"{t.name}: still differs after "
-                        f"{self.settings.action_timeout:g} s: {now_says}")
+            self._give_up(t, last.get(vm_id), until[vm_id] - started)
+
+    def _give_up(self, t: ActionTarget, row: VmRow | None, waited: float) -> None:
+        now_says = sides(row, self.actor.host_names()) if row is not None else "not seen again"
+        limit = "" if row is None or reach(self.plan.action, row) is None \
+            else f"; {ONLY_IN_PLATFORM}"
+        self.finish(t, ActionPhase.UNRESOLVED,
+                    f"{t.name}: still differs after {waited:g} s: {now_says}{limit}")
 
     def finish(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
         before = self.outcomes.get(target.key)
