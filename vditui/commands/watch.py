@@ -71,9 +71,22 @@ class WatchLines:
 
     def __init__(self) -> None:
         self.said: dict[tuple[str, str], Drift] = {}
+        self.hosts: dict[str, str] = {}
 
     def records(self, e: EngineEvent) -> list[dict[str, Any]]:
-        """The lines for ``e``."""
+        """The lines for ``e``, each naming its host as every face does (``host``)."""
+        match e:
+            case PlatformRefreshed(inventory=inv):
+                self.hosts.update((h.id, h.name) for h in inv.hosts)
+            case SnapshotReady(comparison=cmp):
+                self.hosts.update((h.host.id, h.host.name) for h in cmp.hosts)
+        lines = self._records(e)
+        for r in lines:
+            if "host_id" in r:
+                r.setdefault("host", self.hosts.get(r["host_id"], ""))
+        return lines
+
+    def _records(self, e: EngineEvent) -> list[dict[str, Any]]:
         match e:
             case SnapshotReady(at=at):
                 return self._snapshot(e, at)
