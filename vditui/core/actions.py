@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vditui.core.exitcodes import ExitCode
+
 
 class Action(StrEnum):
     """What an operator may ask the platform to do to VMs."""
@@ -103,7 +105,7 @@ class ActionResult:
     """The plan as re-checked just before sending (fresh reads): what was really sent."""
     outcomes: Mapping[str, tuple[ActionPhase, str]]
     """VM key -> its final phase and message, for every target of the plan."""
-    exit_code: int
+    exit_code: ExitCode
     """0 every VM reached agreement, 1 some did not, 2 the platform refused or could not be
     reached."""
 

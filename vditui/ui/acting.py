@@ -21,6 +21,7 @@ from textual.binding import Binding
 from vditui.core.actions import Action, ActionError, ActionPlan
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import ActionUpdate
+from vditui.core.exitcodes import ExitCode
 from vditui.ui.messages import EngineEvents
 from vditui.ui.run_state import ActionRun, Choice, choice_label, choices, plan_title
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen, ProgressScreen
@@ -164,7 +165,7 @@ class ActingApp(App[int]):
         summary = run.summary()
         self._log_line(Text(f"{label}: {summary.plain}", style=summary.style))
         self.notify(summary.plain, title=label,
-                    severity="information" if result.exit_code == 0 else "warning")
+                    severity="information" if result.exit_code == ExitCode.OK else "warning")
 
     def action_last_action(self) -> None:
         run = self.action_run
