@@ -84,3 +84,20 @@ def test_the_readme_exit_code_table_is_the_registry_s() -> None:
     m = re.search(r"<!-- exit-codes:[^>]*-->\n(.*?)<!-- /exit-codes -->", text, re.S)
     assert m is not None, "README.md has no exit-code table between its markers"
     assert m.group(1) == exit_table()
+
+
+def test_report_to_a_directory_is_one_line_and_exit_2_before_any_pass(
+        tmp_path: Path, capsys) -> None:
+    import argparse
+    import asyncio
+
+    from vditui.commands.report import cmd_report
+    from vditui.core.settings import EngineSettings
+
+    # An unroutable platform: the refusal must come before the engine would try it.
+    settings = EngineSettings(url="http://127.0.0.1:9", username="u", password="p")
+    args = argparse.Namespace(format="md", output=str(tmp_path))
+    assert asyncio.run(cmd_report(args, settings, [])) == ExitCode.FAILED
+    err = capsys.readouterr().err
+    assert err == (f"vditui: report: cannot write {tmp_path}: it is a directory; give a file "
+                   "name, e.g. -o DIR/report.md\n")
