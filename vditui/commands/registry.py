@@ -139,7 +139,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("baseline", "acknowledge every drift confirmed now (asks first)", _baseline,
             "vditui.commands.baseline:run", True,
             {OK: "rules written, none needed, or the operator said no",
-             FAILED: "no terminal to ask on and no --yes; or " + _UNREACHABLE}),
+             FAILED: "no terminal to ask on and no --yes; or the platform could not be read, "
+                     "or the settings are wrong"}),
     Command("history", "drift, host and platform history (no login needed)", _history,
             "vditui.commands.history:run", False,
             {OK: "the history printed (even empty)", FAILED: _BAD_INPUT}),
@@ -155,7 +156,7 @@ COMMANDS: tuple[Command, ...] = (
 
 EVERY_COMMAND = {
     ExitCode.INTERRUPTED: "Ctrl-C, SIGTERM or SIGHUP (after cleaning up)",
-    ExitCode.PIPE_CLOSED: "stdout closed before all was written (`| head`), quietly; output "
+    ExitCode.PIPE_CLOSED: "stdout closed before all was written (piped into head), quietly; output "
                           "the reader took in full leaves the command's own code",
 }
 """What the codes every command may return mean (argparse's own usage error is 2 too)."""
