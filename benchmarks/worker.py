@@ -144,7 +144,7 @@ class _Stamped:
 async def watch(cfg: dict[str, Any]) -> dict[str, Any]:
     """``cmd_watch`` on a stamped stream: ready once every host reported connected, then the
     parent storms; on ``finish``, wait for quiet and return every state line with its time."""
-    from vditui.headless import cmd_watch
+    from vditui.commands.watch import cmd_watch
 
     out = _Stamped()
     t0 = time.monotonic()

@@ -8,14 +8,15 @@ prompt.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-COMMANDS = ("check", "report", "probe", "watch", "act", "audit", "serve", "history",
-            "baseline", "lab")
+from vditui.core.exitcodes import ExitCode
 
 
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -41,104 +42,68 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
                    help="start the lab's default scenario and point vditui at it", **d)
 
 
-def _listen(text: str) -> tuple[str, int]:
-    from vditui.serve import parse_listen  # only when --listen is given: it loads the engine
-
-    return parse_listen(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: the common options, and each command of the registry."""
+    from vditui.commands.registry import COMMANDS
+
     p = argparse.ArgumentParser(
         prog="vditui",
         description="Where an OCloudView VDI platform and its libvirt hosts disagree.",
         epilog="Environment: VDITUI_URL, VDITUI_USER, VDITUI_PASSWORD.")
     _common(p, suppress=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    c = sub.add_parser("check", help="one pass; exit 0 consistent, 1 drift, 2 unreachable")
-    c.add_argument("--json", action="store_true", help="machine-readable summary")
-    _common(c, True)
-    r = sub.add_parser("report", help="the full comparison as md, json or csv")
-    r.add_argument("--format", choices=("md", "json", "csv"), default="md")
-    r.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
-    _common(r, True)
-    pr = sub.add_parser("probe", help="try every connection method for one host")
-    pr.add_argument("host", help="the host's VDI name or IP")
-    pr.add_argument("--json", action="store_true")
-    _common(pr, True)
-    w = sub.add_parser("watch", help="follow states and drift, one JSON object per line")
-    w.add_argument("--jsonl", action="store_true", help="JSON lines (the only format, for now)")
-    _common(w, True)
-    b = sub.add_parser("baseline", help="acknowledge every drift confirmed now (asks first)")
-    b.add_argument("--kind", action="append", metavar="KIND",
-                   help="only drifts of this kind, e.g. only_in_vdi (repeatable)")
-    b.add_argument("--reason", metavar="TEXT", help='the rules\' reason (default: "baseline '
-                   'YYYY-MM-DD")')
-    b.add_argument("--yes", action="store_true", help="write the rules without asking")
-    _common(b, True)
-    sv = sub.add_parser("serve", help="run headless, serving /metrics (Prometheus) and /healthz")
-    sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
-                    help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
-    _common(sv, True)
-    from vditui.history_cmd import add_parser as add_history
-
-    _common(add_history(sub), True)
-    from vditui.act_args import add_parsers
-
-    add_parsers(sub, lambda parser: _common(parser, True))
-    lab = sub.add_parser("lab", help="run the lab: real libvirtd hosts and a simulated platform")
-    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
-    up = lab_sub.add_parser("up", help="serve a scenario until Ctrl-C")
-    up.add_argument("--scenario", metavar="FILE", help="scenario TOML (default: built-in)")
-    up.add_argument("--generate", metavar="HxV",
-                    help="generate H hosts x V VMs instead of a scenario file, e.g. 50x100")
-    up.add_argument("--chaos", type=float, default=0.0, metavar="RATE",
-                    help="change RATE VM states per second")
+    for c in COMMANDS:
+        cp = sub.add_parser(c.name, help=c.help)
+        c.arguments(cp)
+        if c.common:
+            _common(cp, True)
     return p
 
 
-def scenario_from(args: argparse.Namespace) -> Any:
-    from vditui.lab import scenario as sc
-
-    if getattr(args, "generate", None):
-        try:
-            h, v = (int(x) for x in args.generate.lower().split("x"))
-        except ValueError:
-            raise sc.ScenarioError("--generate", None, "HxV", "expected two numbers like 50x100, "
-                                   f"got {args.generate!r}") from None
-        return sc.generate(hosts=h, vms_per_host=v)
-    if getattr(args, "scenario", None):
-        return sc.load(args.scenario)
-    return sc.load_default()
-
-
 def run_face(args: argparse.Namespace) -> int:
-    """The TUI (no command) or a headless command, with settings from ``vditui.launch``; for
-    ``--demo``, a lab started first (this is the only place the lab meets the faces)."""
+    """The TUI (no command) or a command of the registry; those that need the platform get
+    their settings from ``vditui.launch``; for ``--demo``, a lab started first (this is the only
+    place the lab meets the faces)."""
+    from vditui.commands.registry import command
     from vditui.launch import Options, resolve
 
-    if args.command == "history":
-        # The file alone: no engine, no platform, so no password is asked for.
-        from vditui.history_cmd import run
-
-        return run(args)
+    cmd = None if args.command is None else command(args.command)
+    if cmd is not None and not cmd.needs_platform:
+        # Files alone: no engine, no platform, so no password is asked for.
+        return int(cmd.load()(args))
     options = Options.from_args(args)
     lab = None
     try:
         if options.demo:
             from vditui.demo import start_demo
 
-            lab, target = start_demo(chaos=1.0 if args.command is None else 0.0)
+            lab, target = start_demo(chaos=1.0 if cmd is None else 0.0)
             options = replace(options, lab=target)
-        if args.command is None:
+        if cmd is None:
             from vditui.ui.run import run_tui
 
             return run_tui(options)
-        from vditui.headless import run_command
-
-        return run_command(args, resolve(options, interactive=True))
+        return _run_with_platform(cmd.load(), args, resolve(options, interactive=True))
     finally:
         if lab is not None:
             lab.stop()
+
+
+def _run_with_platform(run: Any, args: argparse.Namespace, start: Any) -> int:
+    from vditui.config import ConfigError
+    from vditui.core.vdi import VdiError
+    from vditui.core.vdi_errors import platform_message
+
+    try:
+        for w in start.warnings:
+            print(f"vditui: warning: {w}", file=sys.stderr)
+        return int(asyncio.run(run(args, start)))
+    except VdiError as exc:
+        print(f"vditui: platform: {platform_message(exc)}", file=sys.stderr)
+        return ExitCode.FAILED
+    except ConfigError as exc:
+        print(f"vditui: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
 
 
 def _stop_on_hang_up(signum: int, _frame: object) -> None:
@@ -162,20 +127,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vditui.lab import LabError, ScenarioError
 
     try:
-        if args.command == "lab":
-            from vditui.lab.console import lab_up
-
-            return lab_up(scenario_from(args), chaos=args.chaos)
-        if args.command == "audit":  # reads a file: no platform, no password
-            from vditui.act_cmd import cmd_audit
-
-            return cmd_audit(args)
-        return run_face(args)
+        code = run_face(args)
     except (ScenarioError, LabError, ConfigError) as exc:
         print(f"vditui: {exc}", file=sys.stderr)
-        return 2
+        code = ExitCode.FAILED
     except KeyboardInterrupt:
-        return 130
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        _drop_stdout()
+        return ExitCode.PIPE_CLOSED
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # What was left to write is lost, as for any program whose reader went away: the
+        # status says so, as a shell says it of one that SIGPIPE ended.
+        _drop_stdout()
+        return ExitCode.PIPE_CLOSED
+    return code
+
+
+def _drop_stdout() -> None:
+    """The reader of stdout went away (``| head``): point stdout at /dev/null, so that nothing
+    more is written and the interpreter's own flush at exit prints no traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

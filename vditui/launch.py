@@ -1,7 +1,7 @@
 """Where every face gets its settings: the command line's options, the config file, the
 environment and the password sources become one `Launch`, resolved once.
 
-The TUI (``vditui.ui.run``) and the headless commands (``vditui.headless``) both call `resolve`;
+The TUI (``vditui.ui.run``) and the headless commands (``vditui.commands``) both call `resolve`;
 neither asks the other. ``--demo`` does not change the options behind anyone's back: the entry
 point starts the lab (``vditui.demo``) and hands its coordinates over as a `LabTarget`, so this
 module never imports the lab and the UI never reaches it.
@@ -29,17 +29,23 @@ DEMO_TIMEOUT = 2.0
 DEMO_GRACE = 3.0
 """``--demo``'s grace unless ``--grace`` says otherwise: long enough to see drift pending."""
 AUDIT_FILE, HISTORY_FILE = "audit.jsonl", "history.sqlite3"
-"""The audit trail and the drift history, in the state dir (the demo: in the lab's dir)."""
+"""The audit trail and the drift history, in the state dir (the demo: in its own below)."""
 
 
-def audit_path() -> Path:
-    """Where actions are audited (outside ``--demo``)."""
-    return state_dir() / AUDIT_FILE
+DEMO_DIR = "demo"
+"""``--demo``'s own state (audit trail, history) under the state dir: it outlives the demo, so
+``vditui audit --demo`` and ``history --demo`` read it afterwards, and it never mixes with the
+operator's own platforms'."""
 
 
-def history_path() -> Path:
-    """Where the drift history is kept (outside ``--demo``)."""
-    return state_dir() / HISTORY_FILE
+def audit_path(demo: bool = False) -> Path:
+    """Where actions are audited (``demo``: the demo's own trail)."""
+    return (state_dir() / DEMO_DIR if demo else state_dir()) / AUDIT_FILE
+
+
+def history_path(demo: bool = False) -> Path:
+    """Where the drift history is kept (``demo``: the demo's own history)."""
+    return (state_dir() / DEMO_DIR if demo else state_dir()) / HISTORY_FILE
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,10 @@ def resolve(options: Options, *, interactive: bool,
         warnings.append(degraded())  # logging is off: said once, with the other warnings
     if not profile.verify_ssl:
         warnings.append(INSECURE_WARNING)
-    # The demo keeps its trail and history with the lab (its own dir), not the operator's.
-    if lab is None:
-        audit, history = audit_path(), history_path()
-    else:
-        audit, history = (lab.config_path.parent / AUDIT_FILE,
-                          lab.config_path.parent / HISTORY_FILE)
+    # The demo keeps its trail and history apart from the operator's, in a dir that outlives
+    # the lab (whose own dir goes when the demo ends).
+    demo = lab is not None
+    audit, history = audit_path(demo), history_path(demo)
     settings = replace(engine_settings(profile, password), audit_path=audit,
                        history_path=history)
     if lab is not None:

@@ -120,7 +120,9 @@ def test_yes_acts_follows_and_audits(home: Path, lab: Lab) -> None:
 
     table = vditui(home, lab, "audit", with_target=False)
     assert table.returncode == 0, table.stderr
-    head, row = table.stdout.splitlines()
+    said, head, row = table.stdout.splitlines()
+    assert said == f"actions on {lab.vdi_url} as admin (--all-platforms: every platform's)" \
+        or said.startswith("actions on every platform's records")
     assert head.split() == ["time", "user", "action", "VMs", "outcome"]
     assert " admin " in row and " sync " in row and "office-11" in row
     assert row.endswith("exit 0: 1 resolved")
@@ -129,7 +131,7 @@ def test_yes_acts_follows_and_audits(home: Path, lab: Lab) -> None:
     later = vditui(home, lab, "audit", "--json", "--since", "2999-01-01", with_target=False)
     assert later.returncode == 0 and later.stdout == ""
     bad = vditui(home, lab, "audit", "--since", "yesterday", with_target=False)
-    assert bad.returncode == 2 and "expected a duration like 30m" in bad.stderr
+    assert bad.returncode == 2 and "expected a span like 90m" in bad.stderr
 
 
 def ask_on_a_terminal(home: Path, lab: Lab, answer: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -337,3 +338,25 @@ async def test_210_vms_are_one_batch_request(
     assert len(result.outcomes) == 210 and result.exit_code == 0
     # Re-read by the two hosts' lists, not 210 GETs per round.
     assert lab.vdi.requests["GET /ocloud/v1/domain/{id}"] == 0
+
+
+async def test_a_sync_of_a_vm_only_in_the_platform_says_what_it_can_do_and_waits_no_longer(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab) -> None:
+    # No sync can make libvirt have the domain: the plan says what a sync can at most do, and
+    # the follow-up waits REACH_WAIT for it (the platform saying off), not action_timeout.
+    from vditui.core.act import REACH_WAIT
+    from vditui.core.act_rules import ONLY_IN_PLATFORM
+
+    w = await watched(action_timeout=60.0)
+    (key,) = w.keys("class-b-05")
+    plan = w.engine.plan(Action.SYNC, [key])
+    assert [t.name for t, _ in plan.notes] == ["class-b-05"]
+    assert "at most make the platform stop calling it running" in plan.notes[0][1]
+    started = time.monotonic()
+    result = await w.engine.act(plan)
+    took = time.monotonic() - started
+    phase, message = result.outcomes[key]
+    # The lab's platform keeps its record when libvirt has no domain to read: not off, so
+    # still differing, said with what to do, after REACH_WAIT rather than 60 s.
+    assert phase is ActionPhase.UNRESOLVED and message.endswith(ONLY_IN_PLATFORM), message
+    assert took < REACH_WAIT + 10

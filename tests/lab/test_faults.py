@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from vditui.commands.check import cmd_check
+from vditui.commands.watch import PLATFORM_BACK, cmd_watch
 from vditui.core.engine import Engine
 from vditui.core.events import (
     DomainChanged,
@@ -43,7 +45,6 @@ from vditui.core.vdi import (
     VdiStatusError,
     VdiUnreachable,
 )
-from vditui.headless import PLATFORM_BACK, cmd_check, cmd_watch
 from vditui.lab.lab import Lab
 from vditui.lab.vdi_server import MSG_TOKEN
 from vditui.lab.waiting import eventually

@@ -185,10 +185,10 @@ def test_saving_into_a_new_file_and_refusing_the_legacy_layout(tmp_path: Path) -
 
 
 def test_watch_says_an_acknowledged_drift_once_and_alerts_when_its_rule_expires() -> None:
+    from vditui.commands.watch import WatchLines
     from vditui.core.drift import DriftChange, DriftState, DriftStatus
     from vditui.core.events import AckExpired, DriftChanged, SnapshotReady
     from vditui.core.models import Comparison
-    from vditui.headless import WatchLines
 
     rule = AckRule("known", vm="lic", expires=date(2027, 3, 1))
     cmp = Comparison(vms=(), hosts=(), drifts=(STATE,))

@@ -157,12 +157,3 @@ def test_audit_read_skips_bad_lines_and_filters_by_time(tmp_path: Path) -> None:
     assert [r["action_id"] for r in trail.records] == ["new"]
     assert trail.bad_lines == (2, 3)
     assert audit.read(tmp_path / "missing.jsonl").records == ()
-
-
-def test_since_reads_durations_and_dates() -> None:
-    now = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
-    assert audit.parse_since("2h", now) == datetime(2026, 6, 1, 10, tzinfo=UTC)
-    assert audit.parse_since("1d", now) == datetime(2026, 5, 31, 12, tzinfo=UTC)
-    assert audit.parse_since("2026-05-01T08:00+00:00") == datetime(2026, 5, 1, 8, tzinfo=UTC)
-    with pytest.raises(ValueError, match="expected a duration like 30m"):
-        audit.parse_since("yesterday")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vditui.baseline_cmd import baseline_rules
+from vditui.commands.baseline import baseline_rules
 from vditui.config import load_config
 from vditui.config import write as config_write
 from vditui.config.write import save_ack_rules, save_host_uri

@@ -225,7 +225,7 @@ def test_demo_hands_the_lab_to_launch_and_stops_it(tmp_path: Path,
     assert (app.config_path, rates, stopped) == (target.config_path, [1.0], [True])
 
 
-def test_the_audit_trail_and_history_live_in_the_state_dir_or_the_demo_lab(
+def test_the_audit_trail_and_history_live_in_the_state_dir_or_the_demo_s_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("vditui.launch.state_dir", lambda: tmp_path / "state")
     start = resolve(Options(config=write(tmp_path, HEAD)), interactive=False, env=ENV)
@@ -234,8 +234,9 @@ def test_the_audit_trail_and_history_live_in_the_state_dir_or_the_demo_lab(
     lab = LabTarget(url="http://127.0.0.1:8088", username="admin", password="lab-pw",
                     uri_template="test:///default", config_path=tmp_path / "lab" / "d.toml")
     demo = resolve(Options(demo=True, lab=lab), interactive=False, env={})
-    assert demo.settings.audit_path == tmp_path / "lab" / "audit.jsonl"
-    assert demo.settings.history_path == tmp_path / "lab" / "history.sqlite3"
+    # Not in the lab's dir, which goes when the demo ends: in a demo dir that outlives it.
+    assert demo.settings.audit_path == tmp_path / "state" / "demo" / "audit.jsonl"
+    assert demo.settings.history_path == tmp_path / "state" / "demo" / "history.sqlite3"
 
 
 def test_read_only_comes_from_the_flag_or_the_profile(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from vditui.commands.serve_metrics import registry, version
 from vditui.core.acks import AckRule
 from vditui.core.drift import DriftState, DriftStatus
 from vditui.core.events import (
@@ -35,7 +36,6 @@ from vditui.core.models import (
     VirtState,
 )
 from vditui.core.session import DomainEvent
-from vditui.metrics import registry, version
 
 HOSTS = (VdiHost("id-1", "hv-1", "10.0.0.1", 1), VdiHost("id-2", "hv-2", "10.0.0.2", 1))
 STATE = Drift(DriftKind.STATE, Severity.CRITICAL, "uuid-a", "vm-a", "id-1",
@@ -101,30 +101,28 @@ def state(clock: Clock) -> MetricsState:
     return MetricsState(stale_after=70.0, clock=lambda: clock.mono)
 
 
-def test_drifts_by_kind_status_and_host_acknowledged_apart(state, clock):
+def test_drifts_by_kind_pending_and_acknowledged_apart(state, clock):
     state.on_event(PlatformRefreshed(clock.wall, VdiInventory(HOSTS, ())))
     state.on_event(snapshot(clock))
     m = scrape(state)
     drifts = m["vditui_drifts"]
     nonzero = {k: v for k, v in drifts.items() if v}
-    assert nonzero == {L(kind="state", status="confirmed", host="hv-1"): 1.0,
-                       L(kind="vcpu", status="pending", host="hv-1"): 1.0,
-                       L(kind="unreachable", status="confirmed", host="hv-2"): 1.0}
+    assert nonzero == {L(kind="state"): 1.0, L(kind="unreachable"): 1.0}
+    assert {k: v for k, v in m["vditui_drifts_pending"].items() if v} == {L(kind="vcpu"): 1.0}
     # The acknowledged drift is counted apart, and nowhere in the firing metric.
-    assert drifts[L(kind="only_in_libvirt", status="confirmed", host="hv-1")] == 0.0
+    assert drifts[L(kind="only_in_libvirt")] == 0.0
     acked = {k: v for k, v in m["vditui_drifts_acknowledged"].items() if v}
-    assert acked == {L(kind="only_in_libvirt", status="confirmed", host="hv-1"): 1.0}
-    # Every kind x status x host is there, zeros included: sums and alerts never miss a series.
-    assert len(drifts) == len(DriftKind) * 2 * 2 == len(m["vditui_drifts_acknowledged"])
+    assert acked == {L(kind="only_in_libvirt"): 1.0}
+    # Every kind is there, zeros included: sums and alerts never miss a series.
+    assert len(drifts) == len(DriftKind) == len(m["vditui_drifts_acknowledged"])
+    assert m["vditui_host_drifts"] == {L(host="hv-1"): 1.0, L(host="hv-2"): 1.0}
     first = m["vditui_drift_first_seen_timestamp_seconds"]
     assert first == {
-        L(key="uuid-a", subject="vm-a", kind="state", host="hv-1", status="confirmed"):
-            clock.wall - 60,
-        L(key="id-2", subject="hv-2", kind="unreachable", host="hv-2", status="confirmed"):
-            clock.wall - 30,
-        L(key="uuid-b", subject="vm-b", kind="vcpu", host="hv-1", status="pending"):
-            clock.wall - 1}
-    assert not any(dict(k)["subject"] == "lic" for k in first)
+        L(key="uuid-a", subject="vm-a", kind="state", host="hv-1"): clock.wall - 60,
+        L(key="id-2", subject="hv-2", kind="unreachable", host="hv-2"): clock.wall - 30}
+    assert not any(dict(k)["subject"] in ("lic", "vm-b") for k in first)
+    assert (m["vditui_hosts"], m["vditui_hosts_unreachable"], m["vditui_vms"],
+            m["vditui_vms_unchecked"]) == ({(): 2.0}, {(): 1.0}, {(): 0.0}, {(): 0.0})
 
 
 def test_hosts_platform_and_pass(state, clock):
@@ -133,8 +131,9 @@ def test_hosts_platform_and_pass(state, clock):
     state.on_event(snapshot(clock, incremental=True, took=0.001))  # not a complete pass
     clock.tick(12)
     m = scrape(state)
-    assert m["vditui_host_up"] == {L(host="hv-1", transport="tls"): 1.0,
-                                   L(host="hv-2", transport="ssh"): 0.0}
+    assert m["vditui_host_up"] == {L(host="hv-1"): 1.0, L(host="hv-2"): 0.0}
+    assert m["vditui_host_info"] == {L(host="hv-1", transport="tls"): 1.0,
+                                     L(host="hv-2", transport="ssh"): 1.0}
     assert m["vditui_platform_up"] == {(): 1.0}
     assert m["vditui_platform_refresh_age_seconds"] == {(): 12.0}
     assert m["vditui_pass_duration_seconds"] == {(): 0.25}
@@ -182,11 +181,12 @@ def test_reconnects_and_lifecycle_events_are_counted(state, clock):
     assert m["vditui_host_reconnects_total"] == {L(host="hv-1"): 2.0}
     assert m["vditui_lifecycle_events_total"] == {L(host="hv-1", event="stopped"): 2.0,
                                                   L(host="hv-1", event="started"): 1.0}
-    assert m["vditui_host_up"] == {L(host="hv-1", transport="tcp"): 1.0}
+    assert m["vditui_host_up"] == {L(host="hv-1"): 1.0}
 
 
 def test_nothing_read_yet_scrapes_cleanly(state):
     m = scrape(state)
     assert m["vditui_platform_up"] == {(): 0.0}
     assert "vditui_drifts" not in m or m["vditui_drifts"] == {}
+    assert "vditui_hosts" not in m or m["vditui_hosts"] == {}
     assert "vditui_pass_duration_seconds" not in m

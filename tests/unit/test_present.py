@@ -114,7 +114,8 @@ def test_reports_name_kinds_in_words_md_and_by_machine_name_json_csv() -> None:
     cmp = half_mib_comparison()
     meta = ReportMeta("https://vdi", "admin", 0.0)
     md = render(cmp, meta, "md")
-    assert "- **warning** memory: platform says 2048 MiB" in md
+    assert ("| warning | memory | desk-01 | hv-1 | 2048 MiB | 2048.5 MiB | - |  | platform says "
+            "2048 MiB") in md
     h = VdiHost("h1", "hv-1", "10.0.0.1", HostStatus.OFFLINE, "p1", "Lab")
     view = HostView("h1", "qemu+tcp://10.0.0.1/system", ConnState.CONNECTED, (), read_at=1.0)
     off = reconcile(VdiInventory((h,), ()), {"h1": view})

@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from vditui.serve import DEFAULT_LISTEN, parse_listen, show
+from vditui.commands.serve import DEFAULT_LISTEN, parse_listen, show
 
 
 @pytest.mark.parametrize(("text", "want"), [

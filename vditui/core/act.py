@@ -19,7 +19,17 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vditui.core import audit
-from vditui.core.act_rules import agrees, applies, exit_code, judge, sides, target_of
+from vditui.core.act_rules import (
+    ONLY_IN_PLATFORM,
+    agrees,
+    applies,
+    done,
+    exit_code,
+    judge,
+    reach,
+    sides,
+    target_of,
+)
 from vditui.core.actions import (
     Action,
     ActionError,
@@ -41,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("vditui.act")
 
 POLL = 1.5
+REACH_WAIT = 10.0
+"""Seconds the follow-up waits for a target the action can only partly mend (a sync of a VM
+only in the platform) to reach what it can: the platform saying off."""
 """Seconds between platform re-reads while following VMs: quick enough to say "resolved"
 within a couple of seconds, few enough requests not to load the platform."""
 GET_LIMIT = 20
@@ -99,6 +112,7 @@ class Actor:
                               "(only shutdown and reboot take isForce)")
         send: list[ActionTarget] = []
         refused: list[tuple[ActionTarget, str]] = []
+        notes: list[tuple[ActionTarget, str]] = []
         names = self.host_names()
         for key, row in self._rows(keys):
             if row is None:
@@ -113,9 +127,11 @@ class Actor:
                 why = f"an action is already in progress on it ({self._in_flight[target.vm_id]})"
             if why is None:
                 send.append(target)
+                if (note := reach(action, row)) is not None:
+                    notes.append((target, note))
             else:
                 refused.append((target, why))
-        return ActionPlan(action, force, tuple(send), tuple(refused))
+        return ActionPlan(action, force, tuple(send), tuple(refused), tuple(notes))
 
     async def act(self, plan: ActionPlan) -> ActionResult:
         """Re-read, re-check, send once, follow up (see the module's docstring)."""
@@ -230,7 +246,9 @@ class _Run:
             else:
                 refused.append((fresh_t, why))
                 self.update(fresh_t, ActionPhase.REFUSED, f"{t.name}: {why}")
-        return ActionPlan(plan.action, plan.force, tuple(send), tuple(refused))
+        sent = {t.key for t in send}
+        return ActionPlan(plan.action, plan.force, tuple(send), tuple(refused),
+                          tuple((t, n) for t, n in plan.notes if t.key in sent))
 
     async def read_platform(self, ids: Sequence[str], strict: bool) -> dict[str, VdiVm]:
         """The VMs ``ids`` as the platform has them now: one GET each for a few, their hosts'
@@ -349,11 +367,19 @@ class _Run:
         """Re-read until each VM's two sides agree, or the action timeout."""
         verb = action_noun(self.plan.action)
         pending = {t.vm_id: t for t in targets if t.vm_id}
-        deadline = started + self.settings.action_timeout
+        timeout = self.settings.action_timeout
+        # A target the action can only partly mend (a sync of a VM only in the platform) is
+        # waited for until the platform has had time to say off: no agreement can come.
+        noted = {t.key for t, _ in self.plan.notes}
+        until = {vm_id: started + (min(timeout, REACH_WAIT) if t.key in noted else timeout)
+                 for vm_id, t in pending.items()}
+        deadline = started + timeout
         last: dict[str, VmRow] = {}
         while pending:
             now = time.monotonic()
-            if now >= deadline:
+            for vm_id in [v for v in pending if until[v] <= now]:
+                self._give_up(pending.pop(vm_id), last.get(vm_id), until[vm_id] - started)
+            if now >= deadline or not pending:
                 break
             await asyncio.sleep(min(POLL, max(0.0, deadline - now)))
             try:
@@ -368,17 +394,22 @@ class _Run:
                 if row is None:
                     continue
                 last[vm_id] = row
-                if agrees(row):
+                short = None if agrees(row) else done(self.plan.action, row)
+                if agrees(row) or short is not None:
                     took = time.monotonic() - started
-                    self.finish(t, ActionPhase.RESOLVED,
-                                f"{t.name}: resolved {took:.1f} s after {verb}")
+                    self.finish(t, ActionPhase.RESOLVED, f"{t.name}: " + (
+                        f"resolved {took:.1f} s after {verb}" if short is None
+                        else f"{verb} done {took:.1f} s after: {short}"))
                     del pending[vm_id]
         for vm_id, t in pending.items():
-            row = last.get(vm_id)
-            now_says = sides(row, self.actor.host_names()) if row is not None \
-                else "not seen again"
-            self.finish(t, ActionPhase.UNRESOLVED, f"{t.name}: still differs after "
-                        f"{self.settings.action_timeout:g} s: {now_says}")
+            self._give_up(t, last.get(vm_id), until[vm_id] - started)
+
+    def _give_up(self, t: ActionTarget, row: VmRow | None, waited: float) -> None:
+        now_says = sides(row, self.actor.host_names()) if row is not None else "not seen again"
+        limit = "" if row is None or reach(self.plan.action, row) is None \
+            else f"; {ONLY_IN_PLATFORM}"
+        self.finish(t, ActionPhase.UNRESOLVED,
+                    f"{t.name}: still differs after {waited:g} s: {now_says}{limit}")
 
     def finish(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
         before = self.outcomes.get(target.key)

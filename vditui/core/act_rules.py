@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vditui.core.actions import Action, ActionPhase, ActionTarget
+from vditui.core.exitcodes import ExitCode
 from vditui.core.models import DriftKind, VdiVmStatus, VirtState, VmRow, vdi_status_label
 from vditui.core.present import action_noun
 
 ACTIONABLE = frozenset({DriftKind.STATE, DriftKind.PLACEMENT, DriftKind.ONLY_IN_VDI})
 """The drifts an action can end: a VM's state or place, or a VM libvirt does not have."""
-EXIT_OK, EXIT_SOME, EXIT_PLATFORM = 0, 1, 2
 _OFF = frozenset({VirtState.SHUTOFF, VirtState.CRASHED})
 _RUNNING = frozenset({VirtState.RUNNING, VirtState.BLOCKED})
 DRIFT_GONE = "drift gone: "
@@ -43,6 +43,42 @@ def applies(action: Action, row: VmRow) -> bool:
     if action is Action.START:
         return vm.status == VdiVmStatus.OFF or virt in _OFF
     return vm.status == VdiVmStatus.RUNNING or virt in _RUNNING
+
+
+SYNCS = frozenset({Action.SYNC, Action.SYNC_HOST})
+ONLY_IN_PLATFORM = ("still only in the platform: re-create it on a host or remove it from the "
+                    "platform")
+
+
+def can_change(action: Action, row: VmRow) -> bool:
+    """Whether ``action`` can change anything ``row`` differs in: it applies to the row, and
+    the row has a drift an action can end (a vCPU- or memory-only row has none)."""
+    return applies(action, row) and any(d.kind in ACTIONABLE for d in row.drifts)
+
+
+def only_in_platform(row: VmRow) -> bool:
+    """The platform lists the VM, libvirt has no such domain."""
+    return row.vdi is not None and row.virt is None and any(
+        d.kind is DriftKind.ONLY_IN_VDI for d in row.drifts)
+
+
+def reach(action: Action, row: VmRow) -> str | None:
+    """What ``action`` can at most do for ``row`` when that is short of agreement, for the
+    plan to say; None when it may bring the two sides together."""
+    if action in SYNCS and only_in_platform(row):
+        return ("only in the platform: a sync can at most make the platform stop calling it "
+                "running (libvirt has no domain to read); then re-create it on a host or "
+                "remove it from the platform")
+    return None
+
+
+def done(action: Action, row: VmRow) -> str | None:
+    """Why the follow-up of ``action`` may end for ``row`` short of agreement (all it could do
+    is done), or None: a VM only in the platform, synced, that the platform now says is off."""
+    if action in SYNCS and only_in_platform(row) and row.vdi is not None \
+            and row.vdi.status == VdiVmStatus.OFF:
+        return f"the platform says off now; {ONLY_IN_PLATFORM}"
+    return None
 
 
 def agrees(row: VmRow) -> bool:
@@ -87,12 +123,13 @@ def target_of(row: VmRow, host_name: str) -> ActionTarget:
                         row.host_id, host_name)
 
 
-def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]], platform_failed: bool) -> int:
-    """0 every VM agrees (resolved, or refused because the drift had gone), 1 some do not,
-    2 the platform refused or could not be reached."""
+def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]],
+              platform_failed: bool) -> ExitCode:
+    """OK every VM agrees (resolved, or refused because the drift had gone), DIFFERS some do
+    not, FAILED the platform refused or could not be reached."""
     if platform_failed:
-        return EXIT_PLATFORM
+        return ExitCode.FAILED
     ok = all(phase is ActionPhase.RESOLVED
              or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
              for phase, message in outcomes.values())
-    return EXIT_OK if ok else EXIT_SOME
+    return ExitCode.OK if ok else ExitCode.DIFFERS

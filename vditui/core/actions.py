@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vditui.core.exitcodes import ExitCode
+
 
 class Action(StrEnum):
     """What an operator may ask the platform to do to VMs."""
@@ -80,6 +82,9 @@ class ActionPlan:
     """What would be sent, in order."""
     refused: tuple[tuple[ActionTarget, str], ...] = ()
     """Not sent, each with its reason (and what the operator can do instead)."""
+    notes: tuple[tuple[ActionTarget, str], ...] = ()
+    """Sent, but the action can do less than bring the sides together: what it can at most
+    do (a sync of a VM only in the platform), for the plan to say."""
 
     def hosts(self) -> tuple[str, ...]:
         """The names of the hosts of the VMs to be sent, in order, once each."""
@@ -100,7 +105,7 @@ class ActionResult:
     """The plan as re-checked just before sending (fresh reads): what was really sent."""
     outcomes: Mapping[str, tuple[ActionPhase, str]]
     """VM key -> its final phase and message, for every target of the plan."""
-    exit_code: int
+    exit_code: ExitCode
     """0 every VM reached agreement, 1 some did not, 2 the platform refused or could not be
     reached."""
 

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vditui.core import present
 from vditui.core.safefile import open_fd, private_dir, read_text
 
 MODE = 0o600
 
 
 def now_iso() -> str:
-    """The current time as the trail writes it: ISO 8601, UTC, milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current time as the trail writes it: RFC 3339 with the offset, to the millisecond
+    (:func:`vditui.core.present.timestamp`, the one format of every face)."""
+    return present.timestamp(time.time(), ms=True)
 
 
 def to_line(record: dict[str, Any]) -> str:
@@ -97,27 +98,6 @@ def parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str, now: float | None = None) -> datetime:
-    """``--since``: a duration back from now (``30m``, ``2h``, ``7d``, ``1w``) or an ISO date
-    or time (``2026-12-01``, ``2026-12-01T08:00``, local time unless it says its zone).
-    Raises ValueError with what is expected."""
-    m = _AGO.match(text)
-    if m:
-        ago = float(m.group(1)) * _UNIT[m.group(2)]
-        return datetime.fromtimestamp(time.time() if now is None else now, UTC) \
-            - timedelta(seconds=ago)
-    try:
-        at = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"--since {text!r}: expected a duration like 30m, 2h, 7d or a date "
-                         "like 2026-12-01 or 2026-12-01T08:00") from None
-    return at if at.tzinfo is not None else at.astimezone()
 
 
 def actions(records: tuple[dict[str, Any], ...]) -> Iterator[dict[str, Any]]:

@@ -16,6 +16,7 @@ from vditui.core.acks import AckRule
 from vditui.core.actions import Action, ActionPhase, ActionTarget
 from vditui.core.drift import DriftChange, DriftState, DriftStatus
 from vditui.core.models import Comparison, ConnState, Drift, HostView, VdiInventory, VmRow
+from vditui.core.selection import would_count
 from vditui.core.session import DomainEvent
 
 Ident = tuple[str, str]
@@ -186,9 +187,9 @@ class SnapshotReady:
         return self.acknowledged.get(drift.ident) if self.acknowledged else None
 
     def counts(self, drift: Drift) -> bool:
-        """Whether ``drift`` counts: confirmed and not acknowledged (what ``check``'s exit
-        code, alerts and drift counts go by)."""
-        return self.status(drift) is DriftStatus.CONFIRMED and self.ack(drift) is None
+        """Whether ``drift`` counts (the rule: :mod:`vditui.core.selection`): confirmed (an
+        unreachable host: at once) and not acknowledged."""
+        return would_count(drift, self.status(drift)) and self.ack(drift) is None
 
     def counted(self) -> list[Drift]:
         """The drifts that count (:meth:`counts`), in the comparison's order."""

@@ -2,12 +2,14 @@
 
 :class:`MetricsState` listens to the engine (on the event loop) and keeps the latest of
 everything under a lock; :meth:`MetricsState.families` (called from the HTTP server's threads,
-at scrape time) turns it into :class:`Family` values that ``vditui.metrics`` hands to
+at scrape time) turns it into :class:`Family` values that ``vditui.commands.serve_metrics`` hands to
 prometheus-client, and :meth:`MetricsState.health` answers ``/healthz``. Nothing is computed
 per event beyond a counter: drift counts are taken from the latest snapshot when scraped.
 
+The drifts are :func:`vditui.core.selection.select`'s, as ``check`` and the report count them.
 Acknowledged drifts are counted in their own family (``vditui_drifts_acknowledged``), never in
-``vditui_drifts`` nor in the per-drift series that alerts fire on.
+``vditui_drifts`` nor in the per-drift series that alerts fire on. The series each host and
+each drift costs are bounded: see the budget in docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from vditui.core.drift import DriftStatus
 from vditui.core.events import (
     DomainChanged,
     EngineEvent,
@@ -31,10 +32,9 @@ from vditui.core.events import (
 )
 from vditui.core.models import ConnState, DriftKind
 from vditui.core.present import transport
+from vditui.core.selection import DriftNow, Selection, select
 
 PREFIX = "vditui_"
-#: The drift statuses a snapshot holds (a resolved drift is gone from it).
-STATUSES = (DriftStatus.PENDING, DriftStatus.CONFIRMED)
 
 Labels = tuple[str, ...]
 
@@ -134,12 +134,18 @@ class MetricsState:
         if snap is not None:
             names.update((h.host.id, h.host.name) for h in snap.comparison.hosts)
         out = _drift_families(snap, names)
+        ordered = sorted(links.values(), key=lambda lk: lk.name)
         out.append(_family(
             "host_up", "gauge", "1 when vditui holds a working libvirt connection to the host, "
-            "else 0; transport: how the connection goes (tcp, tls, ssh, ...)",
-            ("host", "transport"),
-            (((lk.name, transport(lk.view.uri)), float(lk.state is ConnState.CONNECTED))
-             for lk in sorted(links.values(), key=lambda lk: lk.name))))
+            "else 0", ("host",),
+            (((lk.name,), float(lk.state is ConnState.CONNECTED)) for lk in ordered)))
+        # The transport changes with the URI while the host stays the same: an info series of
+        # its own, so host_up keeps one series per host (join on host to see both).
+        out.append(_family(
+            "host_info", "gauge", "Always 1; transport: how vditui's libvirt connection to the "
+            "host goes (tcp, tls, ssh, ...; empty before the first try)", ("host", "transport"),
+            (((lk.name, transport(lk.view.uri)), 1.0) for lk in ordered)))
+        out += _inventory(snap)
         out.append(_family("platform_up", "gauge",
                            "1 when the last read of the platform's API succeeded, else 0", (),
                            [((), float(ok_at is not None and not down))]))
@@ -167,41 +173,54 @@ def _family(name: str, kind: Literal["gauge", "counter"], doc: str, labels: Labe
     return Family(PREFIX + name, kind, doc, labels, tuple(samples))
 
 
-def _drift_families(snap: SnapshotReady | None, names: dict[str, str]) -> list[Family]:
-    """Drift counts by kind, status and host (every combination, zeros included, so a sum or
-    an alert never meets a missing series), apart for acknowledged ones; and one series per
-    unacknowledged drift, its first-seen time, for alerts that name the VM (keyed like the
-    drift itself: several VMs may share a name)."""
-    firing: Counter[tuple[str, str, str]] = Counter()
-    acked: Counter[tuple[str, str, str]] = Counter()
-    seen: list[tuple[Labels, float]] = []
-    hosts = set(names.values())
-    if snap is not None:
-        for d in snap.comparison.drifts:
-            state = snap.drifts.get(d.ident)
-            if state is None:
-                continue
-            host = names.get(d.host_id, d.host_id)
-            hosts.add(host)
-            key = (d.kind.value, state.status.value, host)
-            if d.ident in snap.acknowledged:
-                acked[key] += 1
-                continue
-            firing[key] += 1
-            since = snap.first_seen_at(d.ident)
-            if since is not None:
-                seen.append(((d.key, d.subject, d.kind.value, host, state.status.value), since))
-    keys = [(k.value, s.value, h) for h in sorted(hosts) for k in DriftKind for s in STATUSES]
-    labels = ("kind", "status", "host")
+def _inventory(snap: SnapshotReady | None) -> list[Family]:
+    """How big the estate is and how much of it is read: hosts, VMs, VMs not checked."""
+    sel = None if snap is None else select(snap)
+
+    def one(value: Callable[[Selection], int]) -> list[tuple[Labels, float]]:
+        return [] if sel is None else [((), float(value(sel)))]
+
     return [
-        _family("drifts", "gauge", "Drifts (unacknowledged) by kind, status (pending: within "
-                "the grace period; confirmed) and host", labels,
-                ((k, float(firing[k])) for k in keys)),
+        _family("hosts", "gauge", "Hosts the platform lists", (), one(lambda s: s.hosts)),
+        _family("hosts_unreachable", "gauge", "Hosts whose libvirt could not be read (their "
+                "unreachable drift not acknowledged)", (),
+                one(lambda s: len(s.hosts_unreachable))),
+        _family("vms", "gauge", "VMs of the comparison (either side's)", (),
+                one(lambda s: s.vms)),
+        _family("vms_unchecked", "gauge", "VMs not checked: their host could not be read", (),
+                one(lambda s: s.vms_unchecked)),
+    ]
+
+
+def _drift_families(snap: SnapshotReady | None, names: dict[str, str]) -> list[Family]:
+    """The drifts now (:func:`vditui.core.selection.select`, as ``check`` counts them): by
+    kind, every kind exported, zeros included (a sum or an alert never meets a missing
+    series); pending and acknowledged ones apart, by kind too; the count per host; and one
+    series per drift that counts, its first-seen time, for alerts that name the VM (keyed like
+    the drift itself: several VMs may share a name). Nothing per host and kind, nothing
+    per status: see the series budget in docs/monitoring.md."""
+    sel = Selection((), (), (), 0, 0, 0, ()) if snap is None else select(snap)
+
+    def by_kind(group: Iterable[DriftNow]) -> Iterable[tuple[Labels, float]]:
+        n = Counter(d.drift.kind for d in group)
+        return () if snap is None else (((k.value,), float(n[k])) for k in DriftKind)
+
+    per_host = Counter(d.host or d.drift.host_id for d in sel.counted)
+    hosts = sorted(set(names.values()) | set(per_host))
+    seen = sorted(((d.drift.key, d.drift.subject, d.drift.kind.value,
+                    d.host or d.drift.host_id), d.since)
+                  for d in sel.counted if d.since is not None)
+    return [
+        _family("drifts", "gauge", "Drifts that count (past the grace period, or a host that "
+                "cannot be read; not acknowledged), by kind", ("kind",), by_kind(sel.counted)),
+        _family("drifts_pending", "gauge", "Drifts within the grace period (not counted yet), "
+                "by kind", ("kind",), by_kind(sel.pending)),
         _family("drifts_acknowledged", "gauge", "Drifts an acknowledgement rule covers (they "
-                "do not count in vditui_drifts), by kind, status and host", labels,
-                ((k, float(acked[k])) for k in keys)),
-        _family("drift_first_seen_timestamp_seconds", "gauge", "When each unacknowledged "
-                "drift was first seen (Unix time), by key (the VM's UUID or platform id, or the "
-                "host's id), subject (VM or host name), kind, host and status",
-                ("key", "subject", "kind", "host", "status"), sorted(seen)),
+                "do not count in vditui_drifts), by kind", ("kind",), by_kind(sel.acknowledged)),
+        _family("host_drifts", "gauge", "Drifts that count, by host", ("host",),
+                (((h,), float(per_host[h])) for h in hosts)),
+        _family("drift_first_seen_timestamp_seconds", "gauge", "When each drift that counts "
+                "was first seen (Unix time), by key (the VM's UUID or platform id, or the "
+                "host's id), subject (VM or host name), kind and host",
+                ("key", "subject", "kind", "host"), seen),
     ]

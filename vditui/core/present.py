@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from vditui.core.actions import Action
@@ -163,10 +163,13 @@ def differs_since(first_seen: float, now: float) -> str:
     return f"differs since {clock_time(first_seen, now)} ({duration(first_seen, now)})"
 
 
-def timestamp(at: float) -> str:
-    """A wall-clock time for files and tables: local ISO 8601 to the second, with the UTC
-    offset ("2026-12-02T14:02:05+0000")."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+def timestamp(at: float, ms: bool = False) -> str:
+    """A wall-clock time for machines and files, the one format of every face (watch, report,
+    audit, history, every JSON): RFC 3339, local time with its UTC offset, to the second
+    ("2026-12-02T14:02:05+01:00"), or with ``ms`` to the millisecond
+    ("2026-12-02T14:02:05.250+01:00")."""
+    return datetime.fromtimestamp(at, UTC).astimezone().isoformat(
+        timespec="milliseconds" if ms else "seconds")
 
 
 # --------------------------------------------------------------------------- transport

@@ -1,5 +1,9 @@
 """The comparison as a report: Markdown, JSON or CSV, the same data in each.
 
+The drifts are those of :func:`vditui.core.selection.select` (what ``check`` lists): each
+named with its VM (or host), host, kind, both sides' values, since when, its status and any
+acknowledgement with its reason.
+
 Only what the platform and libvirt said goes in: never a password, token or credential (none
 reach the comparison in the first place).
 """
@@ -9,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +21,12 @@ from vditui.core import present
 from vditui.core.acks import AckRule
 from vditui.core.models import (
     Comparison,
-    ConnState,
     Drift,
     HostRow,
-    Severity,
     VmRow,
     host_status_label,
 )
+from vditui.core.selection import DriftNow, Selection, everything
 
 FORMATS = ("md", "json", "csv")
 Acked = Mapping[tuple[str, str], AckRule]
@@ -91,84 +93,98 @@ def host_record(row: HostRow) -> dict[str, Any]:
         "vdi_vms": row.vdi_vms,
         "libvirt_vms": row.virt_vms,
         "drift": [d.kind.value for d in row.drifts],
-        "read_at": v.read_at if v else 0.0,
+        "read_at": present.timestamp(v.read_at) if v and v.read_at else None,
     }
 
 
-def drift_record(d: Drift, status: str = "", ack: AckRule | None = None) -> dict[str, Any]:
-    """A drift for JSON; ``ack``: the rule acknowledging it (then an ``acknowledged`` key)."""
+def drift_record(d: Drift, status: str = "", ack: AckRule | None = None,
+                 host: str | None = None, since: float | None = None) -> dict[str, Any]:
+    """A drift for JSON (``check``, ``report``, ``watch``): kind, severity, the VM or host
+    (``subject``) and its key, its host, both sides' values, the sentence; with ``status``,
+    ``since`` (RFC 3339) and ``ack`` (then an ``acknowledged`` key: reason and expiry) when
+    known."""
     out: dict[str, Any] = {
         "kind": d.kind.value, "severity": d.severity.name.lower(), "subject": d.subject,
         "key": d.key, "host_id": d.host_id, "message": d.message,
         "vdi": d.vdi_value, "libvirt": d.virt_value}
+    if host is not None:
+        out["host"] = host
     if status:
         out["status"] = status
+    if since is not None:
+        out["since"] = present.timestamp(since)
     if ack is not None:
         out["acknowledged"] = ack_of(ack)
     return out
 
 
-def summary(cmp: Comparison, acked: Acked = _NONE) -> dict[str, Any]:
-    unreachable = [h.host.name for h in cmp.hosts
-                   if h.view is None or h.view.state is not ConnState.CONNECTED]
-    return {
-        "hosts": len(cmp.hosts),
-        "hosts_unreachable": unreachable,
-        "vms": len(cmp.vms),
-        "vms_unchecked": sum(1 for r in cmp.vms if not r.checked),
-        "drifts": len(cmp.drifts),
-        "critical": sum(1 for d in cmp.drifts if d.severity is Severity.CRITICAL),
-        "acknowledged": sum(1 for d in cmp.drifts if d.ident in acked),
-        "by_kind": _count(d.kind.value for d in cmp.drifts),
-    }
+def now_record(d: DriftNow) -> dict[str, Any]:
+    """A drift of a :class:`Selection` for JSON: :func:`drift_record` with all it knows."""
+    return drift_record(d.drift, d.status.value if d.status else "", d.ack, d.host, d.since)
 
 
-def _count(items: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i in items:
-        out[i] = out.get(i, 0) + 1
-    return dict(sorted(out.items()))
-
-
-def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE) -> dict[str, Any]:
+def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE,
+            sel: Selection | None = None) -> dict[str, Any]:
+    """The report as one JSON document; ``sel``: the drifts now (by default every drift of
+    ``cmp`` counts, or is acknowledged by ``acked``)."""
+    sel = everything(cmp, acked) if sel is None else sel
     names = {h.host.id: h.host.name for h in cmp.hosts}
     return {
         "platform": meta.platform,
         "user": meta.user,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(meta.generated_at)),
+        "generated_at": present.timestamp(meta.generated_at),
+        "exit_code": int(sel.exit_code),
         "warnings": list(meta.warnings),
-        "summary": summary(cmp, acked),
+        "summary": sel.summary(),
         "hosts": [host_record(h) for h in cmp.hosts],
         "vms": [vm_record(r, names, acked) for r in cmp.vms],
-        "drifts": [drift_record(d, ack=acked.get(d.ident)) for d in cmp.drifts],
+        "drifts": [now_record(d) for d in sel.counted],
+        "acknowledged": [now_record(d) for d in sel.acknowledged],
+        "pending": [now_record(d) for d in sel.pending],
     }
 
 
-def render(cmp: Comparison, meta: ReportMeta, fmt: str, acked: Acked = _NONE) -> str:
+def render(cmp: Comparison, meta: ReportMeta, fmt: str, acked: Acked = _NONE,
+           sel: Selection | None = None) -> str:
     """The report in ``fmt`` (md, json or csv); ``acked``: the acknowledged drifts, shown
-    with their reason."""
+    with their reason; ``sel``: the drifts now (see :func:`to_dict`)."""
+    sel = everything(cmp, acked) if sel is None else sel
     if fmt == "json":
-        return json.dumps(to_dict(cmp, meta, acked), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(to_dict(cmp, meta, acked, sel), indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        return _csv(cmp, acked)
+        return _csv(cmp, acked, sel)
     if fmt == "md":
-        return _markdown(cmp, meta, acked)
+        return _markdown(cmp, meta, acked, sel)
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 _CSV_FIELDS = ("name", "host", "libvirt_host", "vdi_state", "libvirt_state", "vdi_vcpu",
                "libvirt_vcpu", "vdi_memory_mb", "libvirt_memory_mb", "checked", "drift",
-               "drift_text", "acknowledged")
+               "drift_status", "drift_since", "drift_text", "acknowledged")
 
 
-def _csv(cmp: Comparison, acked: Acked) -> str:
+def _standing(sel: Selection) -> dict[tuple[str, str], tuple[str, float | None]]:
+    """Drift ident -> (counts, acknowledged or pending; since when)."""
+    out: dict[tuple[str, str], tuple[str, float | None]] = {}
+    for word, group in (("counts", sel.counted), ("acknowledged", sel.acknowledged),
+                        ("pending", sel.pending)):
+        out.update((d.drift.ident, (word, d.since)) for d in group)
+    return out
+
+
+def _csv(cmp: Comparison, acked: Acked, sel: Selection) -> str:
     names = {h.host.id: h.host.name for h in cmp.hosts}
+    standing = _standing(sel)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in cmp.vms:
         rec = vm_record(r, names, acked)
         rec["drift"] = " ".join(rec["drift"])
+        known = [standing[d.ident] for d in r.drifts if d.ident in standing]
+        rec["drift_status"] = " ".join(dict.fromkeys(word for word, _ in known))
+        since = [at for _, at in known if at is not None]
+        rec["drift_since"] = present.timestamp(min(since)) if since else ""
         w.writerow({k: csv_safe(v) for k, v in rec.items()})
     return buf.getvalue()
 
@@ -187,17 +203,21 @@ def _md_cell(v: Any) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
+def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked, sel: Selection) -> str:
     names = {h.host.id: h.host.name for h in cmp.hosts}
-    s = summary(cmp, acked)
+    s = sel.summary()
     out = [f"# vditui report: {meta.platform}", "",
-           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(meta.generated_at))} "
-           f"as {meta.user}.", ""]
+           f"Generated {present.timestamp(meta.generated_at)} as {meta.user}.", ""]
     out += [f"> warning: {w}" for w in meta.warnings]
-    acks = f", {s['acknowledged']} acknowledged" if s["acknowledged"] else ""
+    extra = "".join(f", {s[k]} {k}" for k in ("acknowledged", "pending") if s[k])
     out += [f"**{s['hosts']} hosts, {s['vms']} VMs, {s['drifts']} drifts "
-            f"({s['critical']} critical{acks})**; unreachable hosts: "
-            f"{', '.join(s['hosts_unreachable']) or 'none'}.", "", "## Hosts", "",
+            f"({s['critical']} critical{extra})**; unreachable hosts: "
+            f"{', '.join(s['hosts_unreachable']) or 'none'}.", ""]
+    for title, group in (("Drifts", sel.counted), ("Acknowledged drifts", sel.acknowledged),
+                         ("Pending drifts (within the grace period)", sel.pending)):
+        if group:
+            out += [f"## {title}", "", *_drift_table(group), ""]
+    out += ["## Hosts", "",
             "| host | pool | VDI status | connection | URI | VMs VDI/libvirt | drift | hint |",
             "|---|---|---|---|---|---|---|---|"]
     for h in cmp.hosts:
@@ -223,14 +243,22 @@ def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
         out.append("| " + " | ".join(_md_cell(x) for x in (
             r["name"], r["host"], r["vdi_state"] or "-", r["libvirt_state"] or "-", cpu, mem,
             drift)) + " |")
-    if cmp.drifts:
-        out += ["", "## Drifts", ""]
-        out += [f"- **{d.severity.name.lower()}** {present.kind_name(d.kind)}: "
-                f"{_md_cell(d.message)}" + (
-                    f" ({present.ack_text(a.reason, a.expires)})"
-                    if (a := acked.get(d.ident)) is not None else "")
-                for d in cmp.drifts]
     return "\n".join(out) + "\n"
+
+
+def _drift_table(group: Iterable[DriftNow]) -> list[str]:
+    """Drifts as a table a ticket can take: one row each, every fact in its own column."""
+    out = ["| severity | kind | VM or host | host | platform says | libvirt says | since "
+           "| acknowledged | what differs |", "|---|---|---|---|---|---|---|---|---|"]
+    for d in group:
+        dr = d.drift
+        ack = "" if d.ack is None else present.ack_text(d.ack.reason, d.ack.expires)
+        out.append("| " + " | ".join(_md_cell(x) for x in (
+            dr.severity.name.lower(), present.kind_name(dr.kind), dr.subject, d.host,
+            dr.vdi_value or "-", dr.virt_value or "-",
+            present.timestamp(d.since) if d.since is not None else "-", ack, dr.message))
+            + " |")
+    return out
 
 
 def _pair(a: object, b: object) -> str:

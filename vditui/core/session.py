@@ -203,6 +203,10 @@ class HostSession:
             self._identify_task = asyncio.create_task(self._identify(sub))
             return True
         self.state = ConnState.FAILED
+        if self.error is not None and self.error.uri:
+            # The view shows one URI and one error: the URI must be the one that failed so,
+            # not the first of the list (or the last that worked).
+            self.uri = self.error.uri
         return False
 
     async def _identify(self, sub: virt.Subscription) -> None:

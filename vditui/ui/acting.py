@@ -21,6 +21,7 @@ from textual.app import App, SystemCommand
 
 from vditui.core.actions import Action, ActionError, ActionPlan
 from vditui.core.events import ActionUpdate
+from vditui.core.exitcodes import ExitCode
 from vditui.core.face import EngineFace
 from vditui.core.settings import EngineSettings
 from vditui.ui.messages import EngineEvents
@@ -159,7 +160,7 @@ class Acting:
         summary = run.summary()
         self._note(Text(f"{label}: {summary.plain}", style=summary.style))
         self.app.notify(summary.plain, title=label,
-                        severity="information" if result.exit_code == 0 else "warning")
+                        severity="information" if result.exit_code == ExitCode.OK else "warning")
 
     def last_action(self) -> None:
         """``p``: the progress screen of the last action."""

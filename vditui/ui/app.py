@@ -28,6 +28,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import Worker, WorkerState
 
+from vditui.core import selection as drifts_now
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
 from vditui.core.face import EngineFace
@@ -381,11 +382,12 @@ class VdiApp(App[int]):
         if path and self.snapshot is not None and self.settings is not None:
             meta = ReportMeta(self.settings.url, self.settings.username, self.clock(),
                               tuple(self.warnings + list(self.snapshot.platform_warnings)))
-            self._write_export(path, self.snapshot.comparison, meta, self.snapshot.acknowledged)
+            self._write_export(path, self.snapshot.comparison, meta, self.snapshot.acknowledged,
+                               drifts_now.select(self.snapshot))
 
     @work(group="export", exclusive=True, exit_on_error=False, thread=True)
     def _write_export(self, path: str, cmp: Comparison, meta: ReportMeta,
-                      acked: Acked = NO_ACKS) -> None:
+                      acked: Acked = NO_ACKS, sel: drifts_now.Selection | None = None) -> None:
         from vditui.config.write import write_private
 
         ext = Path(path).suffix.lower().lstrip(".")
@@ -395,7 +397,7 @@ class VdiApp(App[int]):
                                   severity="error")
             return
         try:
-            write_private(Path(path).expanduser(), render(cmp, meta, fmt, acked))
+            write_private(Path(path).expanduser(), render(cmp, meta, fmt, acked, sel))
         except OSError as exc:
             self.call_from_thread(self.notify, f"could not write {path}: {exc.strerror or exc}",
                                   severity="error")

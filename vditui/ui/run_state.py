@@ -9,6 +9,7 @@ from rich.text import Text
 
 from vditui.core.actions import Action, ActionPhase, ActionPlan, ActionResult, ActionTarget
 from vditui.core.events import ActionUpdate
+from vditui.core.exitcodes import ExitCode
 from vditui.core.present import action_label
 
 #: An entry of the action menu: the action, and whether it is the force variant.
@@ -119,7 +120,7 @@ class ActionRun:
         if self.result is None:
             return Text(f"running… {parts}   (esc closes; the action goes on)", style="cyan")
         code = self.result.exit_code
-        verdict = {0: ("done: every VM agrees", "bold green"),
-                   1: ("done: some VMs still differ", "bold yellow")}.get(
+        verdict = {ExitCode.OK: ("done: every VM agrees", "bold green"),
+                   ExitCode.DIFFERS: ("done: some VMs still differ", "bold yellow")}.get(
             code, ("done: the platform refused or could not be reached", "bold red"))
         return Text(f"{verdict[0]} ({parts})", style=verdict[1])

@@ -1,22 +1,24 @@
 """The command-line arguments of ``vditui act`` and ``vditui audit``, apart from the commands
-themselves (:mod:`vditui.act_cmd`): the parser is built before logging is set up, and
-``act_cmd`` loads the engine, hence libvirt, whose client log must be sent to a file first
-(``vditui.logsetup``). So nothing here imports more than the actions' names."""
+themselves (:mod:`vditui.commands.act`, :mod:`vditui.commands.audit`): the parser is built
+before logging is set up, and ``act`` loads the engine, hence libvirt, whose client log must be
+sent to a file first (``vditui.logsetup``). So nothing here imports more than the actions'
+names."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
 
 from vditui.core.actions import Action
 
 ACTIONS = tuple(a.value for a in Action)
+ALL_PLATFORMS_HELP = ("every platform's records (default: the configured platform's; "
+                      "--demo: the demo's)")
+SINCE_HELP = ("from this long ago (90m, 1.5h, 7d) or this date or date and time (2026-12-01, "
+              "2026-12-01T08:00)")
 
 
-def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """The ``act`` and ``audit`` subcommands, on ``vditui.cli``'s subparsers."""
-    a = sub.add_parser("act", help="ask the platform to sync, start, shut down or reboot VMs")
+def act_arguments(a: argparse.ArgumentParser) -> None:
+    """``act``'s arguments."""
     a.add_argument("action", choices=ACTIONS, help="what to ask the platform to do")
     a.add_argument("--vm", action="append", metavar="NAME|GLOB", default=[],
                    help="a VM by name, glob or platform id (repeatable)")
@@ -29,8 +31,10 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     a.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     a.add_argument("--yes", action="store_true", help="send without asking")
     a.add_argument("--json", action="store_true", help="one JSON document at the end")
-    common(a)
-    au = sub.add_parser("audit", help="print the audit trail of actions")
-    au.add_argument("--since", metavar="WHEN", help="from this long ago (30m, 2h, 7d) or this "
-                                                    "date/time (2026-12-01T08:00)")
+
+
+def audit_arguments(au: argparse.ArgumentParser) -> None:
+    """``audit``'s arguments."""
+    au.add_argument("--since", metavar="WHEN", help=SINCE_HELP)
     au.add_argument("--json", action="store_true", help="the records as JSON lines")
+    au.add_argument("--all-platforms", action="store_true", help=ALL_PLATFORMS_HELP)

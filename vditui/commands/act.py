@@ -1,11 +1,10 @@
-"""``vditui act`` (ask the platform to act on drifted VMs) and ``vditui audit`` (what was asked).
+"""``vditui act``: ask the platform to act on drifted VMs (``vditui audit``: what was asked).
 
 ``act`` runs the engine as ``check`` does, selects the VMs (``--vm`` names or globs, ``--host``,
 ``--drift``), shows the plan exactly as it will be sent, asks (or needs ``--yes``; without a
 terminal it refuses), then lets the engine send it once and follow each VM. Progress lines go
 to stderr as they happen; the summary (or with ``--json``, one document) to stdout. Exit codes:
-0 every VM reached agreement, 1 some did not, 2 the platform refused or could not be reached
-(and for everything refused before anything was sent: read-only mode, no terminal, bad input).
+see :data:`vditui.commands.registry.COMMANDS`.
 """
 
 from __future__ import annotations
@@ -18,17 +17,23 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from vditui.core import audit
-from vditui.core.act_rules import EXIT_OK, EXIT_PLATFORM, exit_code
+from vditui.core.act_rules import ACTIONABLE, can_change, exit_code
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionResult
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
 from vditui.core.events import ActionUpdate, EngineEvent, SnapshotReady
+from vditui.core.exitcodes import ExitCode
 from vditui.core.models import VmRow
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi_actions import requests_for
+from vditui.launch import Launch
 
 Ask = Callable[[str], bool]
+
+
+async def run(args: argparse.Namespace, start: Launch) -> int:
+    """The registry's entry: `cmd_act` with the resolved settings."""
+    return await cmd_act(args, start.settings, list(start.warnings))
 
 
 def _terminal_ask(question: str) -> bool:
@@ -41,8 +46,10 @@ def _terminal_ask(question: str) -> bool:
 
 
 def select(snap: SnapshotReady, vms: list[str], host: str | None,
-           drift: str | None) -> list[VmRow]:
-    """The rows ``act`` is asked about; a ValueError names a ``--vm`` that matches nothing."""
+           drift: str | None, action: Action | None = None) -> list[VmRow]:
+    """The rows ``act`` is asked about; a ValueError names a ``--vm`` that matches nothing.
+    Chosen by drift (``--drift``, or a glob or no ``--vm``), a row is only picked when
+    ``action`` (None: any action) can change something it differs in."""
     rows = list(snap.comparison.vms)
     names = {h.host.id: h.host.name for h in snap.comparison.hosts}
     if vms:
@@ -65,11 +72,11 @@ def select(snap: SnapshotReady, vms: list[str], host: str | None,
         # glob or no --vm at all means "those with confirmed drift", not every VM it matches.
         drift = "confirmed"
     if drift is not None:
-        from vditui.core.act_rules import ACTIONABLE
-
         wanted = {DriftStatus.CONFIRMED} | ({DriftStatus.PENDING} if drift == "any" else set())
-        rows = [r for r in rows if any(d.kind in ACTIONABLE and snap.status(d) in wanted
-                                       for d in r.drifts)]
+        actions = list(Action) if action is None else [action]
+        rows = [r for r in rows
+                if any(d.kind in ACTIONABLE and snap.status(d) in wanted for d in r.drifts)
+                and any(can_change(a, r) for a in actions)]
     return rows
 
 
@@ -81,6 +88,9 @@ def plan_lines(plan: ActionPlan, dry_run: bool) -> list[str]:
     out = [f"{plan.action.value}{force}: {len(plan.send)} VM(s) on "
            f"{', '.join(plan.hosts()) or 'no host'}"]
     out += [f"  {t.name:<24} on {t.host_name:<16} id {t.vm_id}" for t in plan.send]
+    if plan.notes:
+        out.append(f"what it can do ({len(plan.notes)}):")
+        out += [f"  {t.name}: {note}" for t, note in plan.notes]
     if plan.refused:
         out.append(f"refused ({len(plan.refused)}):")
         out += [f"  {t.name}: {why}" for t, why in plan.refused]
@@ -96,6 +106,8 @@ def _plan_doc(plan: ActionPlan) -> dict[str, Any]:
             "send": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name} for t in plan.send],
             "refused": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name, "reason": why}
                         for t, why in plan.refused],
+            "notes": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name, "note": note}
+                      for t, note in plan.notes],
             "requests": [{"method": r.method, "path": r.path, "body": r.body}
                          for r in requests_for(plan)]}
 
@@ -111,9 +123,9 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
     def refuse(why: str) -> int:
         say(why)
         if args.json:  # a script still gets its one document
-            out.write(json.dumps({"exit_code": EXIT_PLATFORM, "error": why},
+            out.write(json.dumps({"exit_code": ExitCode.FAILED, "error": why},
                                  ensure_ascii=False, indent=2) + "\n")
-        return EXIT_PLATFORM
+        return ExitCode.FAILED
 
     if settings.read_only:
         return refuse("read-only mode (--read-only / read_only = true): actions are disabled; "
@@ -127,17 +139,17 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
         snap = await engine.check()
         assert snap is not None  # start() raised if the platform was never read
         try:
-            rows = select(snap, list(args.vm), args.host, args.drift)
+            rows = select(snap, list(args.vm), args.host, args.drift, action)
             plan = engine.plan(action, [r.key for r in rows], args.force)
         except (ValueError, ActionError) as exc:
             return refuse(str(exc))
         if not plan.send and not plan.refused:
             say("nothing to act on: no VM selected has drift an action can end")
-            return _finish(args, out, plan, None, EXIT_OK)
+            return _finish(args, out, plan, None, ExitCode.OK)
         for line in plan_lines(plan, args.dry_run):
             (out if args.dry_run and not args.json else err).write(line + "\n")
         if args.dry_run:
-            return _finish(args, out, plan, None, EXIT_OK, dry_run=True)
+            return _finish(args, out, plan, None, ExitCode.OK, dry_run=True)
         if not plan.send:
             code = exit_code({t.key: (ActionPhase.REFUSED, why) for t, why in plan.refused},
                              False)
@@ -179,56 +191,7 @@ def _finish(args: argparse.Namespace, out: TextIO, plan: ActionPlan, result: Act
     elif result is not None:
         for phase, message in result.outcomes.values():
             out.write(f"  {phase.value:<10} {message}\n")
-        verdict = {0: "every VM agrees", 1: "some VMs still differ",
-                   2: "the platform refused or could not be reached"}[code]
+        verdict = {ExitCode.OK: "every VM agrees", ExitCode.DIFFERS: "some VMs still differ",
+                   ExitCode.FAILED: "the platform refused or could not be reached"}[ExitCode(code)]
         out.write(f"{plan.action.value}: {verdict} (action {result.action_id})\n")
     return code
-
-
-def cmd_audit(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """``vditui audit``: the trail, one row per action (``--json``: the records as written)."""
-    from vditui.launch import audit_path
-
-    path = audit_path()
-    try:
-        since = audit.parse_since(args.since) if getattr(args, "since", None) else None
-        trail = audit.read(path, since)
-    except ValueError as exc:
-        print(f"vditui: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"vditui: cannot read the audit trail {path}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
-    if trail.bad_lines:
-        print(f"vditui: warning: {path}: {len(trail.bad_lines)} line(s) are not JSON records "
-              f"(line {', '.join(map(str, trail.bad_lines[:5]))})", file=sys.stderr)
-    if getattr(args, "json", False):
-        out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in trail.records))
-        return 0
-    if not trail.records:
-        out.write(f"no actions recorded in {path}\n")
-        return 0
-    out.write(f"{'time':<24} {'user':<10} {'action':<16} {'VMs':<34} outcome\n")
-    for a in audit.actions(trail.records):
-        out.write(table_row(a) + "\n")
-    return 0
-
-
-def table_row(a: dict[str, Any]) -> str:
-    """One action of the trail as a row of ``vditui audit``'s table."""
-    req, res = a.get("request") or {}, a.get("outcome") or {}
-    first = req or res
-    action = str(first.get("action", "?")) + (" force" if first.get("force") else "")
-    names = [str(v.get("name")) for v in req.get("vms", [])]
-    vms = ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:2])} +{len(names) - 2}"
-    if res:
-        counts: dict[str, int] = {}
-        for o in res.get("outcomes", []):
-            counts[str(o.get("phase"))] = counts.get(str(o.get("phase")), 0) + 1
-        outcome = f"exit {res.get('exit_code')}: " + ", ".join(
-            f"{n} {p}" for p, n in sorted(counts.items()))
-    else:
-        outcome = "no outcome recorded (stopped mid-action?)"
-    return (f"{first.get('time', '?')!s:<24} {first.get('user', '?')!s:<10} "
-            f"{action:<16} {vms or '-':<34} {outcome}")

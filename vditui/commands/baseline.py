@@ -17,26 +17,32 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from vditui.commands.snapshot import settled_snapshot
 from vditui.config import ConfigError, display_path
 from vditui.core.acks import HOST_KINDS, AckRule, exact, parse_kind
 from vditui.core.events import SnapshotReady
+from vditui.core.exitcodes import ExitCode
 from vditui.core.models import DriftKind
 from vditui.core.present import kind_name
+from vditui.core.selection import select
 from vditui.launch import Launch
 
-EXIT_OK, EXIT_REFUSED = 0, 2
+
+async def run(args: argparse.Namespace, start: Launch) -> int:
+    """The registry's entry: `cmd_baseline` with the resolved launch."""
+    return await cmd_baseline(args, start, list(start.warnings))
 
 
 def baseline_rules(snap: SnapshotReady, kinds: frozenset[DriftKind] | None,
                    reason: str) -> list[tuple[AckRule, str]]:
     """One rule per VM (or host, for a host's own drift) and kind for the drifts that count in
     ``snap`` (of ``kinds``, None: every kind), each with an example drift's sentence."""
-    names = {h.host.id: h.host.name for h in snap.comparison.hosts}
     rules: dict[AckRule, str] = {}
-    for d in snap.counted():
+    for now in select(snap).counted:
+        d = now.drift
         if kinds is not None and d.kind not in kinds:
             continue
-        host = names.get(d.host_id)
+        host = now.host or None
         vm = None if d.kind in HOST_KINDS else exact(d.subject)
         rule = AckRule(reason=reason, vm=vm, host=exact(host) if host else None, kind=d.kind)
         rules.setdefault(rule, f"{kind_name(d.kind)}: {d.subject}: {d.message}")
@@ -63,7 +69,6 @@ async def cmd_baseline(args: argparse.Namespace, start: Launch, warnings: list[s
     """Run the pass, show the rules, ask (``ask``: a prompt function, by default ``input``
     when stdin is a terminal), and write them."""
     from vditui.config.write import save_ack_rules
-    from vditui.headless import settled_snapshot
 
     kinds = _kinds(args)
     reason = (getattr(args, "reason", None) or "").strip() or (
@@ -76,7 +81,7 @@ async def cmd_baseline(args: argparse.Namespace, start: Launch, warnings: list[s
     if not rules:
         out.write("baseline: no drift to acknowledge (none confirmed and not acknowledged "
                   f"on {start.settings.url})\n")
-        return EXIT_OK
+        return ExitCode.OK
     n = f"{len(rules)} rule" + ("s" if len(rules) != 1 else "")
     out.write(f"baseline: {n} for the drifts confirmed now on "
               f"{start.settings.url}, reason {reason!r}, for {where}:\n")
@@ -86,14 +91,14 @@ async def cmd_baseline(args: argparse.Namespace, start: Launch, warnings: list[s
         if ask is None and not sys.stdin.isatty():
             print("vditui: baseline: nothing written: no terminal to ask on; run again with "
                   "--yes to write them", file=sys.stderr)
-            return EXIT_REFUSED
+            return ExitCode.FAILED
         out.flush()
         answer = (ask or input)(f"Write {n} to {where}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             out.write("baseline: nothing written\n")
-            return EXIT_OK
+            return ExitCode.OK
     stamp = time.strftime("%Y-%m-%d")
     save_ack_rules(start.config_path, start.profile, [r for r, _ in rules],
                    note=f"vditui baseline, {stamp}")
     out.write(f"baseline: wrote {n} to {where}\n")
-    return EXIT_OK
+    return ExitCode.OK

@@ -26,18 +26,19 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from vditui.commands.serve_metrics import registry
 from vditui.config.paths import display_path, log_dir
 from vditui.core.engine import Engine
+from vditui.core.exitcodes import ExitCode
 from vditui.core.metrics import MetricsState
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiAuthError, VdiError, VdiTlsError
 from vditui.core.vdi_errors import platform_message
-from vditui.metrics import registry
+from vditui.launch import Launch
 
 log = logging.getLogger("vditui.serve")
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
-EXIT_OK, EXIT_FAILED = 0, 2
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
@@ -243,9 +244,14 @@ async def start_engine(engine: Engine, retry: float) -> None:
         await asyncio.sleep(retry)
 
 
+async def run(args: argparse.Namespace, start: Launch) -> int:
+    """The registry's entry: `cmd_serve` with the resolved settings."""
+    return await cmd_serve(args, start.settings, list(start.warnings))
+
+
 async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
                     warnings: list[str], out: TextIO | None = None) -> int:
-    """Serve until a signal says stop; 0 then, 2 when it cannot listen or log in."""
+    """Serve until a signal says stop; OK then, FAILED when it cannot listen or log in."""
     err = out or sys.stderr
     host, port = getattr(args, "listen", None) or parse_listen(DEFAULT_LISTEN)
     state = MetricsState(2 * settings.refresh_interval + settings.call_timeout)
@@ -255,7 +261,7 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
         http = HttpServer.bind(host, port, app(state, make_wsgi_app(registry(state))))
     except ServeError as exc:
         print(f"vditui: {exc}", file=err)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     http.start()
     where = show(*http.address)
     log.info("serving on http://%s/metrics", where)
@@ -288,4 +294,4 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
         for s in signals:
             loop.remove_signal_handler(s)
             signal.signal(s, before[s])
-    return EXIT_OK
+    return ExitCode.OK
