@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -19,7 +20,9 @@ from vditui.config import load_config
 from vditui.config import write as config_write
 from vditui.config.write import save_ack_rules, save_host_uri
 from vditui.core.acks import AckRule, exact
-from vditui.core.models import Drift, DriftKind, Severity, VmRow
+from vditui.core.drift import DriftState, DriftStatus
+from vditui.core.events import SnapshotReady
+from vditui.core.models import Comparison, Drift, DriftKind, Severity, VmRow
 from vditui.ui.screens.ack import rules_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,14 +142,11 @@ def test_the_tui_k_key_writes_an_exact_rule() -> None:
 
 
 def test_baseline_writes_an_exact_rule() -> None:
-    class Snap:
-        class comparison:  # the shape baseline_rules reads
-            hosts = ()
-
-        @staticmethod
-        def counted() -> list[Drift]:
-            return [drift(GLOB_VM)]
-
-    ((rule, _),) = baseline_rules(Snap(), None, "baseline")  # type: ignore[arg-type]
+    d = drift(GLOB_VM)
+    row = VmRow(key="k", name=GLOB_VM, vdi=None, virt=None, virt_host_id="h1", drifts=(d,))
+    snap = SnapshotReady(0.0, 0, Comparison((row,), (), (d,)),
+                         MappingProxyType({d.ident: DriftState(DriftStatus.CONFIRMED, 0.0)}),
+                         MappingProxyType({}))
+    ((rule, _),) = baseline_rules(snap, None, "baseline")
     assert rule.matches(drift(GLOB_VM))
     assert not rule.matches(drift("class-a-01"))
