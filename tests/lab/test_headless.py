@@ -160,7 +160,7 @@ def test_check_with_unreachable_hosts_exits_2(home, lab):
     # The hanging host costs its connect timeout once, in parallel, and the process exits.
     assert r.seconds < 2 + 4
     lines = r.out.splitlines()
-    assert lines[0].startswith("INCOMPLETE (unreachable): 11 hosts, 38 VMs, 17 drifts")
+    assert lines[0].startswith("INCOMPLETE (unreachable): 11 hosts, 42 VMs, 18 drifts")
     unreachable = sorted(line.split()[2].rstrip(":") for line in lines[1:]
                          if line.split()[1] == "unreachable")
     # ssh-only and tls-only serve no tcp, and this run knows no ssh key or TLS certificates.

@@ -40,9 +40,10 @@ SIZE = (160, 48)
 FIELD_REPORT = ("lic", "ocloud01", "ocloud02", "win10_22h2001")
 POOLS = {"default": ["ocloud"], "Teaching": ["hv-t1", "hv-t2", "hv-t3"],
          "Office": ["hv-hang", "hv-o1", "hv-o2", "hv-o3", "hv-refuse", "ssh-only", "tls-only"]}
-#: 36 VMs in the scenario; the two office-dup VMs match nothing by name (the name is not unique)
-#: so each shows twice, once per side: 38 rows.
-ROWS = 38
+#: 40 VMs in the scenario (with two templates, a recycled VM and a restore-point desktop, none
+#: of them a drift); the two office-dup VMs match nothing by name (the name is not unique)
+#: so each shows twice, once per side: 42 rows.
+ROWS = 42
 #: Rows with a drift: class-a-04, class-b-02, -03, -05, lab-gpu-02, stray-build, office-11, -12,
 #: and the four office-dup rows.
 DRIFT_ROWS = 12
@@ -599,5 +600,5 @@ async def test_password_never_on_screen(lab, make_app, settle, wait_for):
 def test_scenario_is_the_one_these_tests_describe():
     """The constants above are about the default scenario; say so if it changes."""
     scen = load_default().without_driver("qemu")
-    assert len(scen.vms) == 36
+    assert len(scen.vms) == 40
     assert sorted(h.name for h in scen.hosts) == sorted(h for hs in POOLS.values() for h in hs)

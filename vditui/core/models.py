@@ -76,11 +76,51 @@ class ConnState(StrEnum):
 # --------------------------------------------------------------------------- the platform's view
 
 
+class PoolStatus(IntEnum):
+    """DesktopPoolVO.status as the platform reports it."""
+
+    IDLE = 0
+    SWITCHING_TEMPLATE = 1  # its desktops are being rebuilt from a new template
+    ARCHIVED = 2
+
+
 @dataclass(frozen=True, slots=True)
 class DesktopPool:
+    """A desktop pool (DesktopPoolVO): ``amount`` desktops, ``used_amount`` of them in use."""
+
     id: str
     name: str
     amount: int | None = None
+    used_amount: int | None = None
+    status: int | None = None
+    cur_model_id: str = ""
+
+    @property
+    def switching(self) -> bool:
+        """True while the pool switches template (its desktops are busy being rebuilt)."""
+        return self.status == PoolStatus.SWITCHING_TEMPLATE
+
+
+@dataclass(frozen=True, slots=True)
+class VdiUser:
+    """A platform user (UserListVo), reduced at the source to what may be shown: the login and
+    the display name. National ID, phone and mail are never read into vditui."""
+
+    id: str
+    login: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformAlarm:
+    """One of the platform's live alarms (AlarmVO). ``at`` is epoch seconds (None: unknown)."""
+
+    id: str
+    level: str
+    module: str
+    content: str
+    host_ip: str = ""
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +137,8 @@ class VdiHost:
     cpus: int | None = None
     memory_gb: float | None = None
     running_count: int | None = None
+    physical_memory_gb: float | None = None
+    domain_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +154,20 @@ class VdiVm:
     host_name: str = ""
     desktop_pool_id: str = ""
     ip: str = ""
+    template: bool = False  # isModel = 1, or listed by GET /ocloud/v1/model
+    recycled: bool = False  # isRecycle = 1, or listed by GET /ocloud/v1/recycle
+    freeze: int = 0  # restore point: 0 none, else reset to it (1 every boot, 2 daily, ...)
+    mother_id: str = ""  # a linked clone's template
+    mother_name: str = ""
+    user_id: str = ""  # the bound user, if any
+    connected: bool | None = None  # a user's client is connected now (isConnected)
+    connect_time: float | None = None  # epoch seconds
+    disconnect_time: float | None = None
+
+    @property
+    def frozen(self) -> bool:
+        """True for a restore-point desktop: every reset returns its disk to the restore point."""
+        return self.freeze != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +177,8 @@ class VdiInventory:
     pools: tuple[DesktopPool, ...] = ()
     fetched_at: float = 0.0
     requests: int = 0
+    users: tuple[VdiUser, ...] = ()
+    alarms: tuple[PlatformAlarm, ...] = ()
 
 
 # --------------------------------------------------------------------------- libvirt's view
@@ -200,6 +258,7 @@ class DriftKind(StrEnum):
     DUPLICATE = "duplicate"
     HOST_UNREACHABLE = "unreachable"
     HOST_OFFLINE_BUT_REACHABLE = "offline_but_reachable"
+    HOST_RUNNING_COUNT = "running_count"
 
 
 class Severity(IntEnum):
