@@ -142,3 +142,16 @@ async def test_a_platform_without_the_kind_lists_warns_once_and_goes_on(
     # The listing platform still gives every record; the omitting one loses those it omits.
     listed = {vm.name for vm in first.vms}
     assert ("tpl-absent" in listed) is not scen.vdi.list_omits
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("list_omits", [False, True], ids=["lists-them", "omits-them"])
+async def test_kinds_on_the_lab(fresh_lab, engine_settings, start_engine,
+                                list_omits: bool) -> None:
+    """The same rules with real libvirtd hosts behind the lab's platform, both ways."""
+    lab = fresh_lab(scenario(list_omits))
+    engine = await start_engine(engine_settings(lab), watch=False)
+    assert await engine.wait_settled(10)
+    snap = engine.reconcile_now()
+    found = {(d.subject, d.kind.value): d.severity for d in snap.comparison.drifts}
+    assert found == EXPECTED
