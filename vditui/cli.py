@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     c = sub.add_parser("check", help="one pass; exit 0 consistent, 1 drift, 2 unreachable")
     c.add_argument("--json", action="store_true", help="machine-readable summary")
+    c.add_argument("--user-facing", action="store_true",
+                   help="judge only drifts on VMs a user is connected to now")
     _common(c, True)
     r = sub.add_parser("report", help="the full comparison as md, json or csv")
     r.add_argument("--format", choices=("md", "json", "csv"), default="md")

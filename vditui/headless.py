@@ -30,6 +30,7 @@ from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
 from vditui.core.vdi_errors import platform_message
+from vditui.core.vdi_facts import user_facing, user_facing_drifts, user_line, user_name
 from vditui.launch import Launch
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNREACHABLE = 0, 1, 2
@@ -97,13 +98,17 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     snap = await settled_snapshot(settings, grace=True)
     cmp = snap.comparison
     drifts = snap.counted()
+    if getattr(args, "user_facing", False):
+        drifts = user_facing_drifts(cmp, drifts)
+    facing = {r.key: user_line(r.vdi, snap.at) for r in cmp.vms if user_facing(r)}
     acked = snap.confirmed_acknowledged()
     code = _exit_code(snap, drifts)
     if getattr(args, "json", False):
         doc = {"platform": settings.url, "exit_code": code,
                "warnings": warnings + list(snap.platform_warnings),
                "summary": summary(cmp, snap.acknowledged),
-               "drifts": [drift_record(d, "confirmed") for d in drifts],
+               "drifts": [{**drift_record(d, "confirmed"), "user_facing": d.key in facing}
+                          for d in drifts],
                "acknowledged": [drift_record(d, "confirmed", r) for d, r in acked]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
         return code
@@ -117,8 +122,9 @@ async def cmd_check(args: argparse.Namespace, settings: EngineSettings,
     out.write(f"{verdict}: {s['hosts']} hosts, {s['vms']} VMs, {len(drifts)} drifts "
               f"({critical} critical{known}) on {settings.url}\n")
     for d in drifts:
+        who = f" [{facing[d.key]}]" if d.key in facing else ""
         out.write(f"  [{d.severity.name.lower():8}] {kind_name(d.kind):<21} {d.subject}: "
-                  f"{d.message}\n")
+                  f"{d.message}{who}\n")
     return code
 
 
@@ -216,9 +222,22 @@ class WatchLines:
 
     def __init__(self) -> None:
         self.said: dict[tuple[str, str], Drift] = {}
+        self.facing: dict[str, str] = {}  # row key -> user, of the user-facing VMs
 
     def records(self, e: EngineEvent) -> list[dict[str, Any]]:
-        """The lines for ``e``."""
+        """The lines for ``e``; a drift line says whether it is user-facing (from the latest
+        comparison: a drift is confirmed after the snapshots that showed it pending)."""
+        if isinstance(e, SnapshotReady):
+            self.facing = {r.key: user_name(r.vdi) for r in e.comparison.vms if user_facing(r)}
+        out = self._records(e)
+        for rec in out:
+            if rec["type"] == "drift":
+                rec["user_facing"] = rec["key"] in self.facing
+                if rec["user_facing"]:
+                    rec["user"] = self.facing[rec["key"]]
+        return out
+
+    def _records(self, e: EngineEvent) -> list[dict[str, Any]]:
         match e:
             case SnapshotReady(at=at):
                 return self._snapshot(e, at)

@@ -130,7 +130,7 @@ def test_users_sessions_and_their_filters(spec: Spec, default) -> None:
 
 
 def test_hosts_carry_capacity_and_alarms_are_listed(spec: Spec, default) -> None:
-    scen, c, _ = default
+    _scen, c, _ = default
     hosts = check(spec, c.get("/ocloud/v1/host", params={"pageSize": 100}), "GET",
                   "/ocloud/v1/host")["data"]["list"]
     for h in hosts:

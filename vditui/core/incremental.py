@@ -38,7 +38,7 @@ def carry_over(previous: Comparison, current: Comparison,
             changed.append(new)
     # The drift list holds the very drift objects of the rows kept (update_rows relies on it).
     drifts = [d for r in rows for d in r.drifts] + [d for h in current.hosts for d in h.drifts]
-    merged = Comparison(tuple(rows), current.hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    merged = replace(current, vms=tuple(rows), drifts=tuple(sorted(drifts, key=drift_sort_key)))
     return merged, tuple(changed)
 
 
@@ -102,4 +102,5 @@ def update_rows(
     drifts = [d for d in previous.drifts if id(d) not in gone]
     drifts += [d for (hid, uuid) in changed for d in rows[where[(hid, uuid)]].drifts]
     drifts += [d for h in hosts if h.host.id in touched for d in h.drifts]
-    return Comparison(tuple(rows), hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    return replace(previous, vms=tuple(rows), hosts=hosts,
+                   drifts=tuple(sorted(drifts, key=drift_sort_key)))

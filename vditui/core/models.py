@@ -160,6 +160,8 @@ class VdiVm:
     mother_id: str = ""  # a linked clone's template
     mother_name: str = ""
     user_id: str = ""  # the bound user, if any
+    user_login: str = ""  # the bound user's login and display name (from GET /ocloud/v1/user)
+    user_name: str = ""
     connected: bool | None = None  # a user's client is connected now (isConnected)
     connect_time: float | None = None  # epoch seconds
     disconnect_time: float | None = None
@@ -243,6 +245,8 @@ class HostView:
     round_trips: int = 0
     libvirt_version: str = ""
     hostname: str = ""
+    node_cpus: int | None = None  # libvirt's node info: CPUs and memory (KiB)
+    node_memory_kib: int | None = None
 
 
 # --------------------------------------------------------------------------- differences
@@ -316,6 +320,8 @@ class HostRow:
     drifts: tuple[Drift, ...] = ()
     vdi_vms: int = 0
     virt_vms: int | None = None
+    #: The platform's live alarms about this host (matched by its IP).
+    alarms: tuple[PlatformAlarm, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,3 +329,7 @@ class Comparison:
     vms: tuple[VmRow, ...]
     hosts: tuple[HostRow, ...]
     drifts: tuple[Drift, ...] = field(default=())
+    #: The platform's live alarms (all of them; hosts carry their own too) and desktop pools,
+    #: as read with the inventory this comparison was made from.
+    alarms: tuple[PlatformAlarm, ...] = ()
+    pools: tuple[DesktopPool, ...] = ()

@@ -197,6 +197,7 @@ class RowBuilder:
         self.shown_stale: set[tuple[str, str]] = set()
         self.clones = clone_counts(vdi.vms)
         self.switching = {p.id: p.name for p in vdi.pools if p.switching}
+        self.alarms = vdi.alarms
         self.listed_running: dict[str, int] = {}
         for vm in vdi.vms:
             if vm.status == VdiVmStatus.RUNNING:
@@ -405,7 +406,8 @@ class RowBuilder:
                               f"{running} (the platform's VM list has {listed} running)",
                               str(host.running_count), str(running)))
         drifts = tuple(Drift(s[0], s[1], host.id, host.name, host.id, *s[2:]) for s in specs)
-        return HostRow(host, view, drifts, vm_counts.get(host.id, 0), virt_vms)
+        alarms = tuple(a for a in self.alarms if a.host_ip and a.host_ip == host.ip)
+        return HostRow(host, view, drifts, vm_counts.get(host.id, 0), virt_vms, alarms)
 
 
 def _domain_key(located: _Located) -> str:
@@ -492,5 +494,6 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
     )
     rows = tuple(sorted(b.rows, key=b.row_order))
     drifts = [d for row in rows for d in row.drifts] + [d for h in hosts for d in h.drifts]
-    return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)), vdi.alarms,
+                      vdi.pools)
 

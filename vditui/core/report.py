@@ -11,10 +11,10 @@ import io
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from vditui.core import present
+from vditui.core import present, vdi_facts, vm_kinds
 from vditui.core.acks import AckRule
 from vditui.core.models import (
     Comparison,
@@ -69,6 +69,11 @@ def vm_record(row: VmRow, host_names: dict[str, str], acked: Acked = _NONE) -> d
         "drift": [d.kind.value for d in row.drifts],
         "drift_text": "; ".join(d.message for d in row.drifts),
         "acknowledged": _ack_texts(row.drifts, acked),
+        # Who and what (issue 20): login only, never the platform's ID, phone or mail.
+        "kind": vm_kinds.kind_label(vdi),
+        "user": vdi_facts.user_name(vdi),
+        "connected": vdi.connected if vdi else None,
+        "user_facing": vdi_facts.user_facing(row),
     }
 
 
@@ -92,6 +97,8 @@ def host_record(row: HostRow) -> dict[str, Any]:
         "libvirt_vms": row.virt_vms,
         "drift": [d.kind.value for d in row.drifts],
         "read_at": v.read_at if v else 0.0,
+        "running_vdi": row.host.running_count,
+        "alarms": [vdi_facts.alarm_line(a) for a in row.alarms],
     }
 
 
@@ -120,6 +127,9 @@ def summary(cmp: Comparison, acked: Acked = _NONE) -> dict[str, Any]:
         "critical": sum(1 for d in cmp.drifts if d.severity is Severity.CRITICAL),
         "acknowledged": sum(1 for d in cmp.drifts if d.ident in acked),
         "by_kind": _count(d.kind.value for d in cmp.drifts),
+        "user_facing": sum(1 for r in cmp.vms if vdi_facts.user_facing(r)),
+        "affected_users": vdi_facts.affected_users(cmp.vms),
+        "alarms_by_level": vdi_facts.alarm_counts(cmp.alarms),
     }
 
 
@@ -141,6 +151,9 @@ def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE) -> dict[str
         "hosts": [host_record(h) for h in cmp.hosts],
         "vms": [vm_record(r, names, acked) for r in cmp.vms],
         "drifts": [drift_record(d, ack=acked.get(d.ident)) for d in cmp.drifts],
+        "capacity": {h.host.name: asdict(vdi_facts.capacity(h, cmp.vms)) for h in cmp.hosts},
+        "pools": [asdict(p) for p in vdi_facts.pool_usage(cmp)],
+        "alarms": [vdi_facts.alarm_line(a) for a in cmp.alarms],
     }
 
 
@@ -158,7 +171,7 @@ def render(cmp: Comparison, meta: ReportMeta, fmt: str, acked: Acked = _NONE) ->
 
 _CSV_FIELDS = ("name", "host", "libvirt_host", "vdi_state", "libvirt_state", "vdi_vcpu",
                "libvirt_vcpu", "vdi_memory_mb", "libvirt_memory_mb", "checked", "drift",
-               "drift_text", "acknowledged")
+               "drift_text", "acknowledged", "kind", "user", "connected", "user_facing")
 
 
 def _csv(cmp: Comparison, acked: Acked) -> str:
@@ -197,7 +210,9 @@ def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
     acks = f", {s['acknowledged']} acknowledged" if s["acknowledged"] else ""
     out += [f"**{s['hosts']} hosts, {s['vms']} VMs, {s['drifts']} drifts "
             f"({s['critical']} critical{acks})**; unreachable hosts: "
-            f"{', '.join(s['hosts_unreachable']) or 'none'}.", "", "## Hosts", "",
+            f"{', '.join(s['hosts_unreachable']) or 'none'}.", ""]
+    out += _md_people(cmp, meta.generated_at)
+    out += ["## Hosts", "",
             "| host | pool | VDI status | connection | URI | VMs VDI/libvirt | drift | hint |",
             "|---|---|---|---|---|---|---|---|"]
     for h in cmp.hosts:
@@ -223,6 +238,7 @@ def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
         out.append("| " + " | ".join(_md_cell(x) for x in (
             r["name"], r["host"], r["vdi_state"] or "-", r["libvirt_state"] or "-", cpu, mem,
             drift)) + " |")
+    out += _md_capacity(cmp)
     if cmp.drifts:
         out += ["", "## Drifts", ""]
         out += [f"- **{d.severity.name.lower()}** {present.kind_name(d.kind)}: "
@@ -237,3 +253,33 @@ def _pair(a: object, b: object) -> str:
     """Both sides' figures in one cell, both shown when they differ (see present.pair)."""
     sa, sb = (None if a is None else str(a)), (None if b is None else str(b))
     return present.pair(sa, sb, sa != sb)
+
+
+def _md_people(cmp: Comparison, now: float) -> list[str]:
+    """Who is affected first, then the platform's alarms and desktop pools."""
+    out: list[str] = []
+    facing = [r for r in cmp.vms if vdi_facts.user_facing(r)]
+    if facing:
+        out += [f"**{len(facing)} user-facing drift{'s' if len(facing) != 1 else ''}** "
+                "(a user is connected now):", ""]
+        out += [f"- {_md_cell(r.name)}: {_md_cell(vdi_facts.user_line(r.vdi, now))}; "
+                f"{_md_cell('; '.join(d.message for d in r.drifts))}" for r in facing]
+        out.append("")
+    if cmp.alarms:
+        out += ["## Platform alarms", ""]
+        out += [f"- {_md_cell(vdi_facts.alarm_line(a))}" for a in cmp.alarms]
+        out.append("")
+    if cmp.pools:
+        out += ["## Desktop pools", ""]
+        out += [f"- {_md_cell(vdi_facts.pool_line(p))}" for p in vdi_facts.pool_usage(cmp)]
+        out.append("")
+    return out
+
+
+def _md_capacity(cmp: Comparison) -> list[str]:
+    out = ["", "## Host capacity", "", "| host | capacity (running VMs / platform; node) |",
+           "|---|---|"]
+    for h in cmp.hosts:
+        line = vdi_facts.capacity_line(vdi_facts.capacity(h, cmp.vms))
+        out.append(f"| {_md_cell(h.host.name)} | {_md_cell(line)} |")
+    return out

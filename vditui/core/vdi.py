@@ -50,6 +50,7 @@ from vditui.core.vdi_parse import (
     ShapeProblem,
     TaskEvent,
     as_int,
+    attach_users,
     merge_vms,
     one_line,
     parse_alarm,
@@ -182,7 +183,8 @@ class VdiClient:
             self._optional(USER_PATH, parse_user, "users"),
             self._optional(ALARM_PATH, parse_alarm, "alarms")])
         hosts, vms, pools, templates, recycled, users, alarms = lists
-        return VdiInventory(hosts=tuple(hosts), vms=tuple(merge_vms(vms, templates, recycled)),
+        vms = attach_users(merge_vms(vms, templates, recycled), users)
+        return VdiInventory(hosts=tuple(hosts), vms=tuple(vms),
                             pools=tuple(pools), fetched_at=time.time(),
                             requests=self.requests - before, users=tuple(users),
                             alarms=tuple(alarms))

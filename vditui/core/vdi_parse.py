@@ -93,6 +93,13 @@ def merge_vms(listed: list[VdiVm], templates: list[VdiVm], recycled: list[VdiVm]
     return list(out.values())
 
 
+def attach_users(vms: list[VdiVm], users: list[VdiUser]) -> list[VdiVm]:
+    """Each VM with its bound user's login and display name (by ``userId``)."""
+    by_id = {u.id: u for u in users}
+    return [replace(vm, user_login=u.login, user_name=u.display_name)
+            if vm.user_id and (u := by_id.get(vm.user_id)) is not None else vm for vm in vms]
+
+
 def parse_pool(raw: Any, path: str) -> DesktopPool:
     f = Fields(raw, path)
     return DesktopPool(id=f.id("id"), name=f.name("name"), amount=f.int("amount"),
@@ -125,6 +132,7 @@ class TaskEvent:
     reason: str
     vm_id: str = ""
     vm_name: str = ""
+    done: bool = False  # the platform has given its verdict (isSuccess or errorReason)
 
 
 def parse_event(raw: Any, path: str) -> TaskEvent:
@@ -134,7 +142,8 @@ def parse_event(raw: Any, path: str) -> TaskEvent:
     f = Fields(raw, path)
     reason = one_line(f.text("errorReason"), 300)
     return TaskEvent(id=f.id("id"), failed=bool(reason), reason=reason,
-                     vm_id=f.text("domainId"), vm_name=f.text("domainName"))
+                     vm_id=f.text("domainId"), vm_name=f.text("domainName"),
+                     done=bool(reason) or f.int("isSuccess") is not None)
 
 
 def _flag(value: int | None) -> bool | None:
