@@ -41,7 +41,7 @@ class TaskWatch:
 
     def add(self, event_ids: Iterable[str]) -> None:
         """The event ids of one batch answer."""
-        self.open += [e for e in event_ids if e and e not in self.open]
+        self.open = list(dict.fromkeys([*self.open, *(e for e in event_ids if e)]))
 
     async def failures(self, pending: Mapping[str, ActionTarget]) -> list[tuple[ActionTarget,
                                                                                str]]:
