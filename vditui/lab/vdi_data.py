@@ -203,7 +203,7 @@ class VdiState:
             "isCloneDomain": int(bool(side.mother)),
             "createTime": timestamp(created), "updateTime": timestamp(vm.updated_ms),
         }
-        if side.mother:
+        if side.mother in self.vm_id_by_name:  # a subset of a scenario may lack the template
             rec.update(motherId=self.vm_id_by_name[side.mother], motherName=side.mother,
                        cloneType="1")
         if side.kind == "template":
