@@ -23,6 +23,8 @@ from vditui.core.models import (
     VmRow,
     host_status_label,
 )
+from vditui.core.vdi_facts import alarm_line, capacity, capacity_line, user_facing, user_line
+from vditui.core.vm_kinds import kind_label
 from vditui.ui.messages import Snapshot
 from vditui.ui.pacing import Pacer
 from vditui.ui.view import ACKED, BAD, NO_ACKS, Acked
@@ -182,6 +184,11 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
          DriftKind.MEMORY in kinds)
     line("id / uuid", vdi.id if vdi else missing, virt.uuid if virt else missing, False)
     parts: list[RenderableType] = [Text(row.name, style="bold"), t]
+    # What the platform says it is, and who is on it (issue 20).
+    if kind := kind_label(vdi):
+        parts.append(Text(f"platform: {kind}", style="dim"))
+    if who := user_line(vdi, now):
+        parts.append(Text(who, style=BAD if user_facing(row) else "dim"))
     if stale_since:
         parts.append(Text(f"libvirt data is {present.age(stale_since, now)} old (stale): the "
                           "host's connection dropped and vditui is reconnecting",
@@ -230,6 +237,9 @@ def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
         if since := present.stale_since(v):
             parts.append(Text(f"  libvirt data is {present.age(since, now)} old (stale): the last "
                               "read before the connection dropped", style="italic yellow"))
+        parts += [Text(f"  {alarm_line(a)}", style=BAD) for a in h.alarms]
+        if len(hosts) == 1:
+            parts.append(Text(f"  {capacity_line(capacity(h, vms))}", style="dim"))
     by_kind: dict[DriftKind, list[Drift]] = {}
     for d in [*(d for h in hosts for d in h.drifts), *(d for r in vms for d in r.drifts)]:
         by_kind.setdefault(d.kind, []).append(d)
