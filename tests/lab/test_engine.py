@@ -219,7 +219,7 @@ async def test_expired_token_recovers_on_refresh(fresh_lab, healthy_scenario, en
     assert await engine.wait_settled(5)
     before = engine._inventory
     assert before is not None
-    assert len(before.vms) == sum(v.vdi is not None for v in healthy_scenario.vms) == 31
+    assert len(before.vms) == sum(v.vdi is not None for v in healthy_scenario.vms) == 35
     logins = lab.vdi.requests["POST /ocloud/v1/login"]
     assert logins == 1
 
