@@ -45,6 +45,7 @@ from vditui.lab.vdi_data import (
     page,
     str_set,
 )
+from vditui.lab.vdi_more import MoreEndpoints
 
 FAULTS = ("http500", "not_json", "status", "slow", "short_page", "bad_total")
 MSG_TOKEN = "token已过期，请重新登录 (token expired, log in again)"
@@ -131,6 +132,9 @@ class VdiServer:
         self.actions = PlatformActions(self._lock, lambda: self._state, self._stopping)
         #: Requests seen per route, e.g. ``requests["GET /ocloud/v1/domain"]``.
         self.requests: collections.Counter[str] = collections.Counter()
+        # The read-only endpoints about people, kinds, alarms and tasks (issue 20).
+        self._more = MoreEndpoints(self._lock, lambda: self._state,
+                                   lambda r: self._page_args(r)[:2])
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         for method, template, handler in [
             ("POST", "/ocloud/v1/login", self._login),
@@ -141,14 +145,14 @@ class VdiServer:
             ("POST", "/ocloud/v1/domain/start", lambda r: self._batch(r, "start")),
             ("POST", "/ocloud/v1/domain/close", lambda r: self._batch(r, "close")),
             ("POST", "/ocloud/v1/domain/reboot", lambda r: self._batch(r, "reboot")),
-            ("GET", "/ocloud/v1/domain/active-user", self._active_users),
-            ("GET", "/ocloud/v1/domain/user-stat", self._user_stat),
+            ("GET", "/ocloud/v1/domain/active-user", self._more.active_users),
+            ("GET", "/ocloud/v1/domain/user-stat", self._more.user_stat),
             ("GET", "/ocloud/v1/domain/{id}", self._domain_detail),
-            ("GET", "/ocloud/v1/model", lambda r: self._vm_page(r, {"template"})),
-            ("GET", "/ocloud/v1/recycle", lambda r: self._vm_page(r, {"recycled"})),
-            ("GET", "/ocloud/v1/user", self._users),
-            ("GET", "/ocloud/v1/alarm", self._alarms),
-            ("GET", "/ocloud/v1/event/{id}", self._event),
+            ("GET", "/ocloud/v1/model", lambda r: self._more.vm_page(r, {"template"})),
+            ("GET", "/ocloud/v1/recycle", lambda r: self._more.vm_page(r, {"recycled"})),
+            ("GET", "/ocloud/v1/user", self._more.users),
+            ("GET", "/ocloud/v1/alarm", self._more.alarms),
+            ("GET", "/ocloud/v1/event/{id}", self._more.event),
             ("POST", "/ocloud/v1/domain/{id}/sync-status", self._domain_sync),
             ("GET", "/ocloud/v1/desk-pool", self._desk_pools),
         ]:
@@ -424,56 +428,6 @@ class VdiServer:
             head, chunk = page(vms, page_num, size, short=short, extra_total=extra)
             rows = [self._state.domain_vo(vm) for vm in chunk]
         return _ok({**head, "list": rows})
-
-    def _vm_page(self, r: Request, kinds: set[str]) -> dict[str, Any]:
-        """GET /ocloud/v1/model (templates) and /ocloud/v1/recycle (the recycle bin)."""
-        with self._lock:
-            page_num, size = self._page_args(r)[:2]
-            vms = self._state.find_vms(None, None, r.query.get("keyword"), r.query.get("poolId"),
-                                       kinds=kinds)
-            head, chunk = page(vms, page_num, size)
-            rows = [self._state.domain_vo(vm) for vm in chunk]
-        return _ok({**head, "list": rows})
-
-    def _active_users(self, r: Request) -> dict[str, Any]:
-        """GET /ocloud/v1/domain/active-user: the VMs whose user is connected now."""
-        with self._lock:
-            page_num, size = self._page_args(r)[:2]
-            vms = self._state.find_vms(None, None, None, None, isConnected="1")
-            user = r.query.get("userId")
-            rows = [self._state.domain_vo(vm) for vm in vms]
-        rows = [d for d in rows if not user or d.get("userId") == user]
-        head, chunk = page(rows, page_num, size)
-        return _ok({**head, "list": chunk})
-
-    def _user_stat(self, r: Request) -> dict[str, Any]:
-        with self._lock:
-            return _ok(self._state.user_stat())
-
-    def _users(self, r: Request) -> dict[str, Any]:
-        with self._lock:
-            page_num, size = self._page_args(r)[:2]
-            users = self._state.user_vos()
-        keyword = r.query.get("keyword")
-        if keyword:
-            users = [u for u in users if keyword.casefold() in u["displayName"].casefold()
-                     or keyword.casefold() in u["sAMAccountName"].casefold()]
-        head, chunk = page(users, page_num, size)
-        return _ok({**head, "list": chunk})
-
-    def _alarms(self, r: Request) -> dict[str, Any]:
-        with self._lock:
-            page_num, size = self._page_args(r)[:2]
-            head, chunk = page(self._state.alarm_vos(), page_num, size)
-        return _ok({**head, "list": chunk})
-
-    def _event(self, r: Request) -> dict[str, Any]:
-        """GET /ocloud/v1/event/{id}: a task the action endpoints started (EventVO)."""
-        with self._lock:
-            found = self._state.events.get(r.params["id"])
-            if found is None:
-                raise ApiError(E_NOT_FOUND, f"事件不存在 (no such event: {r.params['id']})")
-            return _ok(dict(found))
 
     def _vm_state(self, vm_id: str) -> VmState:
         found = self._state.vms_by_ids([vm_id])[0][1]
