@@ -106,6 +106,7 @@ from vditui.core.models import (
     HostRow,
     HostStatus,
     HostView,
+    PlatformAlarm,
     Severity,
     VdiHost,
     VdiInventory,
@@ -197,7 +198,10 @@ class RowBuilder:
         self.shown_stale: set[tuple[str, str]] = set()
         self.clones = clone_counts(vdi.vms)
         self.switching = {p.id: p.name for p in vdi.pools if p.switching}
-        self.alarms = vdi.alarms
+        self.alarms: dict[str, list[PlatformAlarm]] = {}
+        for a in vdi.alarms:
+            if a.host_ip:
+                self.alarms.setdefault(a.host_ip, []).append(a)
         self.listed_running: dict[str, int] = {}
         for vm in vdi.vms:
             if vm.status == VdiVmStatus.RUNNING:
@@ -406,7 +410,7 @@ class RowBuilder:
                               f"{running} (the platform's VM list has {listed} running)",
                               str(host.running_count), str(running)))
         drifts = tuple(Drift(s[0], s[1], host.id, host.name, host.id, *s[2:]) for s in specs)
-        alarms = tuple(a for a in self.alarms if a.host_ip and a.host_ip == host.ip)
+        alarms = tuple(self.alarms.get(host.ip, ())) if host.ip else ()
         return HostRow(host, view, drifts, vm_counts.get(host.id, 0), virt_vms, alarms)
 
 
