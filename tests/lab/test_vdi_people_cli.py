@@ -128,3 +128,23 @@ def test_nothing_vditui_writes_holds_personal_data(tmp_path: Path, people_lab: L
                                             if p.name == "vditui.log")
     for p in files:
         assert_no_pii(p.read_bytes().decode("utf-8", "replace"), str(p))
+
+
+async def test_a_user_who_disconnects_is_no_longer_affected(people_lab: Lab, engine_settings,
+                                                            start_engine) -> None:
+    from vditui.core.vdi_facts import affected_users
+
+    assert people_lab.vdi is not None
+    engine = await start_engine(engine_settings(people_lab), watch=False)
+    assert await engine.wait_settled(10)
+    assert affected_users(engine.reconcile_now().comparison.vms) == ["zhang.wei"]
+    uuid = people_lab.vm("class-a-04").uuid
+    try:
+        people_lab.vdi.set_session(uuid, False)
+        await engine.refresh()
+        cmp = engine.reconcile_now().comparison
+        assert affected_users(cmp.vms) == []
+        (row,) = [r for r in cmp.vms if r.name == "class-a-04"]
+        assert row.drifts and row.vdi is not None and row.vdi.connected is False
+    finally:
+        people_lab.vdi.set_session(uuid, True)

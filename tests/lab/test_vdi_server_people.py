@@ -164,3 +164,29 @@ def test_batch_events_succeed_or_fail_with_the_platforms_reason(spec: Spec, defa
     one = c.get(f"/ocloud/v1/domain/{ids['class-a-03']}").json()["data"]
     assert one["status"] == 0
     check(spec, c.get("/ocloud/v1/event/nope"), "GET", "/ocloud/v1/event/{id}", ok=False)
+
+
+def test_sessions_connect_and_disconnect(spec: Spec, default) -> None:
+    scen, c, srv = default
+    vm = next(v for v in scen.vms if v.name == "office-10")
+    assert vm.vdi is not None
+
+    def rec() -> dict[str, Any]:
+        return check(spec, c.get(f"/ocloud/v1/domain/{vm.vdi.id}"), "GET",
+                     "/ocloud/v1/domain/{id}")["data"]
+
+    before = rec()
+    assert before["isConnected"] == 0 and "disconnectTime" in before
+    srv.set_session(vm.uuid, True)
+    now = rec()
+    assert now["isConnected"] == 1 and "disconnectTime" not in now
+    assert now["connectTime"]["time"] > before["disconnectTime"]["time"]
+    online = check(spec, c.get("/ocloud/v1/domain/active-user"), "GET",
+                   "/ocloud/v1/domain/active-user")
+    assert "office-10" in names(online)
+    srv.set_session(vm.uuid, False)
+    gone = rec()
+    assert gone["isConnected"] == 0 and gone["disconnectTime"]["time"] >= now["connectTime"]["time"]
+    unbound = next(v for v in scen.vms if v.name == "class-b-01")
+    with pytest.raises(ValueError, match="no user is bound"):
+        srv.set_session(unbound.uuid, True)

@@ -86,6 +86,7 @@ class VmState:
     desk_pool_id: str
     updated_ms: int
     session_ms: int = 0  # when the bound user's session began (or ended); 0: none
+    session: str = ""  # "", "connected" or "disconnected" (scenario's, then set_session's)
 
 
 class VdiState:
@@ -124,6 +125,7 @@ class VdiState:
         for state in self.vms.values():
             side = state.spec.vdi
             if side is not None and side.session:
+                state.session = side.session
                 state.session_ms = started - side.session_minutes * 60_000
         self.users = {u.login: (stable_uuid(scenario.name, "user", u.login), u)
                       for u in scenario.users}
@@ -150,6 +152,14 @@ class VdiState:
         if vm_uuid not in self.invisible:
             vm = self.vms[vm_uuid]
             vm.host, vm.updated_ms = host_name, now_ms()
+
+    def set_session(self, vm_uuid: str, connected: bool) -> None:
+        """The VM's bound user connects (or disconnects) now."""
+        vm = self.vms[vm_uuid]
+        if vm.spec.vdi is None or not vm.spec.vdi.user:
+            raise ValueError(f"{vm.spec.name}: no user is bound to it")
+        vm.session, vm.session_ms = ("connected" if connected else "disconnected"), now_ms()
+        vm.updated_ms = vm.session_ms
 
     def set_host_status(self, host_name: str, status: int) -> None:
         self.hosts[host_name].status = status
@@ -187,7 +197,7 @@ class VdiState:
         host = self.hosts[vm.host]
         side = vm.spec.vdi
         assert side is not None  # only VMs with a platform side are in self.vms
-        connected = 1 if side.session == "connected" else 0
+        connected = 1 if vm.session == "connected" else 0
         created = BASE_MS + vm.index * 60_000
         rec: dict[str, Any] = {
             "id": vm.vdi_id, "name": vm.spec.name, "status": vm.status, "cpu": vm.vcpu,
@@ -211,9 +221,9 @@ class VdiState:
                                     if v.spec.vdi is not None and v.spec.vdi.mother == vm.spec.name)
         if side.user:
             rec["userId"] = self.users[side.user][0]
-        if side.session == "connected":
+        if vm.session == "connected":
             rec["connectTime"] = timestamp(vm.session_ms)
-        elif side.session == "disconnected":
+        elif vm.session == "disconnected":
             rec["connectTime"] = timestamp(vm.session_ms - 3_600_000)
             rec["disconnectTime"] = timestamp(vm.session_ms)
         return rec
@@ -243,7 +253,7 @@ class VdiState:
     def user_stat(self) -> dict[str, int]:
         """DomainUserStatVO: online users (all counted as internal) and offline ones."""
         online = {v.spec.vdi.user for v in self.vms.values()
-                  if v.spec.vdi is not None and v.spec.vdi.session == "connected"}
+                  if v.spec.vdi is not None and v.session == "connected"}
         return {"in": len(online), "out": 0, "offline": len(self.users) - len(online)}
 
     def desk_pool_vos(self) -> list[dict[str, Any]]:
@@ -293,7 +303,7 @@ class VdiState:
                     and (statuses is None or vm.status in statuses)
                     and (not keyword or keyword.casefold() in vm.spec.name.casefold())
                     and (not pool_id or host.pool == pool_id)
-                    and _flag_ok(flags.get("isConnected"), side.session == "connected")
+                    and _flag_ok(flags.get("isConnected"), vm.session == "connected")
                     and _flag_ok(flags.get("isBindUser"), bool(side.user))
                     and (not mother or side.mother == mother_name))
         return [vm for vm in self.vm_order if ok(vm)]

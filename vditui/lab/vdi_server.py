@@ -229,6 +229,12 @@ class VdiServer:
         with self._lock:
             self._state.set_vm_host(vm_uuid, host_name)
 
+    def set_session(self, vm_uuid: str, connected: bool) -> None:
+        """The bound user of the VM (by scenario ``VmSpec.uuid``) connects or disconnects now
+        (a VM without a bound user is a ValueError)."""
+        with self._lock:
+            self._state.set_session(vm_uuid, connected)
+
     def set_host_status(self, host_name: str, status: int) -> None:
         """The platform's HostVO.status for ``host_name`` changes."""
         with self._lock:
