@@ -148,3 +148,18 @@ async def test_a_user_who_disconnects_is_no_longer_affected(people_lab: Lab, eng
         assert row.drifts and row.vdi is not None and row.vdi.connected is False
     finally:
         people_lab.vdi.set_session(uuid, True)
+
+
+def test_the_lab_console_connects_and_disconnects_a_user(people_lab: Lab) -> None:
+    import io
+
+    from vditui.lab.console import run_console
+
+    out = io.StringIO()
+    for line in ("session office-10 on", "session class-a-01 maybe", "session office-11 on",
+                 "session office-10 off"):
+        assert run_console(people_lab, line, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "ok"
+    assert any(line.lstrip().startswith("session NAME on|off") for line in lines)  # help
+    assert "error: office-11: no user is bound to it" in lines and lines[-1] == "ok"
