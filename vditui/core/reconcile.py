@@ -81,6 +81,11 @@ pool switching template  state/presence/size differences are INFO while     -
 (DesktopPoolVO.status 1) the switch lasts
 =======================  =================================================  ==================
 
+A host's own counter: a platform ``runningDomainCount`` that differs from the guests libvirt
+runs there (running, blocked) *and* from the VMs the platform's own list has running there is a
+``running_count`` host drift (WARNING); a difference the VMs' own rows already explain is not
+reported twice.
+
 The platform's domain list may include or omit templates and the recycle bin (the spec does not
 say): the client also reads ``GET /ocloud/v1/model`` and ``GET /ocloud/v1/recycle`` and merges
 them by id (:func:`vditui.core.vdi_parse.merge_vms`), so both kinds of platform compare alike.
