@@ -34,8 +34,10 @@ ALARM = PlatformAlarm("1", "critical", "host", "CPU above 90%", "10.0.0.1")
 def test_the_vm_says_who_is_connected_and_what_it_is() -> None:
     cmp = reconcile(VdiInventory((HOST,), VMS, alarms=(ALARM,)), {"h1": VIEW})
     rows = {r.name: r for r in cmp.vms}
-    text = text_of(vm_diff(rows["desk-01"], NAMES, {}, now=NOW))
+    alarm = PlatformAlarm("2", "major", "domain", "desk-01: agent not answering")
+    text = text_of(vm_diff(rows["desk-01"], NAMES, {}, now=NOW, alarms=(alarm,)))
     assert "user zhang.wei connected 2 h ago" in text
+    assert "platform alarm (major, domain): desk-01: agent not answering" in text
     tpl = text_of(vm_diff(rows["tpl"], NAMES, {}, now=NOW))
     assert "platform: template" in tpl and "no difference" in tpl and "user" not in tpl
 
