@@ -241,6 +241,25 @@ async def test_an_error_list_entry_fails_that_vm_only(
     assert lab.virt_state("hv-o2", lab.vm("office-12").uuid) == "paused"  # left alone
 
 
+async def test_a_failed_platform_task_is_reported_at_once_in_its_words(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab) -> None:
+    """The batch takes the VM (its event id is in eventIdList) but the task fails: the
+    follow-up reads GET /ocloud/v1/event/{id} and says why, long before the action timeout."""
+    w = await watched(action_timeout=60.0)
+    assert lab.vdi is not None
+    lab.vdi.set_action_fault("task_fail", vms=["class-a-04"], msg="存储空间不足 (no storage)")
+    (key,) = w.keys("class-a-04")
+    result = await w.act(Action.START, "class-a-04")
+    assert result.outcomes[key] == (ActionPhase.FAILED, "class-a-04: the platform's task "
+                                                        "failed: 存储空间不足 (no storage)")
+    assert phases(w, key) == [ActionPhase.SENT, ActionPhase.ACCEPTED, ActionPhase.FAILED]
+    assert result.exit_code == 2
+    assert lab.vdi.requests["GET /ocloud/v1/event/{id}"] >= 1
+    took = [e.at for e in w.updates(key)]
+    assert took[-1] - took[0] < 15  # not the 60 s timeout
+    assert w.posts() == {BATCH[Action.START]: 1}
+
+
 async def test_a_status_answer_fails_every_vm_and_is_not_resent(
         watched: Callable[..., Awaitable[Watched]], lab: Lab) -> None:
     w = await watched()

@@ -86,13 +86,14 @@ async def test_every_declared_drift_is_found_and_nothing_else(lab, engine_settin
     found = Counter((d.subject, d.kind.value) for d in cmp.drifts)
     want = expected_drifts(scenario)
     assert found == want
-    assert len(cmp.drifts) == sum(want.values()) == 15
+    assert len(cmp.drifts) == sum(want.values()) == 16
 
     by_name = {vm.name: vm for vm in scenario.vms}
     hosts = {h.name: h for h in scenario.hosts}
     host_ids = {h.id: h.name for h in scenario.hosts}
     for d in cmp.drifts:
-        if d.kind in (DriftKind.HOST_UNREACHABLE, DriftKind.HOST_OFFLINE_BUT_REACHABLE):
+        if d.kind in (DriftKind.HOST_UNREACHABLE, DriftKind.HOST_OFFLINE_BUT_REACHABLE,
+                      DriftKind.HOST_RUNNING_COUNT):
             assert d.key == d.host_id == hosts[d.subject].id
             continue
         vm = by_name[d.subject]
@@ -218,7 +219,7 @@ async def test_expired_token_recovers_on_refresh(fresh_lab, healthy_scenario, en
     assert await engine.wait_settled(5)
     before = engine._inventory
     assert before is not None
-    assert len(before.vms) == sum(v.vdi is not None for v in healthy_scenario.vms) == 31
+    assert len(before.vms) == sum(v.vdi is not None for v in healthy_scenario.vms) == 35
     logins = lab.vdi.requests["POST /ocloud/v1/login"]
     assert logins == 1
 

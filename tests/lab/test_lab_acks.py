@@ -263,14 +263,15 @@ def test_baseline_acknowledges_exactly_the_confirmed_drifts(tmp_path, lab):
     names = {h["id"]: h["name"] for h in report["hosts"]}
     got = [(ru.get("vm"), ru["host"], ru["kind"]) for ru in rules]
     # One rule per VM (exact name) and kind on its host; a host's own drift names no VM.
-    want = {(None if d["kind"] in ("unreachable", "offline_but_reachable") else d["subject"],
+    want = {(None if d["kind"] in ("unreachable", "offline_but_reachable",
+                                                     "running_count") else d["subject"],
              names[d["host_id"]], d["kind"]) for d in before["drifts"]}
     assert sorted(got, key=str) == sorted(want, key=str)
     assert f"baseline: wrote {len(rules)} rules to " in r.stdout  # the lab has a dozen
 
     after = vditui(tmp_path, lab, config, "check")
     assert after.returncode == 0, after.stdout
-    assert after.stdout.startswith(f"consistent: 11 hosts, 38 VMs, 0 drifts (0 critical, "
+    assert after.stdout.startswith(f"consistent: 11 hosts, 42 VMs, 0 drifts (0 critical, "
                                    f"{len(before['drifts'])} acknowledged)")
     again = vditui(tmp_path, lab, config, "baseline", "--yes")
     assert again.returncode == 0 and "no drift to acknowledge" in again.stdout

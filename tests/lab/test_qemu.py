@@ -281,6 +281,39 @@ async def test_every_declared_drift_is_found_and_nothing_else(qlab, engine_setti
     assert {s.uri for s in engine._sessions.values()} == {h.uri for h in qlab.hosts.values()}
 
 
+async def test_capacity_figures_are_the_qemu_hosts_real_node_info(qlab, engine_settings,
+                                                                   start_engine) -> None:
+    """Issue 20 item 3: libvirt's node info (CPUs, memory) as read by the session, and the
+    running guests' vCPUs and memory summed against it, on a real QEMU/KVM host."""
+    import asyncio
+    import os
+
+    from vditui.core.vdi_facts import capacity
+
+    engine = await start_engine(engine_settings(qlab), watch=False)
+    assert await engine.wait_settled(20)
+    for _ in range(100):  # read once per connection, beside the identity, off the first read
+        views = {s.name: s.view() for s in engine._sessions.values()}
+        if all(v.node_cpus is not None for v in views.values()):
+            break
+        await asyncio.sleep(0.1)
+    cmp = engine.reconcile_now().comparison
+    for h in cmp.hosts:
+        view = views[h.host.name]
+        model, mem_mib, cpus, *_ = qlab.host(h.host.name).conn.getInfo()
+        assert (view.node_cpus, view.node_memory_kib) == (cpus, mem_mib * 1024), model
+        assert view.node_cpus == os.cpu_count()
+        with open("/proc/meminfo") as f:
+            total_kib = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
+        assert abs(view.node_memory_kib - total_kib) < 1024  # getInfo rounds to a MiB
+        running = [d.info() for d in qlab.host(h.host.name).conn.listAllDomains()
+                   if d.isActive()]
+        c = capacity(h, cmp.vms)
+        assert c.running == len(running) and c.vcpus == sum(i[3] for i in running)
+        assert c.memory_gb == round(sum(i[1] for i in running) / 1024 / 1024, 2)
+        assert c.node_cpus == cpus and c.vdi_cpus == h.host.cpus
+
+
 def _session(engine: Any, name: str) -> Any:
     (s,) = [s for s in engine._sessions.values() if s.name == name]
     return s

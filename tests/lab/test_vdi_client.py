@@ -116,8 +116,9 @@ async def test_default_inventory(lab: Lab, default: sc.Scenario) -> None:
 
     assert sorted(p.name for p in inv.pools) == sorted(p.name for p in default.pools)
     assert sum(p.amount or 0 for p in inv.pools) == len(want)
-    # One login and one page per list: everything fits in 100.
-    assert inv.requests == client.requests == sum(srv.requests.values()) == 4
+    # One login and one page per list (hosts, VMs, pools, templates, recycle bin, users,
+    # alarms): everything fits in 100.
+    assert inv.requests == client.requests == sum(srv.requests.values()) == 8
     assert srv.requests[LOGIN] == 1
     assert inv.fetched_at > 0 and client.warnings == []
 
@@ -178,9 +179,10 @@ async def test_generated_scenario_request_count(lab: Lab) -> None:
     inv = await client.inventory()
     assert len(inv.hosts) == 10 and len(inv.vms) == 250 and len(inv.pools) == 2
     assert len({v.id for v in inv.vms}) == 250
-    expected = 1 + math.ceil(10 / 10) + math.ceil(250 / 10) + math.ceil(2 / 10)
+    # ... and one page each of templates, recycle bin, users and alarms (all empty here).
+    expected = 1 + math.ceil(10 / 10) + math.ceil(250 / 10) + math.ceil(2 / 10) + 4
     assert srv.requests[LOGIN] == 1 and srv.requests[DOMAINS] == 25
-    assert sum(srv.requests.values()) == client.requests == inv.requests == expected == 28
+    assert sum(srv.requests.values()) == client.requests == inv.requests == expected == 32
 
 
 async def test_page_concurrency_is_bounded(lab: Lab) -> None:
@@ -238,7 +240,7 @@ async def test_concurrent_expiry_logs_in_once(lab: Lab, default: sc.Scenario) ->
     srv.expire_tokens()
     results = await asyncio.gather(client.hosts(), client.vms(), client.pools(),
                                    client.vms(default.host("ocloud").id), client.hosts())
-    assert [len(r) for r in results][:3] == [11, 35, 3]
+    assert [len(r) for r in results][:3] == [11, 39, 3]
     assert srv.requests[LOGIN] == 2
 
 

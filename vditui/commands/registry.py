@@ -57,6 +57,8 @@ def _listen(text: str) -> tuple[str, int]:
 
 def _check(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--user-facing", action="store_true",
+                   help="judge only drifts on VMs a user is connected to now")
 
 
 def _report(p: argparse.ArgumentParser) -> None:

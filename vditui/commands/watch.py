@@ -27,6 +27,7 @@ from vditui.core.exitcodes import ExitCode
 from vditui.core.models import Drift
 from vditui.core.report import drift_record
 from vditui.core.settings import EngineSettings
+from vditui.core.vdi_facts import user_facing, user_name
 from vditui.launch import Launch
 
 
@@ -72,18 +73,26 @@ class WatchLines:
     def __init__(self) -> None:
         self.said: dict[tuple[str, str], Drift] = {}
         self.hosts: dict[str, str] = {}
+        self.facing: dict[str, str] = {}  # row key -> user, of the user-facing VMs
 
     def records(self, e: EngineEvent) -> list[dict[str, Any]]:
-        """The lines for ``e``, each naming its host as every face does (``host``)."""
+        """The lines for ``e``, each naming its host as every face does (``host``); a drift
+        line says whether it is user-facing (from the latest comparison: a drift is confirmed
+        after the snapshots that showed it pending)."""
         match e:
             case PlatformRefreshed(inventory=inv):
                 self.hosts.update((h.id, h.name) for h in inv.hosts)
             case SnapshotReady(comparison=cmp):
                 self.hosts.update((h.host.id, h.host.name) for h in cmp.hosts)
+                self.facing = {r.key: user_name(r.vdi) for r in cmp.vms if user_facing(r)}
         lines = self._records(e)
         for r in lines:
             if "host_id" in r:
                 r.setdefault("host", self.hosts.get(r["host_id"], ""))
+            if r.get("type") == "drift":
+                r["user_facing"] = r.get("key") in self.facing
+                if r["user_facing"]:
+                    r["user"] = self.facing[r["key"]]
         return lines
 
     def _records(self, e: EngineEvent) -> list[dict[str, Any]]:

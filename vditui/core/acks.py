@@ -31,7 +31,8 @@ from vditui.core.models import Drift, DriftKind
 from vditui.core.present import KIND_NAMES
 
 #: The kinds that are a host's own drifts, not a VM's.
-HOST_KINDS = frozenset({DriftKind.HOST_UNREACHABLE, DriftKind.HOST_OFFLINE_BUT_REACHABLE})
+HOST_KINDS = frozenset({DriftKind.HOST_UNREACHABLE, DriftKind.HOST_OFFLINE_BUT_REACHABLE,
+                        DriftKind.HOST_RUNNING_COUNT})
 #: The sides a ``field`` may name, and which value of a drift each one reads.
 FIELD_SIDES: dict[str, Callable[[Drift], str]] = {
     "platform": lambda d: d.vdi_value,

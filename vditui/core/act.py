@@ -11,6 +11,7 @@ sides agree or ``action_timeout`` runs out. Every step goes to the listeners as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -44,6 +45,7 @@ from vditui.core.present import action_noun
 from vditui.core.reconcile import reconcile
 from vditui.core.vdi import VdiError, VdiStatusError
 from vditui.core.vdi_actions import BatchAnswer, Request, requests_for
+from vditui.core.vdi_tasks import TaskWatch
 
 if TYPE_CHECKING:
     from vditui.core.engine import Engine
@@ -159,6 +161,7 @@ class _Run:
         self.targets: dict[str, ActionTarget] = {}
         self.answers: list[dict[str, Any]] = []
         self.platform_failed = False
+        self.tasks = TaskWatch(self.engine._client)  # the batches' platform tasks (issue 20)
 
     def update(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
         self.outcomes[target.key] = (phase, message)
@@ -347,6 +350,7 @@ class _Run:
                     follow.extend(targets)
                     return
             self.answers.append(_answer_record(req, answer))
+            self.tasks.add(answer.event_ids)
             errors = {e.vm_id: e for e in answer.errors}
             named = {e.vm_name: e for e in answer.errors if e.vm_name}
             for t in targets:
@@ -389,6 +393,12 @@ class _Run:
             except TimeoutError:
                 fresh = {}
             rows = _by_vm_id(await self.merge(fresh))
+            with contextlib.suppress(TimeoutError):  # a failed task, in the platform's words
+                for t, why in await asyncio.wait_for(self.tasks.failures(pending), POLL * 4):
+                    self.platform_failed = True
+                    self.finish(t, ActionPhase.FAILED, f"{t.name}: the platform's task failed: "
+                                f"{why}")
+                    pending.pop(t.vm_id or "", None)
             for vm_id, t in list(pending.items()):
                 row = rows.get(vm_id)
                 if row is None:

@@ -38,7 +38,7 @@ def carry_over(previous: Comparison, current: Comparison,
             changed.append(new)
     # The drift list holds the very drift objects of the rows kept (update_rows relies on it).
     drifts = [d for r in rows for d in r.drifts] + [d for h in current.hosts for d in h.drifts]
-    merged = Comparison(tuple(rows), current.hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    merged = replace(current, vms=tuple(rows), drifts=tuple(sorted(drifts, key=drift_sort_key)))
     return merged, tuple(changed)
 
 
@@ -90,10 +90,17 @@ def update_rows(
             return None
         replaced.append(old)
         rows[i] = new
-    # Host rows carry their view (the domains changed); their counts and drifts did not.
-    hosts = tuple(replace(h, view=views.get(h.host.id)) for h in previous.hosts)
-    # The drift list: the previous one less the re-judged rows' old drifts, plus their new ones.
+    # Host rows carry their view (the domains changed); a changed host's running count is
+    # judged again, its other drifts and its VM counts did not change.
+    touched = {hid for hid, _u in changed}
+    hosts = tuple(b.host_row(h.host, {h.host.id: h.vdi_vms}) if h.host.id in touched
+                  else replace(h, view=views.get(h.host.id)) for h in previous.hosts)
+    # The drift list: the previous one less the re-judged rows' and hosts' old drifts, plus
+    # their new ones.
     gone = {id(d) for r in replaced for d in r.drifts}
+    gone |= {id(d) for h in previous.hosts if h.host.id in touched for d in h.drifts}
     drifts = [d for d in previous.drifts if id(d) not in gone]
     drifts += [d for (hid, uuid) in changed for d in rows[where[(hid, uuid)]].drifts]
-    return Comparison(tuple(rows), hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    drifts += [d for h in hosts if h.host.id in touched for d in h.drifts]
+    return replace(previous, vms=tuple(rows), hosts=hosts,
+                   drifts=tuple(sorted(drifts, key=drift_sort_key)))

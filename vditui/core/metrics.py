@@ -33,6 +33,7 @@ from vditui.core.events import (
 from vditui.core.models import ConnState, DriftKind
 from vditui.core.present import transport
 from vditui.core.selection import DriftNow, Selection, select
+from vditui.core.vdi_facts import affected_users, alarm_counts, pool_usage
 
 PREFIX = "vditui_"
 
@@ -133,7 +134,7 @@ class MetricsState:
         names = {hid: lk.name for hid, lk in links.items()}
         if snap is not None:
             names.update((h.host.id, h.host.name) for h in snap.comparison.hosts)
-        out = _drift_families(snap, names)
+        out = _drift_families(snap, names) + _vdi_families(snap)
         ordered = sorted(links.values(), key=lambda lk: lk.name)
         out.append(_family(
             "host_up", "gauge", "1 when vditui holds a working libvirt connection to the host, "
@@ -223,4 +224,27 @@ def _drift_families(snap: SnapshotReady | None, names: dict[str, str]) -> list[F
                 "was first seen (Unix time), by key (the VM's UUID or platform id, or the "
                 "host's id), subject (VM or host name), kind and host",
                 ("key", "subject", "kind", "host"), seen),
+    ]
+
+
+def _vdi_families(snap: SnapshotReady | None) -> list[Family]:
+    """Who is affected, the platform's alarms, and desktop pools (issue 20): a handful of
+    series, one per alarm level and per pool, never one per user."""
+    if snap is None:
+        return []
+    cmp = snap.comparison
+    pools = pool_usage(cmp)
+    return [
+        _family("affected_users", "gauge",
+                "Users connected right now to a VM that has a drift (user-facing drift)", (),
+                [((), float(len(affected_users(cmp.vms))))]),
+        _family("platform_alarms", "gauge", "The platform's live alarms, by level",
+                ("level",), (((lv,), float(n)) for lv, n in alarm_counts(cmp.alarms).items())),
+        _family("pool_desktops", "gauge",
+                "Desktops in each desktop pool as the platform counts them: amount (all) and "
+                "used", ("pool", "count"),
+                (((p.name, k), float(v)) for p in pools
+                 for k, v in (("amount", p.amount), ("used", p.used)) if v is not None)),
+        _family("pool_drifts", "gauge", "Drifts on the desktops of each desktop pool",
+                ("pool",), (((p.name,), float(p.drifts)) for p in pools)),
     ]

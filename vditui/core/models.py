@@ -78,11 +78,51 @@ class ConnState(StrEnum):
 # --------------------------------------------------------------------------- the platform's view
 
 
+class PoolStatus(IntEnum):
+    """DesktopPoolVO.status as the platform reports it."""
+
+    IDLE = 0
+    SWITCHING_TEMPLATE = 1  # its desktops are being rebuilt from a new template
+    ARCHIVED = 2
+
+
 @dataclass(frozen=True, slots=True)
 class DesktopPool:
+    """A desktop pool (DesktopPoolVO): ``amount`` desktops, ``used_amount`` of them in use."""
+
     id: str
     name: str
     amount: int | None = None
+    used_amount: int | None = None
+    status: int | None = None
+    cur_model_id: str = ""
+
+    @property
+    def switching(self) -> bool:
+        """True while the pool switches template (its desktops are busy being rebuilt)."""
+        return self.status == PoolStatus.SWITCHING_TEMPLATE
+
+
+@dataclass(frozen=True, slots=True)
+class VdiUser:
+    """A platform user (UserListVo), reduced at the source to what may be shown: the login and
+    the display name. National ID, phone and mail are never read into vditui."""
+
+    id: str
+    login: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformAlarm:
+    """One of the platform's live alarms (AlarmVO). ``at`` is epoch seconds (None: unknown)."""
+
+    id: str
+    level: str
+    module: str
+    content: str
+    host_ip: str = ""
+    at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +139,8 @@ class VdiHost:
     cpus: int | None = None
     memory_gb: float | None = None
     running_count: int | None = None
+    physical_memory_gb: float | None = None
+    domain_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +156,22 @@ class VdiVm:
     host_name: str = ""
     desktop_pool_id: str = ""
     ip: str = ""
+    template: bool = False  # isModel = 1, or listed by GET /ocloud/v1/model
+    recycled: bool = False  # isRecycle = 1, or listed by GET /ocloud/v1/recycle
+    freeze: int = 0  # restore point: 0 none, else reset to it (1 every boot, 2 daily, ...)
+    mother_id: str = ""  # a linked clone's template
+    mother_name: str = ""
+    user_id: str = ""  # the bound user, if any
+    user_login: str = ""  # the bound user's login and display name (from GET /ocloud/v1/user)
+    user_name: str = ""
+    connected: bool | None = None  # a user's client is connected now (isConnected)
+    connect_time: float | None = None  # epoch seconds
+    disconnect_time: float | None = None
+
+    @property
+    def frozen(self) -> bool:
+        """True for a restore-point desktop: every reset returns its disk to the restore point."""
+        return self.freeze != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +181,8 @@ class VdiInventory:
     pools: tuple[DesktopPool, ...] = ()
     fetched_at: float = 0.0
     requests: int = 0
+    users: tuple[VdiUser, ...] = ()
+    alarms: tuple[PlatformAlarm, ...] = ()
 
 
 # --------------------------------------------------------------------------- libvirt's view
@@ -192,6 +252,8 @@ class HostView:
     round_trips: int = 0
     libvirt_version: str = ""
     hostname: str = ""
+    node_cpus: int | None = None  # libvirt's node info: CPUs and memory (KiB)
+    node_memory_kib: int | None = None
 
     def __post_init__(self) -> None:
         # For showing and storing only (the session keeps the URI it connects with).
@@ -211,6 +273,7 @@ class DriftKind(StrEnum):
     DUPLICATE = "duplicate"
     HOST_UNREACHABLE = "unreachable"
     HOST_OFFLINE_BUT_REACHABLE = "offline_but_reachable"
+    HOST_RUNNING_COUNT = "running_count"
 
 
 class Severity(IntEnum):
@@ -268,6 +331,8 @@ class HostRow:
     drifts: tuple[Drift, ...] = ()
     vdi_vms: int = 0
     virt_vms: int | None = None
+    #: The platform's live alarms about this host (matched by its IP).
+    alarms: tuple[PlatformAlarm, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,3 +340,7 @@ class Comparison:
     vms: tuple[VmRow, ...]
     hosts: tuple[HostRow, ...]
     drifts: tuple[Drift, ...] = field(default=())
+    #: The platform's live alarms (all of them; hosts carry their own too) and desktop pools,
+    #: as read with the inventory this comparison was made from.
+    alarms: tuple[PlatformAlarm, ...] = ()
+    pools: tuple[DesktopPool, ...] = ()

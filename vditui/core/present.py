@@ -44,6 +44,7 @@ KIND_NAMES: dict[DriftKind, str] = {
     DriftKind.DUPLICATE: "duplicate",
     DriftKind.HOST_UNREACHABLE: "unreachable",
     DriftKind.HOST_OFFLINE_BUT_REACHABLE: "offline but reachable",
+    DriftKind.HOST_RUNNING_COUNT: "running count",
 }
 _ORDER = {k: i for i, k in enumerate(DriftKind)}
 

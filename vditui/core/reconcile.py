@@ -61,6 +61,35 @@ Both read paths in ``virt.py`` (one ``getAllDomainStats`` for QEMU, ``info()`` p
 drivers without bulk stats) give exactly these figures, proven on real QEMU guests in
 ``tests/lab/test_qemu.py``.
 
+What kind of VM the platform says it is (rules in :mod:`vditui.core.vm_kinds`)
+-----------------------------------------------------------------------------
+=======================  =================================================  ==================
+platform record          no drift                                           drift
+=======================  =================================================  ==================
+template (isModel)       libvirt lacks it, has it off, defines it on any    libvirt runs it
+                         host(s); vCPU/memory not compared                  while the platform
+                                                                            says off: WARNING,
+                                                                            CRITICAL with
+                                                                            linked clones
+recycle bin (isRecycle)  libvirt lacks it or defines it (off): matched,     libvirt runs it:
+                         never "only in libvirt"                            WARNING
+restore point (freeze)   platform off, libvirt lacks it (transient domain)  platform running,
+                                                                            libvirt off/absent:
+                                                                            INFO (a reset)
+linked clone (motherId)  compared in full, as any desktop                   as any desktop
+pool switching template  state/presence/size differences are INFO while     -
+(DesktopPoolVO.status 1) the switch lasts
+=======================  =================================================  ==================
+
+A host's own counter: a platform ``runningDomainCount`` that differs from the guests libvirt
+runs there (running, blocked) *and* from the VMs the platform's own list has running there is a
+``running_count`` host drift (WARNING); a difference the VMs' own rows already explain is not
+reported twice.
+
+The platform's domain list may include or omit templates and the recycle bin (the spec does not
+say): the client also reads ``GET /ocloud/v1/model`` and ``GET /ocloud/v1/recycle`` and merges
+them by id (:func:`vditui.core.vdi_parse.merge_vms`), so both kinds of platform compare alike.
+
 Active domains (running, blocked, paused, shutting-down, pmsuspended: a QEMU process exists)
 decide severities elsewhere: placement (runs elsewhere: CRITICAL; only defined elsewhere:
 WARNING; either, while the platform says busy or upgrading: INFO) and only-in-libvirt (active:
@@ -82,6 +111,7 @@ from vditui.core.models import (
     HostRow,
     HostStatus,
     HostView,
+    PlatformAlarm,
     Severity,
     VdiHost,
     VdiInventory,
@@ -93,6 +123,8 @@ from vditui.core.models import (
     vdi_status_label,
 )
 from vditui.core.present import mib
+from vditui.core.vm_kinds import Spec as _Spec
+from vditui.core.vm_kinds import clone_counts, compared_as_desktop, judge
 
 _V = VirtState
 STATE_MAP: Mapping[VdiVmStatus, frozenset[VirtState]] = MappingProxyType(
@@ -158,9 +190,6 @@ def state_drift(
     return (severity, message, vdi_label, virt_state.value)
 
 
-_Spec = tuple[DriftKind, Severity, str, str, str]  # kind, severity, message, vdi/virt values
-
-
 class RowBuilder:
     """Holds the lookups one reconcile pass needs, and makes its rows."""
 
@@ -172,6 +201,22 @@ class RowBuilder:
         self.paired: dict[_Located, VdiVm] = {}
         self._keys: set[str] = set()
         self.shown_stale: set[tuple[str, str]] = set()
+        self.clones = clone_counts(vdi.vms)
+        self.switching = {p.id: p.name for p in vdi.pools if p.switching}
+        self.alarms: dict[str, list[PlatformAlarm]] = {}
+        for a in vdi.alarms:
+            if a.host_ip:
+                self.alarms.setdefault(a.host_ip, []).append(a)
+        self.listed_running: dict[str, int] = {}
+        for vm in vdi.vms:
+            if vm.status == VdiVmStatus.RUNNING:
+                self.listed_running[vm.host_id] = self.listed_running.get(vm.host_id, 0) + 1
+
+    def by_kind(self, vm: VdiVm, dom: Domain | None, specs: list[_Spec]) -> list[_Spec]:
+        """``specs`` once the rule for what the platform says ``vm`` is applies (vm_kinds)."""
+        state = dom.state if dom is not None else None
+        return judge(vm, state, state in ACTIVE_STATES, specs, clones=self.clones.get(vm.id, 0),
+                     switching_pool=self.switching.get(vm.desktop_pool_id, ""))
 
     def host_name(self, host_id: str, fallback: str = "") -> str:
         host = self.hosts.get(host_id)
@@ -231,7 +276,7 @@ class RowBuilder:
                 message += f" ({vdi_status_label(vm.status)}: an operation is in progress)"
             specs.append((DriftKind.PLACEMENT, severity, message, there, here))
         self.paired[located] = vm
-        self.row(dom.uuid or vm.id, vm, located, *specs)
+        self.row(dom.uuid or vm.id, vm, located, *self.by_kind(vm, dom, specs))
 
     def vdi_only(self, vm: VdiVm) -> None:
         checked = vm.host_id in self.read
@@ -245,6 +290,7 @@ class RowBuilder:
             )
             severity = Severity.CRITICAL if running else Severity.WARNING
             specs.append((DriftKind.ONLY_IN_VDI, severity, message, label, _ABSENT))
+            specs = self.by_kind(vm, None, specs)
         else:
             last = self.last_known(vm)
             if last is not None:
@@ -310,6 +356,10 @@ class RowBuilder:
         )
         severity = Severity.CRITICAL if active else Severity.INFO
         vm = self.paired.get(primary)
+        if vm is not None and not active and not compared_as_desktop(vm):
+            # A template (or recycled VM) defined on several hosts is storage, not a guest.
+            self.row(f"{dom.uuid}@{hid}", None, copy)
+            return
         if vm is not None and vm.status in NEVER_MISMATCH:
             # Mid-migration both hosts hold the domain for a moment.
             severity = Severity.INFO
@@ -350,15 +400,23 @@ class RowBuilder:
                 label,
                 "connected",
             )
-        drifts = (
-            ()
-            if spec is None
-            else (Drift(spec[0], spec[1], host.id, host.name, host.id, *spec[2:]),)
-        )
+        specs = [spec] if spec is not None else []
         virt_vms = None
         if host.id in self.read and view is not None and view.domains is not None:
             virt_vms = len(view.domains)
-        return HostRow(host, view, drifts, vm_counts.get(host.id, 0), virt_vms)
+            running = sum(1 for d in view.domains if d.state in _RUNNING_SIDE)
+            listed = self.listed_running.get(host.id, 0)
+            if host.running_count is not None and host.running_count != running \
+                    and host.running_count != listed:
+                # Only what the VMs' own rows do not explain: a count that differs from the
+                # platform's own list (a stale counter, or VMs it does not list at all).
+                specs.append((DriftKind.HOST_RUNNING_COUNT, Severity.WARNING,
+                              f"platform counts {host.running_count} running, libvirt runs "
+                              f"{running} (the platform's VM list has {listed} running)",
+                              str(host.running_count), str(running)))
+        drifts = tuple(Drift(s[0], s[1], host.id, host.name, host.id, *s[2:]) for s in specs)
+        alarms = tuple(self.alarms.get(host.ip, ())) if host.ip else ()
+        return HostRow(host, view, drifts, vm_counts.get(host.id, 0), virt_vms, alarms)
 
 
 def _domain_key(located: _Located) -> str:
@@ -445,5 +503,6 @@ def reconcile(vdi: VdiInventory, views: Mapping[str, HostView]) -> Comparison:
     )
     rows = tuple(sorted(b.rows, key=b.row_order))
     drifts = [d for row in rows for d in row.drifts] + [d for h in hosts for d in h.drifts]
-    return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)))
+    return Comparison(rows, hosts, tuple(sorted(drifts, key=drift_sort_key)), vdi.alarms,
+                      vdi.pools)
 

@@ -14,10 +14,10 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from vditui.core import present
+from vditui.core import present, vdi_facts, vm_kinds
 from vditui.core.acks import AckRule
 from vditui.core.models import (
     Comparison,
@@ -71,6 +71,11 @@ def vm_record(row: VmRow, host_names: dict[str, str], acked: Acked = _NONE) -> d
         "drift": [d.kind.value for d in row.drifts],
         "drift_text": "; ".join(d.message for d in row.drifts),
         "acknowledged": _ack_texts(row.drifts, acked),
+        # Who and what (issue 20): login only, never the platform's ID, phone or mail.
+        "kind": vm_kinds.kind_label(vdi),
+        "user": vdi_facts.user_name(vdi),
+        "connected": vdi.connected if vdi else None,
+        "user_facing": vdi_facts.user_facing(row),
     }
 
 
@@ -94,6 +99,8 @@ def host_record(row: HostRow) -> dict[str, Any]:
         "libvirt_vms": row.virt_vms,
         "drift": [d.kind.value for d in row.drifts],
         "read_at": present.timestamp(v.read_at) if v and v.read_at else None,
+        "running_vdi": row.host.running_count,
+        "alarms": [vdi_facts.alarm_line(a) for a in row.alarms],
     }
 
 
@@ -135,12 +142,15 @@ def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE,
         "generated_at": present.timestamp(meta.generated_at),
         "exit_code": int(sel.exit_code),
         "warnings": list(meta.warnings),
-        "summary": sel.summary(),
+        "summary": {**sel.summary(), **vdi_facts.people_summary(cmp)},
         "hosts": [host_record(h) for h in cmp.hosts],
         "vms": [vm_record(r, names, acked) for r in cmp.vms],
         "drifts": [now_record(d) for d in sel.counted],
         "acknowledged": [now_record(d) for d in sel.acknowledged],
         "pending": [now_record(d) for d in sel.pending],
+        "capacity": {h.host.name: asdict(vdi_facts.capacity(h, cmp.vms)) for h in cmp.hosts},
+        "pools": [asdict(p) for p in vdi_facts.pool_usage(cmp)],
+        "alarms": [vdi_facts.alarm_line(a) for a in cmp.alarms],
     }
 
 
@@ -160,7 +170,8 @@ def render(cmp: Comparison, meta: ReportMeta, fmt: str, acked: Acked = _NONE,
 
 _CSV_FIELDS = ("name", "host", "libvirt_host", "vdi_state", "libvirt_state", "vdi_vcpu",
                "libvirt_vcpu", "vdi_memory_mb", "libvirt_memory_mb", "checked", "drift",
-               "drift_status", "drift_since", "drift_text", "acknowledged")
+               "drift_status", "drift_since", "drift_text", "acknowledged", "kind", "user",
+               "connected", "user_facing")
 
 
 def _standing(sel: Selection) -> dict[tuple[str, str], tuple[str, float | None]]:
@@ -217,6 +228,7 @@ def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked, sel: Selection) -
                          ("Pending drifts (within the grace period)", sel.pending)):
         if group:
             out += [f"## {title}", "", *_drift_table(group), ""]
+    out += _md_people(cmp, meta.generated_at)
     out += ["## Hosts", "",
             "| host | pool | VDI status | connection | URI | VMs VDI/libvirt | drift | hint |",
             "|---|---|---|---|---|---|---|---|"]
@@ -243,6 +255,7 @@ def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked, sel: Selection) -
         out.append("| " + " | ".join(_md_cell(x) for x in (
             r["name"], r["host"], r["vdi_state"] or "-", r["libvirt_state"] or "-", cpu, mem,
             drift)) + " |")
+    out += _md_capacity(cmp)
     return "\n".join(out) + "\n"
 
 
@@ -265,3 +278,33 @@ def _pair(a: object, b: object) -> str:
     """Both sides' figures in one cell, both shown when they differ (see present.pair)."""
     sa, sb = (None if a is None else str(a)), (None if b is None else str(b))
     return present.pair(sa, sb, sa != sb)
+
+
+def _md_people(cmp: Comparison, now: float) -> list[str]:
+    """Who is affected first, then the platform's alarms and desktop pools."""
+    out: list[str] = []
+    facing = [r for r in cmp.vms if vdi_facts.user_facing(r)]
+    if facing:
+        out += [f"**{len(facing)} user-facing drift{'s' if len(facing) != 1 else ''}** "
+                "(a user is connected now):", ""]
+        out += [f"- {_md_cell(r.name)}: {_md_cell(vdi_facts.user_line(r.vdi, now))}; "
+                f"{_md_cell('; '.join(d.message for d in r.drifts))}" for r in facing]
+        out.append("")
+    if cmp.alarms:
+        out += ["## Platform alarms", ""]
+        out += [f"- {_md_cell(vdi_facts.alarm_line(a))}" for a in cmp.alarms]
+        out.append("")
+    if cmp.pools:
+        out += ["## Desktop pools", ""]
+        out += [f"- {_md_cell(vdi_facts.pool_line(p))}" for p in vdi_facts.pool_usage(cmp)]
+        out.append("")
+    return out
+
+
+def _md_capacity(cmp: Comparison) -> list[str]:
+    out = ["", "## Host capacity", "", "| host | capacity (running VMs / platform; node) |",
+           "|---|---|"]
+    for h in cmp.hosts:
+        line = vdi_facts.capacity_line(vdi_facts.capacity(h, cmp.vms))
+        out.append(f"| {_md_cell(h.host.name)} | {_md_cell(line)} |")
+    return out

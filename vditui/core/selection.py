@@ -17,8 +17,8 @@ the same drifts wherever they are read. The rule:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from vditui.core.acks import AckRule
@@ -71,6 +71,17 @@ class Selection:
     def critical(self) -> int:
         """How many of the drifts that count are critical."""
         return sum(1 for d in self.counted if d.drift.severity is Severity.CRITICAL)
+
+    def only(self, keys: Collection[str]) -> Selection:
+        """The same selection with only the drifts of the rows ``keys`` (``check
+        --user-facing``); the hosts that could not be read stay (the verdict stays
+        incomplete: their VMs could not be judged)."""
+
+        def keep(group: tuple[DriftNow, ...]) -> tuple[DriftNow, ...]:
+            return tuple(d for d in group if d.drift.key in keys)
+
+        return replace(self, counted=keep(self.counted), acknowledged=keep(self.acknowledged),
+                       pending=keep(self.pending))
 
     def by_kind(self) -> dict[str, int]:
         """The drifts that count, by kind (only kinds present, sorted by name)."""

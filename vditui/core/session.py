@@ -60,6 +60,8 @@ class HostSession:
         self.last_read_trips = 0
         self.libvirt_version = ""
         self.hostname = ""
+        self.node_cpus: int | None = None
+        self.node_memory_kib: int | None = None
         self.reconnects = 0
         self._sub: virt.Subscription | None = None
         self._stuck: asyncio.Future[object] | None = None
@@ -90,7 +92,8 @@ class HostSession:
         doms = tuple(self.domains.values()) if self.domains is not None else None
         return HostView(host_id=self.host_id, uri=self.uri, state=self.state, domains=doms,
                         error=self.error, read_at=self.read_at, round_trips=self.last_read_trips,
-                        libvirt_version=self.libvirt_version, hostname=self.hostname)
+                        libvirt_version=self.libvirt_version, hostname=self.hostname,
+                        node_cpus=self.node_cpus, node_memory_kib=self.node_memory_kib)
 
     @property
     def settled(self) -> bool:
@@ -217,6 +220,13 @@ class HostSession:
             log.debug("%s: identify failed: %s", self.name, exc)
             return
         self.round_trips += 2
+        try:
+            # Capacity, read once per connection beside the identity (issue 20 item 3).
+            self.node_cpus, self.node_memory_kib = await virt.blocking(
+                virt.node_info, sub.conn, timeout=self.settings.call_timeout)
+            self.round_trips += 1
+        except Exception as exc:  # noqa: BLE001 - display only, like the identity
+            log.debug("%s: node info failed: %s", self.name, exc)
         self._changed()
 
     async def _open(self, uri: str) -> object | None:

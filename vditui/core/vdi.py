@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from vditui.core.models import DesktopPool, VdiHost, VdiInventory, VdiVm
+from vditui.core.models import DesktopPool, PlatformAlarm, VdiHost, VdiInventory, VdiUser, VdiVm
 from vditui.core.settings import DEFAULTS
 from vditui.core.vdi_errors import (
     VdiAuthError as VdiAuthError,
@@ -48,21 +48,32 @@ from vditui.core.vdi_errors import (
 )
 from vditui.core.vdi_parse import (
     ShapeProblem,
+    TaskEvent,
     as_int,
+    attach_users,
+    merge_vms,
     one_line,
+    parse_alarm,
+    parse_event,
     parse_host,
     parse_page,
     parse_pool,
+    parse_recycled,
+    parse_template,
+    parse_user,
     parse_vm,
     show_value,
 )
 
 log = logging.getLogger("vditui.vdi")
 T = TypeVar("T")
-R = TypeVar("R", VdiHost, VdiVm, DesktopPool)
+R = TypeVar("R", VdiHost, VdiVm, DesktopPool, VdiUser, PlatformAlarm)
 
 LOGIN_PATH, HOST_PATH = "/ocloud/v1/login", "/ocloud/v1/host"
 DOMAIN_PATH, POOL_PATH = "/ocloud/v1/domain", "/ocloud/v1/desk-pool"
+# Read beside the domain list, which may omit templates and the recycle bin (see merge_vms).
+MODEL_PATH, RECYCLE_PATH = "/ocloud/v1/model", "/ocloud/v1/recycle"
+USER_PATH, ALARM_PATH, EVENT_PATH = "/ocloud/v1/user", "/ocloud/v1/alarm", "/ocloud/v1/event"
 MAX_PAGES = 10_000
 MAX_WARNINGS = 100  # a long-running UI refreshes forever; keep only the recent ones
 # The spec names no "token expired" code, so the message decides (see shared/vendor/README.md).
@@ -102,6 +113,7 @@ class VdiClient:
         self.page_size = max(1, page_size)
         self.requests = 0
         self.warnings: list[str] = []
+        self._optional_failed: set[str] = set()
         self._password = password
         self._password_md5 = hashlib.md5(password.encode()).hexdigest()
         self._token: str | None = None
@@ -163,11 +175,39 @@ class VdiClient:
                 on_hosts(found)
             return found
 
-        # Three lists of different item types: a list[T] of them can only say list[object].
-        lists: list[Any] = await _gather([hosts_first(), self.vms(), self.pools()])
-        hosts, vms, pools = lists
-        return VdiInventory(hosts=tuple(hosts), vms=tuple(vms), pools=tuple(pools),
-                            fetched_at=time.time(), requests=self.requests - before)
+        # Lists of different item types: a list[T] of them can only say list[object].
+        lists: list[Any] = await _gather([
+            hosts_first(), self.vms(), self.pools(),
+            self._optional(MODEL_PATH, parse_template, "templates"),
+            self._optional(RECYCLE_PATH, parse_recycled, "recycle bin"),
+            self._optional(USER_PATH, parse_user, "users"),
+            self._optional(ALARM_PATH, parse_alarm, "alarms")])
+        hosts, vms, pools, templates, recycled, users, alarms = lists
+        vms = attach_users(merge_vms(vms, templates, recycled), users)
+        return VdiInventory(hosts=tuple(hosts), vms=tuple(vms),
+                            pools=tuple(pools), fetched_at=time.time(),
+                            requests=self.requests - before, users=tuple(users),
+                            alarms=tuple(alarms))
+
+    async def event(self, event_id: str) -> TaskEvent:
+        """One platform task (GET /ocloud/v1/event/{id}): failed, and the platform's reason."""
+        path = f"{EVENT_PATH}/{event_id}"
+        doc = await self._get(path, {})
+        try:
+            return parse_event(doc.get("data"), "data")
+        except ShapeProblem as bad:
+            raise self._shape(f"GET {path}", bad) from None
+
+    async def _optional(self, path: str, parse: Callable[[Any, str], R], what: str) -> list[R]:
+        """A list the comparison is better with but can do without (templates, recycle bin,
+        users, alarms): a platform that refuses it gets one warning, not a failed refresh."""
+        try:
+            return await self._paginate(path, {}, parse, what)
+        except (VdiHttpError, VdiStatusError, VdiNotJson, VdiShapeError) as exc:
+            if path not in self._optional_failed:
+                self._optional_failed.add(path)
+                self._warn(f"{what} not read (vditui goes on without them): {exc}")
+            return []
 
     # ----------------------------------------------------------------------- login
 

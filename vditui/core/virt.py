@@ -210,6 +210,16 @@ def identify(conn: Any) -> tuple[str, str]:
     return version, hostname
 
 
+def node_info(conn: Any) -> tuple[int | None, int | None]:
+    """The host's CPUs and memory (KiB) as libvirt's node info gives them (one round trip;
+    ``getInfo`` reports memory in MiB)."""
+    try:
+        info = conn.getInfo()
+    except libvirt.libvirtError:
+        return None, None
+    return int(info[2]), int(info[1]) * 1024
+
+
 async def try_uri(uri: str, timeout: float) -> ProbeResult:
     """Open ``uri`` once, identify the host, close: the probe's one attempt."""
     start = time.monotonic()

@@ -7,7 +7,9 @@ must handle (:meth:`vditui.lab.vdi_server.VdiServer.set_action_fault`):
 * ``hang`` (``seconds=``, ``act=``): never answered until cleared or ``seconds`` pass; then
   the connection is dropped with nothing done, or with ``act=True`` the request is processed
   (the platform acts and answers, perhaps to a client that has given up);
-* ``drop_after_act``: the platform accepts and acts, then drops the connection unanswered.
+* ``drop_after_act``: the platform accepts and acts, then drops the connection unanswered;
+* ``task_fail`` (``vms=``, ``msg=``): a batch accepts those VMs (their event ids are in
+  ``eventIdList``) but the task fails, untouched, with ``msg`` as its EventVO ``errorReason``.
 
 Every kind takes ``actions=`` (which of :data:`ACTIONS` it hits, all by default) and
 ``times=N`` (it clears itself after N requests).
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field
 from vditui.lab.vdi_data import E_INTERNAL, ApiError
 
 ACTIONS = ("start", "close", "reboot", "sync", "host_sync")
-ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act")
+ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act", "task_fail")
 E_ACTION = 2001  # a platform-side refusal of one VM (mimics a real platform; the spec has none)
 MSG_REFUSED = "虚机状态异常，操作失败 (the platform refused to act on this VM)"
 MSG_INTERNAL = "系统内部错误 (internal error)"
+MSG_TASK_FAILED = "存储空间不足，启动失败 (not enough storage space on the host)"
 
 
 class DropConnection(Exception):
@@ -51,6 +54,10 @@ class ActionFault:
         """Whether an ``error_list`` fault names a VM known by any of ``names``."""
         return self.kind == "error_list" and bool(self.vms & names)
 
+    def fails(self, names: set[str]) -> bool:
+        """Whether a ``task_fail`` fault makes the task of a VM known by ``names`` fail."""
+        return self.kind == "task_fail" and bool(self.vms & names)
+
 
 class ActionFaults:
     """The fault in force, if any; ``lock`` is the server's."""
@@ -68,15 +75,16 @@ class ActionFaults:
             raise ValueError(f"unknown action fault {kind!r}; use one of {ACTION_FAULTS}")
         if unknown := acts - set(ACTIONS):
             raise ValueError(f"unknown actions {sorted(unknown)}; use some of {ACTIONS}")
-        if kind == "error_list" and not names:
-            raise ValueError("action fault 'error_list' needs vms=[uuid or name, ...]")
+        if kind in ("error_list", "task_fail") and not names:
+            raise ValueError(f"action fault {kind!r} needs vms=[uuid or name, ...]")
         if not isinstance(code, int) or isinstance(code, bool):
             raise ValueError("code= takes an int")
         if seconds is not None and not isinstance(seconds, int | float):
             raise ValueError("seconds= takes a number")
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times= takes a positive int")
-        default = MSG_REFUSED if kind == "error_list" else MSG_INTERNAL
+        default = {"error_list": MSG_REFUSED, "task_fail": MSG_TASK_FAILED}.get(kind or "",
+                                                                                MSG_INTERNAL)
         new = None if kind is None else ActionFault(kind, acts, names, code, msg or default,
                                                     seconds, act, times)
         with self._lock:

@@ -30,8 +30,10 @@ HELP = """commands (type while the lab runs):
                                 the platform's action endpoints misbehave: error_list
                                 (vms=NAME,UUID,...; msg=), status (code=, msg=), hang
                                 (seconds=, act=1: act when released), drop_after_act (acts,
-                                then drops the connection); any takes actions=start,close,
+                                then drops the connection), task_fail (vms=; msg=: the task
+                                fails with that errorReason); any takes actions=start,close,
                                 reboot,sync,host_sync and times=N
+  session NAME on|off           the VM's bound user connects / disconnects now
   action-delay SECONDS          how long the platform takes to act on libvirt (default 1)
   expire                        expire every VDI token now
   status                        what the lab serves
@@ -75,6 +77,9 @@ def run_console(lab: Lab, line: str, out: TextIO) -> bool:
             assert lab.vdi is not None
             lab.vdi.set_action_fault(None if args[0] == "off" else args[0],
                                      **_fault_params(args[1:]))
+        elif cmd == "session" and len(args) == 2 and args[1] in ("on", "off"):
+            assert lab.vdi is not None
+            lab.vdi.set_session(lab.vm(args[0]).uuid, args[1] == "on")
         elif cmd == "action-delay" and len(args) == 1:
             assert lab.vdi is not None
             lab.vdi.action_delay = float(args[0])

@@ -49,6 +49,8 @@ from vditui.lab.vdi_data import (
     Request,
     VdiState,
     VmState,
+    iso_time,
+    now_ms,
     ok_answer,
 )
 
@@ -120,6 +122,8 @@ class _Task:
     name: str
     host: str
     prior: int
+    event: str = ""  # the platform task (EventVO id) a batch answer named
+    fail: str = ""  # a task_fail fault: the errorReason the task ends with
 
 
 class PlatformActions:
@@ -166,10 +170,15 @@ class PlatformActions:
                     errors.append({"domainId": vm_id, "domainName": vm.spec.name if vm else "",
                                    "errorMsg": why or f"虚机不存在 (no such VM: {vm_id})"})
                     continue
+                event = secrets.token_hex(16)
+                fail = fault.msg if fault is not None and fault.fails(_names(vm)) else ""
                 tasks.append(_Task(vm.spec.uuid, vm_id, vm.spec.name, target or vm.host,
-                                   vm.status))
+                                   vm.status, event, fail))
                 state.set_vm_status(vm.spec.uuid, BUSY)
-                events.append(secrets.token_hex(16))
+                state.events[event] = event_vo(event, vm, target or vm.host, state)
+                if len(state.events) > KEEP:
+                    del state.events[next(iter(state.events))]
+                events.append(event)
         if tasks:
             self._spawn(self._run_batch, action, tasks, force)
         self.faults.after_acting(fault)
@@ -257,6 +266,11 @@ class PlatformActions:
                 host: str | None = None) -> None:
         with self._lock:
             state = self._state()
+            if t.event in state.events:
+                # EventVO.isSuccess: the schema's reading (0 success, 1 failure).
+                done = {"isSuccess": 0} if ok else {"isSuccess": 1,
+                                                    "errorReason": message or "failed"}
+                state.events[t.event].update(done, updateTime=iso_time(now_ms()))
             if host is not None and host in state.host_by_id.values():
                 state.set_vm_host(t.uuid, host)
             state.set_vm_status(t.uuid, status)
@@ -276,6 +290,9 @@ class PlatformActions:
               "reboot": "reset" if force else "reboot"}[action]
         waiting: list[_Task] = []
         for t in tasks:
+            if t.fail:
+                self._finish(action, t, False, t.prior, t.fail)
+                continue
             if hv is None:
                 status = {"start": 1, "close": 0}.get(action, t.prior)
                 self._finish(action, t, True, status, host=t.host)
@@ -314,6 +331,9 @@ class PlatformActions:
     def _run_sync(self, action: str, tasks: list[_Task]) -> None:
         hv = self.hypervisors
         for t in tasks:
+            if t.fail:
+                self._finish(action, t, False, t.prior, t.fail)
+                continue
             if hv is None:
                 self._finish(action, t, True, t.prior)
                 continue
@@ -372,6 +392,13 @@ def _batch_args(doc: dict[str, Any]) -> tuple[list[str], str | None, bool]:
     if type(force) is not int or force not in (0, 1):  # not True, not 1.0: JSON integers only
         raise ApiError(E_BAD_REQUEST, f"参数错误 (isForce must be 0 or 1, got {force!r})")
     return ids, host_id or None, force == 1
+
+
+def event_vo(event: str, vm: VmState, host: str, state: VdiState) -> dict[str, Any]:
+    """A task as the platform records it when it starts (EventVO; no verdict yet)."""
+    return {"id": event, "domainId": vm.vdi_id, "domainName": vm.spec.name,
+            "hostId": state.hosts[host].spec.id, "eventType": 0, "isAsc": 1,
+            "createTime": iso_time(now_ms()), "description": vm.spec.name}
 
 
 def _names(vm: VmState) -> set[str]:

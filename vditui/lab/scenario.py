@@ -22,14 +22,18 @@ from vditui.lab.specs import (
     HOST_FAULTS,
     HOST_STATUS,
     QEMU_RUNNING_MB,
+    SESSIONS,
     TRANSPORTS,
     VIRT_STATES,
     VM_DRIFTS,
+    VM_KINDS,
     VM_STATUS,
+    AlarmSpec,
     HostSpec,
     PoolSpec,
     Scenario,
     ScenarioError,
+    UserSpec,
     VdiSettings,
     VdiSide,
     VirtSide,
@@ -40,10 +44,32 @@ from vditui.tomlpos import find_line
 
 # Re-exported: what a scenario is made of lives in vditui.lab.specs.
 __all__ = [
-    "DRIVERS", "HOST_DRIFTS", "HOST_FAULTS", "HOST_STATUS", "QEMU_RUNNING_MB", "TRANSPORTS",
-    "VIRT_STATES", "VM_DRIFTS", "VM_STATUS", "HostSpec", "PoolSpec", "Scenario",
-    "ScenarioError", "VdiSettings", "VdiSide", "VirtSide", "VmSpec", "generate", "load",
-    "load_default", "parse", "stable_uuid",
+    "DRIVERS",
+    "HOST_DRIFTS",
+    "HOST_FAULTS",
+    "HOST_STATUS",
+    "QEMU_RUNNING_MB",
+    "SESSIONS",
+    "TRANSPORTS",
+    "VIRT_STATES",
+    "VM_DRIFTS",
+    "VM_KINDS",
+    "VM_STATUS",
+    "AlarmSpec",
+    "HostSpec",
+    "PoolSpec",
+    "Scenario",
+    "ScenarioError",
+    "UserSpec",
+    "VdiSettings",
+    "VdiSide",
+    "VirtSide",
+    "VmSpec",
+    "generate",
+    "load",
+    "load_default",
+    "parse",
+    "stable_uuid",
 ]
 
 
@@ -121,7 +147,7 @@ class _Parser:
                 raise self.err(table, index, k, f"unknown field (known: {known})")
 
     def scenario(self, doc: dict[str, Any]) -> Scenario:
-        top = {"name", "description", "vdi", "pool", "host", "vm"}
+        top = {"name", "description", "vdi", "pool", "host", "vm", "user", "alarm"}
         self._check_keys(doc, top, "scenario", None)
         name = doc.get("name", Path(self.path).stem)
         if not isinstance(name, str):
@@ -158,8 +184,34 @@ class _Parser:
             if v.uuid in seen:
                 raise self.err("vm", i, "uuid", f"uuid {v.uuid} already used by vm[{seen[v.uuid]}]")
             seen[v.uuid] = i
+        users = tuple(self.user(i, u) for i, u in enumerate(self._list(doc, "user")))
+        logins = {u.login for u in users}
+        templates = {v.name for v in vms if v.vdi is not None and v.vdi.kind == "template"}
+        for i, v in enumerate(vms):
+            if v.vdi is not None and v.vdi.user and v.vdi.user not in logins:
+                raise self.err("vm", i, "user", f"unknown user {v.vdi.user!r} (declare it in "
+                                                "a [[user]] table)")
+            if v.vdi is not None and v.vdi.mother and v.vdi.mother not in templates:
+                raise self.err("vm", i, "mother", f"{v.vdi.mother!r} is not a template VM "
+                                                  "(kind = \"template\") of this scenario")
+        alarms = tuple(self.alarm(i, a, set(host_names))
+                       for i, a in enumerate(self._list(doc, "alarm")))
         return Scenario(name=name, description=str(doc.get("description", "")), pools=pools,
-                        hosts=hosts, vms=vms, vdi=vdi)
+                        hosts=hosts, vms=vms, vdi=vdi, users=users, alarms=alarms)
+
+    def user(self, i: int, d: dict[str, Any]) -> UserSpec:
+        self._check_keys(d, {"login", "name"}, "user", i)
+        login = self._get(d, "login", str, "user", i)
+        return UserSpec(login=login, display_name=self._get(d, "name", str, "user", i, login))
+
+    def alarm(self, i: int, d: dict[str, Any], hosts: set[str]) -> AlarmSpec:
+        self._check_keys(d, {"level", "module", "content", "host"}, "alarm", i)
+        host = self._get(d, "host", str, "alarm", i, "")
+        if host and host not in hosts:
+            raise self.err("alarm", i, "host", f"unknown host {host!r}")
+        return AlarmSpec(level=self._get(d, "level", str, "alarm", i),
+                         module=self._get(d, "module", str, "alarm", i, "host"),
+                         content=self._get(d, "content", str, "alarm", i), host=host)
 
     def _side_err(self, i: int, side: str, over: dict[str, Any], key: str,
                   msg: str) -> ScenarioError:
@@ -179,7 +231,7 @@ class _Parser:
     def vdi(self, d: Any) -> VdiSettings:
         if not isinstance(d, dict):
             raise ScenarioError(self.path, None, "vdi", "expected a [vdi] table")
-        keys = {"username", "password", "token_ttl", "max_page_size", "lag"}
+        keys = {"username", "password", "token_ttl", "max_page_size", "lag", "list_omits"}
         self._check_keys(d, keys, "vdi", None)
         base = VdiSettings()
         s = VdiSettings(
@@ -188,6 +240,7 @@ class _Parser:
             token_ttl=float(self._get(d, "token_ttl", (int, float), "vdi", None, base.token_ttl)),
             max_page_size=self._get(d, "max_page_size", int, "vdi", None, base.max_page_size),
             lag=float(self._get(d, "lag", (int, float), "vdi", None, base.lag)),
+            list_omits=self._get(d, "list_omits", bool, "vdi", None, base.list_omits),
         )
         if s.max_page_size < 1:
             raise self.err("vdi", None, "max_page_size", "must be at least 1")
@@ -196,13 +249,14 @@ class _Parser:
         return s
 
     def pool(self, i: int, d: dict[str, Any]) -> PoolSpec:
-        self._check_keys(d, {"id", "name"}, "pool", i)
+        self._check_keys(d, {"id", "name", "switching"}, "pool", i)
         pid = self._get(d, "id", str, "pool", i)
-        return PoolSpec(id=pid, name=self._get(d, "name", str, "pool", i, pid))
+        return PoolSpec(id=pid, name=self._get(d, "name", str, "pool", i, pid),
+                        switching=self._get(d, "switching", bool, "pool", i, False))
 
     def host(self, i: int, d: dict[str, Any], pools: set[str], scen: str) -> HostSpec:
         allowed = {"name", "pool", "id", "vdi_status", "transports", "fault", "cpu_model", "cpus",
-                   "memory_gb", "in_vdi", "expect", "driver"}
+                   "memory_gb", "in_vdi", "expect", "driver", "running_skew"}
         self._check_keys(d, allowed, "host", i)
         name = self._get(d, "name", str, "host", i)
         pool = self._get(d, "pool", str, "host", i)
@@ -233,13 +287,14 @@ class _Parser:
             memory_gb=float(self._get(d, "memory_gb", (int, float), "host", i, HostSpec.memory_gb)),
             in_vdi=self._get(d, "in_vdi", bool, "host", i, True),
             expect=expect, driver=driver,
+            running_skew=self._get(d, "running_skew", int, "host", i, 0),
         )
 
     def vm(self, i: int, d: dict[str, Any], hosts: set[str], scen: str) -> VmSpec:
         base_keys = {"host", "state", "vcpu", "memory_mb"}
         virt_keys = {"vcpu_max", "current_memory_mb"}  # libvirt's side only
-        self._check_keys(d, base_keys | virt_keys | {"name", "uuid", "vdi_id", "vdi", "virt",
-                                                     "expect", "note"}, "vm", i)
+        self._check_keys(d, base_keys | virt_keys | set(_PLATFORM_KEYS)
+                         | {"name", "uuid", "vdi_id", "vdi", "virt", "expect", "note"}, "vm", i)
         name = self._get(d, "name", str, "vm", i)
         if not name or len(name) > 200:
             raise self.err("vm", i, "name", "must be 1 to 200 characters")
@@ -278,7 +333,8 @@ class _Parser:
         if (m := sides["vdi"]) is not None:
             status = self._code(m, "state", VM_STATUS, "vm", i, None)
             vdi = VdiSide(id=self._get(d, "vdi_id", str, "vm", i, vm_uuid), host=m["host"],
-                          status=status, vcpu=m["vcpu"], memory_mb=m["memory_mb"])
+                          status=status, vcpu=m["vcpu"], memory_mb=m["memory_mb"],
+                          **self.platform_extras(i, d))
         if (m := sides["virt"]) is not None:
             st = m["state"]
             st = {"off": "shutoff", "suspended": "paused"}.get(st, st)
@@ -309,6 +365,25 @@ class _Parser:
                 raise self.err("vm", i, "expect", f"unknown drift {e!r}; use {VM_DRIFTS}")
         return VmSpec(name=name, uuid=vm_uuid, vdi=vdi, virt=virt, expect=expect,
                       note=str(d.get("note", "")))
+
+
+    def platform_extras(self, i: int, d: dict[str, Any]) -> dict[str, Any]:
+        """A VM's platform-only fields: what it is, its restore point, template, user."""
+        out = {k: self._get(d, k, kind, "vm", i) for k, kind in _PLATFORM_KEYS.items() if k in d}
+        if out.get("kind", "desktop") not in VM_KINDS:
+            raise self.err("vm", i, "kind", f"expected one of {VM_KINDS}, got {out['kind']!r}")
+        if out.get("session", "") not in SESSIONS:
+            raise self.err("vm", i, "session", f"expected one of {SESSIONS[1:]}")
+        if not 0 <= out.get("freeze", 0) <= 4:
+            raise self.err("vm", i, "freeze", "expected 0 (none) to 4 (monthly)")
+        if out.get("session") and not out.get("user"):
+            raise self.err("vm", i, "session", "a session needs a bound user (user = ...)")
+        return out
+
+
+#: Platform-only VM fields a scenario may set, and their TOML types.
+_PLATFORM_KEYS: dict[str, type] = {"kind": str, "freeze": int, "mother": str, "user": str,
+                                   "session": str, "session_minutes": int}
 
 
 def _kname(kind: type | tuple[type, ...]) -> str:

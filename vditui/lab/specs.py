@@ -23,7 +23,11 @@ HOST_FAULTS = ("none", "refuse", "hang")
 #: Drift kinds a scenario may declare in ``expect`` (VM level) ...
 VM_DRIFTS = ("only_in_vdi", "only_in_libvirt", "state", "vcpu", "memory", "placement", "duplicate")
 #: ... and at host level.
-HOST_DRIFTS = ("unreachable", "offline_but_reachable")
+HOST_DRIFTS = ("unreachable", "offline_but_reachable", "running_count")
+#: What the platform says a VM is (DomainVO.isModel / isRecycle); ``desktop`` is neither.
+VM_KINDS = ("desktop", "template", "recycled")
+#: A bound user's session: none, a client connected now, or one that disconnected.
+SESSIONS = ("", "connected", "disconnected")
 
 _NS = uuid.UUID("5b0d3b1e-8d0c-4c67-9a53-7d1f0e0c1a11")
 
@@ -39,8 +43,31 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class PoolSpec:
+    """A resource pool, and the desktop pool of the same name. ``switching``: the desktop pool
+    is switching template (DesktopPoolVO.status 1)."""
+
     id: str
     name: str
+    switching: bool = False
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """A platform user (UserListVo). The lab makes up a national ID, phone and mail for each,
+    so tests can prove vditui never shows or stores them."""
+
+    login: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """A live platform alarm (AlarmVO) about ``host`` (a host name; "" for none)."""
+
+    level: str
+    module: str
+    content: str
+    host: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,8 @@ class HostSpec:
     in_vdi: bool = True
     expect: tuple[str, ...] = ()
     driver: str = "test"
+    #: Added to the platform's runningDomainCount: a counter that is out of step with libvirt.
+    running_skew: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,12 @@ class VdiSide:
     status: int
     vcpu: int
     memory_mb: int
+    kind: str = "desktop"  # one of VM_KINDS
+    freeze: int = 0  # restore point: 0 none, 1 every boot, 2 daily, 3 weekly, 4 monthly
+    mother: str = ""  # a linked clone's template (a VM name in the scenario)
+    user: str = ""  # the bound user's login
+    session: str = ""  # one of SESSIONS
+    session_minutes: int = 120  # how long ago the session began (or ended)
 
 
 @dataclass(frozen=True)
@@ -104,6 +139,9 @@ class VdiSettings:
     token_ttl: float = 3600.0
     max_page_size: int = 100
     lag: float = 2.0
+    #: GET /ocloud/v1/domain leaves out templates and the recycle bin (served only by
+    #: GET /ocloud/v1/model, /recycle and /domain/{id}); the spec allows either.
+    list_omits: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +152,8 @@ class Scenario:
     hosts: tuple[HostSpec, ...] = ()
     vms: tuple[VmSpec, ...] = ()
     vdi: VdiSettings = field(default_factory=VdiSettings)
+    users: tuple[UserSpec, ...] = ()
+    alarms: tuple[AlarmSpec, ...] = ()
 
     def host(self, name: str) -> HostSpec:
         for h in self.hosts:
@@ -138,7 +178,8 @@ class Scenario:
         vms = tuple(v for v in self.vms if (v.vdi is None or v.vdi.host not in gone)
                     and (v.virt is None or v.virt.host not in gone))
         return replace(self, hosts=hosts, vms=vms,
-                       pools=tuple(p for p in self.pools if p.id in pools))
+                       pools=tuple(p for p in self.pools if p.id in pools),
+                       alarms=tuple(a for a in self.alarms if a.host not in gone))
 
 
 def stable_uuid(*parts: str) -> str:

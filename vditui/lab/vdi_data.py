@@ -85,6 +85,8 @@ class VmState:
     memory_mb: int
     desk_pool_id: str
     updated_ms: int
+    session_ms: int = 0  # when the bound user's session began (or ended); 0: none
+    session: str = ""  # "", "connected" or "disconnected" (scenario's, then set_session's)
 
 
 class VdiState:
@@ -118,6 +120,20 @@ class VdiState:
                                         vm.vdi.vcpu, vm.vdi.memory_mb, self.desk_pools[pool],
                                         BASE_MS + i * 60_000 + 3_600_000)
             self.vm_by_id[vm.vdi.id] = vm.uuid
+        self.vm_id_by_name = {v.spec.name: v.vdi_id for v in self.vms.values()}
+        started = now_ms()
+        for state in self.vms.values():
+            side = state.spec.vdi
+            if side is not None and side.session:
+                state.session = side.session
+                state.session_ms = started - side.session_minutes * 60_000
+        self.users = {u.login: (stable_uuid(scenario.name, "user", u.login), u)
+                      for u in scenario.users}
+        self.alarms = scenario.alarms
+        self.list_omits = scenario.vdi.list_omits
+        self.switching = {p.id for p in scenario.pools if p.switching}
+        #: Platform tasks by event id (EventVO), made by the action endpoints.
+        self.events: dict[str, dict[str, Any]] = {}
         # Names never change, so the stable order (name, then id) is computed once.
         self.host_order = sorted((h for h in self.hosts.values() if h.spec.in_vdi),
                                  key=lambda h: (h.spec.name, h.spec.id))
@@ -137,6 +153,14 @@ class VdiState:
             vm = self.vms[vm_uuid]
             vm.host, vm.updated_ms = host_name, now_ms()
 
+    def set_session(self, vm_uuid: str, connected: bool) -> None:
+        """The VM's bound user connects (or disconnects) now."""
+        vm = self.vms[vm_uuid]
+        if vm.spec.vdi is None or not vm.spec.vdi.user:
+            raise ValueError(f"{vm.spec.name}: no user is bound to it")
+        vm.session, vm.session_ms = ("connected" if connected else "disconnected"), now_ms()
+        vm.updated_ms = vm.session_ms
+
     def set_host_status(self, host_name: str, status: int) -> None:
         self.hosts[host_name].status = status
 
@@ -144,7 +168,7 @@ class VdiState:
 
     def running_counts(self) -> dict[str, int]:
         """Per host name, the VMs the platform records as running there (runningDomainCount)."""
-        counts = dict.fromkeys(self.hosts, 0)
+        counts = {name: h.spec.running_skew for name, h in self.hosts.items()}
         for vm in self.vms.values():
             if vm.status == 1:
                 counts[vm.host] += 1
@@ -171,7 +195,9 @@ class VdiState:
     def domain_vo(self, vm: VmState) -> dict[str, Any]:
         """DomainVO: a row of GET /ocloud/v1/domain, and GET /ocloud/v1/domain/{id}."""
         host = self.hosts[vm.host]
-        connected = 1 if vm.status == 1 and vm.index % 2 == 0 else 0
+        side = vm.spec.vdi
+        assert side is not None  # only VMs with a platform side are in self.vms
+        connected = 1 if vm.session == "connected" else 0
         created = BASE_MS + vm.index * 60_000
         rec: dict[str, Any] = {
             "id": vm.vdi_id, "name": vm.spec.name, "status": vm.status, "cpu": vm.vcpu,
@@ -182,20 +208,66 @@ class VdiState:
             "isConnected": connected, "desktopPoolId": vm.desk_pool_id,
             "poolId": host.spec.pool, "poolName": host.pool_name,
             "vmcId": stable_uuid("vmc", host.spec.pool),
-            "isModel": 0, "isRecycle": 0, "freeze": 0, "hasSnapshot": 0,
+            "isModel": int(side.kind == "template"), "isRecycle": int(side.kind == "recycled"),
+            "freeze": side.freeze, "hasSnapshot": int(side.freeze != 0),
+            "isCloneDomain": int(bool(side.mother)),
             "createTime": timestamp(created), "updateTime": timestamp(vm.updated_ms),
         }
-        if connected:
-            rec["connectTime"] = timestamp(vm.updated_ms)
+        if side.mother in self.vm_id_by_name:  # a subset of a scenario may lack the template
+            rec.update(motherId=self.vm_id_by_name[side.mother], motherName=side.mother,
+                       cloneType="1")
+        if side.kind == "template":
+            rec["childCount"] = sum(1 for v in self.vms.values()
+                                    if v.spec.vdi is not None and v.spec.vdi.mother == vm.spec.name)
+        if side.user:
+            rec["userId"] = self.users[side.user][0]
+        if vm.session == "connected":
+            rec["connectTime"] = timestamp(vm.session_ms)
+        elif vm.session == "disconnected":
+            rec["connectTime"] = timestamp(vm.session_ms - 3_600_000)
+            rec["disconnectTime"] = timestamp(vm.session_ms)
         return rec
+
+    def user_vos(self) -> list[dict[str, Any]]:
+        """UserListVo: every user, by login. The national ID, phone and mail are made up, and
+        served as a real platform does, so tests can prove vditui drops them."""
+        out = []
+        for n, (uid, u) in enumerate(sorted(self.users.values(), key=lambda x: x[1].login)):
+            vms = [v.spec.name for v in self.vm_order if v.spec.vdi and v.spec.vdi.user == u.login]
+            out.append({"id": uid, "sAMAccountName": u.login, "cn": u.login,
+                        "displayName": u.display_name, "domainName": ",".join(vms),
+                        "idNumber": f"11010119900101{n:04d}", "mobile": f"1380013{n:04d}",
+                        "mail": f"{u.login}@lab.example.cn",
+                        "lastLoginTime": iso_time(BASE_MS)})
+        return out
+
+    def alarm_vos(self) -> list[dict[str, Any]]:
+        """AlarmVO: the scenario's live alarms, newest first."""
+        out = []
+        for n, a in enumerate(self.alarms):
+            ip = self.hosts[a.host].ip if a.host in self.hosts else ""
+            out.append({"id": n + 1, "level": a.level, "module": a.module, "content": a.content,
+                        "hostIp": ip, "alarmTime": iso_time(BASE_MS + n * 60_000)})
+        return out[::-1]
+
+    def user_stat(self) -> dict[str, int]:
+        """DomainUserStatVO: online users (all counted as internal) and offline ones."""
+        online = {v.spec.vdi.user for v in self.vms.values()
+                  if v.spec.vdi is not None and v.session == "connected"}
+        return {"in": len(online), "out": 0, "offline": len(self.users) - len(online)}
 
     def desk_pool_vos(self) -> list[dict[str, Any]]:
         """DesktopPoolVO: one desktop pool per scenario resource pool, ordered by name."""
-        out = []
+        out: list[dict[str, Any]] = []
         for pool_id, dp_id in self.desk_pools.items():
             members = [v for v in self.vms.values() if v.desk_pool_id == dp_id]
+            models = sorted(v.vdi_id for v in self.vms.values()
+                            if v.spec.vdi is not None and v.spec.vdi.kind == "template"
+                            and self.hosts[v.host].spec.pool == pool_id)
+            extra = {"curModelId": models[0], "modelId": ",".join(models)} if models else {}
             out.append({"id": dp_id, "name": self.pool_names[pool_id], "type": 0, "enabled": 1,
-                        "status": 0, "amount": len(members),
+                        "status": 1 if pool_id in self.switching else 0, **extra,
+                        "amount": len(members),
                         "usedAmount": sum(1 for v in members if v.status == 1),
                         "domainPrefix": self.pool_names[pool_id], "groupNameList": []})
         return sorted(out, key=lambda d: (d["name"], d["id"]))
@@ -212,19 +284,42 @@ class VdiState:
                 and (arches is None or "x86_64" in arches)]
 
     def find_vms(self, host_id: str | None, statuses: set[int] | None, keyword: str | None,
-                 pool_id: str | None) -> list[VmState]:
-        """VMs with a VDI side matching the filters, in the stable order."""
+                 pool_id: str | None, *, kinds: set[str] | None = None,
+                 **flags: str | None) -> list[VmState]:
+        """VMs with a VDI side matching the filters, in the stable order. ``kinds``: which of
+        desktop/template/recycled (None: what GET /ocloud/v1/domain lists, per
+        ``list_omits``); ``flags``: isConnected, isBindUser, motherId as the API takes them."""
+        if kinds is None:
+            kinds = {"desktop"} if self.list_omits else {"desktop", "template", "recycled"}
+        mother = flags.get("motherId")
+        mother_name = next((n for n, i in self.vm_id_by_name.items() if i == mother), None)
+
         def ok(vm: VmState) -> bool:
             host = self.hosts[vm.host].spec
+            side = vm.spec.vdi
+            assert side is not None
             return ((not host_id or host.id == host_id)
+                    and side.kind in kinds
                     and (statuses is None or vm.status in statuses)
                     and (not keyword or keyword.casefold() in vm.spec.name.casefold())
-                    and (not pool_id or host.pool == pool_id))
+                    and (not pool_id or host.pool == pool_id)
+                    and _flag_ok(flags.get("isConnected"), vm.session == "connected")
+                    and _flag_ok(flags.get("isBindUser"), bool(side.user))
+                    and (not mother or side.mother == mother_name))
         return [vm for vm in self.vm_order if ok(vm)]
 
     def vms_by_ids(self, ids: Iterable[str]) -> list[tuple[str, VmState | None]]:
         """Each platform id with its VM, or None when the platform has no such VM."""
         return [(i, self.vms.get(self.vm_by_id.get(i, ""))) for i in ids]
+
+
+def _flag_ok(wanted: str | None, have: bool) -> bool:
+    """A 0/1 filter: absent or blank matches all; a bad value is the caller's ApiError."""
+    if wanted is None or not wanted.strip():
+        return True
+    if wanted.strip() not in ("0", "1"):
+        raise ApiError(E_BAD_REQUEST, f"参数错误 (expected 0 or 1, got {wanted!r})")
+    return have == (wanted.strip() == "1")
 
 
 # --------------------------------------------------------------------------- requests

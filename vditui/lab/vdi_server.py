@@ -45,6 +45,7 @@ from vditui.lab.vdi_data import (
     page,
     str_set,
 )
+from vditui.lab.vdi_more import MoreEndpoints
 
 FAULTS = ("http500", "not_json", "status", "slow", "short_page", "bad_total")
 MSG_TOKEN = "token已过期，请重新登录 (token expired, log in again)"
@@ -131,6 +132,9 @@ class VdiServer:
         self.actions = PlatformActions(self._lock, lambda: self._state, self._stopping)
         #: Requests seen per route, e.g. ``requests["GET /ocloud/v1/domain"]``.
         self.requests: collections.Counter[str] = collections.Counter()
+        # The read-only endpoints about people, kinds, alarms and tasks (issue 20).
+        self._more = MoreEndpoints(self._lock, lambda: self._state,
+                                   lambda r: self._page_args(r)[:2])
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         for method, template, handler in [
             ("POST", "/ocloud/v1/login", self._login),
@@ -141,7 +145,14 @@ class VdiServer:
             ("POST", "/ocloud/v1/domain/start", lambda r: self._batch(r, "start")),
             ("POST", "/ocloud/v1/domain/close", lambda r: self._batch(r, "close")),
             ("POST", "/ocloud/v1/domain/reboot", lambda r: self._batch(r, "reboot")),
+            ("GET", "/ocloud/v1/domain/active-user", self._more.active_users),
+            ("GET", "/ocloud/v1/domain/user-stat", self._more.user_stat),
             ("GET", "/ocloud/v1/domain/{id}", self._domain_detail),
+            ("GET", "/ocloud/v1/model", lambda r: self._more.vm_page(r, {"template"})),
+            ("GET", "/ocloud/v1/recycle", lambda r: self._more.vm_page(r, {"recycled"})),
+            ("GET", "/ocloud/v1/user", self._more.users),
+            ("GET", "/ocloud/v1/alarm", self._more.alarms),
+            ("GET", "/ocloud/v1/event/{id}", self._more.event),
             ("POST", "/ocloud/v1/domain/{id}/sync-status", self._domain_sync),
             ("GET", "/ocloud/v1/desk-pool", self._desk_pools),
         ]:
@@ -217,6 +228,12 @@ class VdiServer:
         :meth:`set_vm_status`; an unknown host is a KeyError)."""
         with self._lock:
             self._state.set_vm_host(vm_uuid, host_name)
+
+    def set_session(self, vm_uuid: str, connected: bool) -> None:
+        """The bound user of the VM (by scenario ``VmSpec.uuid``) connects or disconnects now
+        (a VM without a bound user is a ValueError)."""
+        with self._lock:
+            self._state.set_session(vm_uuid, connected)
 
     def set_host_status(self, host_name: str, status: int) -> None:
         """The platform's HostVO.status for ``host_name`` changes."""
@@ -410,8 +427,10 @@ class VdiServer:
     def _domain_list(self, r: Request) -> dict[str, Any]:
         with self._lock:
             page_num, size, short, extra = self._page_args(r)
-            vms = self._state.find_vms(r.query.get("hostId"), r.int_set("status"),
-                                       r.query.get("keyword"), r.query.get("poolId"))
+            vms = self._state.find_vms(
+                r.query.get("hostId"), r.int_set("status"), r.query.get("keyword"),
+                r.query.get("poolId"), isConnected=r.query.get("isConnected"),
+                isBindUser=r.query.get("isBindUser"), motherId=r.query.get("motherId"))
             head, chunk = page(vms, page_num, size, short=short, extra_total=extra)
             rows = [self._state.domain_vo(vm) for vm in chunk]
         return _ok({**head, "list": rows})

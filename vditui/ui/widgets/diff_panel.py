@@ -20,9 +20,19 @@ from vditui.core.models import (
     Drift,
     DriftKind,
     HostRow,
+    PlatformAlarm,
     VmRow,
     host_status_label,
 )
+from vditui.core.vdi_facts import (
+    alarm_line,
+    capacity,
+    capacity_line,
+    user_facing,
+    user_line,
+    vm_alarms,
+)
+from vditui.core.vm_kinds import kind_label
 from vditui.ui.messages import Snapshot
 from vditui.ui.pacing import Pacer
 from vditui.ui.view import ACKED, BAD, NO_ACKS, Acked
@@ -94,7 +104,7 @@ class DiffPanel(Static):
             view = link.view if link is not None else None
             seen = [t for d in row.drifts if (t := snap.first_seen_at(d.ident)) is not None]
             self.show_vm(row, names, snap.statuses(row.drifts), present.stale_since(view),
-                         min(seen, default=0.0), snap.acknowledged)
+                         min(seen, default=0.0), snap.acknowledged, tuple(vm_alarms(cmp, row)))
             return
         ref = self._selection.node
         if ref.kind == "host":
@@ -121,16 +131,18 @@ class DiffPanel(Static):
 
     def show_vm(self, row: VmRow, host_names: dict[str, str],
                 status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
-                first_seen: float = 0.0, acked: Acked = NO_ACKS) -> None:
+                first_seen: float = 0.0, acked: Acked = NO_ACKS,
+                alarms: tuple[PlatformAlarm, ...] = ()) -> None:
         """Show ``row``; ``first_seen``: when its earliest drift was first seen (wall clock,
-        0 if unknown); ``acked``: the acknowledged drifts' rules."""
+        0 if unknown); ``acked``: the acknowledged drifts' rules; ``alarms``: the platform's
+        alarms about it."""
         now = self.clock()
         age = present.age(stale_since, now) if stale_since else ""
         since = _differs_since(first_seen, now)
         sig = ("vm", row, tuple((status.get(d.ident), acked.get(d.ident)) for d in row.drifts),
-               age, since)
+               age, since, alarms)
         self._update_if_changed(sig, lambda: vm_diff(row, host_names, status, stale_since, now,
-                                                     first_seen, acked))
+                                                     first_seen, acked, alarms))
 
     def show_group(self, title: str, hosts: list[HostRow], vms: list[VmRow],
                    status: dict[tuple[str, str], DriftStatus], acked: Acked = NO_ACKS) -> None:
@@ -150,7 +162,8 @@ def _differs_since(first_seen: float, now: float) -> str:
 
 def vm_diff(row: VmRow, host_names: dict[str, str],
             status: dict[tuple[str, str], DriftStatus], stale_since: float = 0.0,
-            now: float = 0.0, first_seen: float = 0.0, acked: Acked = NO_ACKS) -> RenderableType:
+            now: float = 0.0, first_seen: float = 0.0, acked: Acked = NO_ACKS,
+            alarms: tuple[PlatformAlarm, ...] = ()) -> RenderableType:
     """The selected VM field by field; ``now`` (the injected clock) ages stale data and the
     drift, first seen at ``first_seen`` (wall clock; 0: not said); an acknowledged drift's
     line is dimmed and says its reason and expiry."""
@@ -182,6 +195,12 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
          DriftKind.MEMORY in kinds)
     line("id / uuid", vdi.id if vdi else missing, virt.uuid if virt else missing, False)
     parts: list[RenderableType] = [Text(row.name, style="bold"), t]
+    # What the platform says it is, and who is on it (issue 20).
+    if kind := kind_label(vdi):
+        parts.append(Text(f"platform: {kind}", style="dim"))
+    if who := user_line(vdi, now):
+        parts.append(Text(who, style=BAD if user_facing(row) else "dim"))
+    parts += [Text(alarm_line(a), style=BAD) for a in alarms]
     if stale_since:
         parts.append(Text(f"libvirt data is {present.age(stale_since, now)} old (stale): the "
                           "host's connection dropped and vditui is reconnecting",
@@ -230,6 +249,9 @@ def group_diff(title: str, hosts: list[HostRow], vms: list[VmRow],
         if since := present.stale_since(v):
             parts.append(Text(f"  libvirt data is {present.age(since, now)} old (stale): the last "
                               "read before the connection dropped", style="italic yellow"))
+        parts += [Text(f"  {alarm_line(a)}", style=BAD) for a in h.alarms]
+        if len(hosts) == 1:
+            parts.append(Text(f"  {capacity_line(capacity(h, vms))}", style="dim"))
     by_kind: dict[DriftKind, list[Drift]] = {}
     for d in [*(d for h in hosts for d in h.drifts), *(d for r in vms for d in r.drifts)]:
         by_kind.setdefault(d.kind, []).append(d)
