@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold, live, qemu, report, wire
+from benchmarks import cold, live, qemu, report, scale, wire
 from benchmarks.common import WorkerError, load_average, machine, run_worker
 from vditui.lab.daemon import LabError
 
@@ -25,6 +25,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "live_size": (50, 100), "storm_s": 20.0, "idle_s": 30.0, "refreshes": 3,
         "slow_size": (50, 100), "slow_ms": 200.0, "table_rows": 10_000, "table_reps": 3,
         "qemu_cold": (8, 50), "qemu_reps": 3, "qemu_idle_s": 10.0,
+        "fleet_hosts": [1, 100, 1000], "fleet_vms": 20, "fleet_reps": 1,
     },
     "quick": {
         "cold_sizes": [(10, 20), (1, 4)], "reps": 2,
@@ -32,9 +33,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "live_size": (10, 50), "storm_s": 4.0, "idle_s": 3.0, "refreshes": 1,
         "slow_size": (5, 20), "slow_ms": 100.0, "table_rows": 2_000, "table_reps": 1,
         "qemu_cold": (3, 20), "qemu_reps": 1, "qemu_idle_s": 3.0,
+        "fleet_hosts": [1, 10, 50], "fleet_vms": 20, "fleet_reps": 1,
     },
 }
-SECTIONS = ("cold", "scaling", "live", "table", "qemu")
+SECTIONS = ("cold", "scaling", "live", "table", "qemu", "scale")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -167,12 +169,17 @@ def main(argv: list[str] | None = None) -> int:
         results["qemu"] = qemu.run(args.delay, prof["qemu_cold"], prof["qemu_reps"],
                                    prof["qemu_idle_s"], tap, log)
 
+    def run_scale() -> None:
+        results["scale"] = scale.scale(prof["fleet_hosts"], prof["fleet_vms"], args.delay,
+                                       prof["fleet_reps"], tap, log)
+
     try:
         section("cold", run_cold)
         section("scaling", run_scaling)
         section("live", run_live_section)
         section("table", run_table)
         section("qemu", run_qemu)
+        section("scale", run_scale)
     finally:
         tap.uninstall()
     results["machine"]["load_average_at_end"] = load_average()

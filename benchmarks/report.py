@@ -113,6 +113,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         from benchmarks.qemu import targets as qemu_targets
 
         qemu_targets(results["qemu"], add)
+    if results.get("scale"):
+        from benchmarks.scale import targets as scale_targets
+
+        scale_targets(results["scale"], add)
     return rows
 
 
@@ -245,6 +249,10 @@ def markdown(results: dict[str, Any]) -> str:
         from benchmarks.qemu import markdown as qemu_markdown
 
         lines += qemu_markdown(results["qemu"])
+    if results.get("scale"):
+        from benchmarks.scale import markdown as scale_markdown
+
+        lines += scale_markdown(results["scale"])
     if results.get("errors"):
         lines += ["", "## Errors", ""] + [f"- {e}" for e in results["errors"]]
     if results.get("notes"):

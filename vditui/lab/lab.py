@@ -95,7 +95,7 @@ log = logging.getLogger("vditui.lab")
 VDI_PORT = 8088
 
 
-def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
+def claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
     """Pick a free loopback /24 (more for > 240 hosts) and hold the VDI port as the claim.
     ``fixed`` (e.g. "127.77.1") asks for one subnet, for reproducible screenshots."""
     rnd = random.SystemRandom()
@@ -114,6 +114,13 @@ def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.soc
         raise LabError(f"subnet {fixed}.0/24 is in use (port {VDI_PORT} on {fixed}.1): "
                        "is another lab with the same fixed subnet running?")
     raise LabError("no free loopback subnet found for the lab (tried 200); is another lab running?")
+
+
+def host_ip(prefix: str, index: int) -> str:
+    """Host ``index``'s address in the lab claimed as ``prefix`` (127.A.B): 240 hosts per /24,
+    from .10 up."""
+    third = int(prefix.rsplit(".", 1)[1]) + index // 240
+    return f"{prefix.rsplit('.', 1)[0]}.{third}.{10 + index % 240}"
 
 
 class Lab(HostSetup, VmOps):
@@ -166,13 +173,12 @@ class Lab(HostSetup, VmOps):
                      if d in drivers)
 
     def host_ip(self, index: int) -> str:
-        third = int(self.prefix.rsplit(".", 1)[1]) + index // 240
-        return f"{self.prefix.rsplit('.', 1)[0]}.{third}.{10 + index % 240}"
+        return host_ip(self.prefix, index)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Lab:
         quiet_libvirt()
-        self.prefix, claim = _claim_subnet(len(self.scenario.hosts), self.subnet)
+        self.prefix, claim = claim_subnet(len(self.scenario.hosts), self.subnet)
         self._started = True
         try:
             self.hub.start()
