@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold, live, qemu, report, scale, wire
+from benchmarks import cold, live, monitor, qemu, report, scale, wire
 from benchmarks.common import WorkerError, load_average, machine, run_worker
 from vditui.lab.daemon import LabError
 
@@ -26,6 +26,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "slow_size": (50, 100), "slow_ms": 200.0, "table_rows": 10_000, "table_reps": 3,
         "qemu_cold": (8, 50), "qemu_reps": 3, "qemu_idle_s": 10.0,
         "fleet_hosts": [1, 100, 1000], "fleet_vms": 20, "fleet_reps": 1,
+        "scrape_fleet": (1000, 20), "scrapes": 5, "history_vms": 20_000, "history_per_vm": 52,
     },
     "quick": {
         "cold_sizes": [(10, 20), (1, 4)], "reps": 2,
@@ -34,9 +35,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "slow_size": (5, 20), "slow_ms": 100.0, "table_rows": 2_000, "table_reps": 1,
         "qemu_cold": (3, 20), "qemu_reps": 1, "qemu_idle_s": 3.0,
         "fleet_hosts": [1, 10, 50], "fleet_vms": 20, "fleet_reps": 1,
+        "scrape_fleet": (50, 20), "scrapes": 3, "history_vms": 2_000, "history_per_vm": 5,
     },
 }
-SECTIONS = ("cold", "scaling", "live", "table", "qemu", "scale")
+SECTIONS = ("cold", "scaling", "live", "table", "qemu", "scale", "monitor")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -173,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         results["scale"] = scale.scale(prof["fleet_hosts"], prof["fleet_vms"], args.delay,
                                        prof["fleet_reps"], tap, log)
 
+    def run_monitor() -> None:
+        results["monitor"] = monitor.run(prof["scrape_fleet"], prof["scrapes"],
+                                         prof["history_vms"], prof["history_per_vm"], args.delay,
+                                         log)
+
     try:
         section("cold", run_cold)
         section("scaling", run_scaling)
@@ -180,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         section("table", run_table)
         section("qemu", run_qemu)
         section("scale", run_scale)
+        section("monitor", run_monitor)
     finally:
         tap.uninstall()
     results["machine"]["load_average_at_end"] = load_average()

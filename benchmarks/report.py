@@ -117,6 +117,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         from benchmarks.scale import targets as scale_targets
 
         scale_targets(results["scale"], add)
+    if results.get("monitor"):
+        from benchmarks.monitor import targets as monitor_targets
+
+        monitor_targets(results["monitor"], add)
     return rows
 
 
@@ -253,6 +257,10 @@ def markdown(results: dict[str, Any]) -> str:
         from benchmarks.scale import markdown as scale_markdown
 
         lines += scale_markdown(results["scale"])
+    if results.get("monitor"):
+        from benchmarks.monitor import markdown as monitor_markdown
+
+        lines += monitor_markdown(results["monitor"])
     if results.get("errors"):
         lines += ["", "## Errors", ""] + [f"- {e}" for e in results["errors"]]
     if results.get("notes"):

@@ -23,10 +23,12 @@ Log = Callable[[str], None]
 
 
 @contextmanager
-def fleet_up(hosts: int, vms: int, delay_ms: float) -> Iterator[tuple[Fleet, float]]:
-    """A started fleet of ``hosts`` x ``vms`` with ``delay_ms`` on every host and the platform."""
+def fleet_up(hosts: int, vms: int, delay_ms: float,
+             drift: float = 0.0) -> Iterator[tuple[Fleet, float]]:
+    """A started fleet of ``hosts`` x ``vms`` with ``delay_ms`` on every host and the platform,
+    ``drift`` of its VMs in a state the platform disagrees with."""
     t0 = time.monotonic()
-    with Fleet(generate(hosts, vms, pools=max(2, hosts // 100))) as fleet:
+    with Fleet(generate(hosts, vms, pools=max(2, hosts // 100), drift=drift)) as fleet:
         fleet.set_delay(delay_ms)
         yield fleet, time.monotonic() - t0
 

@@ -213,6 +213,14 @@ def main(argv: list[str]) -> int:
     try:
         if mode == "cold":
             result = asyncio.run(cold(cfg))
+        elif mode == "scrape":
+            from benchmarks.monitor import scrape_worker
+
+            result = asyncio.run(scrape_worker(cfg))
+        elif mode == "history":
+            from benchmarks.monitor import history_worker
+
+            result = history_worker(cfg)
         elif mode == "platform":
             result = asyncio.run(platform(cfg))
         elif mode == "naive":
