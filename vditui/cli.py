@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="run headless, serving /metrics (Prometheus) and /healthz")
     sv.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                     help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
+    sv.add_argument("--pool", nargs="+", action="extend", default=[], metavar="NAME",
+                    help="read only the hosts of these resource pools (a shard; see "
+                         "docs/monitoring.md)")
+    sv.add_argument("--hosts", nargs="+", action="extend", default=[], metavar="GLOB",
+                    help="read only the hosts whose name or IP matches a glob (a shard)")
     _common(sv, True)
     from vditui.history_cmd import add_parser as add_history
 

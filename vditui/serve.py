@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, TextIO
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -30,6 +31,7 @@ from vditui.config.paths import display_path, log_dir
 from vditui.core.engine import Engine
 from vditui.core.metrics import MetricsState
 from vditui.core.settings import EngineSettings
+from vditui.core.shard import Shard
 from vditui.core.vdi import VdiAuthError, VdiError, VdiTlsError
 from vditui.core.vdi_errors import platform_message
 from vditui.metrics import registry
@@ -232,6 +234,8 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     """Serve until a signal says stop; 0 then, 2 when it cannot listen or log in."""
     err = out or sys.stderr
     host, port = getattr(args, "listen", None) or parse_listen(DEFAULT_LISTEN)
+    shard = Shard(tuple(getattr(args, "pool", ())), tuple(getattr(args, "hosts", ())))
+    settings = replace(settings, shard=shard)
     state = MetricsState(2 * settings.refresh_interval + settings.call_timeout)
     engine = Engine(settings)
     engine.listen(state.on_event)
@@ -243,7 +247,8 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     http.start()
     where = show(*http.address)
     log.info("serving on http://%s/metrics", where)
-    print(f"vditui: serving http://{where}/metrics and /healthz for {settings.url}; "
+    print(f"vditui: serving http://{where}/metrics and /healthz for {settings.url} "
+          f"({shard.describe()}); "
           f"log: {display_path(log_dir() / 'vditui.log')}", file=err, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
