@@ -113,6 +113,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         from benchmarks.qemu import targets as qemu_targets
 
         qemu_targets(results["qemu"], add)
+    from benchmarks.live import ratio_targets
+
+    ratio_targets(results, add)
     if results.get("scale"):
         from benchmarks.scale import targets as scale_targets
 
@@ -253,6 +256,9 @@ def markdown(results: dict[str, Any]) -> str:
         from benchmarks.qemu import markdown as qemu_markdown
 
         lines += qemu_markdown(results["qemu"])
+    from benchmarks.live import scale_markdown as live_scale_markdown
+
+    lines += live_scale_markdown(results)
     if results.get("scale"):
         from benchmarks.scale import markdown as scale_markdown
 
