@@ -173,9 +173,14 @@ def ratio_targets(results: dict[str, Any], add: Any) -> None:
             add(f"TUI idle CPU <= 1 % at {n:,} VMs", f"{tui['idle']['cpu_pct']} %",
                 tui["idle"]["cpu_pct"] <= 1.0)
             growth = round((tui["rss_peak_mb"] - tui["rss_base_mb"]) * 1000 / n, 1)
+            small, between = (results.get("live") or {}).get("tui"), ""
+            if small and n > results["live"]["vms"]:
+                n0 = results["live"]["vms"]
+                per = round((tui["rss_peak_mb"] - small["rss_peak_mb"]) * 1000 / (n - n0), 1)
+                between = f"; between {n0:,} and {n:,} VMs, same run: {per} MB per 1,000 VMs"
             add(f"TUI peak RSS growth per 1,000 VMs (stated; at {n:,} VMs)",
-                f"{growth} MB per 1,000 VMs ({tui['rss_base_mb']} -> {tui['rss_peak_mb']} MB)",
-                None)
+                f"{growth} MB per 1,000 VMs ({tui['rss_base_mb']} -> {tui['rss_peak_mb']} MB)"
+                + between, None)
 
 
 def scale_markdown(results: dict[str, Any]) -> list[str]:
