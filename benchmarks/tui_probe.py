@@ -270,8 +270,8 @@ class _Keyboard:
             self._thread.join()
 
 
-async def _keys_during_refresh(app: Any, probe: Probe, refreshes: int,
-                               every: float = 0.1) -> dict[str, Any]:
+async def _keys_during_refresh(app: Any, probe: Probe, refreshes: int, every: float = 0.1,
+                               limit: float = 60.0) -> dict[str, Any]:
     """Press ``r``, then a cursor key every ``every`` s (a brisk typist, not key repeat) until
     the refresh has been read from the platform and every host, reconciled and flushed to the
     screen; for each cursor key, the time until it was handled, and until the next frame after
@@ -293,9 +293,9 @@ async def _keys_during_refresh(app: Any, probe: Probe, refreshes: int,
             last_flush_at = _flusher(app).last_flush_at
             if read_at is not None and (last_flush_at > read_at or now - read_at > 2.0):
                 break
-            if now - t0 > 60:
+            if now - t0 > limit:
                 kb.stop()
-                raise TimeoutError("tui: a full refresh did not finish within 60 s")
+                raise TimeoutError(f"tui: a full refresh did not finish within {limit:.0f} s")
         kb.stop()
         last_flush_at = _flusher(app).last_flush_at
         durations.append((last_flush_at if last_flush_at > t0 else now) - t0)
@@ -374,7 +374,8 @@ async def run_tui(cfg: dict[str, Any]) -> dict[str, Any]:
         out["rss_loaded_mb"] = rss_mb()
         out["idle"] = await _idle(app, cfg.get("idle_s", 10.0))
         phase = _Phase(app, probe)
-        out["keys"] = await _keys_during_refresh(app, probe, cfg.get("refreshes", 3))
+        out["keys"] = await _keys_during_refresh(app, probe, cfg.get("refreshes", 3),
+                                                 limit=max(60.0, expect / 100))
         out["keys_timings"] = phase.end()
         await asyncio.sleep(1.0)
         probe.cells.clear()
