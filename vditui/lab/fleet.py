@@ -27,8 +27,9 @@ from pathlib import Path
 
 from vditui.lab.bringup import quiet_libvirt
 from vditui.lab.daemon import LibvirtDaemon
+from vditui.lab.front import VDI_PORT, PlatformFront
 from vditui.lab.host import LIBVIRT_PORT, domain_xml
-from vditui.lab.lab import VDI_PORT, claim_subnet, host_ip
+from vditui.lab.lab import claim_subnet, host_ip
 from vditui.lab.proxy import FaultProxy, ProxyHub
 from vditui.lab.scenario import Scenario, VmSpec
 from vditui.lab.vdi_server import VdiServer
@@ -65,7 +66,7 @@ def node_xml(vms: list[VmSpec]) -> str:
     return f"<node xmlns:test='{TEST_NS}'>" + "".join(doms) + "</node>"
 
 
-class Fleet:
+class Fleet(PlatformFront):
     """A scenario's hosts behind one libvirtd (test driver, custom files) and the simulated
     platform, each host on its own address behind its own proxy; started and stopped together,
     with the same client-facing surface as :class:`vditui.lab.lab.Lab` (``vdi_url``,
@@ -86,18 +87,6 @@ class Fleet:
         self.vdi: VdiServer | None = None
         self.vdi_proxy: FaultProxy | None = None
         self.prefix = ""
-
-    @property
-    def vdi_url(self) -> str:
-        return f"http://{self.prefix}.1:{VDI_PORT}"
-
-    @property
-    def username(self) -> str:
-        return self.scenario.vdi.username
-
-    @property
-    def password(self) -> str:
-        return self.scenario.vdi.password
 
     @property
     def host_dir(self) -> Path:

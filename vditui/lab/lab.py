@@ -71,6 +71,7 @@ import libvirt
 from vditui.lab.bringup import HostSetup, quiet_libvirt
 from vditui.lab.chaos import Chaos
 from vditui.lab.daemon import LabError, free_port
+from vditui.lab.front import VDI_PORT, PlatformFront
 from vditui.lab.host import (
     LIBVIRT_PORT,
     LIBVIRT_TLS_PORT,
@@ -91,8 +92,6 @@ __all__ = ["LIBVIRT_PORT", "LIBVIRT_TLS_PORT", "QEMU_PORT", "VDI_PORT", "VDI_STA
            "LabHost"]
 
 log = logging.getLogger("vditui.lab")
-
-VDI_PORT = 8088
 
 
 def claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
@@ -123,7 +122,7 @@ def host_ip(prefix: str, index: int) -> str:
     return f"{prefix.rsplit('.', 1)[0]}.{third}.{10 + index % 240}"
 
 
-class Lab(HostSetup, VmOps):
+class Lab(HostSetup, VmOps, PlatformFront):
     """Everything a scenario needs, started together and stopped together."""
 
     def __init__(self, scenario: Scenario, workdir: Path | None = None,
@@ -144,19 +143,7 @@ class Lab(HostSetup, VmOps):
         self.fallbacks: dict[str, str] = {}
         self._qemu_missing: dict[str, str] = {}  # qemu host -> why not
 
-    # ------------------------------------------------------------------ addresses and secrets
-    @property
-    def vdi_url(self) -> str:
-        return f"http://{self.prefix}.1:{VDI_PORT}"
-
-    @property
-    def username(self) -> str:
-        return self.scenario.vdi.username
-
-    @property
-    def password(self) -> str:
-        return self.scenario.vdi.password
-
+    # ------------------------------------------------------------------ addresses
     @property
     def uri_template(self) -> str:
         """The first of :attr:`uri_templates`: the only one unless qemu and test hosts mix
