@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cold, live, qemu, report, wire
+from benchmarks import cold, live, monitor, qemu, report, scale, wire
 from benchmarks.common import WorkerError, load_average, machine, run_worker
 from vditui.lab.daemon import LabError
 
@@ -25,6 +25,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "live_size": (50, 100), "storm_s": 20.0, "idle_s": 30.0, "refreshes": 3,
         "slow_size": (50, 100), "slow_ms": 200.0, "table_rows": 10_000, "table_reps": 3,
         "qemu_cold": (8, 50), "qemu_reps": 3, "qemu_idle_s": 10.0,
+        "fleet_hosts": [1, 100, 1000], "fleet_vms": 20, "fleet_reps": 1,
+        "scrape_fleet": (1000, 20), "scrapes": 5, "history_vms": 20_000, "history_per_vm": 52,
+        "tui_scale_size": (100, 200), "tui_scale_rate": 500.0,
     },
     "quick": {
         "cold_sizes": [(10, 20), (1, 4)], "reps": 2,
@@ -32,9 +35,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "live_size": (10, 50), "storm_s": 4.0, "idle_s": 3.0, "refreshes": 1,
         "slow_size": (5, 20), "slow_ms": 100.0, "table_rows": 2_000, "table_reps": 1,
         "qemu_cold": (3, 20), "qemu_reps": 1, "qemu_idle_s": 3.0,
+        "fleet_hosts": [1, 10, 50], "fleet_vms": 20, "fleet_reps": 1,
+        "scrape_fleet": (50, 20), "scrapes": 3, "history_vms": 2_000, "history_per_vm": 5,
+        "tui_scale_size": (10, 100), "tui_scale_rate": 200.0,
     },
 }
-SECTIONS = ("cold", "scaling", "live", "table", "qemu")
+SECTIONS = ("cold", "scaling", "live", "table", "qemu", "scale", "monitor", "tuiscale")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -69,12 +75,17 @@ def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def run_live(prof: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    hosts, vms = prof["live_size"]
-    opts = {"rate": args.rate, "seconds": prof["storm_s"], "lag": 1.0,
-            "settle_timeout": 120.0 + prof["idle_s"] + 60.0 * prof["refreshes"]}
+def run_live(prof: dict[str, Any], args: argparse.Namespace, size: tuple[int, int] | None = None,
+             rate: float | None = None) -> dict[str, Any]:
+    """The TUI, then ``watch --jsonl``, each under the same storm (rate, length, seed) over the
+    same lab: ``live_size`` at ``--rate``, unless given."""
+    hosts, vms = size or prof["live_size"]
+    rate = rate or args.rate
+    opts = {"rate": rate, "seconds": prof["storm_s"], "lag": 1.0,
+            "settle_timeout": 120.0 + hosts * vms / 100 + prof["idle_s"]
+            + 60.0 * prof["refreshes"]}
     out: dict[str, Any] = {"hosts": hosts, "vms_per_host": vms, "vms": hosts * vms,
-                           "delay_ms": args.delay, "rate": args.rate, "seconds": prof["storm_s"]}
+                           "delay_ms": args.delay, "rate": rate, "seconds": prof["storm_s"]}
     with cold.lab_up(hosts, vms, args.delay) as (lab, lab_s):
         log(f"live {hosts}x{vms}: lab up in {lab_s:.1f} s; TUI (load, idle "
             f"{prof['idle_s']:.0f} s, keys during {prof['refreshes']} refreshes, storm)")
@@ -82,7 +93,8 @@ def run_live(prof: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         out["tui"] = live.run_tui(lab, cfg, opts)
         t = out["tui"]
         log(f"  TUI: p99 {t['latency']['p99_ms']} ms, idle {t['idle']['cpu_pct']} %, keys max "
-            f"{t['keys']['answer_ms_max']} ms, peak RSS {t['rss_peak_mb']} MB")
+            f"{t['keys']['answer_ms_max']} ms (during the storm p99 "
+            f"{t['storm_keys']['answer_ms_p99']} ms), peak RSS {t['rss_peak_mb']} MB")
         out["watch"] = live.run_watch(lab, cold.worker_config(lab), opts)
         w = out["watch"]
         log(f"  watch: p99 {w['latency']['p99_ms']} ms, {w['final']['wrong']} final states "
@@ -167,12 +179,28 @@ def main(argv: list[str] | None = None) -> int:
         results["qemu"] = qemu.run(args.delay, prof["qemu_cold"], prof["qemu_reps"],
                                    prof["qemu_idle_s"], tap, log)
 
+    def run_scale() -> None:
+        results["scale"] = scale.scale(prof["fleet_hosts"], prof["fleet_vms"], args.delay,
+                                       prof["fleet_reps"], tap, log)
+
+    def run_tuiscale() -> None:
+        results["tuiscale"] = run_live(prof, args, prof["tui_scale_size"],
+                                       prof["tui_scale_rate"])
+
+    def run_monitor() -> None:
+        results["monitor"] = monitor.run(prof["scrape_fleet"], prof["scrapes"],
+                                         prof["history_vms"], prof["history_per_vm"], args.delay,
+                                         log)
+
     try:
         section("cold", run_cold)
         section("scaling", run_scaling)
         section("live", run_live_section)
         section("table", run_table)
         section("qemu", run_qemu)
+        section("scale", run_scale)
+        section("monitor", run_monitor)
+        section("tuiscale", run_tuiscale)
     finally:
         tap.uninstall()
     results["machine"]["load_average_at_end"] = load_average()

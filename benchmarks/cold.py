@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks import wire
 from benchmarks.common import Worker, run_worker
+from vditui.lab.fleet import Fleet
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import generate
 
@@ -29,20 +30,20 @@ def lab_up(hosts: int, vms: int, delay_ms: float) -> Iterator[tuple[Lab, float]]
         yield lab, time.monotonic() - t0
 
 
-def worker_config(lab: Lab, **extra: Any) -> dict[str, Any]:
+def worker_config(lab: Lab | Fleet, **extra: Any) -> dict[str, Any]:
     hosts = len(lab.hosts)
     vms = len(lab.scenario.vms)
     return {"url": lab.vdi_url, "username": lab.username, "password": lab.password,
             "uri_template": lab.uri_template, "hosts": hosts, "expect_vms": vms, **extra}
 
 
-def cold_once(lab: Lab, tap: wire.RpcTap) -> dict[str, Any]:
+def cold_once(lab: Lab | Fleet, tap: wire.RpcTap, timeout: float = 300) -> dict[str, Any]:
     """One engine run; wire counts are read when the worker says it has measured, before it
     tears its connections down."""
-    w = Worker("cold", worker_config(lab))
+    w = Worker("cold", worker_config(lab, settle_timeout=timeout))
     try:
         before = tap.snapshot()
-        w.expect("measured", 300)
+        w.expect("measured", timeout + 30)
         after = tap.snapshot()
         w.send("go")
         res = w.expect("result", 120)

@@ -147,3 +147,62 @@ def run_tui(lab: Lab, cfg: dict[str, Any], opts: dict[str, Any]) -> dict[str, An
                latency=match(chaos.log, records, chaos.initial or {}),
                final=final_check(chaos.states, final))
     return res
+
+
+def ratio_targets(results: dict[str, Any], add: Any) -> None:
+    """The live targets as ratios measured in one run: the TUI's p99 against ``watch``'s under
+    the same storm; key presses during the storm; at the larger size, idle CPU and RSS growth."""
+    for key in ("live", "tuiscale"):
+        live = results.get(key) or {}
+        tui, watch = live.get("tui"), live.get("watch")
+        if not tui:
+            continue
+        n, rate = live["vms"], live["rate"]
+        t99 = tui["latency"]["p99_ms"]
+        if watch and t99 and watch["latency"]["p99_ms"]:
+            r = round(t99 / watch["latency"]["p99_ms"], 1)
+            add(f"TUI event-to-screen p99 within 2x of watch --jsonl's, same storm "
+                f"({n:,} VMs, {rate:g}/s)", f"{t99} ms / {watch['latency']['p99_ms']} ms = {r}x",
+                r <= 2.0)
+        k = tui.get("storm_keys")
+        if k:
+            add(f"key press answered <= 100 ms p99 during the storm ({n:,} VMs, {rate:g}/s)",
+                f"p99 {k['answer_ms_p99']} ms, max {k['answer_ms_max']} ms ({k['presses']} "
+                "presses)", (k["answer_ms_p99"] or 1e9) <= 100)
+        if key == "tuiscale":
+            add(f"TUI idle CPU <= 1 % at {n:,} VMs", f"{tui['idle']['cpu_pct']} %",
+                tui["idle"]["cpu_pct"] <= 1.0)
+            growth = round((tui["rss_peak_mb"] - tui["rss_base_mb"]) * 1000 / n, 1)
+            small, between = (results.get("live") or {}).get("tui"), ""
+            if small and n > results["live"]["vms"]:
+                n0 = results["live"]["vms"]
+                per = round((tui["rss_peak_mb"] - small["rss_peak_mb"]) * 1000 / (n - n0), 1)
+                between = f"; between {n0:,} and {n:,} VMs, same run: {per} MB per 1,000 VMs"
+            add(f"TUI peak RSS growth per 1,000 VMs (stated; at {n:,} VMs)",
+                f"{growth} MB per 1,000 VMs ({tui['rss_base_mb']} -> {tui['rss_peak_mb']} MB)"
+                + between, None)
+
+
+def scale_markdown(results: dict[str, Any]) -> list[str]:
+    """The ``tuiscale`` section: the live run at the larger size, side by side."""
+    live = results.get("tuiscale")
+    if not live:
+        return []
+    lines = ["", f"## Live at scale ({live['hosts']}x{live['vms_per_host']} = {live['vms']} VMs, "
+             f"storm {live['rate']}/s for {live['seconds']} s, TUI then watch)", "",
+             "| face | changes/s | p50 ms | p99 ms | max ms | final states wrong | CPU % (storm) "
+             "| peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+    for label in ("tui", "watch"):
+        r = live.get(label)
+        if r:
+            lat = r["latency"]
+            lines.append(f"| {label} | {r['rate_achieved']} | {lat['p50_ms']} | {lat['p99_ms']} | "
+                         f"{lat['max_ms']} | {r['final']['wrong']} | {r['storm_cpu_pct']} | "
+                         f"{r['rss_peak_mb']} |")
+    tui = live.get("tui")
+    if tui:
+        k, sk = tui["keys"], tui.get("storm_keys", {})
+        lines += ["", f"TUI: loaded in {tui['load_s']} s, idle {tui['idle']['cpu_pct']} % of a "
+                  f"core; keys during a full refresh p99 {k['answer_ms_p99']} ms; during the storm "
+                  f"p99 {sk.get('answer_ms_p99')} ms, max {sk.get('answer_ms_max')} ms."]
+    return lines

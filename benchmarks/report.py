@@ -113,6 +113,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         from benchmarks.qemu import targets as qemu_targets
 
         qemu_targets(results["qemu"], add)
+    from benchmarks.live import ratio_targets
+
+    ratio_targets(results, add)
+    if results.get("scale"):
+        from benchmarks.scale import targets as scale_targets
+
+        scale_targets(results["scale"], add)
+    if results.get("monitor"):
+        from benchmarks.monitor import targets as monitor_targets
+
+        monitor_targets(results["monitor"], add)
     return rows
 
 
@@ -245,6 +256,17 @@ def markdown(results: dict[str, Any]) -> str:
         from benchmarks.qemu import markdown as qemu_markdown
 
         lines += qemu_markdown(results["qemu"])
+    from benchmarks.live import scale_markdown as live_scale_markdown
+
+    lines += live_scale_markdown(results)
+    if results.get("scale"):
+        from benchmarks.scale import markdown as scale_markdown
+
+        lines += scale_markdown(results["scale"])
+    if results.get("monitor"):
+        from benchmarks.monitor import markdown as monitor_markdown
+
+        lines += monitor_markdown(results["monitor"])
     if results.get("errors"):
         lines += ["", "## Errors", ""] + [f"- {e}" for e in results["errors"]]
     if results.get("notes"):

@@ -1,6 +1,7 @@
 """The measured side, run as ``python -m benchmarks.worker MODE CONFIG_JSON`` by the parent.
 
-Modes: ``cold`` (the engine, from start to a complete reconciled inventory), ``naive`` (the
+Modes: ``cold`` (the engine, from start to a complete reconciled inventory), ``platform`` (the
+platform's lists alone: the cold inventory's floor), ``naive`` (the
 field report's way, see :mod:`benchmarks.naive`), ``watch`` (``watch --jsonl`` under a storm),
 ``tui`` (the TUI through Textual's Pilot: load, idle CPU, key presses during a refresh, storm).
 
@@ -105,6 +106,24 @@ async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
         await engine.stop()
 
 
+async def platform(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The floor of a cold inventory: the platform's lists read alone, with the engine's own
+    client and settings (vditui cannot finish before these pages are in)."""
+    from vditui.core.vdi import VdiClient
+
+    s = engine_settings(cfg)
+    base = rss_mb()
+    cpu0, t0 = time.process_time(), time.monotonic()
+    async with VdiClient(s.url, s.username, s.password, connect_timeout=s.connect_timeout,
+                         timeout=s.call_timeout, page_size=s.page_size,
+                         page_concurrency=s.page_concurrency) as client:
+        inv = await client.inventory()
+    return {"wall_s": round(time.monotonic() - t0, 3),
+            "cpu_s": round(time.process_time() - cpu0, 3), "hosts": len(inv.hosts),
+            "vms": len(inv.vms), "vdi_requests": inv.requests, "rss_base_mb": base,
+            "rss_peak_mb": peak_rss_mb()}
+
+
 def naive(cfg: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.naive import run
 
@@ -194,6 +213,16 @@ def main(argv: list[str]) -> int:
     try:
         if mode == "cold":
             result = asyncio.run(cold(cfg))
+        elif mode == "scrape":
+            from benchmarks.monitor import scrape_worker
+
+            result = asyncio.run(scrape_worker(cfg))
+        elif mode == "history":
+            from benchmarks.monitor import history_worker
+
+            result = history_worker(cfg)
+        elif mode == "platform":
+            result = asyncio.run(platform(cfg))
         elif mode == "naive":
             result = naive(cfg)
         elif mode == "watch":

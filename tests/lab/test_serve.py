@@ -162,7 +162,9 @@ class Prometheus:
     """A real ``prometheus`` scraping one target every second, on a free loopback port, its
     storage in ``workdir``."""
 
-    def __init__(self, workdir: Path, target: str) -> None:
+    def __init__(self, workdir: Path, target: str, scrape_configs: str | None = None) -> None:
+        """``scrape_configs``: the YAML list under ``scrape_configs:`` instead of one job
+        ``vditui`` scraping ``target``."""
         exe = shutil.which("prometheus")
         assert exe, "prometheus is missing: scripts/setup.sh installs Debian's package"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -170,8 +172,8 @@ class Prometheus:
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {json.dumps(str(RULES))}\n"
-            "scrape_configs:\n  - job_name: vditui\n    static_configs:\n"
-            f"      - targets: [{json.dumps(target)}]\n")
+            "scrape_configs:\n" + (scrape_configs or "  - job_name: vditui\n    static_configs:\n"
+                                    f"      - targets: [{json.dumps(target)}]\n"))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(workdir / "prometheus.log", "w")  # noqa: SIM115 - closed in stop()

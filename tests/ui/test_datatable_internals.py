@@ -62,3 +62,27 @@ async def test_set_cells_takes_the_fast_path_and_redraws_the_row(
         row = table.get_row_index(key)
         line = "".join(s.text for s in table.render_line(row + 1))  # +1: the header
         assert "crashed" in line, line
+
+
+async def test_a_large_batch_is_one_invalidation_not_one_update_cell_per_cell(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Over 200 cells at once (a storm's flush): written straight into the data with one bump
+    # of the counter the caches are keyed on; every changed row reads and draws the new value.
+    app = TableApp()
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(VmTable)
+        shown = rows(300)
+        table.show(shown, Filter(), {}, {"h1": "hv-1"}, {})
+        await pilot.pause()
+
+        def slow(*_a: Any, **_k: Any) -> None:
+            raise AssertionError("a large batch went through DataTable.update_cell")
+
+        monkeypatch.setattr(table, "update_cell", slow)
+        before = table._update_count
+        assert table.show_states({r.key: "crashed" for r in shown}) == 300
+        assert table._update_count == before + 1
+        await pilot.pause()
+        assert all("crashed" in str(table.get_row(r.key)) for r in shown)
+        line = "".join(s.text for s in table.render_line(3))
+        assert "crashed" in line, line

@@ -268,6 +268,29 @@ def test_a_schema_1_file_is_migrated_forward(tmp_path: Path) -> None:
     db.close()
 
 
+HOST_QUERY = ("EXPLAIN QUERY PLAN SELECT * FROM drift WHERE (resolved IS NULL OR resolved >= ?) "
+              "AND host = ? ORDER BY first_seen, id")
+
+
+@pytest.mark.parametrize("old", [None, SCHEMA_V1])
+def test_one_hosts_episodes_are_found_through_an_index(tmp_path: Path, old: str | None) -> None:
+    # history --since 7d --host X over a year of a large estate: an index lookup, not a scan
+    # of the period's episodes (benchmarks' monitor section measures it).
+    path = tmp_path / "h.sqlite3"
+    if old is not None:
+        raw = sqlite3.connect(path)
+        raw.executescript(old)
+        raw.close()
+    db = hdb.connect(path)
+    plan = " ".join(r[-1] for r in db.execute(HOST_QUERY, (0.0, "hv1")))
+    incidents = " ".join(r[-1] for r in db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM incident WHERE (ended IS NULL OR ended >= ?) "
+        "AND scope = 'host' AND name = ?", (0.0, "hv1")))
+    db.close()
+    assert "drift_host" in plan, plan
+    assert "incident_name" in incidents, incidents
+
+
 def test_a_newer_or_foreign_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
     newer = tmp_path / "newer.sqlite3"
     db = sqlite3.connect(newer)

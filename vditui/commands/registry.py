@@ -86,6 +86,11 @@ def _baseline(p: argparse.ArgumentParser) -> None:
 def _serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="HOST:PORT", type=_listen,
                    help="where to serve (default: 127.0.0.1:9464; port 0: any free port)")
+    p.add_argument("--pool", nargs="+", action="extend", default=[], metavar="NAME",
+                   help="read only the hosts of these resource pools (a shard; see "
+                        "docs/monitoring.md)")
+    p.add_argument("--hosts", nargs="+", action="extend", default=[], metavar="GLOB",
+                   help="read only the hosts whose name or IP matches a glob (a shard)")
 
 
 def _history(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, TextIO
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -32,6 +33,7 @@ from vditui.core.engine import Engine
 from vditui.core.exitcodes import ExitCode
 from vditui.core.metrics import MetricsState
 from vditui.core.settings import EngineSettings
+from vditui.core.shard import Shard
 from vditui.core.vdi import VdiAuthError, VdiError, VdiTlsError
 from vditui.core.vdi_errors import platform_message
 from vditui.launch import Launch
@@ -254,6 +256,8 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     """Serve until a signal says stop; OK then, FAILED when it cannot listen or log in."""
     err = out or sys.stderr
     host, port = getattr(args, "listen", None) or parse_listen(DEFAULT_LISTEN)
+    shard = Shard(tuple(getattr(args, "pool", ())), tuple(getattr(args, "hosts", ())))
+    settings = replace(settings, shard=shard)
     state = MetricsState(2 * settings.refresh_interval + settings.call_timeout)
     engine = Engine(settings)
     engine.listen(state.on_event)
@@ -265,7 +269,8 @@ async def cmd_serve(args: argparse.Namespace, settings: EngineSettings,
     http.start()
     where = show(*http.address)
     log.info("serving on http://%s/metrics", where)
-    print(f"vditui: serving http://{where}/metrics and /healthz for {settings.url}; "
+    print(f"vditui: serving http://{where}/metrics and /healthz for {settings.url} "
+          f"({shard.describe()}); "
           f"log: {display_path(log_dir() / 'vditui.log')}", file=err, flush=True)
     if beyond_loopback(host):
         print(f"vditui: warning: listening on {where}, reachable from other machines: /metrics "

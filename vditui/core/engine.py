@@ -42,6 +42,7 @@ from vditui.core.probe import ProbeResult
 from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent, HostSession, cancel_and_wait
 from vditui.core.settings import EngineSettings as EngineSettings
+from vditui.core.shard import read_inventory
 from vditui.core.uris import UriError, candidates
 from vditui.core.vdi import VdiError
 from vditui.core.vdi_actions import VdiActionClient
@@ -257,7 +258,8 @@ class Engine:
         try:
             # Sessions start as soon as the host list is in; only the whole answer (below) may
             # stop one: a list cut short must not end a host's session.
-            inv = await self._client.inventory(
+            inv = await read_inventory(
+                self._client, self._settings.shard,
                 on_hosts=lambda hosts: self._sync_sessions(tuple(hosts), remove=False))
         except VdiError as exc:
             self._vdi_error = exc

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vditui.core.acks import AckRule
+from vditui.core.shard import Shard
 from vditui.core.uris import DEFAULT_TEMPLATES
 
 
@@ -140,6 +141,9 @@ class EngineSettings(Settings):
     audit_path: Path | None = None
     """The audit trail of actions (JSON lines); None: actions are refused, since they could not
     be audited. Set by ``vditui.launch`` (the platformdirs state dir)."""
+    shard: Shard = field(default_factory=Shard)
+    """The share of the estate this process reads (``serve --pool``/``--hosts``); empty: all
+    of it (see `vditui.core.shard`)."""
 
     def session_settings(self) -> SessionSettings:
         """What a host session needs; subclasses may adjust it (tests slow the backoff)."""

@@ -153,10 +153,11 @@ class VdiClient:
         """Every host the platform knows (HostVO)."""
         return await self._paginate(HOST_PATH, {}, parse_host, "hosts")
 
-    async def vms(self, host_id: str | None = None) -> list[VdiVm]:
-        """Every VM (DomainVO), or only those the platform places on ``host_id``."""
-        return await self._paginate(DOMAIN_PATH, {"hostId": host_id} if host_id else {}, parse_vm,
-                                    "VMs")
+    async def vms(self, host_id: str | None = None, pool_id: str | None = None) -> list[VdiVm]:
+        """Every VM (DomainVO), or only those the platform places on ``host_id``, or on the
+        hosts of resource pool ``pool_id`` (the domain list's own filters)."""
+        params = {k: v for k, v in (("hostId", host_id), ("poolId", pool_id)) if v}
+        return await self._paginate(DOMAIN_PATH, params, parse_vm, "VMs")
 
     async def pools(self) -> list[DesktopPool]:
         """Every desktop pool (DesktopPoolVO)."""

@@ -64,8 +64,10 @@ class LibvirtDaemon:
     uri_path = "/default"
 
     def __init__(self, name: str, workdir: Path, ip: str, port: int | None = None,
-                 tls: ServerFiles | None = None) -> None:
+                 tls: ServerFiles | None = None, clients: int = 1000) -> None:
         self.name = name
+        #: Connections it must accept at once: one daemon serving a whole fleet needs more.
+        self.clients = clients
         self.dir = workdir / name
         self.ip = ip
         self.port = port or free_port(ip)
@@ -113,8 +115,9 @@ class LibvirtDaemon:
             'auth_unix_ro = "none"\n'
             f'unix_sock_dir = "{self.dir / "run"}"\n'
             f'log_outputs = "3:file:{self.log_path}"\n'
-            "max_clients = 5000\n"
-            "max_anonymous_clients = 1000\n"
+            f"max_clients = {max(5000, 2 * self.clients)}\n"
+            f"max_anonymous_clients = {self.clients}\n"
+            f"max_queued_clients = {self.clients}\n"
             "max_workers = 20\n"
             "max_client_requests = 50\n"
             "keepalive_interval = 5\n",

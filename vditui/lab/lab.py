@@ -71,6 +71,7 @@ import libvirt
 from vditui.lab.bringup import HostSetup, quiet_libvirt
 from vditui.lab.chaos import Chaos
 from vditui.lab.daemon import LabError, free_port
+from vditui.lab.front import VDI_PORT, PlatformFront
 from vditui.lab.host import (
     LIBVIRT_PORT,
     LIBVIRT_TLS_PORT,
@@ -92,10 +93,8 @@ __all__ = ["LIBVIRT_PORT", "LIBVIRT_TLS_PORT", "QEMU_PORT", "VDI_PORT", "VDI_STA
 
 log = logging.getLogger("vditui.lab")
 
-VDI_PORT = 8088
 
-
-def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
+def claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.socket]:
     """Pick a free loopback /24 (more for > 240 hosts) and hold the VDI port as the claim.
     ``fixed`` (e.g. "127.77.1") asks for one subnet, for reproducible screenshots."""
     rnd = random.SystemRandom()
@@ -116,7 +115,14 @@ def _claim_subnet(hosts: int, fixed: str | None = None) -> tuple[str, socket.soc
     raise LabError("no free loopback subnet found for the lab (tried 200); is another lab running?")
 
 
-class Lab(HostSetup, VmOps):
+def host_ip(prefix: str, index: int) -> str:
+    """Host ``index``'s address in the lab claimed as ``prefix`` (127.A.B): 240 hosts per /24,
+    from .10 up."""
+    third = int(prefix.rsplit(".", 1)[1]) + index // 240
+    return f"{prefix.rsplit('.', 1)[0]}.{third}.{10 + index % 240}"
+
+
+class Lab(HostSetup, VmOps, PlatformFront):
     """Everything a scenario needs, started together and stopped together."""
 
     def __init__(self, scenario: Scenario, workdir: Path | None = None,
@@ -137,19 +143,7 @@ class Lab(HostSetup, VmOps):
         self.fallbacks: dict[str, str] = {}
         self._qemu_missing: dict[str, str] = {}  # qemu host -> why not
 
-    # ------------------------------------------------------------------ addresses and secrets
-    @property
-    def vdi_url(self) -> str:
-        return f"http://{self.prefix}.1:{VDI_PORT}"
-
-    @property
-    def username(self) -> str:
-        return self.scenario.vdi.username
-
-    @property
-    def password(self) -> str:
-        return self.scenario.vdi.password
-
+    # ------------------------------------------------------------------ addresses
     @property
     def uri_template(self) -> str:
         """The first of :attr:`uri_templates`: the only one unless qemu and test hosts mix
@@ -166,13 +160,12 @@ class Lab(HostSetup, VmOps):
                      if d in drivers)
 
     def host_ip(self, index: int) -> str:
-        third = int(self.prefix.rsplit(".", 1)[1]) + index // 240
-        return f"{self.prefix.rsplit('.', 1)[0]}.{third}.{10 + index % 240}"
+        return host_ip(self.prefix, index)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Lab:
         quiet_libvirt()
-        self.prefix, claim = _claim_subnet(len(self.scenario.hosts), self.subnet)
+        self.prefix, claim = claim_subnet(len(self.scenario.hosts), self.subnet)
         self._started = True
         try:
             self.hub.start()
