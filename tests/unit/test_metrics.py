@@ -34,7 +34,7 @@ from vditui.core.models import (
     VdiInventory,
     VirtState,
 )
-from vditui.core.session import DomainEvent
+from vditui.core.events import DomainEvent
 from vditui.metrics import registry, version
 
 HOSTS = (VdiHost("id-1", "hv-1", "10.0.0.1", 1), VdiHost("id-2", "hv-2", "10.0.0.2", 1))

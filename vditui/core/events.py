@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 from vditui.core.acks import AckRule
 from vditui.core.actions import Action, ActionPhase, ActionTarget
 from vditui.core.drift import DriftChange, DriftState, DriftStatus
-from vditui.core.models import Comparison, ConnState, Drift, HostView, VdiInventory, VmRow
-from vditui.core.session import DomainEvent
+from vditui.core.models import (
+    Comparison,
+    ConnState,
+    Domain,
+    Drift,
+    HostView,
+    VdiInventory,
+    VmRow,
+)
 
 Ident = tuple[str, str]
 
@@ -79,6 +86,20 @@ class HostChanged:
 
     at: float
     host: HostLink
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """A libvirt lifecycle event as the host's session applied it (defined here, not in the
+    session, so that the faces' contract loads without the libvirt binding)."""
+
+    host_id: str
+    uuid: str
+    name: str
+    event: str  # started, stopped, suspended, resumed, defined, undefined, ...
+    old: Domain | None
+    new: Domain | None
+    at: float  # time.time()
 
 
 @dataclass(frozen=True, slots=True)

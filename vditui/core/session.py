@@ -12,9 +12,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from vditui.core import virt
+from vditui.core.events import DomainEvent as DomainEvent
 from vditui.core.models import ConnState, Domain, HostView, VirtError, VirtState
 from vditui.core.probe import invalid_uri_error, timeout_error
 from vditui.core.settings import SessionSettings
@@ -24,19 +25,6 @@ log = logging.getLogger("vditui.session")
 
 # virConnectCloseReason, as libvirt hands it to a close callback.
 _CLOSE_ERROR, _CLOSE_EOF, _CLOSE_KEEPALIVE, _CLOSE_CLIENT = 0, 1, 2, 3
-
-
-@dataclass(frozen=True, slots=True)
-class DomainEvent:
-    """A libvirt lifecycle event as the session applied it."""
-
-    host_id: str
-    uuid: str
-    name: str
-    event: str  # started, stopped, suspended, resumed, defined, undefined, ...
-    old: Domain | None
-    new: Domain | None
-    at: float  # time.time()
 
 
 class HostSession:
