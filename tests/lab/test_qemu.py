@@ -17,6 +17,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from tests.live import live_host, live_hosts
 from vditui.core import virt
 from vditui.core.events import DomainChanged
 from vditui.core.models import ConnState, Domain, VirtState
@@ -278,12 +279,11 @@ async def test_every_declared_drift_is_found_and_nothing_else(qlab, engine_setti
     assert found == expected(qlab.scenario)
     vcpu = next(d for d in cmp.drifts if d.kind.value == "vcpu")
     assert (vcpu.vdi_value, vcpu.virt_value) == ("2", "1")
-    assert {s.uri for s in engine._sessions.values()} == {h.uri for h in qlab.hosts.values()}
+    assert {s.uri for s in live_hosts(engine).values()} == {h.uri for h in qlab.hosts.values()}
 
 
 def _session(engine: Any, name: str) -> Any:
-    (s,) = [s for s in engine._sessions.values() if s.name == name]
-    return s
+    return live_host(engine, name)
 
 
 async def test_lifecycle_events_from_real_operations(qlab, engine_settings, start_engine):
@@ -467,7 +467,7 @@ async def test_the_default_scenarios_qemu_host_has_no_drift(fresh_lab, subset, e
     assert await engine.wait_settled(20)
     cmp = engine.reconcile_now().comparison
     assert cmp.drifts == ()
-    uris = {s.name: s.uri for s in engine._sessions.values()}
+    uris = {s.name: s.uri for s in live_hosts(engine).values()}
     assert uris == {"hv-kvm": lab.host("hv-kvm").uri, "ocloud": lab.host("ocloud").uri}
     rows = {r.name: r for r in cmp.vms}
     assert (rows["kvm-hotplug"].virt.vcpu, rows["kvm-hotplug"].vdi.vcpu) == (1, 1)

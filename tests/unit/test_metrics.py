@@ -14,6 +14,7 @@ from vditui.core.acks import AckRule
 from vditui.core.drift import DriftState, DriftStatus
 from vditui.core.events import (
     DomainChanged,
+    DomainEvent,
     HostChanged,
     HostLink,
     PlatformFailed,
@@ -34,7 +35,6 @@ from vditui.core.models import (
     VdiInventory,
     VirtState,
 )
-from vditui.core.events import DomainEvent
 from vditui.metrics import registry, version
 
 HOSTS = (VdiHost("id-1", "hv-1", "10.0.0.1", 1), VdiHost("id-2", "hv-2", "10.0.0.2", 1))

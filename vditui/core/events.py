@@ -70,6 +70,8 @@ class PlatformRefreshed:
     warnings: tuple[str, ...] = ()
     new_warnings: tuple[str, ...] = ()
     recovered: bool = False
+    #: When this read began (time.time()): it shows everything the platform had by then.
+    began: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,10 @@ class VdiInventory:
     fetched_at: float = 0.0
     requests: int = 0
 
+    def host_names(self) -> dict[str, str]:
+        """Host id -> name, as the platform has them."""
+        return {h.id: h.name for h in self.hosts}
+
 
 # --------------------------------------------------------------------------- libvirt's view
 
@@ -264,3 +268,8 @@ class Comparison:
     vms: tuple[VmRow, ...]
     hosts: tuple[HostRow, ...]
     drifts: tuple[Drift, ...] = field(default=())
+
+    def host_names(self) -> dict[str, str]:
+        """Host id -> name, for every host of the comparison (the one map every face and
+        report uses to name a host)."""
+        return {h.host.id: h.host.name for h in self.hosts}

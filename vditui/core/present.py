@@ -191,6 +191,13 @@ def ack_text(reason: str, expires: date | None) -> str:
     return f"acknowledged: {reason}" + (f" (until {expires.isoformat()})" if expires else "")
 
 
+def ack_expired_sentence(expires: date | None, rule: str, reason: str) -> str:
+    """What every face and the log say when an acknowledgement rule has expired; ``rule``: the
+    rule described (``AckRule.describe()``)."""
+    return (f"acknowledgement expired on {expires}: {rule} ({reason}); "
+            "the drifts it covered count again")
+
+
 def ack_record(reason: str, expires: date | None) -> dict[str, Any]:
     """An acknowledgement for JSON: ``{"reason": ..., "expires": "2027-03-01" or null}``."""
     return {"reason": reason, "expires": expires.isoformat() if expires else None}

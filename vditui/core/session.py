@@ -49,6 +49,12 @@ class HostSession:
         self.libvirt_version = ""
         self.hostname = ""
         self.reconnects = 0
+        #: Full reads begun, and the number of the last one that completed: a read numbered at
+        #: least what :meth:`refresh` returned began after that call.
+        self.reads_begun = 0
+        self.reads_done = 0
+        #: When this session was created (time.monotonic()): a new session, a new value.
+        self.created = time.monotonic()
         self._sub: virt.Subscription | None = None
         self._stuck: asyncio.Future[object] | None = None
         self._wake = asyncio.Event()
@@ -85,9 +91,12 @@ class HostSession:
         """True once the first attempt ended: read, or failed."""
         return self.read_at > 0 or self.state is ConnState.FAILED
 
-    def refresh(self) -> None:
-        """Ask for a full re-read (or a reconnect attempt now, if disconnected)."""
+    def refresh(self) -> int:
+        """Ask for a full re-read (or a reconnect attempt now, if disconnected). Returns the
+        ticket: once :attr:`reads_done` reaches it, a read begun after this call is in (a read
+        in flight now does not count: it may have missed what the caller wants seen)."""
         self._wake.set()
+        return self.reads_begun + 1
 
     async def use_uri(self, uri: str) -> None:
         """Adopt ``uri`` for this session: drop the connection and connect with it first."""
@@ -114,12 +123,14 @@ class HostSession:
     async def _connected_loop(self) -> None:
         lanes = self.settings.info_concurrency
         while not self._stopping:
+            # Cleared before the read, not after: a refresh asked while it runs must get a read
+            # of its own (see refresh()), not be answered by this one.
+            self._wake.clear()
             if not await self._read_all(lanes):
                 return
             lanes = self.settings.reread_info_concurrency
             if self._stopping:
                 return
-            self._wake.clear()
             waiters = [asyncio.create_task(self._wake.wait()),
                        asyncio.create_task(self._closed.wait())]
             # reread_interval 0 turns the safety-net re-read off (events only).
@@ -183,7 +194,7 @@ class HostSession:
                 self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
                     else timeout_error(uri, s.call_timeout, "subscribe"))
-                virt._EXEC.submit(sub.close)  # may block on a silent peer: never wait on it
+                virt.submit(sub.close)  # may block on a silent peer: never wait on it
                 continue
             self._sub = sub
             self.round_trips += 2  # registerCloseCallback, domainEventRegisterAny
@@ -210,7 +221,7 @@ class HostSession:
             self.error = invalid_uri_error(uri, exc)
             return None
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(virt._EXEC, virt.open_connection, prepared)
+        fut = loop.run_in_executor(virt.EXECUTOR, virt.open_connection, prepared)
         try:
             conn: object = await asyncio.wait_for(asyncio.shield(fut),
                                                   self.settings.connect_timeout)
@@ -241,6 +252,8 @@ class HostSession:
         # lanes, 200 ms at 2): a slow link fails a big host's read only when truly stuck.
         timeout = self.settings.call_timeout + 0.4 * n / max(1, lanes)
         self._reading, self._buffer = True, []
+        self.reads_begun += 1
+        number = self.reads_begun
         try:
             result = await virt.blocking(virt.read_domains, sub.conn, lanes, timeout=timeout)
         except TimeoutError:
@@ -259,6 +272,7 @@ class HostSession:
         # What reading this host cost, connect included: open, the two subscriptions, the read.
         self.last_read_trips = result.round_trips + 3
         self.read_at = time.time()
+        self.reads_done = number
         self.state, self.error = ConnState.CONNECTED, None
         for item in self._buffer:
             self._apply(*item)

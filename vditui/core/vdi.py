@@ -402,6 +402,11 @@ class VdiClient:
                 text = text.replace(secret, "***")
         return text
 
+    def scrub(self, text: str) -> str:
+        """``text`` with this client's password and tokens (current and past) replaced by
+        ``***``: for anything written from what the platform said (the audit trail)."""
+        return self._scrub(text)
+
 
 def _chain(exc: BaseException) -> list[BaseException]:
     out: list[BaseException] = []
