@@ -44,7 +44,7 @@ def select(snap: SnapshotReady, vms: list[str], host: str | None,
            drift: str | None) -> list[VmRow]:
     """The rows ``act`` is asked about; a ValueError names a ``--vm`` that matches nothing."""
     rows = list(snap.comparison.vms)
-    names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+    names = snap.comparison.host_names()
     if vms:
         picked: dict[str, VmRow] = {}
         for pattern in vms:
@@ -123,7 +123,7 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
     engine.listen(lambda e: _progress(e, say))
     try:
         await engine.start(watch=False)
-        await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
+        await engine.wait_settled(settings.settle_timeout)
         snap = await engine.check()
         assert snap is not None  # start() raised if the platform was never read
         try:

@@ -31,7 +31,7 @@ def baseline_rules(snap: SnapshotReady, kinds: frozenset[DriftKind] | None,
                    reason: str) -> list[tuple[AckRule, str]]:
     """One rule per VM (or host, for a host's own drift) and kind for the drifts that count in
     ``snap`` (of ``kinds``, None: every kind), each with an example drift's sentence."""
-    names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+    names = snap.comparison.host_names()
     rules: dict[AckRule, str] = {}
     for d in snap.counted():
         if kinds is not None and d.kind not in kinds:

@@ -25,7 +25,7 @@ from vditui.core.events import (
     SnapshotReady,
 )
 from vditui.core.models import ConnState, Drift, DriftKind, Severity
-from vditui.core.present import kind_name
+from vditui.core.present import ack_expired_sentence, kind_name
 from vditui.core.report import ReportMeta, drift_record, render, summary
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError
@@ -70,7 +70,7 @@ async def settled_snapshot(settings: EngineSettings, grace: bool) -> SnapshotRea
     try:
         await engine.start(watch=False)
         # Every host has connect_timeout to answer; a hung one costs that, once, in parallel.
-        await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
+        await engine.wait_settled(settings.settle_timeout)
         snap = await engine.check() if grace else engine.reconcile_now()
     finally:
         await engine.stop()
@@ -232,9 +232,8 @@ class WatchLines:
                 return [{"type": "drift", "at": _stamp(at),
                          **drift_record(ch.drift, ch.status.value, rule)}]
             case AckExpired(at=at, rule=rule):
-                return [{"type": "ack", "at": _stamp(at), "message": (
-                    f"acknowledgement expired on {rule.expires}: {rule.describe()} "
-                    f"({rule.reason}); the drifts it covered count again")}]
+                return [{"type": "ack", "at": _stamp(at), "message": ack_expired_sentence(
+                    rule.expires, rule.describe(), rule.reason)}]
         return event_records(e)
 
     def _snapshot(self, snap: SnapshotReady, at: float) -> list[dict[str, Any]]:

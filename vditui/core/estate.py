@@ -58,8 +58,6 @@ GET_LIMIT = 20
 """Up to this many VMs are re-read one GET each; more, by their hosts' VM lists (one page per
 100 VMs of a host instead of one request per VM)."""
 GET_CONCURRENCY = 4
-REREAD_SLACK = 5.0
-"""Seconds granted to a host's re-read beyond the call timeout before it counts as unread."""
 
 
 class _WarningLog(list[str]):
@@ -386,14 +384,14 @@ class Estate:
     async def reread_hosts(self, host_ids: Collection[str] | None = None,
                            wait: bool = True) -> set[str]:
         """Ask each host (None: every host) for a full read begun after this call; with
-        ``wait``, wait for those reads (while the host stays connected; at most the call
-        timeout plus :data:`REREAD_SLACK`) and return the hosts that did not manage one."""
+        ``wait``, wait for those reads (while the host stays connected; at most
+        ``settings.reread_timeout``) and return the hosts that did not manage one."""
         sessions = [s for hid, s in self._sessions.items()
                     if host_ids is None or hid in host_ids]
         tickets = {s.host_id: s.refresh() for s in sessions}
         if not wait:
             return set()
-        until = time.monotonic() + self._settings.call_timeout + REREAD_SLACK
+        until = time.monotonic() + self._settings.reread_timeout
         while time.monotonic() < until and any(
                 s.state is ConnState.CONNECTED and s.reads_done < tickets[s.host_id]
                 for s in sessions):

@@ -157,6 +157,11 @@ def clock_time(at: float, now: float) -> str:
     return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", stamp)
 
 
+def log_stamp(at: float) -> str:
+    """The time of day of a line in the TUI's logs (events, actions): "14:02:05", local."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
 def differs_since(first_seen: float, now: float) -> str:
     """Since when a drift has been seen (wall clock, kept across restarts by the history):
     "differs since 14:02 (3 h)"."""

@@ -131,7 +131,7 @@ def _count(items: Iterable[str]) -> dict[str, int]:
 
 
 def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE) -> dict[str, Any]:
-    names = {h.host.id: h.host.name for h in cmp.hosts}
+    names = cmp.host_names()
     return {
         "platform": meta.platform,
         "user": meta.user,
@@ -162,7 +162,7 @@ _CSV_FIELDS = ("name", "host", "libvirt_host", "vdi_state", "libvirt_state", "vd
 
 
 def _csv(cmp: Comparison, acked: Acked) -> str:
-    names = {h.host.id: h.host.name for h in cmp.hosts}
+    names = cmp.host_names()
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -188,7 +188,7 @@ def _md_cell(v: Any) -> str:
 
 
 def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked) -> str:
-    names = {h.host.id: h.host.name for h in cmp.hosts}
+    names = cmp.host_names()
     s = summary(cmp, acked)
     out = [f"# vditui report: {meta.platform}", "",
            f"Generated {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(meta.generated_at))} "

@@ -11,13 +11,13 @@ the platform must not be asked twice about the same VMs while it works. In read-
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 
 from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
+from vditui.core import present
 from vditui.core.actions import Action, ActionError, ActionPlan
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import ActionUpdate
@@ -188,7 +188,7 @@ class ActingApp(App[int]):
                 screen.update_run()
 
     def _log_line(self, line: Text) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        stamp = present.log_stamp(self.clock())
         log = self.query("#events").first(EventLog) if self.is_running else None
         if log is not None:
             log.note(Text.assemble(f"{stamp} ", line))

@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import Worker, WorkerState
 
+from vditui.core import present
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
 from vditui.core.models import Comparison
@@ -159,7 +160,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         self.notify(what, title="internal error", severity="error", timeout=10)
         log = self.query("#events").first(EventLog) if self.is_running else None
         if log is not None:
-            stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+            stamp = present.log_stamp(self.clock())
             log.note(Text(f"{stamp} {what}", style="bold red"))
 
     def on_snapshot(self, message: Snapshot) -> None:

@@ -44,7 +44,7 @@ class NotingApp(ActingApp):
         if s is None or s.history_path is None:
             self.notify("no history is kept in this session", severity="warning")
             return
-        names = {h.host.id: h.host.name for h in self.snapshot.comparison.hosts} if (
+        names = self.snapshot.comparison.host_names() if (
             self.snapshot is not None) else {}
         host = names.get(row.virt_host_id or row.host_id, "")
         self.push_screen(TimelineScreen(s.history_path, s.url, row.name, host, self.clock))
@@ -57,7 +57,7 @@ class NotingApp(ActingApp):
         if self.engine is None or row is None or snap is None or not drifts:
             self.notify("select a VM with a drift that is not acknowledged yet", severity="warning")
             return
-        names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+        names = snap.comparison.host_names()
 
         def then(answer: tuple[str, date | None] | None) -> None:
             if answer is not None:
