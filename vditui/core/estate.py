@@ -40,50 +40,20 @@ from vditui.core.history import History, monotonic_time
 from vditui.core.history_db import DriftEpisode
 from vditui.core.incremental import carry_over, row_index, update_rows
 from vditui.core.models import Comparison, ConnState, HostView, VdiHost, VdiInventory, VdiVm, VmRow
+from vditui.core.platform_reads import WarningLog, keep_missing, read_vms
 from vditui.core.port import EngineStats, HostStats, PlatformRead
 from vditui.core.present import ack_expired_sentence
 from vditui.core.reconcile import reconcile
 from vditui.core.session import HostSession
 from vditui.core.settings import EngineSettings
 from vditui.core.uris import UriError, candidates
-from vditui.core.vdi import VdiError, VdiStatusError
+from vditui.core.vdi import VdiError
 from vditui.core.vdi_actions import BatchAnswer, Request, VdiActionClient
 from vditui.core.vdi_errors import platform_message
 
 log = logging.getLogger("vditui.engine")
 
 Listener = Callable[[EngineEvent], None]
-
-GET_LIMIT = 20
-"""Up to this many VMs are re-read one GET each; more, by their hosts' VM lists (one page per
-100 VMs of a host instead of one request per VM)."""
-GET_CONCURRENCY = 4
-
-
-class _WarningLog(list[str]):
-    """The client's warning list, counting every append (the list itself is kept short, so its
-    length cannot tell how many warnings a refresh added)."""
-
-    appended = 0
-
-    def append(self, item: str) -> None:
-        self.appended += 1
-        super().append(item)
-
-
-def _keep_missing(new: VdiInventory, old: VdiInventory) -> tuple[VdiInventory, int, int]:
-    """``new`` plus the hosts, VMs and pools of ``old`` it lacks: an answer whose page totals
-    disagree may have lost items, and must not make a host or a VM vanish."""
-    hosts = {h.id for h in new.hosts}
-    vms = {v.id for v in new.vms}
-    pools = {p.id for p in new.pools}
-    kept_hosts = tuple(h for h in old.hosts if h.id not in hosts)
-    kept_vms = tuple(v for v in old.vms if v.id not in vms)
-    kept_pools = tuple(p for p in old.pools if p.id not in pools)
-    merged = replace(new, hosts=new.hosts + kept_hosts, vms=new.vms + kept_vms,
-                     pools=new.pools + kept_pools)
-    return merged, len(kept_hosts), len(kept_vms)
-
 
 def link(s: HostSession, view: HostView) -> HostLink:
     """The host's connection as the faces see it."""
@@ -99,7 +69,7 @@ class Estate:
     def __init__(self, settings: EngineSettings, client: VdiActionClient) -> None:
         self._settings = settings
         self._client = client
-        self._client_warnings = _WarningLog()
+        self._client_warnings = WarningLog()
         client.warnings = self._client_warnings
         self._inventory: VdiInventory | None = None
         self._platform_error: VdiError | None = None
@@ -268,7 +238,7 @@ class Estate:
         added = wlog.appended - mark
         warnings = list(dict.fromkeys(wlog[len(wlog) - min(added, len(wlog)):])) if added else []
         if warnings and self._inventory is not None:
-            inv, hosts, vms = _keep_missing(inv, self._inventory)
+            inv, hosts, vms = keep_missing(inv, self._inventory)
             if hosts or vms:
                 warnings.append(f"{self._client.base_url}: the answer looks incomplete; kept "
                                 f"{hosts} hosts and {vms} VMs it lacks from the last refresh")
@@ -295,43 +265,10 @@ class Estate:
         self._dirty.set()
 
     async def read_vms(self, ids: Sequence[str], strict: bool, label: str = "") -> PlatformRead:
-        """The VMs ``ids`` as the platform has them now: one GET each for a few, their hosts'
-        lists for many. A VM the platform no longer knows is left out; ``strict``: any other
-        failure is raised (otherwise logged, and what was read is returned). ``label`` names
-        the caller in the log."""
+        """The VMs ``ids`` as the platform has them now (see :func:`platform_reads.read_vms`),
+        stamped with a generation taken before the first request."""
         gen = self._next_generation()
-        client = self._client
-        wanted = set(ids)
-        out: dict[str, VdiVm] = {}
-        inv = self._inventory
-        if len(wanted) > GET_LIMIT and inv is not None:
-            host_ids = sorted({v.host_id for v in inv.vms if v.id in wanted})
-            try:
-                for hid in host_ids:
-                    out.update({v.id: v for v in await client.vms(hid) if v.id in wanted})
-            except VdiError as exc:
-                if strict:
-                    raise
-                # Not one GET per VM instead, onto a platform that is struggling: next round.
-                log.warning("%s: platform re-read: %s", label or "re-read", exc)
-                return PlatformRead(out, gen)
-        sem = asyncio.Semaphore(GET_CONCURRENCY)
-
-        async def one(vm_id: str) -> None:
-            async with sem:
-                try:
-                    out[vm_id] = await client.vm(vm_id)
-                except VdiStatusError as exc:
-                    log.info("%s: GET %s: %s", label or "re-read", vm_id, exc)
-                except VdiError as exc:
-                    if strict:
-                        raise
-                    log.warning("%s: platform re-read: %s", label or "re-read", exc)
-
-        # VMs their host's list lacked (moved, or gone): one GET each.
-        missing = [i for i in ids if i not in out]
-        await asyncio.gather(*(one(i) for i in missing))
-        return PlatformRead(out, gen)
+        return PlatformRead(await read_vms(self._client, self._inventory, ids, strict, label), gen)
 
     async def merge(self, read: PlatformRead) -> Comparison:
         """Put ``read`` into the inventory (per VM, only over a record from an older read; the
