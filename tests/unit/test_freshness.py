@@ -168,3 +168,20 @@ async def test_a_host_refresh_during_a_read_gets_a_read_of_its_own(
         for g in fake.gates:
             g.set()
         await s.stop()
+
+
+async def test_statistics_count_reads_and_passes() -> None:
+    client = FakeClient()
+    client.requests = 7
+    estate = estate_with(client)
+    assert estate.stats().platform_reads == 0 and estate.stats().reconciles == 0
+    read = asyncio.create_task(estate.refresh_platform())
+    await until(lambda: client.began == 1, "the read")
+    client.gates[0].set()
+    await read
+    snap = estate.reconcile_now()
+    assert snap is not None
+    stats = estate.stats()
+    assert (stats.platform_reads, stats.platform_requests, stats.reconciles) == (1, 7, 1)
+    assert stats.platform_read_s > 0 and stats.last_pass_s == snap.took
+    assert stats.hosts == ()

@@ -189,7 +189,7 @@ class Estate:
     def stats(self) -> EngineStats:
         """The statistics, now."""
         hosts = tuple(HostStats(s.host_id, s.name, s.uri, s.state, s.read_at, s.reads_done,
-                                s.round_trips, s.last_read_trips, s.reconnects,
+                                s.last_read_s, s.round_trips, s.last_read_trips, s.reconnects,
                                 None if s.domains is None else len(s.domains), s.settled,
                                 s.created)
                       for s in self._sessions.values())

@@ -37,8 +37,9 @@ class HostStats:
     state: ConnState
     #: When the last full read completed (time.time()); 0 before the first.
     read_at: float
-    #: Full reads completed.
+    #: Full reads completed, and how long the last one took (seconds).
     reads: int
+    last_read_s: float
     #: libvirt round trips since the session began, and those of the last read (connect
     #: included).
     round_trips: int

@@ -55,6 +55,8 @@ class HostSession:
         self.reads_done = 0
         #: When this session was created (time.monotonic()): a new session, a new value.
         self.created = time.monotonic()
+        #: Seconds the last full read took.
+        self.last_read_s = 0.0
         self._sub: virt.Subscription | None = None
         self._stuck: asyncio.Future[object] | None = None
         self._wake = asyncio.Event()
@@ -253,7 +255,7 @@ class HostSession:
         timeout = self.settings.call_timeout + 0.4 * n / max(1, lanes)
         self._reading, self._buffer = True, []
         self.reads_begun += 1
-        number = self.reads_begun
+        number, started = self.reads_begun, time.perf_counter()
         try:
             result = await virt.blocking(virt.read_domains, sub.conn, lanes, timeout=timeout)
         except TimeoutError:
@@ -272,7 +274,7 @@ class HostSession:
         # What reading this host cost, connect included: open, the two subscriptions, the read.
         self.last_read_trips = result.round_trips + 3
         self.read_at = time.time()
-        self.reads_done = number
+        self.reads_done, self.last_read_s = number, time.perf_counter() - started
         self.state, self.error = ConnState.CONNECTED, None
         for item in self._buffer:
             self._apply(*item)
