@@ -10,7 +10,6 @@ event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -52,7 +51,6 @@ class Engine:
         self._client = client
         self._estate = Estate(settings, client)
         self._tasks: list[asyncio.Task[None]] = []
-        self._vdi_kick = asyncio.Event()
         self._actor = Actor(self._estate, settings)
 
     # ------------------------------------------------------------------ listeners
@@ -127,9 +125,7 @@ class Engine:
     # ------------------------------------------------------------------ the platform
     async def _vdi_loop(self) -> None:
         while True:
-            self._vdi_kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._vdi_kick.wait(), self._settings.refresh_interval)
+            await asyncio.sleep(self._settings.refresh_interval)
             try:
                 await self._estate.refresh_platform()
             except Exception as exc:  # the refresh loop must outlive any bug
