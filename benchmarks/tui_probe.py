@@ -229,8 +229,8 @@ def _flusher(app: Any) -> Any:
 
 
 def _sessions(app: Any) -> Any:
-    """The engine's host sessions (white box: no face reads them)."""
-    return app.engine._sessions
+    """The engine's hosts, counted (``Engine.stats()``): host id -> statistics."""
+    return app.engine.stats().by_id()
 
 
 class _Keyboard:

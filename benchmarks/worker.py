@@ -76,9 +76,10 @@ async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
         # The parent reads the wire counters now, before the teardown's calls, then says go.
         say("measured")
         await stdin_line()
-        trips = [s.last_read_trips for s in engine._sessions.values()]
-        totals = [s.round_trips for s in engine._sessions.values()]
-        connected = sum(1 for s in engine._sessions.values() if s.state is ConnState.CONNECTED)
+        stats = engine.stats()
+        trips = [s.last_read_trips for s in stats.hosts]
+        totals = [s.round_trips for s in stats.hosts]
+        connected = sum(1 for s in stats.hosts if s.state is ConnState.CONNECTED)
         expected = cfg.get("expect_vms")
         unchecked = sum(1 for r in cmp.vms if not r.checked)
         done = sorted(host_done.values())
@@ -88,13 +89,13 @@ async def cold(cfg: dict[str, Any]) -> dict[str, Any]:
             "first_host_s": round(done[0], 3) if done else None,
             "last_host_s": round(done[-1], 3) if done else None,
             "settled": settled,
-            "hosts": len(engine._sessions),
+            "hosts": len(stats.hosts),
             "hosts_connected": connected,
             "vms": len(cmp.vms),
             "drifts": len(cmp.drifts),
-            "complete": bool(settled and connected == len(engine._sessions) and not unchecked
+            "complete": bool(settled and connected == len(stats.hosts) and not unchecked
                              and (expected is None or len(cmp.vms) == expected)),
-            "vdi_requests": engine._client.requests,
+            "vdi_requests": stats.platform_requests,
             "engine_trips_per_host": {"min": min(trips, default=0), "max": max(trips, default=0)},
             "engine_round_trips_per_host": {"min": min(totals, default=0),
                                             "max": max(totals, default=0)},

@@ -75,11 +75,12 @@ async def _wait(pilot: Pilot[Any], predicate: Callable[[], object], what: str) -
 
 def _settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
-    if engine is None or cmp is None or not engine._sessions:
+    hosts = engine.stats().hosts if engine is not None else ()
+    if engine is None or cmp is None or not hosts:
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
-    return all(s.settled and (v := views.get(hid)) is not None and v.state is s.state
-               and v.read_at == s.read_at for hid, s in engine._sessions.items())
+    return all(s.settled and (v := views.get(s.host_id)) is not None and v.state is s.state
+               and v.read_at == s.read_at for s in hosts)
 
 
 def _key(app: VdiApp, name: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.live import LiveHost, live_host, live_hosts
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
 from vditui.core.events import (
@@ -23,7 +24,6 @@ from vditui.core.events import (
     SnapshotReady,
 )
 from vditui.core.models import ConnState, DriftKind, VirtErrorKind, VirtState
-from vditui.core.session import HostSession
 from vditui.core.virt import probe
 from vditui.lab.scenario import Scenario
 from vditui.lab.waiting import eventually
@@ -38,9 +38,8 @@ VDI_STATUS_NAMES = {0: "off", 1: "running", 2: "suspended", 5: "busy", 6: "upgra
 
 
 
-def session(engine: Engine, name: str) -> HostSession:
-    (s,) = [s for s in engine._sessions.values() if s.name == name]
-    return s
+def session(engine: Engine, name: str) -> LiveHost:
+    return live_host(engine, name)
 
 
 def host_updates(updates: list[tuple[float, EngineEvent]]) -> list[tuple[float, str, str]]:
@@ -80,7 +79,7 @@ async def test_every_declared_drift_is_found_and_nothing_else(lab, engine_settin
     scenario = lab.scenario
     engine = await start_engine(engine_settings(lab), watch=False)
     assert await engine.wait_settled(10)
-    cmp = engine._comparison
+    cmp = engine.latest_comparison()
     assert cmp is not None
 
     found = Counter((d.subject, d.kind.value) for d in cmp.drifts)
@@ -168,7 +167,7 @@ async def test_unreachable_hosts_reported_while_the_others_complete(lab, engine_
     assert hang.state is ConnState.FAILED and hang.error.kind is VirtErrorKind.TIMEOUT
     assert refuse.state is ConnState.FAILED and refuse.error.kind is VirtErrorKind.REFUSED
     assert hang.error.hint and refuse.error.hint
-    drifts = {d.subject: d for d in engine._comparison.drifts
+    drifts = {d.subject: d for d in engine.latest_comparison().drifts
               if d.kind is DriftKind.HOST_UNREACHABLE}
     assert sorted(drifts) == ["hv-hang", "hv-refuse"]
     assert drifts["hv-hang"].virt_value == "timeout"
@@ -198,7 +197,7 @@ async def test_a_hung_host_never_holds_up_a_refresh(lab, engine_settings, start_
     await engine.wait_settled(10)
     hang = session(engine, "hv-hang")
     assert hang.state is not ConnState.CONNECTED
-    healthy = [s for s in engine._sessions.values()
+    healthy = [s for s in live_hosts(engine).values()
                if lab.host(s.name).spec.fault == "none"]
     before = {s.name: s.read_at for s in healthy}
     start = time.monotonic()
@@ -209,7 +208,7 @@ async def test_a_hung_host_never_holds_up_a_refresh(lab, engine_settings, start_
                    "every healthy host re-read")
     assert time.monotonic() - start < 2.0
     assert hang.state is not ConnState.CONNECTED and hang.domains is None
-    assert engine._vdi_error is None
+    assert engine.platform_error() is None
 
 
 async def test_expired_token_recovers_on_refresh(fresh_lab, healthy_scenario, engine_settings,
@@ -217,7 +216,7 @@ async def test_expired_token_recovers_on_refresh(fresh_lab, healthy_scenario, en
     lab = fresh_lab(healthy_scenario)
     engine = await start_engine(engine_settings(lab), watch=False)
     assert await engine.wait_settled(5)
-    before = engine._inventory
+    before = engine.inventory()
     assert before is not None
     assert len(before.vms) == sum(v.vdi is not None for v in healthy_scenario.vms) == 35
     logins = lab.vdi.requests["POST /ocloud/v1/login"]
@@ -226,9 +225,9 @@ async def test_expired_token_recovers_on_refresh(fresh_lab, healthy_scenario, en
     lab.vdi.expire_tokens()
     await engine.refresh()
 
-    assert engine._vdi_error is None
+    assert engine.platform_error() is None
     assert lab.vdi.requests["POST /ocloud/v1/login"] == logins + 1
-    after = engine._inventory
+    after = engine.inventory()
     assert after is not before and after.fetched_at > before.fetched_at
     assert after.hosts == before.hosts and after.vms == before.vms
     cmp = engine.reconcile_now().comparison
@@ -247,7 +246,7 @@ async def test_live_events_without_polling(fresh_lab, healthy_scenario, engine_s
     engine = await start_engine(settings, watch=True, listener=listener)
     assert await engine.wait_settled(5)
     t1, t2 = session(engine, "hv-t1"), session(engine, "hv-t2")
-    read_at = {s.name: s.read_at for s in engine._sessions.values()}
+    read_at = {s.name: s.read_at for s in live_hosts(engine).values()}
     vdi_requests = lab.vdi.requests["GET /ocloud/v1/domain"]
 
     def vm_update(uuid: str, since: float) -> DomainChanged | None:
@@ -296,7 +295,7 @@ async def test_live_events_without_polling(fresh_lab, healthy_scenario, engine_s
     assert b04.uuid not in t2.domains
 
     # All of it came as events: no host was read again, the platform not asked again.
-    assert {s.name: s.read_at for s in engine._sessions.values()} == read_at
+    assert {s.name: s.read_at for s in live_hosts(engine).values()} == read_at
     assert lab.vdi.requests["GET /ocloud/v1/domain"] == vdi_requests
     # The comparison follows the events: the new VM is unknown to the platform, and so on.
     # (Waiting for every one: the pass after the last event may still be running.)
@@ -531,10 +530,10 @@ async def test_event_storm_uses_incremental_passes_that_match_a_full_one(
     await asyncio.sleep(1.5)
     await asyncio.to_thread(chaos.stop)
     await asyncio.sleep(1.0)  # quiet: every event delivered and reconciled
-    assert engine._incremental > 0, "events alone should have taken the incremental path"
-    views = {hid: s.view() for hid, s in engine._sessions.items()}
-    assert engine._inventory is not None
-    assert engine._comparison == reconcile(engine._inventory, views)
+    assert engine.stats().incremental > 0, "events alone should have taken the incremental path"
+    views = {hid: s.view() for hid, s in live_hosts(engine).items()}
+    assert engine.inventory() is not None
+    assert engine.latest_comparison() == reconcile(engine.inventory(), views)
     for vm_uuid, state in chaos.states.items():
-        row = next(r for r in engine._comparison.vms if r.virt and r.virt.uuid == vm_uuid)
+        row = next(r for r in engine.latest_comparison().vms if r.virt and r.virt.uuid == vm_uuid)
         assert row.virt is not None and row.virt.state.value == state

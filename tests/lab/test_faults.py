@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.live import LiveHost, live_host, live_hosts
 from vditui.commands.check import cmd_check
 from vditui.commands.watch import PLATFORM_BACK, cmd_watch
 from vditui.core.engine import Engine
@@ -69,9 +70,8 @@ def recorder() -> tuple[list[tuple[float, EngineEvent]], Callable[[EngineEvent],
     return updates, lambda u: updates.append((time.monotonic(), u))
 
 
-def session(engine: Engine, name: str) -> HostSession:
-    (s,) = [s for s in engine._sessions.values() if s.name == name]
-    return s
+def session(engine: Engine, name: str) -> LiveHost:
+    return live_host(engine, name)
 
 
 def host_messages(updates: list[tuple[float, EngineEvent]], name: str,
@@ -107,7 +107,7 @@ async def event_flows(lab: Lab, engine: Engine, updates: list[tuple[float, Engin
 
 
 def rows_of(engine: Engine, host: str) -> dict[str, Any]:
-    cmp = engine._comparison
+    cmp = engine.latest_comparison()
     assert cmp is not None
     (hid,) = [h.host.id for h in cmp.hosts if h.host.name == host]
     return {r.name: r for r in cmp.vms if (r.virt_host_id or r.host_id) == hid}
@@ -171,7 +171,7 @@ async def test_host_fault_mid_session(fault, pair, engine_settings, start_engine
     rows = rows_of(engine, "hv-t1")
     assert {r.virt.uuid: (r.virt.name, r.virt.state.value) for r in rows.values()} == before
     assert not any(r.checked for r in rows.values())
-    (unreachable,) = [d for d in engine._comparison.drifts
+    (unreachable,) = [d for d in engine.latest_comparison().drifts
                       if d.kind is DriftKind.HOST_UNREACHABLE]
     assert unreachable.subject == "hv-t1"
 
@@ -205,7 +205,7 @@ async def test_host_fault_mid_session(fault, pair, engine_settings, start_engine
     assert t1.error is None
     engine.reconcile_now()
     assert all(r.checked for r in rows_of(engine, "hv-t1").values())
-    assert not any(d.kind is DriftKind.HOST_UNREACHABLE for d in engine._comparison.drifts)
+    assert not any(d.kind is DriftKind.HOST_UNREACHABLE for d in engine.latest_comparison().drifts)
     # Live events flow on the new connection.
     await event_flows(lab, engine, updates, "hv-t1", "class-a-01", "destroy")
 
@@ -243,7 +243,8 @@ async def test_refusing_host_at_connect(fresh_lab, subset, default_scenario, eng
     assert s.domains is None
     msg = host_messages(updates, "hv-refuse")[-1]
     assert msg.startswith("hv-refuse: failed ") and ": refused: " in msg, msg
-    (drift,) = [d for d in engine._comparison.drifts if d.kind is DriftKind.HOST_UNREACHABLE]
+    (drift,) = [d for d in engine.latest_comparison().drifts
+                if d.kind is DriftKind.HOST_UNREACHABLE]
     assert drift.subject == "hv-refuse" and "refused" in drift.message
     rows = rows_of(engine, "hv-refuse")
     assert sorted(rows) == ["office-30", "office-31"]
@@ -334,8 +335,8 @@ async def test_platform_fault_keeps_the_last_data(fault, pair, engine_settings, 
     updates, listener = recorder()
     engine = await start_engine(fast(engine_settings, lab, **extra), listener=listener)
     assert await engine.wait_settled(5)
-    inv = engine._inventory
-    names = sorted(r.name for r in engine._comparison.vms)
+    inv = engine.inventory()
+    names = sorted(r.name for r in engine.latest_comparison().vms)
     logins = lab.vdi.requests["POST /ocloud/v1/login"]
 
     await asyncio.to_thread(inject, lab)
@@ -349,24 +350,24 @@ async def test_platform_fault_keeps_the_last_data(fault, pair, engine_settings, 
     finally:
         refresh.cancel()
     (msg,) = [u.message for at, u in updates if isinstance(u, PlatformFailed) and at >= t_fault]
-    assert isinstance(engine._vdi_error, cls), repr(engine._vdi_error)
+    assert isinstance(engine.platform_error(), cls), repr(engine.platform_error())
     # The platform's URL and the cause, in one line.
     assert lab.vdi_url in msg and re.search(cause, msg), msg
     assert "\n" not in msg and lab.password not in msg
     # The last good data stays, with its age; libvirt goes on.
-    assert engine._inventory is inv and time.time() - inv.fetched_at >= 0
+    assert engine.inventory() is inv and time.time() - inv.fetched_at >= 0
     engine.reconcile_now()
-    assert sorted(r.name for r in engine._comparison.vms) == names
-    assert all(s.state is ConnState.CONNECTED for s in engine._sessions.values())
+    assert sorted(r.name for r in engine.latest_comparison().vms) == names
+    assert all(s.state is ConnState.CONNECTED for s in live_hosts(engine).values())
 
     await asyncio.to_thread(clear, lab)
     t_clear = time.monotonic()
     await engine.refresh()
-    assert engine._vdi_error is None
+    assert engine.platform_error() is None
     assert [type(u) for at, u in updates if at >= t_clear and isinstance(
         u, PlatformFailed | PlatformRefreshed)] == [PlatformRefreshed]
-    assert engine._inventory.fetched_at > inv.fetched_at
-    assert engine._inventory.hosts == inv.hosts and engine._inventory.vms == inv.vms
+    assert engine.inventory().fetched_at > inv.fetched_at
+    assert engine.inventory().hosts == inv.hosts and engine.inventory().vms == inv.vms
     if fault == "token":
         assert lab.vdi.requests["POST /ocloud/v1/login"] > logins
 
@@ -377,7 +378,7 @@ async def test_slow_platform_within_the_timeout_holds_nobody_up(pair, engine_set
     updates, listener = recorder()
     engine = await start_engine(fast(engine_settings, lab), listener=listener)
     assert await engine.wait_settled(5)
-    inv = engine._inventory
+    inv = engine.inventory()
     lab.vdi.set_fault("slow", seconds=1.5)
     start = time.monotonic()
     refresh = asyncio.create_task(engine.refresh())
@@ -388,7 +389,7 @@ async def test_slow_platform_within_the_timeout_holds_nobody_up(pair, engine_set
     finally:
         refresh.cancel()
     assert time.monotonic() - start >= 1.5
-    assert engine._vdi_error is None and engine._inventory.fetched_at > inv.fetched_at
+    assert engine.platform_error() is None and engine.inventory().fetched_at > inv.fetched_at
 
 
 async def test_token_expired_mid_session_logs_in_again(pair, engine_settings, start_engine):
@@ -396,12 +397,12 @@ async def test_token_expired_mid_session_logs_in_again(pair, engine_settings, st
     updates, listener = recorder()
     engine = await start_engine(fast(engine_settings, lab), listener=listener)
     assert await engine.wait_settled(5)
-    inv, logins = engine._inventory, lab.vdi.requests["POST /ocloud/v1/login"]
+    inv, logins = engine.inventory(), lab.vdi.requests["POST /ocloud/v1/login"]
     lab.vdi.expire_tokens()
     await engine.refresh()
-    assert engine._vdi_error is None
+    assert engine.platform_error() is None
     assert lab.vdi.requests["POST /ocloud/v1/login"] == logins + 1
-    assert engine._inventory.vms == inv.vms and engine._inventory.fetched_at > inv.fetched_at
+    assert engine.inventory().vms == inv.vms and engine.inventory().fetched_at > inv.fetched_at
     assert not [u for _, u in updates if isinstance(u, PlatformFailed)]
 
 
@@ -413,9 +414,9 @@ async def test_inconsistent_pages_warn_and_lose_nothing(fault, fresh_lab, subset
     updates, listener = recorder()
     engine = await start_engine(fast(engine_settings, lab), listener=listener)
     assert await engine.wait_settled(5)
-    inv = engine._inventory
-    sessions = dict(engine._sessions)
-    drifts = {d.ident for d in engine._comparison.drifts}
+    inv = engine.inventory()
+    sessions = {k: h.created for k, h in live_hosts(engine).items()}
+    drifts = {d.ident for d in engine.latest_comparison().drifts}
 
     lab.vdi.set_fault(fault)
     t_fault = time.monotonic()
@@ -424,13 +425,14 @@ async def test_inconsistent_pages_warn_and_lose_nothing(fault, fresh_lab, subset
               for w in u.new_warnings]
     assert warned and all(w.startswith(lab.vdi_url) for w in warned), warned
     assert any("platform reported total=" in w for w in warned), warned
-    assert engine._vdi_error is None and engine._vdi_warnings == tuple(warned)
-    assert {w for w in warned if "total=" in w} <= set(engine._client.warnings)
+    assert engine.platform_error() is None and engine.stats().platform_warnings == tuple(warned)
+    assert {w for w in warned if "total=" in w} <= set(engine.stats().client_warnings)
     # Nothing vanished: every host keeps its session (none restarted), every VM its row.
-    assert {h.id for h in engine._inventory.hosts} == {h.id for h in inv.hosts}
-    assert {v.id for v in engine._inventory.vms} == {v.id for v in inv.vms}
-    assert all(engine._sessions[k] is s and s.state is ConnState.CONNECTED
-               for k, s in sessions.items())
+    assert {h.id for h in engine.inventory().hosts} == {h.id for h in inv.hosts}
+    assert {v.id for v in engine.inventory().vms} == {v.id for v in inv.vms}
+    assert all(live_hosts(engine)[k].created == created
+               and live_hosts(engine)[k].state is ConnState.CONNECTED
+               for k, created in sessions.items())
     await asyncio.sleep(0.1)
     assert {d.ident for d in engine.reconcile_now().comparison.drifts} == drifts
     # The same warning is not repeated on every refresh.
@@ -440,8 +442,8 @@ async def test_inconsistent_pages_warn_and_lose_nothing(fault, fresh_lab, subset
 
     lab.vdi.set_fault(None)
     await engine.refresh()
-    assert engine._vdi_warnings == () and engine._vdi_error is None
-    assert engine._inventory.hosts == inv.hosts and engine._inventory.vms == inv.vms
+    assert engine.stats().platform_warnings == () and engine.platform_error() is None
+    assert engine.inventory().hosts == inv.hosts and engine.inventory().vms == inv.vms
 
 
 # --------------------------------------------------------------------------- headless: watch

@@ -170,8 +170,8 @@ async def test_an_expired_rule_does_not_apply_and_is_said_once(
     assert [d.subject for d in snap.counted()] == ["class-a-04"]
     assert [e.rule for e in events if isinstance(e, AckExpired)] == [old]
     said = [r.getMessage() for r in caplog.records if "expired" in r.getMessage()]
-    assert said == [f"acknowledgement expired on {yesterday}, no longer applied: "
-                    f"vm=class-a-04 ({REASON})"]
+    assert said == [f"acknowledgement expired on {yesterday}: vm=class-a-04 ({REASON}); "
+                    "the drifts it covered count again"]
     drifts = [e for e in events if isinstance(e, DriftChanged)]
     assert drifts and all(e.acknowledged is None for e in drifts)
 

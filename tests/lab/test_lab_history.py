@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.lab.cli_env import cli_env
+from tests.live import live_host
 from vditui.core import history_db as hdb
 from vditui.core.drift import DriftStatus
 from vditui.core.events import DriftChanged, EngineEvent, SnapshotReady
@@ -155,7 +156,7 @@ async def test_host_and_platform_incidents_under_faults(
                                reread_interval=3600.0, refresh_interval=3600.0, max_backoff=1.0)
     engine = await start_engine(settings)
     assert await engine.wait_settled(5)
-    (t1,) = [s for s in engine._sessions.values() if s.name == "hv-t1"]
+    t1 = live_host(engine, "hv-t1")
 
     def back_after(wall: float) -> Callable[[], bool]:
         return lambda: t1.state is ConnState.CONNECTED and t1.read_at > wall

@@ -17,6 +17,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from tests.live import live_host, live_hosts
 from vditui.core import virt
 from vditui.core.events import DomainChanged
 from vditui.core.models import ConnState, Domain, VirtState
@@ -278,7 +279,7 @@ async def test_every_declared_drift_is_found_and_nothing_else(qlab, engine_setti
     assert found == expected(qlab.scenario)
     vcpu = next(d for d in cmp.drifts if d.kind.value == "vcpu")
     assert (vcpu.vdi_value, vcpu.virt_value) == ("2", "1")
-    assert {s.uri for s in engine._sessions.values()} == {h.uri for h in qlab.hosts.values()}
+    assert {s.uri for s in live_hosts(engine).values()} == {h.uri for h in qlab.hosts.values()}
 
 
 async def test_capacity_figures_are_the_qemu_hosts_real_node_info(qlab, engine_settings,
@@ -293,7 +294,8 @@ async def test_capacity_figures_are_the_qemu_hosts_real_node_info(qlab, engine_s
     engine = await start_engine(engine_settings(qlab), watch=False)
     assert await engine.wait_settled(20)
     for _ in range(100):  # read once per connection, beside the identity, off the first read
-        views = {s.name: s.view() for s in engine._sessions.values()}
+        names = engine.host_names()
+        views = {names[hid]: v for hid, v in engine.host_views().items()}
         if all(v.node_cpus is not None for v in views.values()):
             break
         await asyncio.sleep(0.1)
@@ -315,8 +317,7 @@ async def test_capacity_figures_are_the_qemu_hosts_real_node_info(qlab, engine_s
 
 
 def _session(engine: Any, name: str) -> Any:
-    (s,) = [s for s in engine._sessions.values() if s.name == name]
-    return s
+    return live_host(engine, name)
 
 
 async def test_lifecycle_events_from_real_operations(qlab, engine_settings, start_engine):
@@ -500,7 +501,7 @@ async def test_the_default_scenarios_qemu_host_has_no_drift(fresh_lab, subset, e
     assert await engine.wait_settled(20)
     cmp = engine.reconcile_now().comparison
     assert cmp.drifts == ()
-    uris = {s.name: s.uri for s in engine._sessions.values()}
+    uris = {s.name: s.uri for s in live_hosts(engine).values()}
     assert uris == {"hv-kvm": lab.host("hv-kvm").uri, "ocloud": lab.host("ocloud").uri}
     rows = {r.name: r for r in cmp.vms}
     assert (rows["kvm-hotplug"].virt.vcpu, rows["kvm-hotplug"].vdi.vcpu) == (1, 1)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import libvirt
 import pytest
 
+from tests.live import live_hosts
 from vditui.lab.lab import LIBVIRT_PORT, QEMU_PORT, Lab
 from vditui.lab.scenario import parse
 
@@ -122,7 +123,7 @@ async def test_the_engine_reads_it_over_tls_with_no_drift(tls_qemu_lab: Lab, eng
     lab = tls_qemu_lab
     engine = await start_engine(engine_settings(lab), watch=False)
     assert await engine.wait_settled(20)
-    assert {s.name: s.uri for s in engine._sessions.values()} == \
+    assert {s.name: s.uri for s in live_hosts(engine).values()} == \
         {"kvm-tls": lab.host("kvm-tls").tls_uri}
     cmp = engine.reconcile_now().comparison
     assert cmp.drifts == ()

@@ -40,6 +40,7 @@ import pytest
 from textual.widgets import DataTable, Input, RichLog
 
 from tests.lab.cli_env import cli_env as shared_env
+from tests.live import live_hosts
 from vditui import logsetup
 from vditui.cli import build_parser
 from vditui.config.write import save_host_uri, write_private
@@ -266,7 +267,7 @@ def settled(app: VdiApp) -> bool:
     engine, cmp = app.engine, app.comparison
     if engine is None or cmp is None or app.query_one("#vms", VmTable).flushes == 0:
         return False
-    sessions = engine._sessions  # white box: the live sessions, which no face reads
+    sessions = live_hosts(engine)
     if not sessions or not all(s.settled for s in sessions.values()):
         return False
     views = {h.host.id: h.view for h in cmp.hosts}
@@ -434,8 +435,8 @@ async def client_faults(lab: Lab, settings: EngineSettings, ev: Evidence,
             await client.hosts()
         ev.add_exception("HTTP 500", http.value)
         await engine.refresh()  # the engine keeps the error and tells its listeners
-        assert engine._vdi_error is not None
-        ev.add_exception("engine, HTTP 500", engine._vdi_error)
+        assert engine.platform_error() is not None
+        ev.add_exception("engine, HTTP 500", engine.platform_error())
 
         vdi.set_fault("not_json")
         with pytest.raises(VdiNotJson) as not_json:

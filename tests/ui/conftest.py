@@ -23,6 +23,7 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests.live import live_hosts
 from tests.ui.fake_lab import FakeLab
 from vditui.core.engine import EngineSettings
 from vditui.core.fake_engine import FakeEngine
@@ -151,8 +152,8 @@ def _settled(app: VdiApp) -> bool:
         return False
     if isinstance(engine, FakeEngine):  # it has no sessions: its last snapshot is the truth
         return snap is engine.last and app.vm_table.flushes > 0
-    # White box (tests only): the engine's live sessions, which no face reads.
-    sessions = engine._sessions
+    # The engine's live hosts, which no face reads (the test wants the truth).
+    sessions = live_hosts(engine)
     if not all(s.settled for s in sessions.values()):
         return False
     views = {h.host.id: h.view for h in snap.comparison.hosts}

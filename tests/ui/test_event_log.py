@@ -7,9 +7,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog
 
-from vditui.core.events import DomainChanged
+from vditui.core.events import DomainChanged, DomainEvent
 from vditui.core.models import Domain, VirtState
-from vditui.core.session import DomainEvent
 from vditui.ui.app import VdiApp
 from vditui.ui.messages import EngineEvents
 from vditui.ui.widgets.event_log import LOG_BATCH, LOG_INTERVAL, MAX_LOG_LINES, EventLog

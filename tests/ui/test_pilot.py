@@ -24,6 +24,7 @@ import pytest
 from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, OptionList, RichLog
 
+from tests.live import live_host, live_hosts
 from vditui.core.engine import EngineSettings
 from vditui.core.events import HostLink, SnapshotReady
 from vditui.core.models import ConnState
@@ -277,8 +278,8 @@ async def test_hanging_host_does_not_block_the_operator(lab, make_app, wait_for,
         await wait_for(pilot, lambda: app.comparison is not None and "hv-hang" in str(
             ui.tree_labels(app)), "the first comparison")
         assert app.engine is not None
-        # White box: the live session (the screen may lag it; the test wants the truth).
-        (hang,) = [s for s in app.engine._sessions.values() if s.name == "hv-hang"]
+        # The live host (the screen may lag it; the test wants the truth).
+        hang = live_host(app.engine, "hv-hang")
         await wait_for(pilot, lambda: "connecting" in ui.host_label(app, "hv-hang"),
                        "hv-hang labelled connecting", timeout=2)
         await wait_for(pilot, lambda: all(
@@ -414,7 +415,7 @@ async def test_reconnect_typed_uri_adopt_and_save(lab, make_app, settle, wait_fo
         await wait_for(pilot, lambda: _link(app, "hv-refuse").view.uri == direct
                        and _link(app, "hv-refuse").state is ConnState.CONNECTED,
                        "hv-refuse adopted the URI")
-        assert app.engine._sessions[host_id].uri == direct  # white box: the session itself
+        assert live_hosts(app.engine)[host_id].uri == direct  # the session itself
         assert screen.adopted == direct
         assert f"now: {direct}  (adopted)" in str(screen.query_one("#rc-status").render())
 

@@ -16,6 +16,7 @@ from textual.message import Message
 from vditui.core.drift import DriftStatus, DriftTracker
 from vditui.core.events import (
     DomainChanged,
+    DomainEvent,
     DriftChanged,
     HostLink,
     PlatformFailed,
@@ -35,7 +36,6 @@ from vditui.core.models import (
     VirtState,
 )
 from vditui.core.reconcile import reconcile
-from vditui.core.session import DomainEvent
 from vditui.ui.app import VdiApp
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import EngineEvents, Snapshot

@@ -15,6 +15,7 @@ from vditui.core.acks import AckRule
 from vditui.core.drift import DriftState, DriftStatus
 from vditui.core.events import (
     DomainChanged,
+    DomainEvent,
     HostChanged,
     HostLink,
     PlatformFailed,
@@ -35,7 +36,6 @@ from vditui.core.models import (
     VdiInventory,
     VirtState,
 )
-from vditui.core.session import DomainEvent
 
 HOSTS = (VdiHost("id-1", "hv-1", "10.0.0.1", 1), VdiHost("id-2", "hv-2", "10.0.0.2", 1))
 STATE = Drift(DriftKind.STATE, Severity.CRITICAL, "uuid-a", "vm-a", "id-1",

@@ -13,10 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.estates import estate
 from vditui.commands.serve_metrics import registry
 from vditui.core.drift import DriftStatus
-from vditui.core.events import DomainChanged, HostChanged
+from vditui.core.events import DomainChanged, DomainEvent, HostChanged
 from vditui.core.metrics import MetricsState
 from vditui.core.models import ConnState, Domain, DriftKind, VirtState
-from vditui.core.session import DomainEvent
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
 HOSTS, EVENT_NAMES, DRIFTS = 1000, ("started", "stopped", "suspended"), 200

@@ -34,6 +34,9 @@ class FakeClient:
         return [v for v in VMS if host_id in (None, v.host_id)
                 and pool_id in (None, pools[v.host_id])]
 
+    async def extras(self) -> Any:
+        return [], [], [], []
+
     async def inventory(self, on_hosts: Any = None) -> Any:
         self.queries.append(("inventory", None))
         return "whole"
@@ -41,7 +44,7 @@ class FakeClient:
 
 def read(shard: Shard) -> tuple[Any, list[tuple[str, Any]], list[str]]:
     client, seen = FakeClient(), []
-    inv = asyncio.run(read_inventory(client, shard,  # type: ignore[arg-type]
+    inv = asyncio.run(read_inventory(client, shard,
                                      on_hosts=lambda hs: seen.extend(h.name for h in hs)))
     return inv, client.queries, seen
 

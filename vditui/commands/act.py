@@ -51,7 +51,7 @@ def select(snap: SnapshotReady, vms: list[str], host: str | None,
     Chosen by drift (``--drift``, or a glob or no ``--vm``), a row is only picked when
     ``action`` (None: any action) can change something it differs in."""
     rows = list(snap.comparison.vms)
-    names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+    names = snap.comparison.host_names()
     if vms:
         picked: dict[str, VmRow] = {}
         for pattern in vms:
@@ -135,7 +135,7 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
     engine.listen(lambda e: _progress(e, say))
     try:
         await engine.start(watch=False)
-        await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
+        await engine.wait_settled(settings.settle_timeout)
         snap = await engine.check()
         assert snap is not None  # start() raised if the platform was never read
         try:

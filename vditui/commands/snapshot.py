@@ -23,7 +23,7 @@ async def settled_snapshot(settings: EngineSettings, grace: bool = True) -> Snap
         if engine.history_off:
             print(f"vditui: warning: {engine.history_off}", file=sys.stderr)
         # Every host has connect_timeout to answer; a hung one costs that, once, in parallel.
-        await engine.wait_settled(settings.connect_timeout + settings.call_timeout + 5)
+        await engine.wait_settled(settings.settle_timeout)
         if not grace:
             snap = engine.reconcile_now()
         else:

@@ -25,6 +25,7 @@ from vditui.core.events import (
 )
 from vditui.core.exitcodes import ExitCode
 from vditui.core.models import Drift
+from vditui.core.present import ack_expired_sentence
 from vditui.core.report import drift_record
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi_facts import user_facing, user_name
@@ -109,9 +110,8 @@ class WatchLines:
                 return [{"type": "drift", "at": _stamp(at),
                          **drift_record(ch.drift, ch.status.value, rule)}]
             case AckExpired(at=at, rule=rule):
-                return [{"type": "ack", "at": _stamp(at), "message": (
-                    f"acknowledgement expired on {rule.expires}: {rule.describe()} "
-                    f"({rule.reason}); the drifts it covered count again")}]
+                return [{"type": "ack", "at": _stamp(at), "message": ack_expired_sentence(
+                    rule.expires, rule.describe(), rule.reason)}]
         return event_records(e)
 
     def _snapshot(self, snap: SnapshotReady, at: float) -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vditui.core import audit
 from vditui.core.act_rules import (
@@ -40,55 +40,47 @@ from vditui.core.actions import (
     ActionTarget,
 )
 from vditui.core.events import ActionUpdate
-from vditui.core.models import Comparison, ConnState, VdiVm, VmRow
+from vditui.core.models import Comparison, VmRow
+from vditui.core.port import EstatePort, PlatformRead
 from vditui.core.present import action_noun
-from vditui.core.reconcile import reconcile
+from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError, VdiStatusError
 from vditui.core.vdi_actions import BatchAnswer, Request, requests_for
 from vditui.core.vdi_tasks import TaskWatch
 
-if TYPE_CHECKING:
-    from vditui.core.engine import Engine
-
 log = logging.getLogger("vditui.act")
 
 POLL = 1.5
+"""Seconds between platform re-reads while following VMs: quick enough to say "resolved"
+within a couple of seconds, few enough requests not to load the platform."""
 REACH_WAIT = 10.0
 """Seconds the follow-up waits for a target the action can only partly mend (a sync of a VM
 only in the platform) to reach what it can: the platform saying off."""
-"""Seconds between platform re-reads while following VMs: quick enough to say "resolved"
-within a couple of seconds, few enough requests not to load the platform."""
-GET_LIMIT = 20
-"""Up to this many VMs are re-read one GET each; more, by their hosts' VM lists (one page per
-100 VMs of a host instead of one request per VM)."""
-GET_CONCURRENCY = 4
 SYNC_CONCURRENCY = 4
 
 # --------------------------------------------------------------------------- the engine's side
 
 
 class Actor:
-    """The engine's action commands; holds which VMs have an action in flight."""
+    """The engine's action commands, on the estate's public port; holds which VMs have an
+    action in flight."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, port: EstatePort, settings: EngineSettings) -> None:
+        self.port, self.settings = port, settings
         self._in_flight: dict[str, str] = {}  # platform VM id -> action id
 
     # ------------------------------------------------------------------ helpers
-    def host_names(self) -> dict[str, str]:
-        """Host id -> name, the platform's and every session's."""
-        e = self._engine
-        names = {hid: s.name for hid, s in e._sessions.items()}
-        names.update({h.id: h.name for h in e._inventory.hosts} if e._inventory else {})
-        return names
+    def in_flight(self, vm_id: str) -> str | None:
+        """The id of the action in progress on this platform VM, if any."""
+        return self._in_flight.get(vm_id)
 
     def _rows(self, keys: Sequence[str]) -> list[tuple[str, VmRow | None]]:
-        cmp = self._engine._comparison
+        cmp = self.port.comparison()
         by_key = {r.key: r for r in cmp.vms} if cmp is not None else {}
         return [(k, by_key.get(k)) for k in dict.fromkeys(keys)]
 
     def _check_allowed(self) -> None:
-        s = self._engine._settings
+        s = self.settings
         if s.read_only:
             raise ActionError("read-only mode (--read-only / read_only = true): actions are "
                               "disabled")
@@ -100,7 +92,7 @@ class Actor:
     def actions_for(self, keys: Sequence[str]) -> tuple[Action, ...]:
         """The actions that apply to at least one of these rows (with a drift an action can
         end); () in read-only mode."""
-        if self._engine._settings.read_only:
+        if self.settings.read_only:
             return ()
         rows = [r for _, r in self._rows(keys) if r is not None
                 and judge(Action.SYNC, r, "") is None]
@@ -115,7 +107,7 @@ class Actor:
         send: list[ActionTarget] = []
         refused: list[tuple[ActionTarget, str]] = []
         notes: list[tuple[ActionTarget, str]] = []
-        names = self.host_names()
+        names = self.port.host_names()
         for key, row in self._rows(keys):
             if row is None:
                 refused.append((ActionTarget(key, key, None, "", ""),
@@ -154,20 +146,20 @@ class _Run:
     """One action, from the fresh re-read to the last follow-up."""
 
     def __init__(self, actor: Actor, action_id: str, plan: ActionPlan) -> None:
-        self.actor, self.engine = actor, actor._engine
-        self.settings = self.engine._settings
+        self.actor, self.port = actor, actor.port
+        self.settings = actor.settings
         self.id, self.plan = action_id, plan
         self.outcomes: dict[str, tuple[ActionPhase, str]] = {}
         self.targets: dict[str, ActionTarget] = {}
         self.answers: list[dict[str, Any]] = []
         self.platform_failed = False
-        self.tasks = TaskWatch(self.engine._client)  # the batches' platform tasks (issue 20)
+        self.tasks = TaskWatch(self.port)  # the batches' platform tasks (issue 20)
 
     def update(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
         self.outcomes[target.key] = (phase, message)
         self.targets[target.key] = target
         log.info("action %s %s: %s %s", self.id, self.plan.action.value, phase.value, message)
-        self.engine._emit(ActionUpdate(time.time(), self.id, self.plan.action, self.plan.force,
+        self.port.publish(ActionUpdate(time.time(), self.id, self.plan.action, self.plan.force,
                                        target, phase, message))
 
     async def run(self) -> ActionResult:
@@ -208,7 +200,7 @@ class _Run:
         line = {"time": audit.now_iso(), "action_id": self.id, "platform": self.settings.url,
                 "user": self.settings.username, **record}
         # Defence in depth: a platform's message may echo what it was sent.
-        text = self.engine._client._scrub(audit.to_line(line))
+        text = self.port.scrub(audit.to_line(line))
         try:
             await asyncio.to_thread(audit.append, path, text)
         except OSError as exc:
@@ -221,22 +213,24 @@ class _Run:
     async def recheck(self) -> ActionPlan:
         """The plan judged again on fresh reads of both sides."""
         plan = self.plan
-        fresh = await self.read_platform([t.vm_id for t in plan.send if t.vm_id], strict=True)
+        read = await self.port.read_vms([t.vm_id for t in plan.send if t.vm_id], strict=True,
+                                        label=f"action {self.id}")
+        fresh = read.vms
         hosts = {t.host_id for t in plan.send}
-        cmp0 = self.engine._comparison
+        cmp0 = self.port.comparison()
         for r in cmp0.vms if cmp0 is not None else ():
             if r.vdi is not None and r.vdi.id in fresh and r.virt_host_id:
                 hosts.add(r.virt_host_id)
-        unread = await self.reread_libvirt(hosts)
-        cmp = await self.merge(fresh)
+        unread = await self.port.reread_hosts(hosts)
+        cmp = await self.port.merge(read)
         rows = _by_vm_id(cmp)
-        names = self.actor.host_names()
+        names = self.port.host_names()
         send, refused = [], list(plan.refused)
         for t in plan.send:
             row = rows.get(t.vm_id or "")
             if t.vm_id not in fresh:
                 why: str | None = "unknown to the platform now (GET answered no such VM)"
-            elif self.actor._in_flight.get(t.vm_id or "") != self.id:
+            elif self.actor.in_flight(t.vm_id or "") != self.id:
                 why = "another action is in progress on it: not sent twice"
             elif row is not None and (row.host_id in unread or row.virt_host_id in unread):
                 why = "libvirt on its host did not answer a re-read in time: not sent"
@@ -253,70 +247,6 @@ class _Run:
         return ActionPlan(plan.action, plan.force, tuple(send), tuple(refused),
                           tuple((t, n) for t, n in plan.notes if t.key in sent))
 
-    async def read_platform(self, ids: Sequence[str], strict: bool) -> dict[str, VdiVm]:
-        """The VMs ``ids`` as the platform has them now: one GET each for a few, their hosts'
-        lists for many. A VM the platform no longer knows is left out; ``strict``: any other
-        failure is raised (otherwise logged, and what was read is returned)."""
-        client = self.engine._client
-        wanted = set(ids)
-        out: dict[str, VdiVm] = {}
-        inv = self.engine._inventory
-        if len(wanted) > GET_LIMIT and inv is not None:
-            host_ids = sorted({v.host_id for v in inv.vms if v.id in wanted})
-            try:
-                for hid in host_ids:
-                    out.update({v.id: v for v in await client.vms(hid) if v.id in wanted})
-            except VdiError as exc:
-                if strict:
-                    raise
-                # Not one GET per VM instead, onto a platform that is struggling: next round.
-                log.warning("action %s: platform re-read: %s", self.id, exc)
-                return out
-        sem = asyncio.Semaphore(GET_CONCURRENCY)
-
-        async def one(vm_id: str) -> None:
-            async with sem:
-                try:
-                    out[vm_id] = await client.vm(vm_id)
-                except VdiStatusError as exc:
-                    log.info("action %s: GET %s: %s", self.id, vm_id, exc)
-                except VdiError as exc:
-                    if strict:
-                        raise
-                    log.warning("action %s: platform re-read: %s", self.id, exc)
-
-        # VMs their host's list lacked (moved, or gone): one GET each.
-        missing = [i for i in ids if i not in out]
-        await asyncio.gather(*(one(i) for i in missing))
-        return out
-
-    async def reread_libvirt(self, host_ids: set[str]) -> set[str]:
-        """Ask each host's session for a full re-read and wait for it (at most the call
-        timeout plus 5 s); the hosts that did not manage it."""
-        sessions = [s for hid, s in self.engine._sessions.items() if hid in host_ids]
-        before = {s.host_id: s.read_at for s in sessions}
-        for s in sessions:
-            s.refresh()
-        until = time.monotonic() + self.settings.call_timeout + 5
-        while time.monotonic() < until and any(
-                s.state is ConnState.CONNECTED and s.read_at <= before[s.host_id]
-                for s in sessions):
-            await asyncio.sleep(0.05)
-        return {s.host_id for s in sessions if s.read_at <= before[s.host_id]}
-
-    async def merge(self, fresh: Mapping[str, VdiVm]) -> Comparison:
-        """Put ``fresh`` into the engine's inventory (the faces see it at the next pass) and
-        compare the two sides now."""
-        e = self.engine
-        inv = e._inventory
-        assert inv is not None
-        if fresh:
-            inv = replace(inv, vms=tuple(fresh.get(v.id, v) for v in inv.vms))
-            e._inventory, e._need_full = inv, True
-            e._dirty.set()
-        views = {hid: s.view() for hid, s in e._sessions.items()}
-        return await asyncio.to_thread(reconcile, inv, views)
-
     # ------------------------------------------------------------------ sending
     async def send(self, plan: ActionPlan, requests: list[Request]) -> list[ActionTarget]:
         """Send every request once; the targets to follow (accepted, or of unknown fate)."""
@@ -330,7 +260,7 @@ class _Run:
                 for t in targets:
                     self.update(t, ActionPhase.SENT, f"{t.name}: {action_noun(plan.action)} sent")
                 try:
-                    answer = await self.engine._client.send(req)
+                    answer = await self.port.send(req)
                 except VdiStatusError as exc:
                     self.platform_failed = True
                     self.answers.append({"request": req.describe(), "error": str(exc)})
@@ -388,11 +318,12 @@ class _Run:
             await asyncio.sleep(min(POLL, max(0.0, deadline - now)))
             try:
                 # A platform that stopped answering must not hold the follow-up past its end.
-                fresh = await asyncio.wait_for(self.read_platform(list(pending), strict=False),
-                                               max(0.1, deadline - time.monotonic()))
+                read = await asyncio.wait_for(
+                    self.port.read_vms(list(pending), strict=False, label=f"action {self.id}"),
+                    max(0.1, deadline - time.monotonic()))
             except TimeoutError:
-                fresh = {}
-            rows = _by_vm_id(await self.merge(fresh))
+                read = PlatformRead({}, 0)
+            rows = _by_vm_id(await self.port.merge(read))
             with contextlib.suppress(TimeoutError):  # a failed task, in the platform's words
                 for t, why in await asyncio.wait_for(self.tasks.failures(pending), POLL * 4):
                     self.platform_failed = True
@@ -415,7 +346,7 @@ class _Run:
             self._give_up(t, last.get(vm_id), until[vm_id] - started)
 
     def _give_up(self, t: ActionTarget, row: VmRow | None, waited: float) -> None:
-        now_says = sides(row, self.actor.host_names()) if row is not None else "not seen again"
+        now_says = sides(row, self.port.host_names()) if row is not None else "not seen again"
         limit = "" if row is None or reach(self.plan.action, row) is None \
             else f"; {ONLY_IN_PLATFORM}"
         self.finish(t, ActionPhase.UNRESOLVED,

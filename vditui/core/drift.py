@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vditui.core.models import Drift
+from vditui.core.models import Drift, DriftKind
 from vditui.core.reconcile import drift_sort_key
 
 
@@ -122,3 +122,11 @@ class DriftTracker:
             if e.state.status is DriftStatus.PENDING
         ]
         return min(deadlines, default=None)
+
+
+def would_count(drift: Drift, status: DriftStatus | None) -> bool:
+    """Whether ``drift``, in ``status``, counts unless acknowledged (the rule of
+    :mod:`vditui.core.selection`): confirmed, or a host that could not be read (grace or
+    not)."""
+    return status is DriftStatus.CONFIRMED or (
+        drift.kind is DriftKind.HOST_UNREACHABLE and status is not None)

@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 
 from vditui.core.acks import AckRule
 from vditui.core.actions import Action, ActionPhase, ActionTarget
-from vditui.core.drift import DriftChange, DriftState, DriftStatus
-from vditui.core.models import Comparison, ConnState, Drift, HostView, VdiInventory, VmRow
-from vditui.core.selection import would_count
-from vditui.core.session import DomainEvent
+from vditui.core.drift import DriftChange, DriftState, DriftStatus, would_count
+from vditui.core.models import (
+    Comparison,
+    ConnState,
+    Domain,
+    Drift,
+    HostView,
+    VdiInventory,
+    VmRow,
+)
 
 Ident = tuple[str, str]
 
@@ -64,6 +70,8 @@ class PlatformRefreshed:
     warnings: tuple[str, ...] = ()
     new_warnings: tuple[str, ...] = ()
     recovered: bool = False
+    #: When this read began (time.time()): it shows everything the platform had by then.
+    began: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,20 @@ class HostChanged:
 
     at: float
     host: HostLink
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """A libvirt lifecycle event as the host's session applied it (defined here, not in the
+    session, so that the faces' contract loads without the libvirt binding)."""
+
+    host_id: str
+    uuid: str
+    name: str
+    event: str  # started, stopped, suspended, resumed, defined, undefined, ...
+    old: Domain | None
+    new: Domain | None
+    at: float  # time.time()
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ from vditui.core.events import (
     AckExpired,
     ActionUpdate,
     DomainChanged,
+    DomainEvent,
     DriftChanged,
     EngineEvent,
     HostChanged,
@@ -58,7 +59,6 @@ from vditui.core.events import (
 )
 from vditui.core.face import EngineFace, Listener
 from vditui.core.fake_estate import Estate
-from vditui.core.fake_script import Step
 from vditui.core.incremental import carry_over, update_rows
 from vditui.core.models import (
     ConnState,
@@ -71,7 +71,6 @@ from vditui.core.models import (
 )
 from vditui.core.probe import ProbeResult
 from vditui.core.reconcile import reconcile
-from vditui.core.session import DomainEvent
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi_errors import VdiError
 
@@ -81,6 +80,11 @@ _AFTER = {Action.START: (VdiVmStatus.RUNNING, VirtState.RUNNING),
           Action.REBOOT: (VdiVmStatus.RUNNING, VirtState.RUNNING),
           Action.SHUTDOWN: (VdiVmStatus.OFF, VirtState.SHUTOFF)}
 _PLATFORM_STATUS = {VirtState.RUNNING: VdiVmStatus.RUNNING, VirtState.PAUSED: VdiVmStatus.SUSPENDED}
+
+
+Step = Callable[["FakeEngine"], None]
+"""One change of the world, applied by the engine (the steps are in
+:mod:`vditui.core.fake_script`)."""
 
 
 class FakeEngine:

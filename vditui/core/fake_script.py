@@ -8,16 +8,8 @@ the world, applied at its time after the engine starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
+from vditui.core.fake_engine import Step
 from vditui.core.models import ConnState, VirtError, VirtState
-
-if TYPE_CHECKING:
-    from vditui.core.fake_engine import FakeEngine
-
-Step = Callable[["FakeEngine"], None]
-"""One change of the world, applied by the engine."""
 
 
 def vm_state(host: str, vm: str, state: VirtState) -> Step:

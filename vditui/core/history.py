@@ -275,7 +275,7 @@ class History:
                 self._platform_down = True
                 self._put(_OPEN_INCIDENT, self.platform, "platform", self.platform, message, at)
             case PlatformRefreshed(at=at, inventory=inv):
-                self._host_names = {h.id: h.name for h in inv.hosts}
+                self._host_names = inv.host_names()
                 if self._platform_down is not False:
                     self._platform_down = False
                     self._put(_CLOSE_INCIDENT, at, self.platform, "platform", self.platform)

@@ -184,6 +184,10 @@ class VdiInventory:
     users: tuple[VdiUser, ...] = ()
     alarms: tuple[PlatformAlarm, ...] = ()
 
+    def host_names(self) -> dict[str, str]:
+        """Host id -> name, as the platform has them."""
+        return {h.id: h.name for h in self.hosts}
+
 
 # --------------------------------------------------------------------------- libvirt's view
 
@@ -344,3 +348,8 @@ class Comparison:
     #: as read with the inventory this comparison was made from.
     alarms: tuple[PlatformAlarm, ...] = ()
     pools: tuple[DesktopPool, ...] = ()
+
+    def host_names(self) -> dict[str, str]:
+        """Host id -> name, for every host of the comparison (the one map every face and
+        report uses to name a host)."""
+        return {h.host.id: h.host.name for h in self.hosts}

@@ -158,6 +158,11 @@ def clock_time(at: float, now: float) -> str:
     return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", stamp)
 
 
+def log_stamp(at: float) -> str:
+    """The time of day of a line in the TUI's logs (events, actions): "14:02:05", local."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
 def differs_since(first_seen: float, now: float) -> str:
     """Since when a drift has been seen (wall clock, kept across restarts by the history):
     "differs since 14:02 (3 h)"."""
@@ -193,6 +198,13 @@ def transport(uri: str) -> str:
 def ack_text(reason: str, expires: date | None) -> str:
     """An acknowledgement in words: "acknowledged: licence server (until 2027-03-01)"."""
     return f"acknowledged: {reason}" + (f" (until {expires.isoformat()})" if expires else "")
+
+
+def ack_expired_sentence(expires: date | None, rule: str, reason: str) -> str:
+    """What every face and the log say when an acknowledgement rule has expired; ``rule``: the
+    rule described (``AckRule.describe()``)."""
+    return (f"acknowledgement expired on {expires}: {rule} ({reason}); "
+            "the drifts it covered count again")
 
 
 def ack_record(reason: str, expires: date | None) -> dict[str, Any]:

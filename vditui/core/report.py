@@ -135,7 +135,7 @@ def to_dict(cmp: Comparison, meta: ReportMeta, acked: Acked = _NONE,
     """The report as one JSON document; ``sel``: the drifts now (by default every drift of
     ``cmp`` counts, or is acknowledged by ``acked``)."""
     sel = everything(cmp, acked) if sel is None else sel
-    names = {h.host.id: h.host.name for h in cmp.hosts}
+    names = cmp.host_names()
     return {
         "platform": meta.platform,
         "user": meta.user,
@@ -184,7 +184,7 @@ def _standing(sel: Selection) -> dict[tuple[str, str], tuple[str, float | None]]
 
 
 def _csv(cmp: Comparison, acked: Acked, sel: Selection) -> str:
-    names = {h.host.id: h.host.name for h in cmp.hosts}
+    names = cmp.host_names()
     standing = _standing(sel)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
@@ -215,7 +215,7 @@ def _md_cell(v: Any) -> str:
 
 
 def _markdown(cmp: Comparison, meta: ReportMeta, acked: Acked, sel: Selection) -> str:
-    names = {h.host.id: h.host.name for h in cmp.hosts}
+    names = cmp.host_names()
     s = sel.summary()
     out = [f"# vditui report: {meta.platform}", "",
            f"Generated {present.timestamp(meta.generated_at)} as {meta.user}.", ""]

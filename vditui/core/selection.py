@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from vditui.core.acks import AckRule
-from vditui.core.drift import DriftStatus
+from vditui.core.drift import DriftStatus, would_count
 from vditui.core.exitcodes import ExitCode
 from vditui.core.models import Comparison, ConnState, Drift, DriftKind, Severity
 
 Ident = tuple[str, str]
 
-if TYPE_CHECKING:  # events.SnapshotReady.counts asks `would_count`: no import at run time
+if TYPE_CHECKING:  # events.SnapshotReady is only named here: no import at run time
     from vditui.core.events import SnapshotReady
 
 
@@ -95,13 +95,6 @@ class Selection:
                 "drifts": len(self.counted), "critical": self.critical,
                 "acknowledged": len(self.acknowledged), "pending": len(self.pending),
                 "by_kind": self.by_kind()}
-
-
-def would_count(drift: Drift, status: DriftStatus | None) -> bool:
-    """Whether ``drift``, in ``status``, counts unless acknowledged: confirmed, or a host
-    that could not be read (grace or not)."""
-    return status is DriftStatus.CONFIRMED or (
-        drift.kind is DriftKind.HOST_UNREACHABLE and status is not None)
 
 
 def select(snap: SnapshotReady) -> Selection:

@@ -12,9 +12,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from vditui.core import virt
+from vditui.core.events import DomainEvent as DomainEvent
 from vditui.core.models import ConnState, Domain, HostView, VirtError, VirtState
 from vditui.core.probe import invalid_uri_error, timeout_error
 from vditui.core.settings import SessionSettings
@@ -24,19 +25,6 @@ log = logging.getLogger("vditui.session")
 
 # virConnectCloseReason, as libvirt hands it to a close callback.
 _CLOSE_ERROR, _CLOSE_EOF, _CLOSE_KEEPALIVE, _CLOSE_CLIENT = 0, 1, 2, 3
-
-
-@dataclass(frozen=True, slots=True)
-class DomainEvent:
-    """A libvirt lifecycle event as the session applied it."""
-
-    host_id: str
-    uuid: str
-    name: str
-    event: str  # started, stopped, suspended, resumed, defined, undefined, ...
-    old: Domain | None
-    new: Domain | None
-    at: float  # time.time()
 
 
 class HostSession:
@@ -63,6 +51,14 @@ class HostSession:
         self.node_cpus: int | None = None
         self.node_memory_kib: int | None = None
         self.reconnects = 0
+        #: Full reads begun, and the number of the last one that completed: a read numbered at
+        #: least what :meth:`refresh` returned began after that call.
+        self.reads_begun = 0
+        self.reads_done = 0
+        #: When this session was created (time.monotonic()): a new session, a new value.
+        self.created = time.monotonic()
+        #: Seconds the last full read took.
+        self.last_read_s = 0.0
         self._sub: virt.Subscription | None = None
         self._stuck: asyncio.Future[object] | None = None
         self._wake = asyncio.Event()
@@ -100,9 +96,12 @@ class HostSession:
         """True once the first attempt ended: read, or failed."""
         return self.read_at > 0 or self.state is ConnState.FAILED
 
-    def refresh(self) -> None:
-        """Ask for a full re-read (or a reconnect attempt now, if disconnected)."""
+    def refresh(self) -> int:
+        """Ask for a full re-read (or a reconnect attempt now, if disconnected). Returns the
+        ticket: once :attr:`reads_done` reaches it, a read begun after this call is in (a read
+        in flight now does not count: it may have missed what the caller wants seen)."""
         self._wake.set()
+        return self.reads_begun + 1
 
     async def use_uri(self, uri: str) -> None:
         """Adopt ``uri`` for this session: drop the connection and connect with it first."""
@@ -129,12 +128,14 @@ class HostSession:
     async def _connected_loop(self) -> None:
         lanes = self.settings.info_concurrency
         while not self._stopping:
+            # Cleared before the read, not after: a refresh asked while it runs must get a read
+            # of its own (see refresh()), not be answered by this one.
+            self._wake.clear()
             if not await self._read_all(lanes):
                 return
             lanes = self.settings.reread_info_concurrency
             if self._stopping:
                 return
-            self._wake.clear()
             waiters = [asyncio.create_task(self._wake.wait()),
                        asyncio.create_task(self._closed.wait())]
             # reread_interval 0 turns the safety-net re-read off (events only).
@@ -198,7 +199,7 @@ class HostSession:
                 self.error = (
                     virt.to_error(exc, uri) if not isinstance(exc, TimeoutError)
                     else timeout_error(uri, s.call_timeout, "subscribe"))
-                virt._EXEC.submit(sub.close)  # may block on a silent peer: never wait on it
+                virt.submit(sub.close)  # may block on a silent peer: never wait on it
                 continue
             self._sub = sub
             self.round_trips += 2  # registerCloseCallback, domainEventRegisterAny
@@ -242,12 +243,14 @@ class HostSession:
             loop.call_soon_threadsafe(started.set)
             return virt.open_connection(prepared)
 
-        fut = loop.run_in_executor(virt._EXEC, open_now)
+        fut = loop.run_in_executor(virt.EXECUTOR, open_now)
         try:
             # The timeout runs from the open's start, not from its queueing: with more hosts
             # than the pool has threads (1,000 hosts), later opens wait for a thread, and that
             # wait is not the host's slowness (measured: 488 of 1,000 hosts failed at 10 s).
-            await started.wait()
+            # Bounded all the same: a pool whose every thread is held by stuck opens (each
+            # bounded by virt's stuck-open limit) frees one in time; nothing waits forever.
+            await asyncio.wait_for(started.wait(), max(60.0, 10 * self.settings.connect_timeout))
             conn: object = await asyncio.wait_for(asyncio.shield(fut),
                                                   self.settings.connect_timeout)
         except TimeoutError:
@@ -277,6 +280,8 @@ class HostSession:
         # lanes, 200 ms at 2): a slow link fails a big host's read only when truly stuck.
         timeout = self.settings.call_timeout + 0.4 * n / max(1, lanes)
         self._reading, self._buffer = True, []
+        self.reads_begun += 1
+        number, started = self.reads_begun, time.perf_counter()
         try:
             result = await virt.blocking(virt.read_domains, sub.conn, lanes, timeout=timeout)
         except TimeoutError:
@@ -295,6 +300,7 @@ class HostSession:
         # What reading this host cost, connect included: open, the two subscriptions, the read.
         self.last_read_trips = result.round_trips + 3
         self.read_at = time.time()
+        self.reads_done, self.last_read_s = number, time.perf_counter() - started
         self.state, self.error = ConnState.CONNECTED, None
         for item in self._buffer:
             self._apply(*item)

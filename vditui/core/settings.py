@@ -116,6 +116,11 @@ SETTINGS: tuple[Field[Any], ...] = fields(Settings)
 """The settings' fields, in the order they are declared."""
 
 
+SLACK = 5.0
+"""Seconds granted beyond the timeouts before a one-shot wait gives up on a host (thread start,
+a busy loop): a host that is merely slow must not be judged unreachable."""
+
+
 def values(settings: Settings) -> dict[str, Any]:
     """The settings of ``settings`` (a `Settings` or any subclass) by name, to build another
     subclass from: ``EngineSettings(url=..., **values(profile))``."""
@@ -148,6 +153,18 @@ class EngineSettings(Settings):
     def session_settings(self) -> SessionSettings:
         """What a host session needs; subclasses may adjust it (tests slow the backoff)."""
         return SessionSettings(**values(self))
+
+    @property
+    def settle_timeout(self) -> float:
+        """Seconds a one-shot command waits for every host to be read or to fail once: a
+        connect and a call, plus :data:`SLACK`."""
+        return self.connect_timeout + self.call_timeout + SLACK
+
+    @property
+    def reread_timeout(self) -> float:
+        """Seconds a re-read of connected hosts may take before they count as unread: a call,
+        plus :data:`SLACK`."""
+        return self.call_timeout + SLACK
 
 
 @dataclass(frozen=True, kw_only=True)

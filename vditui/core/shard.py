@@ -20,12 +20,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from vditui.core.models import VdiHost, VdiInventory, VdiVm
+from vditui.core.models import DesktopPool, PlatformAlarm, VdiHost, VdiInventory, VdiUser, VdiVm
+from vditui.core.vdi_parse import attach_users, merge_vms
 
-if TYPE_CHECKING:
-    from vditui.core.vdi import VdiClient
+
+class InventorySource(Protocol):
+    """What :func:`read_inventory` asks of the platform's client (``VdiClient``)."""
+
+    requests: int
+
+    async def inventory(self, on_hosts: Callable[[list[VdiHost]], None] | None = None
+                        ) -> VdiInventory: ...
+
+    async def hosts(self) -> list[VdiHost]: ...
+
+    async def vms(self, host_id: str | None = None,
+                  pool_id: str | None = None) -> list[VdiVm]: ...
+
+    async def pools(self) -> list[DesktopPool]: ...
+
+    async def extras(self) -> tuple[list[VdiVm], list[VdiVm], list[VdiUser],
+                                    list[PlatformAlarm]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +69,7 @@ class Shard:
         return "; ".join(parts) or "every host"
 
 
-async def read_inventory(client: VdiClient, shard: Shard,
+async def read_inventory(client: InventorySource, shard: Shard,
                          on_hosts: Callable[[list[VdiHost]], None] | None = None
                          ) -> VdiInventory:
     """The platform's inventory, or only ``shard``'s share of it (see the module's doc)."""
@@ -70,15 +87,24 @@ async def read_inventory(client: VdiClient, shard: Shard,
     else:
         queries = [client.vms(h.id) for h in hosts]
     # Every query ends (the client's page limit paces them); then the first failure is raised.
-    lists: list[Any] = await asyncio.gather(client.pools(), *queries, return_exceptions=True)
+    lists: list[Any] = await asyncio.gather(client.pools(), client.extras(), *queries,
+                                            return_exceptions=True)
     failed = next((r for r in lists if isinstance(r, BaseException)), None)
     if failed is not None:
         raise failed
-    pools, per_query = lists[0], lists[1:]
+    pools, (templates, recycled, users, alarms), per_query = lists[0], lists[1], lists[2:]
     seen: dict[str, VdiVm] = {}
     for vms in per_query:
         for v in vms:
             if v.host_id in ids:
                 seen.setdefault(v.id, v)
-    return VdiInventory(hosts=tuple(hosts), vms=tuple(seen.values()), pools=tuple(pools),
-                        fetched_at=time.time(), requests=client.requests - before)
+    # Templates and the recycle bin by the host they are on, alarms by the host they name: the
+    # shards' totals add up to one process's over the whole site.
+    ips = {h.ip for h in hosts}
+    vms = attach_users(merge_vms(list(seen.values()),
+                                 [t for t in templates if t.host_id in ids],
+                                 [r for r in recycled if r.host_id in ids]), users)
+    return VdiInventory(hosts=tuple(hosts), vms=tuple(vms), pools=tuple(pools),
+                        fetched_at=time.time(), requests=client.requests - before,
+                        users=tuple(users),
+                        alarms=tuple(a for a in alarms if a.host_ip in ips))

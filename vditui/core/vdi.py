@@ -177,18 +177,26 @@ class VdiClient:
             return found
 
         # Lists of different item types: a list[T] of them can only say list[object].
-        lists: list[Any] = await _gather([
-            hosts_first(), self.vms(), self.pools(),
-            self._optional(MODEL_PATH, parse_template, "templates"),
-            self._optional(RECYCLE_PATH, parse_recycled, "recycle bin"),
-            self._optional(USER_PATH, parse_user, "users"),
-            self._optional(ALARM_PATH, parse_alarm, "alarms")])
-        hosts, vms, pools, templates, recycled, users, alarms = lists
+        lists: list[Any] = await _gather([hosts_first(), self.vms(), self.pools(), self.extras()])
+        hosts, vms, pools, (templates, recycled, users, alarms) = lists
         vms = attach_users(merge_vms(vms, templates, recycled), users)
         return VdiInventory(hosts=tuple(hosts), vms=tuple(vms),
                             pools=tuple(pools), fetched_at=time.time(),
                             requests=self.requests - before, users=tuple(users),
                             alarms=tuple(alarms))
+
+    async def extras(self) -> tuple[list[VdiVm], list[VdiVm], list[VdiUser],
+                                    list[PlatformAlarm]]:
+        """What the comparison is better with beyond hosts, VMs and pools, each optional (a
+        platform that refuses one gets one warning): the templates, the recycle bin, the users
+        and the live alarms."""
+        lists: list[Any] = await _gather([
+            self._optional(MODEL_PATH, parse_template, "templates"),
+            self._optional(RECYCLE_PATH, parse_recycled, "recycle bin"),
+            self._optional(USER_PATH, parse_user, "users"),
+            self._optional(ALARM_PATH, parse_alarm, "alarms")])
+        templates, recycled, users, alarms = lists
+        return templates, recycled, users, alarms
 
     async def event(self, event_id: str) -> TaskEvent:
         """One platform task (GET /ocloud/v1/event/{id}): failed, and the platform's reason."""
@@ -442,6 +450,11 @@ class VdiClient:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
         return text
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this client's password and tokens (current and past) replaced by
+        ``***``: for anything written from what the platform said (the audit trail)."""
+        return self._scrub(text)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -78,6 +78,8 @@ class _DaemonPool(Executor):
 
 _EXEC = _DaemonPool(max_workers=256, thread_name_prefix="libvirt-call")
 _INFO_EXEC = _DaemonPool(max_workers=512, thread_name_prefix="libvirt-info")
+#: The pool every libvirt call runs on (public for the session's opens, which it bounds itself).
+EXECUTOR: Executor = _EXEC
 _runtime_lock = threading.Lock()
 _runtime_ready = False
 
@@ -361,6 +363,11 @@ class Subscription:
     def _deregister(self) -> None:
         if self._cb_id is not None:
             self.conn.domainEventDeregisterAny(self._cb_id)
+
+
+def submit(fn: Callable[[], object]) -> None:
+    """Run ``fn`` on the libvirt pool and never wait for it (a close that may block)."""
+    _EXEC.submit(fn)
 
 
 def close_quietly(conn: Any) -> None:

@@ -65,9 +65,7 @@ def run_console(lab: Lab, line: str, out: TextIO) -> bool:
                 raise LabError(f"VM {args[0]!r} is not on any host's libvirt in this scenario")
             print(f"{args[0]}: {lab.act(vm.virt.host, vm.uuid, args[1])}", file=out)
         elif cmd == "chaos" and args == ["off"]:
-            if lab._chaos is not None:
-                lab._chaos.stop()
-                lab._chaos = None
+            lab.stop_chaos()
         elif cmd == "chaos" and args:
             lab.chaos(float(args[0]), float(args[1]) if len(args) > 1 else None)
         elif cmd == "vdi-fault" and len(args) == 1:

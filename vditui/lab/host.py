@@ -80,7 +80,8 @@ class LabHost:
             return self.uri
         return self.tls_uri if "tls" in self.transports else self.ssh_uri
 
-    def _need_pki(self) -> LabPki:
+    def need_pki(self) -> LabPki:
+        """The host's PKI; LabError naming the host when it is not served over TLS."""
         if self.pki is None:
             raise LabError(f"host {self.name!r} is not served over tls (it serves: "
                            f"{', '.join(self.transports)}){self._why_not()}")
@@ -93,12 +94,12 @@ class LabHost:
     def tls_uri(self) -> str:
         """``driver+tls://IP/path?pkipath=DIR``, DIR holding the lab's CA and a client
         certificate the host accepts."""
-        return self.tls_uri_with(self._need_pki().client_dir)
+        return self.tls_uri_with(self.need_pki().client_dir)
 
     def tls_uri_with(self, pkipath: str | Path | None) -> str:
         """The TLS URI with another pkipath: a :meth:`LabPki.variant` name, a directory, or
         None for none at all (libvirt then looks in /etc/pki)."""
-        pki = self._need_pki()
+        pki = self.need_pki()
         if isinstance(pkipath, str) and "/" not in pkipath:
             pkipath = pki.variant(pkipath)
         query = f"pkipath={quote(str(pkipath), safe='/')}" if pkipath is not None else ""

@@ -265,7 +265,7 @@ class Lab(HostSetup, VmOps, PlatformFront):
         """A TLS URI with the working pkipath that names the host ``localhost`` (through a
         proxy on 127.0.0.1): its certificate names only its IP, so the client refuses it."""
         h = self.host(host)
-        h._need_pki()
+        h.need_pki()
         assert h.daemon.tls_port is not None
         port = free_port("127.0.0.1")
         self.hub.add(("127.0.0.1", port), (h.ip, h.daemon.tls_port), name=f"{h.name}-byname")

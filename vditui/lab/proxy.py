@@ -55,6 +55,13 @@ class FaultProxy:
     def __repr__(self) -> str:
         return f"<FaultProxy {self.name} {self.listen}->{self.target} {self._mode}>"
 
+    def track(self, conn: _Conn, live: bool) -> None:
+        """Count ``conn`` among this proxy's live connections (``live``), or no longer."""
+        if live:
+            self._conns.add(conn)
+        else:
+            self._conns.discard(conn)
+
     @property
     def mode(self) -> str:
         """The current mode: "pass", "refuse" or "hang"."""

@@ -32,7 +32,8 @@ class _Proxy(Protocol):
     name: str
     target: tuple[str, int]
     accepted: int
-    _conns: set[_Conn]
+
+    def track(self, conn: _Conn, live: bool) -> None: ...
 
     @property
     def mode(self) -> str: ...
@@ -181,7 +182,7 @@ class _Conn:
                 side.transport.abort()
             side.update_reading()
             return
-        self.proxy._conns.add(self)
+        self.proxy.track(self, True)
         self.proxy.accepted += 1
         if self.proxy.mode == "refuse":  # accepted just before the listener closed
             self.abort()
@@ -229,7 +230,7 @@ class _Conn:
             else:
                 pipe.push(_EOF)
         if self.client.lost and self.upstream.lost:
-            self.proxy._conns.discard(self)
+            self.proxy.track(self, False)
 
     def close(self) -> None:
         """Close both sockets after their pending writes (FIN)."""

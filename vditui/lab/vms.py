@@ -103,6 +103,12 @@ class VmOps:
         assert self.vdi is not None
         self.vdi.set_vm_status(vm_uuid, VDI_STATUS_FOR.get(state, 5))
 
+    def stop_chaos(self) -> None:
+        """Stop the chaos started by :meth:`chaos`, if any."""
+        if self._chaos is not None:
+            self._chaos.stop()
+            self._chaos = None
+
     def chaos(self, rate: float = 1.0, lag: float | None = None, seed: int | None = None) -> Chaos:
         """Start changing VM states at ``rate`` per second; the platform follows after ``lag``
         seconds (the scenario's lag by default), or never when ``lag`` is negative."""

@@ -28,6 +28,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import Worker, WorkerState
 
+from vditui.core import present
 from vditui.core import selection as drifts_now
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
@@ -205,7 +206,7 @@ class VdiApp(App[int]):
     def note(self, line: Text) -> None:
         """Write ``line``, stamped with the time, to the event log (if it is on screen)."""
         if self.is_running and self.event_log.is_attached:
-            stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+            stamp = present.log_stamp(self.clock())
             self.event_log.note(Text.assemble(f"{stamp} ", line))
 
     def on_snapshot(self, message: Snapshot) -> None:

@@ -48,8 +48,7 @@ class Noting:
         if s is None or s.history_path is None:
             self.app.notify("no history is kept in this session", severity="warning")
             return
-        names = {h.host.id: h.host.name for h in snap.comparison.hosts} if (
-            snap is not None) else {}
+        names = snap.comparison.host_names() if snap is not None else {}
         host = names.get(row.virt_host_id or row.host_id, "")
         self.app.push_screen(TimelineScreen(s.history_path, s.url, row.name, host, self.clock))
 
@@ -62,7 +61,7 @@ class Noting:
             self.app.notify("select a VM with a drift that is not acknowledged yet",
                             severity="warning")
             return
-        names = {h.host.id: h.host.name for h in snap.comparison.hosts}
+        names = snap.comparison.host_names()
 
         def then(answer: tuple[str, date | None] | None) -> None:
             if answer is not None:

@@ -93,7 +93,7 @@ class DiffPanel(Static):
         if snap is None or not self.is_attached:
             return
         cmp = snap.comparison
-        names = {h.host.id: h.host.name for h in cmp.hosts}
+        names = cmp.host_names()
         key = self._selection.vm_key
         if self._rows is None and key is not None:
             self._rows = {r.key: r for r in cmp.vms}

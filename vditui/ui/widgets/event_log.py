@@ -48,7 +48,7 @@ class EventLog(RichLog):
         return self._pacer.pending
 
     def on_engine_events(self, message: EngineEvents) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        stamp = present.log_stamp(self.clock())
         lines = self._queued
         for e in message.events:
             line = _line(e, stamp)
@@ -101,8 +101,9 @@ def _line(e: EngineEvent, stamp: str) -> Text | list[Text] | None:
             d, st = ch.drift, ch.status.value
             return Text(f"{stamp} drift {st}: {d.subject}: {d.message}", style=_DRIFT_STYLE[st])
         case AckExpired(rule=rule):
-            return Text(f"{stamp} acknowledgement expired on {rule.expires}: {rule.describe()} "
-                        f"({rule.reason}): its drifts count again", style="bold yellow")
+            return Text(f"{stamp} "
+                        + present.ack_expired_sentence(rule.expires, rule.describe(), rule.reason),
+                        style="bold yellow")
         case HostChanged(host=host):
             return Text(f"{stamp} {host.describe()}", style="cyan")
         case ActionUpdate(action=action, force=force, target=target, phase=phase, message=msg):

@@ -470,5 +470,5 @@ class VmTable(DataTable[Text | str]):
 
 def host_maps(cmp: Comparison) -> tuple[dict[str, str], dict[str, str]]:
     """Host id -> name, and host id -> pool id."""
-    return ({h.host.id: h.host.name for h in cmp.hosts},
+    return (cmp.host_names(),
             {h.host.id: h.host.pool_id for h in cmp.hosts})
