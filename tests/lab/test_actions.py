@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -282,10 +284,70 @@ async def test_a_platform_that_acts_then_drops_the_connection(
     assert w.posts() == {BATCH[Action.START]: 1}
     assert phases(w, key) == [ActionPhase.SENT, ActionPhase.FAILED, ActionPhase.RESOLVED]
     phase, message = result.outcomes[key]
-    assert phase is ActionPhase.RESOLVED and "answer was lost" in message
+    assert phase is ActionPhase.RESOLVED and message.startswith("class-a-04: no answer from the "
+                                                                "platform (")
+    assert "; not re-sent; follow-up: resolved " in message
+    assert message.endswith(" s after start (platform says running, libvirt running)")
     assert result.exit_code == 2  # the platform could not be heard, even though it acted
     assert lab.vdi.wait_actions(10)
     assert [o.vm_name for o in lab.vdi.actions.outcomes] == ["class-a-04"]  # acted once
+
+
+async def test_a_platform_that_acts_then_answers_http_401_is_not_resent(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab) -> None:
+    # A gateway's 401 after the platform acted: not a refused token (that is in the body).
+    w = await watched()
+    assert lab.vdi is not None
+    lab.vdi.set_action_fault("unauthorized_after_act")
+    (key,) = w.keys("class-a-04")
+    result = await w.act(Action.START, "class-a-04")
+    assert w.posts() == {BATCH[Action.START]: 1}
+    assert lab.vdi.requests["POST /ocloud/v1/login"] == 0  # no new login to send it again
+    failed = [u.message for u in w.updates(key) if u.phase is ActionPhase.FAILED]
+    assert failed == ["class-a-04: the platform answered HTTP 401 Unauthorized after the request "
+                      "was sent; not re-sent, following it to see whether it acted"]
+    phase, message = result.outcomes[key]
+    assert phase is ActionPhase.RESOLVED, message
+    assert message.startswith("class-a-04: the platform answered HTTP 401 Unauthorized after the "
+                              "request was sent; not re-sent; follow-up: resolved ")
+    assert message.endswith("after start (platform says running, libvirt running)")
+    assert result.exit_code == 2  # the platform's answer said nothing that can be trusted
+    assert lab.vdi.wait_actions(10)
+    assert [o.vm_name for o in lab.vdi.actions.outcomes] == ["class-a-04"]  # acted once
+
+
+async def test_a_full_disk_under_the_audit_trail_sends_nothing(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab, tmp_path: Path) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        trail = mnt / "audit.jsonl"
+        # An earlier line ending 100 bytes short of a page, and no other page free: the next
+        # request line (~500 bytes) can only be written short.
+        before = b'{"event":"outcome","pad":"' + b"x" * (3996 - 29) + b'"}\n'
+        trail.write_bytes(before)
+        trail.chmod(0o600)
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) == 4096:
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        w = await watched(audit_path=trail)
+        with pytest.raises(ActionError, match=r"cannot write the audit trail .*No space left "
+                                              r"on device; the part written was removed; "
+                                              r"nothing was sent"):
+            await w.act(Action.START, "class-a-04")
+        assert w.posts() == {}
+        assert trail.read_bytes() == before
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 async def test_a_token_refused_before_acting_is_sent_once_more(

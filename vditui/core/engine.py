@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 from vditui.core.acks import AckBook, AckRule
 from vditui.core.act import Actor
-from vditui.core.actions import Action, ActionPlan, ActionResult
+from vditui.core.actions import Action, ActionError, ActionPlan, ActionResult
 from vditui.core.drift import DriftTracker
 from vditui.core.events import (
     AckExpired,
@@ -344,9 +344,11 @@ class Engine:
         """What ``action`` would send for these rows, from the last snapshot (no I/O)."""
         return self._actor.plan(action, keys, force)
 
-    async def act(self, plan: ActionPlan) -> ActionResult:
-        """Send ``plan`` (re-checked on fresh reads) once and follow each VM to agreement."""
-        return await self._actor.act(plan)
+    async def act(self, plan: ActionPlan, *, wait: bool = False,
+                  on_wait: Callable[[ActionError], None] | None = None) -> ActionResult:
+        """Send ``plan`` (re-checked on fresh reads) once and follow each VM to agreement;
+        another action on the platform refuses it, or with ``wait`` holds it back."""
+        return await self._actor.act(plan, wait=wait, on_wait=on_wait)
 
     # ------------------------------------------------------------------ reconcile
     def _snapshot(self) -> tuple[int, dict[str, HostView], dict[str, HostLink]]:

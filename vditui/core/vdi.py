@@ -23,6 +23,9 @@ import httpx
 from vditui.core.models import DesktopPool, VdiHost, VdiInventory, VdiVm
 from vditui.core.settings import DEFAULTS
 from vditui.core.vdi_errors import (
+    VdiAmbiguousAnswer as VdiAmbiguousAnswer,
+)
+from vditui.core.vdi_errors import (
     VdiAuthError as VdiAuthError,
 )
 from vditui.core.vdi_errors import (
@@ -46,6 +49,7 @@ from vditui.core.vdi_errors import (
 from vditui.core.vdi_errors import (
     VdiUnreachable as VdiUnreachable,
 )
+from vditui.core.vdi_errors import is_token_refusal
 from vditui.core.vdi_parse import (
     ShapeProblem,
     as_int,
@@ -65,16 +69,14 @@ LOGIN_PATH, HOST_PATH = "/ocloud/v1/login", "/ocloud/v1/host"
 DOMAIN_PATH, POOL_PATH = "/ocloud/v1/domain", "/ocloud/v1/desk-pool"
 MAX_PAGES = 10_000
 MAX_WARNINGS = 100  # a long-running UI refreshes forever; keep only the recent ones
-# The spec names no "token expired" code, so the message decides (see shared/vendor/README.md).
-_EXPIRY_WORDS = ("token", "登录", "login", "expired", "过期")
 
 
 class VdiClient:
     """The platform's view of hosts, VMs and desktop pools. Use as ``async with VdiClient(...)``.
 
-    Logs in lazily on the first request and again, once, when the platform says the token has
-    expired. ``requests`` counts HTTP requests made; ``warnings`` keeps recent data-quality
-    warnings (e.g. a page total that does not match the items returned).
+    Logs in lazily on the first request and again, once, when the platform refuses the token.
+    ``requests`` counts HTTP requests made; ``warnings`` keeps recent data-quality warnings
+    (e.g. a page total that does not match the items returned).
     """
 
     def __init__(self, base_url: str, username: str, password: str, *,
@@ -219,13 +221,17 @@ class VdiClient:
     # ----------------------------------------------------------------------- requests
 
     async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """GET with the token; on expiry log in again once and retry. Returns the wrapper."""
-        return await self._call("GET", path, params, None, _EXPIRY_WORDS)
+        """GET with the token; on a refused token log in again once and retry. Returns the
+        wrapper."""
+        return await self._call("GET", path, params, None, acts=False)
 
     async def _call(self, method: str, path: str, params: dict[str, Any] | None,
-                    body: dict[str, Any] | None, expiry_words: tuple[str, ...]) -> dict[str, Any]:
+                    body: dict[str, Any] | None, *, acts: bool) -> dict[str, Any]:
         """A request with the token, sent again (once, after logging in) only when the answer
-        refused the token: HTTP 401, or a status whose message holds an ``expiry_words``."""
+        refused the token: the platform's own refusal in the body (:func:`is_token_refusal`),
+        or for a request that does not act (``acts`` False) an HTTP 401 too. A request that
+        acts is never re-sent on an HTTP 401: a gateway in front of the platform may answer so
+        after the platform acted (:class:`VdiAmbiguousAnswer`)."""
         where = f"{method} {path}"
         for attempt in (1, 2):
             if self._token is None:
@@ -234,12 +240,15 @@ class VdiClient:
             resp = await self._send(method, path, params, body, token)
             if resp.status_code == 401:
                 status, msg = 401, f"HTTP 401 {resp.reason_phrase}".strip()
+                if acts:
+                    said = f"the platform answered {msg} after the request was sent"
+                    raise self._fail(VdiAmbiguousAnswer, where, said, detail=said)
             else:
                 doc = await self._decode(resp, where)
                 if doc["status"] == 0:
                     return doc
                 status, msg = doc["status"], doc["msg"]
-                if not any(w in msg.casefold() for w in expiry_words):
+                if not is_token_refusal(status, msg):
                     raise self._fail(VdiStatusError, where, f"platform error {status}: "
                                      f"{msg or '(no message)'}", status=status, msg=msg)
             if attempt == 2:

@@ -72,3 +72,38 @@ def platform_message(exc: VdiError) -> str:
                     f"({bare.group(1)}: {cur.strerror})")
         cur = cur.__cause__ or cur.__context__
     return f"{text[:bare.start()]}: the platform dropped the connection ({bare.group(1)})"
+
+
+class VdiAmbiguousAnswer(VdiError):
+    """An action request was sent and the answer does not say whether the platform acted (an
+    HTTP-level 401 from a gateway in front of it, say): never re-sent, followed up instead.
+    ``detail`` is what came back, without the URL."""
+
+    def __init__(self, url: str, message: str, detail: str) -> None:
+        super().__init__(url, message)
+        self.detail = detail
+
+
+# The platform's own refusal of a token, in the body of an answer (the vendor's spec names no
+# code, so the message decides: see shared/vendor/README.md). Narrow on purpose: the message
+# must name the token *and* say it is expired, invalid, missing or unknown. A licence message
+# ("许可证已过期", "licence expired, please log in to renew") is not one.
+_TOKEN = re.compile(r"(?<![a-z])token(?![a-z])|令牌", re.I)
+_REFUSED = re.compile(r"expired|invalid|missing|empty|unknown|not valid|过期|失效|无效|为空|不存在"
+                      r"|非法", re.I)
+
+
+def is_token_refusal(status: int | None, msg: str) -> bool:
+    """Whether a wrapper with this non-zero ``status`` and ``msg`` is the platform refusing the
+    request's token, before doing anything (so the request may be sent once more after a new
+    login)."""
+    return status not in (None, 0) and bool(_TOKEN.search(msg)) and bool(_REFUSED.search(msg))
+
+
+def after_sending(exc: VdiError) -> str:
+    """What came back for an action request that may or may not have acted, as the outcome
+    says it: ``the platform answered HTTP 401 … after the request was sent`` or ``no answer
+    from the platform (…)``."""
+    if isinstance(exc, VdiAmbiguousAnswer):
+        return exc.detail
+    return f"no answer from the platform ({platform_message(exc)})"

@@ -7,7 +7,9 @@ must handle (:meth:`vditui.lab.vdi_server.VdiServer.set_action_fault`):
 * ``hang`` (``seconds=``, ``act=``): never answered until cleared or ``seconds`` pass; then
   the connection is dropped with nothing done, or with ``act=True`` the request is processed
   (the platform acts and answers, perhaps to a client that has given up);
-* ``drop_after_act``: the platform accepts and acts, then drops the connection unanswered.
+* ``drop_after_act``: the platform accepts and acts, then drops the connection unanswered;
+* ``unauthorized_after_act``: the platform acts, then the answer is an HTTP 401 (as a gateway
+  or proxy in front of a platform may give; a client must not take it for a refused token).
 
 Every kind takes ``actions=`` (which of :data:`ACTIONS` it hits, all by default) and
 ``times=N`` (it clears itself after N requests).
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field
 from vditui.lab.vdi_data import E_INTERNAL, ApiError
 
 ACTIONS = ("start", "close", "reboot", "sync", "host_sync")
-ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act")
+ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act", "unauthorized_after_act")
 E_ACTION = 2001  # a platform-side refusal of one VM (mimics a real platform; the spec has none)
 MSG_REFUSED = "虚机状态异常，操作失败 (the platform refused to act on this VM)"
 MSG_INTERNAL = "系统内部错误 (internal error)"
+MSG_GATEWAY_401 = "Unauthorized (gateway)"
 
 
 class DropConnection(Exception):
@@ -116,3 +119,5 @@ class ActionFaults:
         """Strike with a fault that hits once the platform has acted."""
         if f is not None and f.kind == "drop_after_act":
             raise DropConnection
+        if f is not None and f.kind == "unauthorized_after_act":
+            raise ApiError(401, MSG_GATEWAY_401, http=401)
