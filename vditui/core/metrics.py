@@ -140,9 +140,13 @@ class MetricsState:
             ("host", "transport"),
             (((lk.name, transport(lk.view.uri)), float(lk.state is ConnState.CONNECTED))
              for lk in sorted(links.values(), key=lambda lk: lk.name))))
+        # A refresh still running past its time (a platform dripping its answer) is no success:
+        # 0 once the last good read is older than ``stale_after``, as /healthz says.
+        up = ok_at is not None and not down and mono - ok_at <= self._stale_after
         out.append(_family("platform_up", "gauge",
-                           "1 when the last read of the platform's API succeeded, else 0", (),
-                           [((), float(ok_at is not None and not down))]))
+                           "1 when the last read of the platform's API succeeded and is recent "
+                           "(within 2 refresh intervals and the call timeout), else 0", (),
+                           [((), float(up))]))
         out.append(_family(
             "platform_refresh_age_seconds", "gauge",
             "Seconds since the platform's API was last read successfully (absent before)", (),

@@ -47,6 +47,9 @@ from vditui.core.vdi_errors import (
     VdiTlsError as VdiTlsError,
 )
 from vditui.core.vdi_errors import (
+    VdiTooLarge as VdiTooLarge,
+)
+from vditui.core.vdi_errors import (
     VdiUnreachable as VdiUnreachable,
 )
 from vditui.core.vdi_errors import is_token_refusal
@@ -68,6 +71,13 @@ R = TypeVar("R", VdiHost, VdiVm, DesktopPool)
 LOGIN_PATH, HOST_PATH = "/ocloud/v1/login", "/ocloud/v1/host"
 DOMAIN_PATH, POOL_PATH = "/ocloud/v1/domain", "/ocloud/v1/desk-pool"
 MAX_PAGES = 10_000
+"""Past this many pages a list is absurd, whatever its total says: refused."""
+MAX_ANSWER = 64 << 20
+"""Bytes: an answer larger than this is refused (read as it streams in, never held whole)."""
+FIRST_WINDOW = 16
+"""Pages fetched at once after page 1 when no earlier total of the list is known; the window
+doubles while every page comes back with items, so a ``total`` that lies costs a few GETs
+past the real end, not one per page it claims."""
 MAX_WARNINGS = 100  # a long-running UI refreshes forever; keep only the recent ones
 
 
@@ -101,6 +111,10 @@ class VdiClient:
             raise VdiError(self.base_url, f"{self.base_url!r} is not an http(s):// URL")
         self.username = username
         self.connect_timeout, self.timeout = connect_timeout, timeout
+        # httpx's timeouts are per read: a platform dripping a byte at a time would never
+        # trip them. This bounds each request whole, from connecting to its answer's last byte.
+        self.deadline = connect_timeout + timeout
+        self._last_counts: dict[tuple[str, str], int] = {}  # (path, params) -> items last time
         self.page_size = max(1, page_size)
         self.requests = 0
         self.warnings: list[str] = []
@@ -260,14 +274,49 @@ class VdiClient:
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None,
                     body: dict[str, Any] | None, token: str | None) -> httpx.Response:
+        """One request, bounded as a whole by :attr:`deadline` and its answer by
+        :data:`MAX_ANSWER`; the answer comes back read."""
         self.requests += 1
+        where = f"{method} {path}"
         try:
-            resp = await self._http.request(method, path, params=params, json=body,
-                                            headers={"Token": token} if token else {})
+            async with asyncio.timeout(self.deadline):
+                req = self._http.build_request(method, path, params=params, json=body,
+                                               headers={"Token": token} if token else {})
+                resp = await self._http.send(req, stream=True)
+                try:
+                    content = await self._read_capped(resp, where)
+                finally:
+                    await resp.aclose()
+        except TimeoutError:
+            raise VdiUnreachable(self.base_url, f"{self.base_url} {where}: no whole answer "
+                                 f"within {self.deadline:g} s (connect and answer)") from None
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, f"{method} {path}") from exc
+            raise self._transport_error(exc, where) from exc
         log.debug("%s %s %s -> HTTP %s", method, path, params or "", resp.status_code)
-        return resp
+        # Read already (decoded): the headers that describe the wire form no longer apply.
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in
+                   ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(resp.status_code, headers=headers, content=content, request=req,
+                              extensions={k: v for k, v in resp.extensions.items()
+                                          if k == "reason_phrase"})
+
+    async def _read_capped(self, resp: httpx.Response, where: str) -> bytes:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER:
+            raise self._too_large(where, f"it says {int(declared):,} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise self._too_large(where, "more came")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, where: str, detail: str) -> VdiTooLarge:
+        return VdiTooLarge(self.base_url, f"{self.base_url} {where}: answer larger than "
+                           f"{MAX_ANSWER >> 20} MiB ({detail}): refused; is this the "
+                           "platform's API, and page_size sensible?")
 
     def _transport_error(self, exc: httpx.HTTPError, where: str) -> VdiError:
         url, chain = self.base_url, _chain(exc)
@@ -356,6 +405,7 @@ class VdiClient:
                                                   f"(limit {MAX_PAGES})"))
             raise self._shape(where, problem)
         rows: list[tuple[int, list[Any]]] = [(1, items)]
+        key = (path, repr(sorted(params.items())))
         if not count:  # neither total nor pages: walk on until a short or empty page
             while items and len(items) >= size and len(rows) < MAX_PAGES:
                 prev, items = items, (await fetch(len(rows) + 1))[0]
@@ -365,8 +415,8 @@ class VdiClient:
                 rows.append((len(rows) + 1, items))
             count = len(rows)
         elif count > 1:
-            rows += await _gather([bounded(n) for n in range(2, count + 1)])
-
+            rows += await self._pages_until_empty(bounded, count, size, key)
+            count = len(rows)  # the pages read: past an empty one, a claimed total is not met
         def build() -> tuple[dict[str, R], int]:
             out: dict[str, R] = {}
             seen = 0
@@ -383,11 +433,34 @@ class VdiClient:
 
         # Thousands of items: build the models off the event loop (see _decode).
         out, seen = await asyncio.to_thread(build) if len(rows) > 2 else build()
+        self._last_counts[key] = len(out)
         if total is not None and len(out) != total:
             dupes = f" ({seen - len(out)} duplicates dropped)" if seen != len(out) else ""
             self._warn(f"{self.base_url}: platform reported total={total} but returned "
                        f"{len(out)} {what} over {count} page{'s' if count != 1 else ''}{dupes}")
         return list(out.values())
+
+    async def _pages_until_empty(
+            self, bounded: Callable[[int], Coroutine[Any, Any, tuple[int, list[Any]]]],
+            count: int, size: int, key: tuple[str, str]) -> list[tuple[int, list[Any]]]:
+        """Pages 2..``count`` in windows: the first as large as the list was last time (plus
+        half again), or :data:`FIRST_WINDOW`; each next one twice as large, until a window
+        holds an empty page (the real end: a ``total`` may lie) or ``count`` is reached."""
+        last = self._last_counts.get(key)
+        window = max(FIRST_WINDOW, -(-last * 3 // (2 * size))) if last else FIRST_WINDOW
+        rows: list[tuple[int, list[Any]]] = []
+        done = 1
+        while done < count:
+            upto = min(count, done + window)
+            got = await _gather([bounded(n) for n in range(done + 1, upto + 1)])
+            done = upto
+            empty = [n for n, page in got if not page]
+            if empty:
+                rows += [(n, page) for n, page in got if n < min(empty)]
+                break
+            rows += got
+            window *= 2
+        return rows
 
     # ----------------------------------------------------------------------- helpers
 

@@ -51,6 +51,10 @@ class VdiAuthError(VdiStatusError):
     """Login refused, or the token was still rejected right after logging in again."""
 
 
+class VdiTooLarge(VdiError):
+    """The answer is larger than the client takes (``vditui.core.vdi.MAX_ANSWER``)."""
+
+
 class VdiShapeError(VdiError):
     """The answer is JSON but not shaped as the spec says; the message names the field path."""
 
