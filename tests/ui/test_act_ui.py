@@ -301,11 +301,12 @@ async def test_one_action_at_a_time_and_a_hanging_platform_is_asked_once(
 
 async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
         lab, make_app, settle, wait_for, ui, tmp_path):
-    """The audit trail cannot be written (its directory is a file): the engine refuses the
-    action before sending; the progress screen, a notification and the log say why."""
-    (tmp_path / "not-a-dir").write_text("")
+    """The audit trail cannot be written (it is a directory; its own directory, where the
+    action lock lives, is fine): the engine refuses the action before sending; the progress
+    screen, a notification and the log say why."""
+    (tmp_path / "audit.jsonl").mkdir()
     lab.vdi.action_delay = DELAY
-    app = make_app(lab, audit_path=tmp_path / "not-a-dir" / "audit.jsonl")
+    app = make_app(lab, audit_path=tmp_path / "audit.jsonl")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         key = (await mark(app, pilot, ui, "office-11"))[0]

@@ -60,6 +60,8 @@ def lock_path(directory: Path, url: str, user: str) -> Path:
 
 
 def _open(path: Path) -> int:
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # O_NONBLOCK: a FIFO planted in its place must not hold the open.
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
