@@ -6,6 +6,7 @@ secret), and 210 VMs sent as one batch request."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -314,6 +315,36 @@ async def test_a_platform_that_acts_then_answers_http_401_is_not_resent(
     assert result.exit_code == 2  # the platform's answer said nothing that can be trusted
     assert lab.vdi.wait_actions(10)
     assert [o.vm_name for o in lab.vdi.actions.outcomes] == ["class-a-04"]  # acted once
+
+
+async def test_cancelled_while_following_an_unanswered_request_the_outcome_says_so(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab, tmp_path: Path) -> None:
+    w = await watched(call_timeout=1.0, action_timeout=30.0)
+    assert lab.vdi is not None
+    lab.vdi.set_action_fault("hang", seconds=30.0)  # no answer; dropped when released
+    (key,) = w.keys("class-a-04")
+    plan = w.engine.plan(Action.START, [key])
+    lab.vdi.reset_counters()
+    task = asyncio.create_task(w.engine.act(plan))
+    try:
+        for _ in range(200):
+            if ActionPhase.FAILED in phases(w, key):
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()  # what Ctrl-C or SIGTERM does to `vditui act` and to the TUI's worker
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        lab.vdi.set_action_fault(None)
+    _, outcome = audit_lines(tmp_path / "audit.jsonl")
+    assert outcome["event"] == "outcome" and outcome["interrupted"] is True
+    ((name, phase, message),) = [(o["name"], o["phase"], o["message"])
+                                 for o in outcome["outcomes"]]
+    assert (name, phase) == ("class-a-04", "unresolved")
+    assert message.startswith("class-a-04: interrupted after sending; no answer from the "
+                              "platform (")
+    assert message.endswith("no answer within 1 s); not re-sent"), message
+    assert w.posts() == {BATCH[Action.START]: 1}
 
 
 async def test_a_full_disk_under_the_audit_trail_sends_nothing(

@@ -197,15 +197,19 @@ class _Run:
         return result
 
     def interrupted(self) -> None:
-        """Every VM not at a final phase yet: interrupted, with what the platform answered."""
-        for key, (phase, message) in list(self.outcomes.items()):
-            if phase in (ActionPhase.SENT, ActionPhase.ACCEPTED, ActionPhase.FAILED):
-                t = self.targets[key]
-                answered = {ActionPhase.SENT: "nothing yet",
-                            ActionPhase.ACCEPTED: "accepted"}.get(phase) or \
-                    message.removeprefix(f"{t.name}: ")
-                self.update(t, ActionPhase.UNRESOLVED, f"{t.name}: interrupted after sending; "
-                            f"platform answered: {answered}")
+        """Every VM not at a final phase yet (sent, accepted, or being followed after an
+        answer that did not say): interrupted, with what the platform answered."""
+        for key, (phase, _) in list(self.outcomes.items()):
+            t = self.targets[key]
+            if key in self.unheard and phase is ActionPhase.FAILED:
+                said = f"{self.unheard[key]}; not re-sent"
+            elif phase in (ActionPhase.SENT, ActionPhase.ACCEPTED):
+                said = "platform answered: " + ("accepted" if phase is ActionPhase.ACCEPTED
+                                                else "nothing yet")
+            else:
+                continue  # final already: refused, failed with the platform's reason, resolved
+            self.update(t, ActionPhase.UNRESOLVED, f"{t.name}: interrupted after sending; "
+                        f"{said}")
 
     def write_outcome(self, plan: ActionPlan, started: float, interrupted: bool = False) -> None:
         """The outcome line (blocking: from a thread, or on an interruption)."""
