@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import stat
-import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.full_disk import nearly_full_trail
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionResult
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import ActionUpdate, EngineEvent
@@ -349,27 +348,7 @@ async def test_cancelled_while_following_an_unanswered_request_the_outcome_says_
 
 async def test_a_full_disk_under_the_audit_trail_sends_nothing(
         watched: Callable[..., Awaitable[Watched]], lab: Lab, tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        trail = mnt / "audit.jsonl"
-        # An earlier line ending 100 bytes short of a page, and no other page free: the next
-        # request line (~500 bytes) can only be written short.
-        before = b'{"event":"outcome","pad":"' + b"x" * (3996 - 29) + b'"}\n'
-        trail.write_bytes(before)
-        trail.chmod(0o600)
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            while os.write(fd, b"\0" * 4096) == 4096:
-                pass
-        except OSError:
-            pass  # full
-        finally:
-            os.close(fd)
+    with nearly_full_trail(tmp_path / "small") as (trail, before):
         w = await watched(audit_path=trail)
         with pytest.raises(ActionError, match=r"cannot write the audit trail .*No space left "
                                               r"on device; the part written was removed; "
@@ -377,8 +356,6 @@ async def test_a_full_disk_under_the_audit_trail_sends_nothing(
             await w.act(Action.START, "class-a-04")
         assert w.posts() == {}
         assert trail.read_bytes() == before
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 async def test_a_token_refused_before_acting_is_sent_once_more(

@@ -6,7 +6,6 @@ re-sent), and the audit trail's whole-line-or-nothing append on a full disk."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.full_disk import nearly_full_trail
 from vditui.core import action_lock, audit
 from vditui.core.action_lock import ActionLock, ActionLockBusy, Holder
 from vditui.core.actions import ActionError
@@ -185,33 +185,8 @@ async def test_an_action_whose_token_the_platform_refused_is_sent_once_more() ->
 
 @pytest.fixture
 def nearly_full(tmp_path: Path) -> Iterator[tuple[Path, bytes]]:
-    """A 64 KiB tmpfs holding an audit trail whose last page has 100 bytes left, every other
-    page taken: (the trail, its content). Unmounted after; skipped where mount is not allowed."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        trail = mnt / "audit.jsonl"
-        line = json.dumps({"time": "2026-12-08T00:00:00.000Z", "event": "outcome",
-                           "pad": ""}).encode()
-        content = line[:-2] + b"x" * (4096 - 100 - len(line) - 1) + b'"}\n'
-        assert len(content) == 3996
-        trail.write_bytes(content)
-        trail.chmod(0o600)
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            while os.write(fd, b"\0" * 4096) == 4096:
-                pass
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        finally:
-            os.close(fd)
-        yield trail, content
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with nearly_full_trail(tmp_path / "small") as got:
+        yield got
 
 
 def test_a_line_the_disk_cannot_hold_is_rolled_back(nearly_full: tuple[Path, bytes]) -> None:
