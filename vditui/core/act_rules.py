@@ -87,12 +87,18 @@ def target_of(row: VmRow, host_name: str) -> ActionTarget:
                         row.host_id, host_name)
 
 
+def _drift_gone(message: str) -> bool:
+    # An action's outcome says "NAME: drift gone: ..." (the re-check's refusal); a plan's
+    # refusal says the reason alone.
+    return message.startswith(DRIFT_GONE) or f": {DRIFT_GONE}" in message
+
+
 def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]], platform_failed: bool) -> int:
     """0 every VM agrees (resolved, or refused because the drift had gone), 1 some do not,
     2 the platform refused or could not be reached."""
     if platform_failed:
         return EXIT_PLATFORM
     ok = all(phase is ActionPhase.RESOLVED
-             or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
+             or (phase is ActionPhase.REFUSED and _drift_gone(message))
              for phase, message in outcomes.values())
     return EXIT_OK if ok else EXIT_SOME
