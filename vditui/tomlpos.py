@@ -51,11 +51,12 @@ def _parse_key(s: str, i: int) -> tuple[list[str], int] | None:
         i += 1
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def _index(text: str) -> dict[tuple[str | int, ...], int]:
     """Every table header and key path of ``text`` -> the 1-based line first defining it, in
     one pass: a config of N rules asks for ~N paths, so scanning from the top for each would
-    be quadratic (1,000 rules took 93 s). Cached per text: a loader asks many times."""
+    be quadratic (1,000 rules took 93 s). Cached for the last texts: a loader asks many
+    times about one."""
     found: dict[tuple[str | int, ...], int] = {}
     table: list[str | int] = []
     arrays: dict[tuple[str | int, ...], int] = {}
