@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from vditui.core import audit
 from vditui.core.act_rules import EXIT_OK, EXIT_PLATFORM, exit_code
+from vditui.core.action_lock import ActionLockBusy
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionResult
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
@@ -156,6 +157,8 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
             with _cancelled_by_signals() as stopped_by:
                 result = await engine.act(plan, wait=getattr(args, "wait", False),
                                           on_wait=lambda busy: say(f"waiting: {busy}"))
+        except ActionLockBusy as exc:
+            return refuse(f"{exc}; wait for it, or run again with --wait")
         except ActionError as exc:
             return refuse(str(exc))
         except asyncio.CancelledError:

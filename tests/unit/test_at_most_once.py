@@ -34,11 +34,10 @@ def test_one_holder_at_a_time_and_the_second_is_told_who(tmp_path: Path) -> None
     first, second = ActionLock(tmp_path, URL, USER), ActionLock(tmp_path, URL, USER)
     assert first.try_acquire(ME)
     assert not second.try_acquire(ME)  # flock: a second open file is refused, same process too
-    busy = second.busy(wait_hint=True)
+    busy = second.busy()
     assert busy.holder == ME
     assert str(busy) == (f"another action on {URL} is running: pid {os.getpid()} on ws-1 since "
-                         "2026-12-08T01:02:03.000Z (start office-12); nothing sent; wait for "
-                         "it, or run again with --wait")
+                         "2026-12-08T01:02:03.000Z (start office-12); nothing sent")
     assert (first.path.stat().st_mode & 0o777) == 0o600
     first.release()
     assert action_lock.read_holder(first.path) is None  # emptied on release
@@ -66,7 +65,7 @@ def test_another_process_holds_it_until_it_exits(tmp_path: Path) -> None:
         assert child.stdout is not None and child.stdout.readline() == "held\n"
         mine = ActionLock(tmp_path, URL, USER)
         assert not mine.try_acquire(ME)
-        holder = mine.busy(wait_hint=False).holder
+        holder = mine.busy().holder
         assert holder is not None and holder.pid == child.pid and holder.action == "sync vm1"
     finally:
         assert child.stdin is not None

@@ -141,13 +141,12 @@ class ActionLock:
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the last descriptor releases the flock
 
-    def busy(self, wait_hint: bool) -> ActionLockBusy:
+    def busy(self) -> ActionLockBusy:
         """The refusal to give while someone else holds it."""
         holder = read_holder(self.path)
         who = holder.describe() if holder is not None else "another vditui (it has not said who)"
-        hint = "; wait for it, or run again with --wait" if wait_hint else ""
-        return ActionLockBusy(f"another action on {self.url} is running: {who}; nothing "
-                              f"sent{hint}", holder)
+        return ActionLockBusy(f"another action on {self.url} is running: {who}; nothing sent",
+                              holder)
 
 
 @contextlib.asynccontextmanager
@@ -172,7 +171,7 @@ async def held(directory: Path, url: str, user: str, holder: Holder, *, wait: bo
                               f"{exc.strerror or exc}; nothing sent") from None
         if got:
             break
-        busy = lock.busy(wait_hint=not wait)
+        busy = lock.busy()
         if not wait:
             raise busy
         if not told and on_wait is not None:
