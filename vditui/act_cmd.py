@@ -156,7 +156,7 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
         try:
             with _cancelled_by_signals() as stopped_by:
                 result = await engine.act(plan, wait=getattr(args, "wait", False),
-                                          on_wait=lambda busy: say(f"waiting: {busy}"))
+                                          on_wait=lambda busy: say(str(busy)))
         except ActionLockBusy as exc:
             return refuse(f"{exc}; wait for it, or run again with --wait")
         except ActionError as exc:

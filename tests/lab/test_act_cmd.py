@@ -221,7 +221,7 @@ def test_two_act_processes_at_once_send_once(home: Path, lab: Lab) -> None:
              for _ in range(2)]
     done = [(p, *p.communicate(timeout=80)) for p in procs]
     assert posts(lab) == {"POST /ocloud/v1/domain/{id}/sync-status": 1}
-    (waited,) = [e for _, _, e in done if "vditui act: waiting: another action on" in e]
+    (waited,) = [e for _, _, e in done if "vditui act: waiting for another action on" in e]
     # Both agree in the end: one resolved it, the other found the drift gone.
     assert [p.returncode for p, _, _ in done] == [0, 0], [e for _, _, e in done]
     assert "refused    office-11: drift gone: " in waited, waited

@@ -87,7 +87,9 @@ async def test_held_refuses_or_waits(tmp_path: Path) -> None:
     async with action_lock.held(tmp_path, URL, USER, ME, wait=True, on_wait=told.append):
         entered = True
         assert not ActionLock(tmp_path, URL, USER).try_acquire(ME)  # held by the waiter now
-    assert entered and len(told) == 1 and "pid" in str(told[0])
+    assert entered and [str(t) for t in told] == [
+        f"waiting for another action on {URL} to end: pid {os.getpid()} on ws-1 since "
+        "2026-12-08T01:02:03.000Z (start office-12)"]
     assert ActionLock(tmp_path, URL, USER).try_acquire(ME)  # and let go after the body
 
 

@@ -141,10 +141,14 @@ class ActionLock:
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the last descriptor releases the flock
 
-    def busy(self) -> ActionLockBusy:
-        """The refusal to give while someone else holds it."""
+    def busy(self, waiting: bool = False) -> ActionLockBusy:
+        """The refusal to give while someone else holds it (``waiting``: what to say while
+        waiting for it instead)."""
         holder = read_holder(self.path)
         who = holder.describe() if holder is not None else "another vditui (it has not said who)"
+        if waiting:
+            return ActionLockBusy(f"waiting for another action on {self.url} to end: {who}",
+                                  holder)
         return ActionLockBusy(f"another action on {self.url} is running: {who}; nothing sent",
                               holder)
 
@@ -171,11 +175,10 @@ async def held(directory: Path, url: str, user: str, holder: Holder, *, wait: bo
                               f"{exc.strerror or exc}; nothing sent") from None
         if got:
             break
-        busy = lock.busy()
         if not wait:
-            raise busy
+            raise lock.busy()
         if not told and on_wait is not None:
-            on_wait(busy)
+            on_wait(lock.busy(waiting=True))
             told = True
         await asyncio.sleep(WAIT_POLL)
     try:
