@@ -11,9 +11,6 @@ import asyncio
 import collections
 import hashlib
 import logging
-import re
-import socket
-import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -52,7 +49,7 @@ from vditui.core.vdi_errors import (
 from vditui.core.vdi_errors import (
     VdiUnreachable as VdiUnreachable,
 )
-from vditui.core.vdi_errors import is_token_refusal
+from vditui.core.vdi_errors import is_token_refusal, transport_error
 from vditui.core.vdi_parse import (
     ShapeProblem,
     as_int,
@@ -291,7 +288,8 @@ class VdiClient:
             raise VdiUnreachable(self.base_url, f"{self.base_url} {where}: no whole answer "
                                  f"within {self.deadline:g} s (connect and answer)") from None
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, where) from exc
+            raise transport_error(exc, self.base_url, where, self.connect_timeout,
+                                  self.timeout, self._scrub) from exc
         log.debug("%s %s %s -> HTTP %s", method, path, params or "", resp.status_code)
         # Read already (decoded): the headers that describe the wire form no longer apply.
         headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in
@@ -317,33 +315,6 @@ class VdiClient:
         return VdiTooLarge(self.base_url, f"{self.base_url} {where}: answer larger than "
                            f"{MAX_ANSWER >> 20} MiB ({detail}): refused; is this the "
                            "platform's API, and page_size sensible?")
-
-    def _transport_error(self, exc: httpx.HTTPError, where: str) -> VdiError:
-        url, chain = self.base_url, _chain(exc)
-        text = " ".join(str(e) for e in chain)
-        if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) \
-                or "CERTIFICATE_VERIFY_FAILED" in text:
-            detail = next((e.verify_message for e in chain if isinstance(
-                e, ssl.SSLCertVerificationError) and e.verify_message), "verify failed")
-            return VdiTlsError(url, self._scrub(
-                f"TLS certificate of {url} is not trusted ({detail}); if you trust this "
-                f"platform, use --insecure (verify_ssl = false)"))
-        if isinstance(exc, httpx.ConnectTimeout):
-            why = f"timed out after {self.connect_timeout:g} s"
-        elif isinstance(exc, httpx.ReadTimeout):
-            return VdiUnreachable(url, f"{url} {where}: no answer within {self.timeout:g} s")
-        elif not isinstance(exc, httpx.ConnectError):
-            detail = one_line(str(exc), 160)
-            return VdiUnreachable(url, self._scrub(
-                f"{url} {where}: {type(exc).__name__}" + (f": {detail}" if detail else "")))
-        elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
-            why = "connection refused"
-        elif any(isinstance(e, socket.gaierror) for e in chain) or re.search(
-                r"name or service|nodename|getaddrinfo|name resolution", text, re.I):
-            why = "host name not found"
-        else:
-            why = one_line(str(exc) or type(exc).__name__, 160)
-        return VdiUnreachable(url, self._scrub(f"cannot connect to {url}: {why}"))
 
     async def _decode(self, resp: httpx.Response, where: str) -> dict[str, Any]:
         """Check the HTTP status and the JSON wrapper; returns it with int ``status``, str
@@ -483,15 +454,6 @@ class VdiClient:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
         return text
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in out and len(out) < 20:
-        out.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return out
 
 
 async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

@@ -1,12 +1,20 @@
 """The platform client's failures: one class per cause an operator acts on differently.
 
 ``str()`` of each is one line naming the platform URL and the cause, secrets already scrubbed
-by the client (:mod:`vditui.core.vdi`, which re-exports them).
+by the client (:mod:`vditui.core.vdi`, which re-exports them). Also the rules that classify
+what came back: a transport failure (:func:`transport_error`), the platform's own refusal of a
+token (:func:`is_token_refusal`), and what an action's outcome says of an answer that does not
+tell whether the platform acted (:func:`after_sending`).
 """
 
 from __future__ import annotations
 
 import re
+import socket
+import ssl
+from collections.abc import Callable
+
+import httpx
 
 from vditui.core.vdi_parse import one_line
 
@@ -111,3 +119,44 @@ def after_sending(exc: VdiError) -> str:
     if isinstance(exc, VdiAmbiguousAnswer):
         return exc.detail
     return f"no answer from the platform ({platform_message(exc)})"
+
+
+def transport_error(exc: httpx.HTTPError, url: str, where: str, connect_timeout: float,
+                    timeout: float, scrub: Callable[[str], str]) -> VdiError:
+    """The :class:`VdiError` for an httpx failure of the request ``where`` to ``url``: an
+    untrusted certificate, a refused or unresolved connection, a timeout, or a transport
+    failure by name; ``scrub`` takes the client's secrets out of the text."""
+    chain = _chain(exc)
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) \
+            or "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = next((e.verify_message for e in chain if isinstance(
+            e, ssl.SSLCertVerificationError) and e.verify_message), "verify failed")
+        return VdiTlsError(url, scrub(
+            f"TLS certificate of {url} is not trusted ({detail}); if you trust this "
+            f"platform, use --insecure (verify_ssl = false)"))
+    if isinstance(exc, httpx.ConnectTimeout):
+        why = f"timed out after {connect_timeout:g} s"
+    elif isinstance(exc, httpx.ReadTimeout):
+        return VdiUnreachable(url, f"{url} {where}: no answer within {timeout:g} s")
+    elif not isinstance(exc, httpx.ConnectError):
+        detail = one_line(str(exc), 160)
+        return VdiUnreachable(url, scrub(
+            f"{url} {where}: {type(exc).__name__}" + (f": {detail}" if detail else "")))
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        why = "connection refused"
+    elif any(isinstance(e, socket.gaierror) for e in chain) or re.search(
+            r"name or service|nodename|getaddrinfo|name resolution", text, re.I):
+        why = "host name not found"
+    else:
+        why = one_line(str(exc) or type(exc).__name__, 160)
+    return VdiUnreachable(url, scrub(f"cannot connect to {url}: {why}"))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out and len(out) < 20:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
