@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.cli_env import cli_env, lab_args
+from vditui.core.exitcodes import ExitCode
 from vditui.lab.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
@@ -190,3 +192,69 @@ def test_every_action_from_the_command_line_reaches_agreement(
     vm = lab.vm(name)
     assert vm.virt is not None
     assert lab.virt_state(vm.virt.host, vm.uuid) == after
+
+
+def test_two_act_processes_at_once_send_once(home: Path, lab: Lab) -> None:
+    assert lab.vdi is not None
+    # Each start request is held 1.5 s before the platform acts, and the VM follows 3 s later:
+    # without a lock across processes both would re-check "off" and both would send.
+    lab.vdi.set_action_fault("hang", seconds=1.5, act=True)
+    lab.vdi.action_delay = 3.0
+    argv = [VDITUI, "act", "start", "--vm", "class-a-04", "--yes", *target(lab)]
+    procs = [subprocess.Popen(argv, env=env_for(home, lab), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    done = [(p, *p.communicate(timeout=80)) for p in procs]
+    assert posts(lab) == {"POST /ocloud/v1/domain/start": 1}
+    (winner, w_out, w_err), = [d for d in done if d[0].returncode == 0]
+    (_, _, l_err), = [d for d in done if d[0].returncode == 2]
+    assert "class-a-04: resolved" in w_out, w_err
+    assert f"another action on {lab.vdi_url} is running: pid {winner.pid} on " in l_err, l_err
+    assert "(start class-a-04); nothing sent; wait for it, or run again with --wait" in l_err
+    assert lab.vdi.wait_actions(10)
+    assert [o.vm_name for o in lab.vdi.actions.outcomes] == ["class-a-04"]  # acted once
+    # --wait: the second waits for the first, then re-checks (the drift has gone) and sends
+    # nothing.
+    lab.vdi.set_action_fault(None)
+    lab.vdi.reset_counters()
+    lab.vdi.action_delay = 2.0
+    argv = [VDITUI, "act", "sync", "--vm", "office-11", "--yes", "--wait", *target(lab)]
+    procs = [subprocess.Popen(argv, env=env_for(home, lab), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    done = [(p, *p.communicate(timeout=80)) for p in procs]
+    assert posts(lab) == {"POST /ocloud/v1/domain/{id}/sync-status": 1}
+    (waited,) = [e for _, _, e in done if "vditui act: waiting for another action on" in e]
+    # Both agree in the end: one resolved it, the other found the drift gone.
+    assert [p.returncode for p, _, _ in done] == [0, 0], [e for _, _, e in done]
+    assert "refused    office-11: drift gone: " in waited, waited
+
+
+def test_sigterm_during_the_follow_up_still_writes_the_outcome(home: Path, lab: Lab) -> None:
+    assert lab.vdi is not None
+    lab.vdi.action_delay = 6.0  # accepted at once, carried out later: a long follow-up
+    proc = subprocess.Popen([VDITUI, "act", "start", "--vm", "class-a-04", "--yes",
+                             *target(lab)], env=env_for(home, lab), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "accepted   class-a-04: accepted by the platform" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, "".join(seen) + rest
+    assert "interrupted by SIGTERM" in rest
+    lines = [json.loads(x) for x in trail(home).read_text().splitlines()]
+    assert [x["event"] for x in lines] == ["request", "outcome"]
+    outcome = lines[1]
+    assert outcome["interrupted"] is True and outcome["exit_code"] == 1
+    assert [(o["name"], o["phase"], o["message"]) for o in outcome["outcomes"]] == [
+        ("class-a-04", "unresolved",
+         "class-a-04: interrupted after sending; platform answered: accepted")]
+    assert outcome["answers"][0]["eventIdList"]  # what the platform answered
+    table = vditui(home, lab, "audit", with_target=False)
+    assert table.stdout.splitlines()[-1].endswith("exit 1: 1 unresolved")
+    assert posts(lab) == {"POST /ocloud/v1/domain/start": 1}
+    assert lab.vdi.wait_actions(15)

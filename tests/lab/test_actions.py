@@ -6,6 +6,7 @@ secret), and 210 VMs sent as one batch request."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import stat
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.full_disk import nearly_full_trail
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionResult
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import ActionUpdate, EngineEvent
@@ -302,10 +304,78 @@ async def test_a_platform_that_acts_then_drops_the_connection(
     assert w.posts() == {BATCH[Action.START]: 1}
     assert phases(w, key) == [ActionPhase.SENT, ActionPhase.FAILED, ActionPhase.RESOLVED]
     phase, message = result.outcomes[key]
-    assert phase is ActionPhase.RESOLVED and "answer was lost" in message
+    assert phase is ActionPhase.RESOLVED and message.startswith("class-a-04: no answer from the "
+                                                                "platform (")
+    assert "; not re-sent; follow-up: resolved " in message
+    assert message.endswith(" s after start (platform says running, libvirt running)")
     assert result.exit_code == 2  # the platform could not be heard, even though it acted
     assert lab.vdi.wait_actions(10)
     assert [o.vm_name for o in lab.vdi.actions.outcomes] == ["class-a-04"]  # acted once
+
+
+async def test_a_platform_that_acts_then_answers_http_401_is_not_resent(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab) -> None:
+    # A gateway's 401 after the platform acted: not a refused token (that is in the body).
+    w = await watched()
+    assert lab.vdi is not None
+    lab.vdi.set_action_fault("unauthorized_after_act")
+    (key,) = w.keys("class-a-04")
+    result = await w.act(Action.START, "class-a-04")
+    assert w.posts() == {BATCH[Action.START]: 1}
+    assert lab.vdi.requests["POST /ocloud/v1/login"] == 0  # no new login to send it again
+    failed = [u.message for u in w.updates(key) if u.phase is ActionPhase.FAILED]
+    assert failed == ["class-a-04: the platform answered HTTP 401 Unauthorized after the request "
+                      "was sent; not re-sent, following it to see whether it acted"]
+    phase, message = result.outcomes[key]
+    assert phase is ActionPhase.RESOLVED, message
+    assert message.startswith("class-a-04: the platform answered HTTP 401 Unauthorized after the "
+                              "request was sent; not re-sent; follow-up: resolved ")
+    assert message.endswith("after start (platform says running, libvirt running)")
+    assert result.exit_code == 2  # the platform's answer said nothing that can be trusted
+    assert lab.vdi.wait_actions(10)
+    assert [o.vm_name for o in lab.vdi.actions.outcomes] == ["class-a-04"]  # acted once
+
+
+async def test_cancelled_while_following_an_unanswered_request_the_outcome_says_so(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab, tmp_path: Path) -> None:
+    w = await watched(call_timeout=1.0, action_timeout=30.0)
+    assert lab.vdi is not None
+    lab.vdi.set_action_fault("hang", seconds=30.0)  # no answer; dropped when released
+    (key,) = w.keys("class-a-04")
+    plan = w.engine.plan(Action.START, [key])
+    lab.vdi.reset_counters()
+    task = asyncio.create_task(w.engine.act(plan))
+    try:
+        for _ in range(200):
+            if ActionPhase.FAILED in phases(w, key):
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()  # what Ctrl-C or SIGTERM does to `vditui act` and to the TUI's worker
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        lab.vdi.set_action_fault(None)
+    _, outcome = audit_lines(tmp_path / "audit.jsonl")
+    assert outcome["event"] == "outcome" and outcome["interrupted"] is True
+    ((name, phase, message),) = [(o["name"], o["phase"], o["message"])
+                                 for o in outcome["outcomes"]]
+    assert (name, phase) == ("class-a-04", "unresolved")
+    assert message.startswith("class-a-04: interrupted after sending; no answer from the "
+                              "platform (")
+    assert message.endswith("no answer within 1 s); not re-sent"), message
+    assert w.posts() == {BATCH[Action.START]: 1}
+
+
+async def test_a_full_disk_under_the_audit_trail_sends_nothing(
+        watched: Callable[..., Awaitable[Watched]], lab: Lab, tmp_path: Path) -> None:
+    with nearly_full_trail(tmp_path / "small") as (trail, before):
+        w = await watched(audit_path=trail)
+        with pytest.raises(ActionError, match=r"cannot write the audit trail .*No space left "
+                                              r"on device; the part written was removed; "
+                                              r"nothing was sent"):
+            await w.act(Action.START, "class-a-04")
+        assert w.posts() == {}
+        assert trail.read_bytes() == before
 
 
 async def test_a_token_refused_before_acting_is_sent_once_more(

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from vditui.core.models import VdiVm
 from vditui.core.vdi import (
+    FIRST_WINDOW,
     VdiAuthError,
     VdiClient,
     VdiError,
@@ -34,6 +35,7 @@ from vditui.core.vdi import (
     VdiUnreachable,
 )
 from vditui.lab import scenario as sc
+from vditui.lab.proxy import ProxyHub
 from vditui.lab.vdi_server import VdiServer
 
 LOGIN = "POST /ocloud/v1/login"
@@ -316,6 +318,36 @@ async def test_fault_pages_that_lie_warn(lab: Lab, default: sc.Scenario, fault: 
     assert f"total={n + params.get('extra', 0)}" in client.warnings[0]
     assert f"returned {len(vms)} VMs" in client.warnings[0]
     assert client.warnings[0] in caplog.text
+
+
+async def test_a_dripping_platform_is_cut_at_the_deadline(lab: Lab,
+                                                          default: sc.Scenario) -> None:
+    # One byte every 0.2 s: never silent for the 1 s per-read timeout, never done either (the
+    # login's answer alone would take a minute). The request as a whole is bounded.
+    srv, _ = await lab()
+    with ProxyHub() as hub:
+        proxy = hub.add(("127.0.0.1", 0), (srv.address, srv.port), name="vdi")
+        proxy.set_drip(0.2)
+        url = f"http://127.0.0.1:{proxy.listen[1]}"
+        async with VdiClient(url, default.vdi.username, default.vdi.password, timeout=1.0,
+                             connect_timeout=1.0) as client:
+            with pytest.raises(VdiUnreachable) as info:
+                await client.hosts()
+    assert str(info.value) == (f"{url} POST /ocloud/v1/login: no whole answer within 2 s "
+                               "(connect and answer)")
+
+
+async def test_a_total_that_lies_costs_a_few_gets(lab: Lab, default: sc.Scenario) -> None:
+    srv, client = await lab(page_size=10)
+    n = sum(v.vdi is not None for v in default.vms)
+    srv.set_fault("bad_total", extra=99_990 - n)  # 9,999 pages claimed: just under the cap
+    for _ in range(2):  # without, then with, the count of the refresh before
+        srv.reset_counters()
+        vms = await client.vms()
+        assert len(vms) == n
+        real = math.ceil(n / 10)
+        assert srv.requests[DOMAINS] <= real + FIRST_WINDOW + 1  # was 9,999
+    assert "platform reported total=99990 but returned" in client.warnings[-1]
 
 
 async def test_closed_port_is_refused() -> None:

@@ -310,11 +310,12 @@ async def test_one_action_at_a_time_and_a_hanging_platform_is_asked_once(
 @pytest.mark.lab
 async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
         lab, make_app, settle, wait_for, ui, tmp_path):
-    """The audit trail cannot be written (its directory is a file): the engine refuses the
-    action before sending; the progress screen, a notification and the log say why."""
-    (tmp_path / "not-a-dir").write_text("")
+    """The audit trail cannot be written (it is a directory; its own directory, where the
+    action lock lives, is fine): the engine refuses the action before sending; the progress
+    screen, a notification and the log say why."""
+    (tmp_path / "audit.jsonl").mkdir()
     lab.vdi.action_delay = DELAY
-    app = make_app(lab, audit_path=tmp_path / "not-a-dir" / "audit.jsonl")
+    app = make_app(lab, audit_path=tmp_path / "audit.jsonl")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         key = (await mark(app, pilot, ui, "office-11"))[0]
@@ -329,3 +330,29 @@ async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
         await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert "sync status: not sent: cannot write the audit trail" in log_text(app)
         assert posts(lab) == 0
+
+
+async def test_another_vditui_acting_on_the_platform_is_named_and_nothing_is_sent(
+        lab, make_app, settle, wait_for, ui, tmp_path):
+    """Another process holds the platform's action lock: the action is refused with who holds
+    it, in the progress screen, a notification and the log."""
+    from vditui.core.action_lock import ActionLock, Holder
+
+    app = actions_app(make_app, lab, tmp_path)
+    other = ActionLock(tmp_path, lab.vdi_url, lab.username)
+    assert other.try_acquire(Holder(4242, "ws-7", "2026-12-08T01:00:00.000Z", "reboot lic"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await mark(app, pilot, ui, "office-11")
+            progress = await run_action(app, pilot, wait_for, "sync status")
+            run = progress.run
+            holder = (f"another action on {lab.vdi_url} is running: pid 4242 on ws-7 since "
+                      "2026-12-08T01:00:00.000Z (reboot lic); nothing sent")
+            assert run.result is None and run.error.startswith(holder), run.error
+            assert any(s == "error" and holder in m for s, m in ui.notifications(app))
+            await wait_for(pilot, lambda: not app.display_pending, "the log written")
+            assert f"sync status: not sent: {holder}" in log_text(app)
+            assert posts(lab) == 0
+    finally:
+        other.release()

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fnmatch
 import json
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from vditui.core.act_rules import ACTIONABLE, can_change, exit_code
+from vditui.core.action_lock import ActionLockBusy
 from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionResult
 from vditui.core.drift import DriftStatus
 from vditui.core.engine import Engine
@@ -163,12 +166,50 @@ async def cmd_act(args: argparse.Namespace, settings: EngineSettings, warnings: 
             except ActionError as exc:
                 return refuse(str(exc))
         try:
-            result = await engine.act(plan)
+            with _cancelled_by_signals() as stopped_by:
+                result = await engine.act(plan, wait=getattr(args, "wait", False),
+                                          on_wait=lambda busy: say(str(busy)))
+        except ActionLockBusy as exc:
+            return refuse(f"{exc}; wait for it, or run again with --wait")
         except ActionError as exc:
             return refuse(str(exc))
+        except asyncio.CancelledError:
+            if not stopped_by:
+                raise
+            me = asyncio.current_task()
+            if me is not None:
+                me.uncancel()  # handled here: the engine's stop below must not be cancelled
+            say(f"interrupted by {stopped_by[0].name}: the audit trail has what was sent and "
+                "what the platform answered (vditui audit)")
+            return ExitCode.INTERRUPTED
     finally:
         await engine.stop()
     return _finish(args, out, result.plan, result, result.exit_code)
+
+
+@contextlib.contextmanager
+def _cancelled_by_signals() -> Iterator[list[signal.Signals]]:
+    """SIGINT and SIGTERM cancel the current task while in the block (so the action writes its
+    outcome line on the way out); the list says which signal did."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        got.append(sig)
+        task.cancel()
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in sigs}
+    for s in sigs:
+        loop.add_signal_handler(s, stop, s)
+    try:
+        yield got
+    finally:
+        for s in sigs:
+            loop.remove_signal_handler(s)
+            signal.signal(s, before[s])
 
 
 def _progress(e: EngineEvent, say: Callable[[str], None]) -> None:

@@ -30,6 +30,9 @@ def act_arguments(a: argparse.ArgumentParser) -> None:
                    help="force it (shutdown: power off; reboot: reset)")
     a.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     a.add_argument("--yes", action="store_true", help="send without asking")
+    a.add_argument("--wait", action="store_true",
+                   help="if another action on the platform is running (any vditui), wait for "
+                        "it to end instead of refusing")
     a.add_argument("--json", action="store_true", help="one JSON document at the end")
 
 

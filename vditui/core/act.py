@@ -15,11 +15,11 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from vditui.core import audit
+from vditui.core import action_lock, audit
 from vditui.core.act_rules import (
     ONLY_IN_PLATFORM,
     agrees,
@@ -46,6 +46,7 @@ from vditui.core.present import action_noun
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi import VdiError, VdiStatusError
 from vditui.core.vdi_actions import BatchAnswer, Request, requests_for
+from vditui.core.vdi_errors import after_sending
 from vditui.core.vdi_tasks import TaskWatch
 
 log = logging.getLogger("vditui.act")
@@ -127,15 +128,25 @@ class Actor:
                 refused.append((target, why))
         return ActionPlan(action, force, tuple(send), tuple(refused), tuple(notes))
 
-    async def act(self, plan: ActionPlan) -> ActionResult:
-        """Re-read, re-check, send once, follow up (see the module's docstring)."""
+    async def act(self, plan: ActionPlan, *, wait: bool = False,
+                  on_wait: Callable[[ActionError], None] | None = None) -> ActionResult:
+        """Re-read, re-check, send once, follow up (see the module's docstring), holding the
+        platform's action lock throughout: another action on the platform (any process)
+        refuses this one with its holder (:class:`~vditui.core.action_lock.ActionLockBusy`),
+        or with ``wait`` this one waits for it (``on_wait`` is told once whom for)."""
         self._check_allowed()
         action_id = secrets.token_hex(6)
         ids = [t.vm_id for t in plan.send if t.vm_id]
         for vm_id in ids:
             self._in_flight.setdefault(vm_id, action_id)
+        s = self.settings
+        assert s.audit_path is not None  # _check_allowed
+        holder = action_lock.this_process(
+            f"{plan.action.value} {', '.join(t.name for t in plan.send)}", audit.now_iso())
         try:
-            return await _Run(self, action_id, plan).run()
+            async with action_lock.held(s.audit_path.parent, s.url, s.username, holder,
+                                        wait=wait, on_wait=on_wait):
+                return await _Run(self, action_id, plan).run()
         finally:
             for vm_id in ids:
                 if self._in_flight.get(vm_id) == action_id:
@@ -152,6 +163,7 @@ class _Run:
         self.outcomes: dict[str, tuple[ActionPhase, str]] = {}
         self.targets: dict[str, ActionTarget] = {}
         self.answers: list[dict[str, Any]] = []
+        self.unheard: dict[str, str] = {}  # key -> what came back instead of an answer
         self.platform_failed = False
         self.tasks = TaskWatch(self.port)  # the batches' platform tasks (issue 20)
 
@@ -179,28 +191,65 @@ class _Run:
         requests = requests_for(checked)
         await self.audit({"event": "request", "requests": [_request_record(r) for r in requests],
                           **_plan_record(checked)}, before_sending=True)
-        following = await self.send(checked, requests) if requests else []
         started = time.monotonic()
-        if following:
-            await self.follow(following, started)
+        try:
+            following = await self.send(checked, requests) if requests else []
+            if following:
+                await self.follow(following, started)
+        except asyncio.CancelledError:
+            # Ctrl-C or SIGTERM after sending: the outcome line still says what was sent and
+            # what the platform answered, written now (a second signal may come at any await).
+            self.interrupted()
+            self.write_outcome(checked, started, interrupted=True)
+            raise
         result = ActionResult(self.id, checked, dict(self.outcomes),
                               exit_code(self.outcomes, self.platform_failed))
-        await self.audit({"event": "outcome", "action": plan.action.value, "force": plan.force,
-                          "answers": self.answers, "exit_code": result.exit_code,
-                          "took": round(time.monotonic() - started, 1),
-                          "outcomes": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name,
-                                        "phase": self.outcomes[k][0].value,
-                                        "message": self.outcomes[k][1]}
-                                       for k, t in self.targets.items()]})
+        await asyncio.to_thread(self.write_outcome, checked, started)
         return result
+
+    def interrupted(self) -> None:
+        """Every VM not at a final phase yet (sent, accepted, or being followed after an
+        answer that did not say): interrupted, with what the platform answered."""
+        for key, (phase, _) in list(self.outcomes.items()):
+            t = self.targets[key]
+            if key in self.unheard and phase is ActionPhase.FAILED:
+                said = f"{self.unheard[key]}; not re-sent"
+            elif phase in (ActionPhase.SENT, ActionPhase.ACCEPTED):
+                said = "platform answered: " + ("accepted" if phase is ActionPhase.ACCEPTED
+                                                else "nothing yet")
+            else:
+                continue  # final already: refused, failed with the platform's reason, resolved
+            self.update(t, ActionPhase.UNRESOLVED, f"{t.name}: interrupted after sending; "
+                        f"{said}")
+
+    def write_outcome(self, plan: ActionPlan, started: float, interrupted: bool = False) -> None:
+        """The outcome line (blocking: from a thread, or on an interruption)."""
+        record: dict[str, Any] = {
+            "event": "outcome", "action": plan.action.value, "force": plan.force,
+            "answers": self.answers, "exit_code": exit_code(self.outcomes, self.platform_failed),
+            "took": round(time.monotonic() - started, 1),
+            "outcomes": [{"vm_id": t.vm_id, "name": t.name, "host": t.host_name,
+                          "phase": self.outcomes[k][0].value, "message": self.outcomes[k][1]}
+                         for k, t in self.targets.items()]}
+        if interrupted:
+            record["interrupted"] = True
+        path = self.settings.audit_path
+        assert path is not None  # _check_allowed
+        try:
+            audit.append(path, self.audit_line(record))
+        except OSError as exc:
+            log.error("audit trail %s: %s", path, exc)
+
+    def audit_line(self, record: dict[str, Any]) -> str:
+        line = {"time": audit.now_iso(), "action_id": self.id, "platform": self.settings.url,
+                "user": self.settings.username, **record}
+        # Defence in depth: a platform's message may echo what it was sent.
+        return self.port.scrub(audit.to_line(line))
 
     async def audit(self, record: dict[str, Any], before_sending: bool = False) -> None:
         path = self.settings.audit_path
         assert path is not None  # _check_allowed
-        line = {"time": audit.now_iso(), "action_id": self.id, "platform": self.settings.url,
-                "user": self.settings.username, **record}
-        # Defence in depth: a platform's message may echo what it was sent.
-        text = self.port.scrub(audit.to_line(line))
+        text = self.audit_line(record)
         try:
             await asyncio.to_thread(audit.append, path, text)
         except OSError as exc:
@@ -269,14 +318,14 @@ class _Run:
                                     f"{exc.msg or exc}")
                     return
                 except VdiError as exc:
-                    # No answer: the platform may or may not have acted. Never re-sent; the
-                    # follow-up tells which.
+                    # No answer, or one that does not say (an HTTP 401): the platform may or
+                    # may not have acted. Never re-sent; the follow-up tells which.
                     self.platform_failed = True
                     self.answers.append({"request": req.describe(), "error": str(exc)})
                     for t in targets:
-                        self.update(t, ActionPhase.FAILED, f"{t.name}: no answer from the "
-                                    f"platform ({exc}); not re-sent, following it to see "
-                                    "whether it acted")
+                        self.unheard[t.key] = after_sending(exc)
+                        self.update(t, ActionPhase.FAILED, f"{t.name}: {self.unheard[t.key]}; "
+                                    "not re-sent, following it to see whether it acted")
                     follow.extend(targets)
                     return
             self.answers.append(_answer_record(req, answer))
@@ -338,8 +387,9 @@ class _Run:
                 short = None if agrees(row) else done(self.plan.action, row)
                 if agrees(row) or short is not None:
                     took = time.monotonic() - started
+                    seen = f" ({sides(row)})" if t.key in self.unheard else ""
                     self.finish(t, ActionPhase.RESOLVED, f"{t.name}: " + (
-                        f"resolved {took:.1f} s after {verb}" if short is None
+                        f"resolved {took:.1f} s after {verb}{seen}" if short is None
                         else f"{verb} done {took:.1f} s after: {short}"))
                     del pending[vm_id]
         for vm_id, t in pending.items():
@@ -353,10 +403,11 @@ class _Run:
                     f"{t.name}: still differs after {waited:g} s: {now_says}{limit}")
 
     def finish(self, target: ActionTarget, phase: ActionPhase, message: str) -> None:
-        before = self.outcomes.get(target.key)
-        if before is not None and before[0] is ActionPhase.FAILED:
-            # The request failed without an answer: say so next to what became of the VM.
-            message += " (the platform's answer was lost: see above)"
+        unheard = self.unheard.get(target.key)
+        if unheard is not None:
+            # The request got no answer that says: what came back, then what the follow-up saw.
+            message = (f"{target.name}: {unheard}; not re-sent; follow-up: "
+                       f"{message.removeprefix(target.name + ': ')}")
         self.update(target, phase, message)
 
 

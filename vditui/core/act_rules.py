@@ -123,6 +123,12 @@ def target_of(row: VmRow, host_name: str) -> ActionTarget:
                         row.host_id, host_name)
 
 
+def _drift_gone(message: str) -> bool:
+    # An action's outcome says "NAME: drift gone: ..." (the re-check's refusal); a plan's
+    # refusal says the reason alone.
+    return message.startswith(DRIFT_GONE) or f": {DRIFT_GONE}" in message
+
+
 def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]],
               platform_failed: bool) -> ExitCode:
     """OK every VM agrees (resolved, or refused because the drift had gone), DIFFERS some do
@@ -130,6 +136,6 @@ def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]],
     if platform_failed:
         return ExitCode.FAILED
     ok = all(phase is ActionPhase.RESOLVED
-             or (phase is ActionPhase.REFUSED and message.startswith(DRIFT_GONE))
+             or (phase is ActionPhase.REFUSED and _drift_gone(message))
              for phase, message in outcomes.values())
     return ExitCode.OK if ok else ExitCode.DIFFERS

@@ -4,15 +4,19 @@ read (mode 0600).
 Each action writes two lines, tied by ``action_id``: ``"event": "request"`` before anything is
 sent (what will be sent, to which VMs, force or not, and what was refused and why: if vditui
 dies mid-action the trail still says what it was about to do), and ``"event": "outcome"`` at the
-end (the platform's answers, every VM's final phase and message). Both carry the time, the
-platform URL and the user; never the password or the token (the engine scrubs every line with
-the platform client's own scrubber before it is written).
+end, on an interruption too (the platform's answers, every VM's final phase and message). Both
+carry the time, the platform URL and the user; never the password or the token (the engine
+scrubs every line with the platform client's own scrubber before it is written). A line is on
+disk (written whole, then fsync'ed) before the request is sent; a line that cannot be written
+whole is removed again, and then nothing is sent.
 
 Plain functions doing blocking file I/O: the engine calls them in a thread.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import time
@@ -40,15 +44,44 @@ def to_line(record: dict[str, Any]) -> str:
 
 
 def append(path: Path, line: str) -> None:
-    """Append ``line`` to the trail, creating it (and its directory, 0700) if need be. The file
-    is created 0600 and put back to 0600 if someone widened it; a link, FIFO or device in its
-    place is an `UnsafeFileError` (see :mod:`vditui.core.safefile`), never followed."""
+    """Append ``line`` to the trail, whole and on disk, or not at all: creating it (and its
+    directory, 0700) if need be. The file is created 0600 and put back to 0600 if someone
+    widened it; a link, FIFO or device in its place is an `UnsafeFileError` (see
+    :mod:`vditui.core.safefile`), never followed. An OSError when the line could not be
+    written whole (a full disk): what was written of it is removed again, so the trail never
+    holds half a line."""
     private_dir(path.parent)
     fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, MODE, private=True)
     try:
-        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
+        _append_whole(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def _append_whole(fd: int, data: bytes) -> None:
+    # Under the file's lock: another vditui (another platform) appending meanwhile would
+    # otherwise interleave with this line, or be cut by its rollback.
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            done = 0
+            while done < len(data):  # os.write may write part of it (a nearly full disk)
+                n = os.write(fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += n
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, before)
+                os.fsync(fd)
+                undone = "the part written was removed"
+            except OSError:
+                undone = f"the trail may end in a partial line (at byte {before})"
+            raise OSError(exc.errno, f"{exc.strerror or exc}; {undone}") from None
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vditui.core.acks import AckRule
 from vditui.core.act import Actor
-from vditui.core.actions import Action, ActionPlan, ActionResult
+from vditui.core.actions import Action, ActionError, ActionPlan, ActionResult
 from vditui.core.estate import Estate, Listener
 from vditui.core.events import PlatformFailed, SnapshotReady
 from vditui.core.history import OPEN_RETRY, OPEN_RETRY_MAX, History
@@ -244,9 +244,11 @@ class Engine:
         """What ``action`` would send for these rows, from the last snapshot (no I/O)."""
         return self._actor.plan(action, keys, force)
 
-    async def act(self, plan: ActionPlan) -> ActionResult:
-        """Send ``plan`` (re-checked on fresh reads) once and follow each VM to agreement."""
-        return await self._actor.act(plan)
+    async def act(self, plan: ActionPlan, *, wait: bool = False,
+                  on_wait: Callable[[ActionError], None] | None = None) -> ActionResult:
+        """Send ``plan`` (re-checked on fresh reads) once and follow each VM to agreement;
+        another action on the platform refuses it, or with ``wait`` holds it back."""
+        return await self._actor.act(plan, wait=wait, on_wait=on_wait)
 
     # ------------------------------------------------------------------ reconcile
     def reconcile_now(self) -> SnapshotReady | None:

@@ -147,9 +147,13 @@ class MetricsState:
             "host goes (tcp, tls, ssh, ...; empty before the first try)", ("host", "transport"),
             (((lk.name, transport(lk.view.uri)), 1.0) for lk in ordered)))
         out += _inventory(snap)
+        # A refresh still running past its time (a platform dripping its answer) is no success:
+        # 0 once the last good read is older than ``stale_after``, as /healthz says.
+        up = ok_at is not None and not down and mono - ok_at <= self._stale_after
         out.append(_family("platform_up", "gauge",
-                           "1 when the last read of the platform's API succeeded, else 0", (),
-                           [((), float(ok_at is not None and not down))]))
+                           "1 when the last read of the platform's API succeeded and is recent "
+                           "(within 2 refresh intervals and the call timeout), else 0", (),
+                           [((), float(up))]))
         out.append(_family(
             "platform_refresh_age_seconds", "gauge",
             "Seconds since the platform's API was last read successfully (absent before)", (),

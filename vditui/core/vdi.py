@@ -11,9 +11,6 @@ import asyncio
 import collections
 import hashlib
 import logging
-import re
-import socket
-import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -22,6 +19,9 @@ import httpx
 
 from vditui.core.models import DesktopPool, PlatformAlarm, VdiHost, VdiInventory, VdiUser, VdiVm
 from vditui.core.settings import DEFAULTS
+from vditui.core.vdi_errors import (
+    VdiAmbiguousAnswer as VdiAmbiguousAnswer,
+)
 from vditui.core.vdi_errors import (
     VdiAuthError as VdiAuthError,
 )
@@ -44,8 +44,12 @@ from vditui.core.vdi_errors import (
     VdiTlsError as VdiTlsError,
 )
 from vditui.core.vdi_errors import (
+    VdiTooLarge as VdiTooLarge,
+)
+from vditui.core.vdi_errors import (
     VdiUnreachable as VdiUnreachable,
 )
+from vditui.core.vdi_errors import is_token_refusal, transport_error
 from vditui.core.vdi_parse import (
     ShapeProblem,
     TaskEvent,
@@ -75,17 +79,22 @@ DOMAIN_PATH, POOL_PATH = "/ocloud/v1/domain", "/ocloud/v1/desk-pool"
 MODEL_PATH, RECYCLE_PATH = "/ocloud/v1/model", "/ocloud/v1/recycle"
 USER_PATH, ALARM_PATH, EVENT_PATH = "/ocloud/v1/user", "/ocloud/v1/alarm", "/ocloud/v1/event"
 MAX_PAGES = 10_000
+"""Past this many pages a list is absurd, whatever its total says: refused."""
+MAX_ANSWER = 64 << 20
+"""Bytes: an answer larger than this is refused (read as it streams in, never held whole)."""
+FIRST_WINDOW = 16
+"""Pages fetched at once after page 1 when no earlier total of the list is known; the window
+doubles while every page comes back with items, so a ``total`` that lies costs a few GETs
+past the real end, not one per page it claims."""
 MAX_WARNINGS = 100  # a long-running UI refreshes forever; keep only the recent ones
-# The spec names no "token expired" code, so the message decides (see shared/vendor/README.md).
-_EXPIRY_WORDS = ("token", "登录", "login", "expired", "过期")
 
 
 class VdiClient:
     """The platform's view of hosts, VMs and desktop pools. Use as ``async with VdiClient(...)``.
 
-    Logs in lazily on the first request and again, once, when the platform says the token has
-    expired. ``requests`` counts HTTP requests made; ``warnings`` keeps recent data-quality
-    warnings (e.g. a page total that does not match the items returned).
+    Logs in lazily on the first request and again, once, when the platform refuses the token.
+    ``requests`` counts HTTP requests made; ``warnings`` keeps recent data-quality warnings
+    (e.g. a page total that does not match the items returned).
     """
 
     def __init__(self, base_url: str, username: str, password: str, *,
@@ -110,6 +119,10 @@ class VdiClient:
             raise VdiError(self.base_url, f"{self.base_url!r} is not an http(s):// URL")
         self.username = username
         self.connect_timeout, self.timeout = connect_timeout, timeout
+        # httpx's timeouts are per read: a platform dripping a byte at a time would never
+        # trip them. This bounds each request whole, from connecting to its answer's last byte.
+        self.deadline = connect_timeout + timeout
+        self._last_counts: dict[tuple[str, str], int] = {}  # (path, params) -> items last time
         self.page_size = max(1, page_size)
         self.requests = 0
         self.warnings: list[str] = []
@@ -268,13 +281,17 @@ class VdiClient:
     # ----------------------------------------------------------------------- requests
 
     async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        """GET with the token; on expiry log in again once and retry. Returns the wrapper."""
-        return await self._call("GET", path, params, None, _EXPIRY_WORDS)
+        """GET with the token; on a refused token log in again once and retry. Returns the
+        wrapper."""
+        return await self._call("GET", path, params, None, acts=False)
 
     async def _call(self, method: str, path: str, params: dict[str, Any] | None,
-                    body: dict[str, Any] | None, expiry_words: tuple[str, ...]) -> dict[str, Any]:
+                    body: dict[str, Any] | None, *, acts: bool) -> dict[str, Any]:
         """A request with the token, sent again (once, after logging in) only when the answer
-        refused the token: HTTP 401, or a status whose message holds an ``expiry_words``."""
+        refused the token: the platform's own refusal in the body (:func:`is_token_refusal`),
+        or for a request that does not act (``acts`` False) an HTTP 401 too. A request that
+        acts is never re-sent on an HTTP 401: a gateway in front of the platform may answer so
+        after the platform acted (:class:`VdiAmbiguousAnswer`)."""
         where = f"{method} {path}"
         for attempt in (1, 2):
             if self._token is None:
@@ -283,12 +300,15 @@ class VdiClient:
             resp = await self._send(method, path, params, body, token)
             if resp.status_code == 401:
                 status, msg = 401, f"HTTP 401 {resp.reason_phrase}".strip()
+                if acts:
+                    said = f"the platform answered {msg} after the request was sent"
+                    raise self._fail(VdiAmbiguousAnswer, where, said, detail=said)
             else:
                 doc = await self._decode(resp, where)
                 if doc["status"] == 0:
                     return doc
                 status, msg = doc["status"], doc["msg"]
-                if not any(w in msg.casefold() for w in expiry_words):
+                if not is_token_refusal(status, msg):
                     raise self._fail(VdiStatusError, where, f"platform error {status}: "
                                      f"{msg or '(no message)'}", status=status, msg=msg)
             if attempt == 2:
@@ -300,41 +320,50 @@ class VdiClient:
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None,
                     body: dict[str, Any] | None, token: str | None) -> httpx.Response:
+        """One request, bounded as a whole by :attr:`deadline` and its answer by
+        :data:`MAX_ANSWER`; the answer comes back read."""
         self.requests += 1
+        where = f"{method} {path}"
         try:
-            resp = await self._http.request(method, path, params=params, json=body,
-                                            headers={"Token": token} if token else {})
+            async with asyncio.timeout(self.deadline):
+                req = self._http.build_request(method, path, params=params, json=body,
+                                               headers={"Token": token} if token else {})
+                resp = await self._http.send(req, stream=True)
+                try:
+                    content = await self._read_capped(resp, where)
+                finally:
+                    await resp.aclose()
+        except TimeoutError:
+            raise VdiUnreachable(self.base_url, f"{self.base_url} {where}: no whole answer "
+                                 f"within {self.deadline:g} s (connect and answer)") from None
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc, f"{method} {path}") from exc
+            raise transport_error(exc, self.base_url, where, self.connect_timeout,
+                                  self.timeout, self._scrub) from exc
         log.debug("%s %s %s -> HTTP %s", method, path, params or "", resp.status_code)
-        return resp
+        # Read already (decoded): the headers that describe the wire form no longer apply.
+        headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in
+                   ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(resp.status_code, headers=headers, content=content, request=req,
+                              extensions={k: v for k, v in resp.extensions.items()
+                                          if k == "reason_phrase"})
 
-    def _transport_error(self, exc: httpx.HTTPError, where: str) -> VdiError:
-        url, chain = self.base_url, _chain(exc)
-        text = " ".join(str(e) for e in chain)
-        if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) \
-                or "CERTIFICATE_VERIFY_FAILED" in text:
-            detail = next((e.verify_message for e in chain if isinstance(
-                e, ssl.SSLCertVerificationError) and e.verify_message), "verify failed")
-            return VdiTlsError(url, self._scrub(
-                f"TLS certificate of {url} is not trusted ({detail}); if you trust this "
-                f"platform, use --insecure (verify_ssl = false)"))
-        if isinstance(exc, httpx.ConnectTimeout):
-            why = f"timed out after {self.connect_timeout:g} s"
-        elif isinstance(exc, httpx.ReadTimeout):
-            return VdiUnreachable(url, f"{url} {where}: no answer within {self.timeout:g} s")
-        elif not isinstance(exc, httpx.ConnectError):
-            detail = one_line(str(exc), 160)
-            return VdiUnreachable(url, self._scrub(
-                f"{url} {where}: {type(exc).__name__}" + (f": {detail}" if detail else "")))
-        elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
-            why = "connection refused"
-        elif any(isinstance(e, socket.gaierror) for e in chain) or re.search(
-                r"name or service|nodename|getaddrinfo|name resolution", text, re.I):
-            why = "host name not found"
-        else:
-            why = one_line(str(exc) or type(exc).__name__, 160)
-        return VdiUnreachable(url, self._scrub(f"cannot connect to {url}: {why}"))
+    async def _read_capped(self, resp: httpx.Response, where: str) -> bytes:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER:
+            raise self._too_large(where, f"it says {int(declared):,} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise self._too_large(where, "more came")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, where: str, detail: str) -> VdiTooLarge:
+        return VdiTooLarge(self.base_url, f"{self.base_url} {where}: answer larger than "
+                           f"{MAX_ANSWER >> 20} MiB ({detail}): refused; is this the "
+                           "platform's API, and page_size sensible?")
 
     async def _decode(self, resp: httpx.Response, where: str) -> dict[str, Any]:
         """Check the HTTP status and the JSON wrapper; returns it with int ``status``, str
@@ -396,6 +425,7 @@ class VdiClient:
                                                   f"(limit {MAX_PAGES})"))
             raise self._shape(where, problem)
         rows: list[tuple[int, list[Any]]] = [(1, items)]
+        key = (path, repr(sorted(params.items())))
         if not count:  # neither total nor pages: walk on until a short or empty page
             while items and len(items) >= size and len(rows) < MAX_PAGES:
                 prev, items = items, (await fetch(len(rows) + 1))[0]
@@ -405,8 +435,8 @@ class VdiClient:
                 rows.append((len(rows) + 1, items))
             count = len(rows)
         elif count > 1:
-            rows += await _gather([bounded(n) for n in range(2, count + 1)])
-
+            rows += await self._pages_until_empty(bounded, count, size, key)
+            count = len(rows)  # the pages read: past an empty one, a claimed total is not met
         def build() -> tuple[dict[str, R], int]:
             out: dict[str, R] = {}
             seen = 0
@@ -423,11 +453,34 @@ class VdiClient:
 
         # Thousands of items: build the models off the event loop (see _decode).
         out, seen = await asyncio.to_thread(build) if len(rows) > 2 else build()
+        self._last_counts[key] = len(out)
         if total is not None and len(out) != total:
             dupes = f" ({seen - len(out)} duplicates dropped)" if seen != len(out) else ""
             self._warn(f"{self.base_url}: platform reported total={total} but returned "
                        f"{len(out)} {what} over {count} page{'s' if count != 1 else ''}{dupes}")
         return list(out.values())
+
+    async def _pages_until_empty(
+            self, bounded: Callable[[int], Coroutine[Any, Any, tuple[int, list[Any]]]],
+            count: int, size: int, key: tuple[str, str]) -> list[tuple[int, list[Any]]]:
+        """Pages 2..``count`` in windows: the first as large as the list was last time (plus
+        half again), or :data:`FIRST_WINDOW`; each next one twice as large, until a window
+        holds an empty page (the real end: a ``total`` may lie) or ``count`` is reached."""
+        last = self._last_counts.get(key)
+        window = max(FIRST_WINDOW, -(-last * 3 // (2 * size))) if last else FIRST_WINDOW
+        rows: list[tuple[int, list[Any]]] = []
+        done = 1
+        while done < count:
+            upto = min(count, done + window)
+            got = await _gather([bounded(n) for n in range(done + 1, upto + 1)])
+            done = upto
+            empty = [n for n, page in got if not page]
+            if empty:
+                rows += [(n, page) for n, page in got if n < min(empty)]
+                break
+            rows += got
+            window *= 2
+        return rows
 
     # ----------------------------------------------------------------------- helpers
 
@@ -455,15 +508,6 @@ class VdiClient:
         """``text`` with this client's password and tokens (current and past) replaced by
         ``***``: for anything written from what the platform said (the audit trail)."""
         return self._scrub(text)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in out and len(out) < 20:
-        out.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return out
 
 
 async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

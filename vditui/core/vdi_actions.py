@@ -4,9 +4,12 @@ reboot (``DomainBatchTaskDto`` answered by ``DomainBatchTaskVO``).
 :class:`VdiActionClient` is the read client (:class:`~vditui.core.vdi.VdiClient`) plus these
 calls, on the same login, error classes and scrubbing. An action request is sent **once**: a
 transport failure, a timeout or an error answer is raised, never retried, since the platform
-may have acted already. The one exception is an answer saying the token expired (HTTP 401, or
-a non-zero status whose message names the token): the platform refused before acting, so the
-client logs in again and sends it once more.
+may have acted already: an HTTP-level 401 too (a gateway or proxy in front of the platform may
+answer so after the platform acted), raised as :class:`~vditui.core.vdi.VdiAmbiguousAnswer`.
+The one exception is the platform's own refusal of the token in the answer's body (a non-zero
+status whose message says the token is expired or invalid,
+:func:`~vditui.core.vdi_errors.is_token_refusal`): the platform checks the token before it
+acts, so the client logs in again and sends it once more.
 """
 
 from __future__ import annotations
@@ -25,9 +28,6 @@ BATCH_PATHS = {Action.START: f"{DOMAIN_PATH}/start", Action.SHUTDOWN: f"{DOMAIN_
 """The batch endpoint of each batch action."""
 SYNC_MANUAL = 1
 """``DomainSyncStatusDto.syncType``: 1 manual (asked by an operator), 0 automatic."""
-# Stricter than the read path's expiry words: re-sending an action is only safe when the answer
-# plainly says the token was refused, not on any message that mentions logging in.
-_TOKEN_WORDS = ("token",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +140,9 @@ class VdiActionClient(VdiClient):
     async def send(self, request: Request) -> BatchAnswer:
         """Send one of :func:`requests_for`'s requests, once (see the module's docstring).
         A sync's answer has no ``data``: its BatchAnswer is empty."""
-        # A transport failure or a timeout propagates: the platform may have acted. Only a
-        # refused token (the platform did nothing) sends it once more, after logging in.
-        doc = await self._call("POST", request.path, None, request.body, _TOKEN_WORDS)
+        # A transport failure, a timeout or an HTTP 401 propagates: the platform may have
+        # acted. Only its own refusal of the token (it did nothing) sends it once more.
+        doc = await self._call("POST", request.path, None, request.body, acts=True)
         if not request.path.endswith(tuple(BATCH_PATHS.values())):
             return BatchAnswer((), (), doc.get("msg", ""))
         try:

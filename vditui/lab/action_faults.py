@@ -9,7 +9,9 @@ must handle (:meth:`vditui.lab.vdi_server.VdiServer.set_action_fault`):
   (the platform acts and answers, perhaps to a client that has given up);
 * ``drop_after_act``: the platform accepts and acts, then drops the connection unanswered;
 * ``task_fail`` (``vms=``, ``msg=``): a batch accepts those VMs (their event ids are in
-  ``eventIdList``) but the task fails, untouched, with ``msg`` as its EventVO ``errorReason``.
+  ``eventIdList``) but the task fails, untouched, with ``msg`` as its EventVO ``errorReason``;
+* ``unauthorized_after_act``: the platform acts, then the answer is an HTTP 401 (as a gateway
+  or proxy in front of a platform may give; a client must not take it for a refused token).
 
 Every kind takes ``actions=`` (which of :data:`ACTIONS` it hits, all by default) and
 ``times=N`` (it clears itself after N requests).
@@ -25,11 +27,13 @@ from dataclasses import dataclass, field
 from vditui.lab.vdi_data import E_INTERNAL, ApiError
 
 ACTIONS = ("start", "close", "reboot", "sync", "host_sync")
-ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act", "task_fail")
+ACTION_FAULTS = ("error_list", "status", "hang", "drop_after_act", "task_fail",
+                 "unauthorized_after_act")
 E_ACTION = 2001  # a platform-side refusal of one VM (mimics a real platform; the spec has none)
 MSG_REFUSED = "虚机状态异常，操作失败 (the platform refused to act on this VM)"
 MSG_INTERNAL = "系统内部错误 (internal error)"
 MSG_TASK_FAILED = "存储空间不足，启动失败 (not enough storage space on the host)"
+MSG_GATEWAY_401 = "Unauthorized (gateway)"
 
 
 class DropConnection(Exception):
@@ -124,3 +128,5 @@ class ActionFaults:
         """Strike with a fault that hits once the platform has acted."""
         if f is not None and f.kind == "drop_after_act":
             raise DropConnection
+        if f is not None and f.kind == "unauthorized_after_act":
+            raise ApiError(401, MSG_GATEWAY_401, http=401)

@@ -2,8 +2,8 @@
 
 One asyncio loop in a daemon thread (:class:`ProxyHub`) serves every :class:`FaultProxy`, so the
 lab can front hundreds of libvirtd hosts without a thread per connection. Each proxy passes
-traffic, refuses connections or hangs, adds round-trip latency and cuts live connections, all
-switchable while the lab runs.
+traffic, refuses connections or hangs, adds round-trip latency, drips answers a byte at a time
+and cuts live connections, all switchable while the lab runs.
 
 Hang keeps streams intact (a stalled host that recovers gets its bytes in order); connections
 accepted during a hang are closed when it ends. How, in :mod:`vditui.lab.relay`, which holds a
@@ -49,6 +49,7 @@ class FaultProxy:
         self._hub = hub
         self._mode = "pass"
         self._delay_ms = 0.0
+        self._drip_s = 0.0
         self._server: asyncio.Server | None = None
         self._conns: set[_Conn] = set()
 
@@ -73,6 +74,11 @@ class FaultProxy:
         return self._delay_ms
 
     @property
+    def drip_s(self) -> float:
+        """Seconds between the bytes of what the target sends back (0: no drip)."""
+        return self._drip_s
+
+    @property
     def connections(self) -> int:
         """How many client connections are live now."""
         return sum(1 for c in list(self._conns) if not c.client.lost)
@@ -88,6 +94,13 @@ class FaultProxy:
         if ms < 0:
             raise ValueError(f"delay must be >= 0 ms, got {ms}")
         self._delay_ms = float(ms)  # a float store is atomic; the loop reads it per chunk
+
+    def set_drip(self, seconds: float) -> None:
+        """Deliver what the target sends from now on one byte every ``seconds`` (0 stops it):
+        a peer that is never silent for long, yet never done."""
+        if seconds < 0:
+            raise ValueError(f"drip must be >= 0 s, got {seconds}")
+        self._drip_s = float(seconds)  # a float store is atomic; the loop reads it per chunk
 
     def cut(self) -> None:
         """Close every live connection now; the mode is unchanged."""

@@ -39,6 +39,8 @@ class _Proxy(Protocol):
     def mode(self) -> str: ...
     @property
     def delay_ms(self) -> float: ...
+    @property
+    def drip_s(self) -> float: ...
 
 
 class _Side(asyncio.Protocol):
@@ -103,6 +105,17 @@ class _Pipe:
         self.eof_in = data == _EOF
         now = self.conn.loop.time()
         due = now + self.conn.proxy.delay_ms / 2000
+        drip = self.conn.proxy.drip_s if self is self.conn.down else 0.0
+        if drip > 0 and data != _EOF:
+            # One byte per ``drip`` seconds, each after the one before.
+            at = max(due, self.queue[-1][0]) if self.queue else due
+            for i in range(len(data)):
+                self.queue.append((at + drip * (i + 1), data[i:i + 1]))
+            self.queued += len(data)
+            if self.queued > _HIGH_WATER:
+                self.src.pause("queue", True)
+            self.arm()
+            return
         if not self.queue and due <= now and not self.conn.stalled():
             self.deliver(data)
             return

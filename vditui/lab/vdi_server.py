@@ -272,7 +272,8 @@ class VdiServer:
 
     def set_action_fault(self, kind: str | None, **params: Any) -> None:
         """Misbehave on the action endpoints: ``error_list`` (vms=[uuid|name|id, ...],
-        msg=), ``status`` (code=, msg=), ``hang`` (seconds=, act=), ``drop_after_act``; every
+        msg=), ``status`` (code=, msg=), ``hang`` (seconds=, act=), ``drop_after_act``,
+        ``unauthorized_after_act``; every
         kind takes actions=[start, close, reboot, sync, host_sync] and times=N. None clears.
         See :mod:`vditui.lab.action_faults`."""
         self.actions.faults.set(kind, **params)
