@@ -118,9 +118,9 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
             return
         table.focus()
         tree, panel = self.query_one("#hosts", HostTree), self.query_one("#diff", DiffPanel)
-        self.bridge = Bridge(snapshot_to=(self, table, tree, panel),
-                             events_to=(table, self.query_one("#events", EventLog),
-                                        self.query_one("#top", TopBar), self))
+        top = self.query_one("#top", TopBar)
+        self.bridge = Bridge(snapshot_to=(self, table, tree, panel, top),
+                             events_to=(table, self.query_one("#events", EventLog), top, self))
         self.run_worker(self.bridge.run(), name="bridge", group="bridge", exit_on_error=False)
         self.run_engine()
 
