@@ -12,11 +12,10 @@ the platform must not be asked twice about the same VMs while it works. In read-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
-from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.app import App
 
 from vditui.core.actions import Action, ActionError, ActionPlan
 from vditui.core.engine import Engine, EngineSettings
@@ -33,13 +32,7 @@ READ_ONLY = "read-only: actions are disabled"
 class ActingApp(App[int]):
     """The part of the app that acts (the app derives from it): keys, screens, the worker."""
 
-    BINDINGS = [
-        Binding("space", "toggle_mark", "mark", show=False),
-        Binding("m", "mark_confirmed", "mark drift", show=False),
-        Binding("u", "clear_marks", "unmark all", show=False),
-        Binding("a", "act", "actions", show=False),
-        Binding("p", "last_action", "last action", show=False),
-    ]
+    # Its keys are in the key table (vditui.ui.keys).
 
     # Set by the app.
     engine: Engine | None
@@ -192,14 +185,3 @@ class ActingApp(App[int]):
         log = self.query("#events").first(EventLog) if self.is_running else None
         if log is not None:
             log.note(Text.assemble(f"{stamp} ", line))
-
-    def action_commands(self) -> Iterator[SystemCommand]:
-        """The palette's commands for marks and actions (none that acts in read-only mode)."""
-        yield SystemCommand("Mark drift", "Mark every shown VM with a confirmed drift",
-                            self.action_mark_confirmed)
-        yield SystemCommand("Clear marks", "Unmark every VM", self.action_clear_marks)
-        if not self.read_only:
-            yield SystemCommand("Actions", "Sync, start, shut down or reboot the marked (or "
-                                "selected) VMs through the platform", self.action_act)
-            yield SystemCommand("Last action", "Each VM's progress and result",
-                                self.action_last_action)

@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 
 from textual import work
-from textual.binding import Binding
 
 from vditui.core.acks import AckRule
 from vditui.core.events import SnapshotReady
@@ -22,10 +21,7 @@ from vditui.ui.widgets.vm_table import VmTable
 class NotingApp(ActingApp):
     """Acknowledging drift and the drift timeline: their keys, screens and the saving worker."""
 
-    BINDINGS = [
-        Binding("i", "timeline", "timeline", show=False),
-        Binding("k", "acknowledge", "acknowledge", show=False),
-    ]
+    # Its keys are in the key table (vditui.ui.keys).
 
     # Set by the app.
     snapshot: SnapshotReady | None

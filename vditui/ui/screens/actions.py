@@ -18,6 +18,8 @@ from textual.widgets.option_list import Option
 from vditui.core.actions import ActionPhase, ActionPlan
 from vditui.ui.run_state import ActionRun, Choice, choice_help, choice_label, plan_title
 
+#: Lines of the confirmation besides its VM list: the border, title, buttons, hint and footer.
+CHROME = 9
 PHASE_STYLE = {ActionPhase.REFUSED: "yellow", ActionPhase.SENT: "cyan",
                ActionPhase.ACCEPTED: "cyan", ActionPhase.FAILED: "bold red",
                ActionPhase.RESOLVED: "bold green", ActionPhase.UNRESOLVED: "bold red"}
@@ -69,11 +71,20 @@ class ConfirmScreen(ModalScreen[bool]):
     refused with its reason; only an explicit yes (the Send button, or y) sends. The focus
     starts on Cancel; esc and n cancel."""
 
-    BINDINGS = [Binding("escape,n", "cancel", "cancel"), Binding("y", "send", "send")]
+    BINDINGS = [Binding("y", "send", "send"), Binding("n", "cancel", "cancel"),
+                Binding("escape", "cancel", "cancel")]
 
     def __init__(self, plan: ActionPlan) -> None:
         super().__init__()
         self.plan = plan
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Send and Cancel stay on screen: the VM list gets the lines the rest leaves, and
+        scrolls."""
+        self.query_one("#confirm-list").styles.max_height = max(3, self.size.height - CHROME)
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -87,8 +98,10 @@ class ConfirmScreen(ModalScreen[bool]):
                              id="send", variant="error", disabled=not plan.send)
             yield Label("y: send   n / esc: cancel   (the platform acts; nothing is sent twice)",
                         classes="dim")
+        yield Footer()
 
     def on_mount(self) -> None:
+        self._fit()
         self.query_one("#cancel", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
