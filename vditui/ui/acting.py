@@ -24,6 +24,7 @@ from vditui.ui.messages import EngineEvents
 from vditui.ui.run_state import ActionRun, Choice, choice_label, choices, plan_title
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen, ProgressScreen
 from vditui.ui.widgets.event_log import EventLog
+from vditui.ui.widgets.top_bar import TopBar
 from vditui.ui.widgets.vm_table import VmTable
 
 READ_ONLY = "read-only: actions are disabled"
@@ -82,20 +83,30 @@ class ActingApp(App[int]):
         if not keys:
             self.notify("select or mark VMs first (space marks a row)", severity="warning")
             return
-        what = (f"{len(keys)} marked VM{'s' if len(keys) != 1 else ''}" if table.marks
+        hidden = table.hidden_marks()
+        what = (f"{len(keys)} marked VM{'s' if len(keys) != 1 else ''}" + (
+            f" ({hidden} hidden by the filter)" if hidden else "") if table.marks
                 else self._vm_name(keys[0]))
         actions = engine.actions_for(keys)
         if not actions:
             self.notify(f"no action applies to {what}{self._why_not(engine, keys)}",
                         severity="warning", timeout=8)
             return
-        try:  # how many VMs each would be sent to (from the last snapshot: no I/O)
-            counts = [(c, len(engine.plan(c[0], keys, c[1]).send)) for c in choices(actions)]
+        try:  # what each would send (from the last snapshot: no I/O)
+            plans = {c: engine.plan(c[0], keys, c[1]) for c in choices(actions)}
         except ActionError as exc:  # e.g. no audit trail: nothing may be sent
             self.notify(str(exc), severity="error", timeout=8)
             return
+        # Only what applies to at least one row; the confirmation shows the very plan whose
+        # count the menu showed (the engine re-reads before it sends anyway).
+        plans = {c: p for c, p in plans.items() if p.send}
+        if not plans:
+            self.notify(f"no action applies to {what}{self._why_not(engine, keys)}",
+                        severity="warning", timeout=8)
+            return
+        counts = [(c, len(p.send)) for c, p in plans.items()]
         self.push_screen(ActionMenuScreen(what, len(keys), counts),
-                         lambda choice: self._chosen(engine, keys, choice))
+                         lambda choice: self._chosen(engine, plans, choice))
 
     @staticmethod
     def _why_not(engine: Engine, keys: Sequence[str]) -> str:
@@ -113,15 +124,11 @@ class ActingApp(App[int]):
         row = self._table().rows_by_key.get(key)
         return row.name if row is not None else key
 
-    def _chosen(self, engine: Engine, keys: Sequence[str], choice: Choice | None) -> None:
+    def _chosen(self, engine: Engine, plans: dict[Choice, ActionPlan],
+                choice: Choice | None) -> None:
         if choice is None:
             return
-        action, force = choice
-        try:
-            plan = engine.plan(action, keys, force)
-        except ActionError as exc:
-            self.notify(str(exc), severity="error")
-            return
+        plan = plans[choice]
         self.push_screen(ConfirmScreen(plan), lambda yes: self._confirmed(engine, plan, yes))
 
     def _confirmed(self, engine: Engine, plan: ActionPlan, yes: bool | None) -> None:
@@ -130,6 +137,8 @@ class ActingApp(App[int]):
             self._log_line(Text(f"{label}: cancelled, nothing sent", style="dim"))
             return
         run = self.action_run = ActionRun(plan, self.clock())
+        self._table().clear_marks()  # sent: a second action starts from a clean slate
+        self._show_busy(run)
         self._log_line(Text(f"{plan_title(plan)}: {', '.join(t.name for t in plan.send)}",
                        style="bold cyan"))
         self.run_worker(self._act(engine, run), name=f"action {plan.action.value}",
@@ -175,7 +184,16 @@ class ActingApp(App[int]):
         if any(taken):  # every update applied first (any() alone would stop at the first)
             self._show_run(run)
 
+    def _show_busy(self, run: ActionRun) -> None:
+        """The header says an action is being followed up, until it is done."""
+        top = self.query("#top").first(TopBar) if self.is_running else None
+        if top is not None:
+            n = len(run.plan.send)
+            top.set_busy("" if run.done else f"{choice_label((run.plan.action, run.plan.force))}"
+                         f" sent to {n} VM{'' if n == 1 else 's'}, following up (p)")
+
     def _show_run(self, run: ActionRun) -> None:
+        self._show_busy(run)
         for screen in self.screen_stack:
             if isinstance(screen, ProgressScreen) and screen.run is run and screen.is_mounted:
                 screen.update_run()

@@ -175,7 +175,7 @@ class VmTable(DataTable[Text | str]):
     def _show_title(self) -> None:
         snap = self._snap
         total = len(snap.comparison.vms) if snap is not None else len(self.rows_by_key)
-        hidden = len(self.marks) - sum(1 for k in self.marks if k in self._shown)
+        hidden = self.hidden_marks()
         marks = (f" · {len(self.marks)} marked" + (
             f", {hidden} hidden by the filter" if hidden else "")) if self.marks else ""
         order = SORT_LABELS[self.sort_column] + (" (reversed)" if self.sort_reverse else "")
@@ -211,6 +211,10 @@ class VmTable(DataTable[Text | str]):
         """The marked rows' keys, in the table's order (then those the filter hides)."""
         shown = [k for k in self._shown if k in self.marks]
         return shown + sorted(self.marks.difference(shown))
+
+    def hidden_marks(self) -> int:
+        """How many marked rows the filter hides (counted on screen, so none is sent unseen)."""
+        return sum(1 for k in self.marks if k not in self._shown)
 
     def toggle_mark(self, key: str) -> bool:
         """Mark the row ``key``, or unmark it if marked; True if it is marked now."""
