@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from vditui.core import present
@@ -79,7 +80,8 @@ class EventLog(RichLog):
         super().clear()
         return self
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: Resize) -> None:
+        # Textual calls RichLog's handler as well (handlers run along the class's MRO).
         width = self.scrollable_content_region.width
         if width != self._wrapped_at and self._lines:
             self._wrapped_at = width
