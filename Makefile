@@ -1,4 +1,4 @@
-.PHONY: setup demo test lint bench lab
+.PHONY: setup demo test lint bench lab lock
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,9 @@ test: setup
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+lock:
+	@bash scripts/lock.sh
 
 bench: setup
 	.venv/bin/python -m benchmarks

@@ -100,7 +100,7 @@ async def _shoot(lab: Lab, size: tuple[int, int], out: Path, prepare: Prepare,
     async with app.run_test(size=size) as pilot:
         await _wait(pilot, lambda: _settled(app), "every host to settle")
         await pilot.pause(FLUSH_DELAY * 4)
-        app.clear_event_log()
+        app.event_log.clear()
         await prepare(app, pilot, lab)
         for screen in app.screen_stack:
             for box in screen.query(Input):

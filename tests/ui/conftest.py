@@ -1,9 +1,12 @@
-"""Fixtures for the TUI tests: a lab per test, the app with a fixed clock, and ``settle``.
+"""Fixtures for the TUI tests: the app with a fixed clock over the scripted engine (``fake``,
+``make_fake_app``) or, for the integration tests, over a lab (``lab``, ``make_app``), and
+``settle``.
 
-Every test here drives the real app against the lab (real libvirtd processes behind fault
-proxies, the simulated VDI platform); nothing in vditui is mocked. Helpers that a test awaits are
-handed out as fixtures (``settle``, ``wait_for``, ``ui`` for reading the screen), so no test
-imports this module by name.
+On the fake, the app is real and so are the comparison, the drift tracker and the events; only
+the sources are made up (the lab's default scenario, see ``tests/ui/fake_lab.py``). On the lab,
+nothing in vditui is mocked: real libvirtd processes behind fault proxies, the simulated VDI
+platform. Helpers that a test awaits are handed out as fixtures (``settle``, ``wait_for``, ``ui``
+for reading the screen), so no test imports this module by name.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests.ui.fake_lab import FakeLab
 from vditui.core.engine import EngineSettings
+from vditui.core.fake_engine import FakeEngine
 from vditui.core.settings import SessionSettings
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import Scenario, load_default
@@ -99,6 +104,31 @@ def make_app() -> MakeApp:
     return build_app
 
 
+@pytest.fixture
+def fake() -> FakeLab:
+    """The lab's default scenario (test-driver hosts) behind the scripted engine."""
+    return FakeLab()
+
+
+def build_fake_app(fake: FakeLab, *, config_path: Path | None = None,
+                   profile_name: str = "default", still: bool = False,
+                   **settings_overrides: Any) -> VdiApp:
+    """The app over ``fake`` with the fixed clock; settings as :func:`settings_for`'s. The fake
+    never retries a failed host: it is always ``still`` (see :class:`StillSettings`)."""
+    base: dict[str, Any] = {"url": fake.vdi_url, "username": fake.username,
+                            "password": fake.password, "connect_timeout": 1.0, "grace": 0.0}
+    base.update(settings_overrides)
+    settings = EngineSettings(**base)
+    return VdiApp(settings, [], None, config_path, profile_name, clock=lambda: FIXED_NOW,
+                  engine_factory=fake.factory(settings.connect_timeout))
+
+
+@pytest.fixture
+def make_fake_app() -> Callable[..., VdiApp]:
+    """``make_fake_app(fake, config_path=None, profile_name="default", **settings)``."""
+    return build_fake_app
+
+
 # --------------------------------------------------------------------------- waiting
 
 
@@ -119,6 +149,8 @@ def _settled(app: VdiApp) -> bool:
     engine, snap = app.engine, app.snapshot
     if engine is None or snap is None or not snap.hosts or not snap.settled:
         return False
+    if isinstance(engine, FakeEngine):  # it has no sessions: its last snapshot is the truth
+        return snap is engine.last and app.vm_table.flushes > 0
     # White box (tests only): the engine's live sessions, which no face reads.
     sessions = engine._sessions
     if not all(s.settled for s in sessions.values()):
@@ -136,10 +168,18 @@ async def _settle(app: VdiApp, pilot: Pilot[Any], timeout: float = SETTLE_TIMEOU
     flush and repaint happen. Also stops the input cursors from blinking."""
     await _wait_for(pilot, lambda: _settled(app), "every host session to settle", timeout)
     await pilot.pause(FLUSH_DELAY * 4)
-    await _wait_for(pilot, lambda: not app.display_pending, "the last updates on screen", 5)
+    await _wait_for(pilot, lambda: not display_pending(app), "the last updates on screen", 5)
     await pilot.pause()
     await pilot.pause()
     no_blink(app)
+
+
+def display_pending(app: VdiApp) -> bool:
+    """Something the engine sent is not on screen yet (queued in the bridge, or a widget's
+    redraw still due)."""
+    if app.bridge is not None and app.bridge.pending:
+        return True
+    return any(w.pending for w in (app.vm_table, app.event_log, app.host_tree, app.diff_panel))
 
 
 def no_blink(app: VdiApp) -> None:
@@ -230,6 +270,7 @@ class Ui:
     notifications = staticmethod(notifications)
     to_thread = staticmethod(to_thread)
     no_blink = staticmethod(no_blink)
+    display_pending = staticmethod(display_pending)
     settle = staticmethod(_settle)
     wait_for = staticmethod(_wait_for)
 

@@ -8,7 +8,6 @@ import io
 import stat
 from datetime import date
 
-import pytest
 from rich.console import Console
 from rich.text import Text
 
@@ -19,8 +18,6 @@ from vditui.ui.keys import markdown
 from vditui.ui.screens.ack import AckScreen
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.vm_table import VmTable
-
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
 
 REASON = "classroom image pinned on purpose"
 CONFIG = """\
@@ -45,10 +42,10 @@ def select(app: VdiApp, key: str) -> None:
 
 
 async def test_acknowledged_drift_is_dimmed_with_its_reason_and_not_counted(
-        lab, make_app, settle, wait_for, ui):
+        fake, make_fake_app, settle, wait_for, ui):
     rule = AckRule(REASON, vm="class-a-04", host="hv-t1", kind=DriftKind.STATE,
                    expires=date(2999, 12, 31))
-    app = make_app(lab, ack=(rule,))
+    app = make_fake_app(fake, ack=(rule,))
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
         cells = ui.row_cells(app, "class-a-04")
@@ -68,10 +65,10 @@ async def test_acknowledged_drift_is_dimmed_with_its_reason_and_not_counted(
 
 
 async def test_k_asks_why_and_until_when_then_saves_and_applies_the_rule(
-        lab, make_app, settle, wait_for, ui, tmp_path):
+        fake, make_fake_app, settle, wait_for, ui, tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(CONFIG)
-    app = make_app(lab, config_path=path, profile_name="lab")
+    app = make_fake_app(fake, config_path=path, profile_name="lab")
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
         key = ui.key_of(app, "class-b-02")

@@ -1,7 +1,9 @@
-"""Acting from the TUI, against the lab: the menu for the marked rows, the confirmation's
-contents, cancelling (nothing sent: the lab's platform counts requests), confirming an action
-that resolves a drift (each VM's progress, result and event log lines), a platform errorList
-entry shown for its VM, and read-only mode (no action anywhere, the header says so)."""
+"""Acting from the TUI: the menu for the marked rows, the confirmation's contents, cancelling
+(nothing sent: the fake engine records every action asked), and read-only mode (no action
+anywhere, the header says so), on the scripted engine; against the lab (end to end, the lab's
+platform counting requests): confirming an action that resolves a drift (each VM's progress,
+result and event log lines), a platform errorList entry shown for its VM, one action at a time,
+and an action the engine refuses."""
 
 from __future__ import annotations
 
@@ -11,12 +13,11 @@ import re
 import pytest
 from textual.widgets import Button, DataTable, OptionList, RichLog
 
+from tests.ui.fake_lab import FakeLab
 from vditui.core.actions import Action, ActionPhase
 from vditui.ui.acting import READ_ONLY
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen, ProgressScreen
 from vditui.ui.widgets.vm_table import VmTable
-
-pytestmark = pytest.mark.lab
 
 SIZE = (160, 48)
 DELAY = 0.3  # the lab platform's action delay: short, the follow-up waits for the real change
@@ -24,9 +25,12 @@ LOCKED = "虚机被锁定 (VM locked by a snapshot task)"  # the platform's erro
 POSTS = ("start", "close", "reboot", "sync-status")
 
 
-def posts(lab) -> int:
-    """Action requests the lab's platform has seen (every POST but the login)."""
-    return sum(n for route, n in lab.vdi.requests.items()
+def posts(world) -> int:
+    """Action requests the platform has seen (every POST but the login): the lab's counts, or
+    the actions the fake engines were asked to send."""
+    if isinstance(world, FakeLab):
+        return world.actions_sent()
+    return sum(n for route, n in world.vdi.requests.items()
                if route.startswith("POST") and route.endswith(POSTS))
 
 
@@ -40,9 +44,10 @@ def log_text(app) -> str:
     return re.sub(r"\s+", " ", " ".join(ln.text for ln in lines))
 
 
-def actions_app(make_app, lab, tmp_path, **kw):
-    lab.vdi.action_delay = DELAY
-    return make_app(lab, audit_path=tmp_path / "audit.jsonl", action_timeout=20.0, **kw)
+def actions_app(make_app, world, tmp_path, **kw):
+    if not isinstance(world, FakeLab):
+        world.vdi.action_delay = DELAY
+    return make_app(world, audit_path=tmp_path / "audit.jsonl", action_timeout=20.0, **kw)
 
 
 async def mark(app, pilot, ui, *names: str) -> list[str]:
@@ -79,9 +84,9 @@ async def choose(app, pilot, wait_for, menu: ActionMenuScreen, label: str) -> Co
     return app.screen
 
 
-async def test_menu_lists_what_applies_to_the_marked_rows(lab, make_app, settle, wait_for, ui,
-                                                          tmp_path):
-    app = actions_app(make_app, lab, tmp_path)
+async def test_menu_lists_what_applies_to_the_marked_rows(fake, make_fake_app, settle, wait_for,
+                                                          ui, tmp_path):
+    app = actions_app(make_fake_app, fake, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         # class-a-04: platform running, libvirt shutoff; office-11: platform off, libvirt
@@ -105,12 +110,12 @@ async def test_menu_lists_what_applies_to_the_marked_rows(lab, make_app, settle,
         assert app.screen is app.screen_stack[0]
         note = [m for sev, m in ui.notifications(app) if sev == "warning"][-1]
         assert note.startswith("no action applies to stray-build: only in libvirt"), note
-        assert posts(lab) == 0
+        assert posts(fake) == 0
 
 
 async def test_confirmation_lists_what_is_sent_and_cancelling_sends_nothing(
-        lab, make_app, settle, wait_for, ui, tmp_path):
-    app = actions_app(make_app, lab, tmp_path)
+        fake, make_fake_app, settle, wait_for, ui, tmp_path):
+    app = actions_app(make_fake_app, fake, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await mark(app, pilot, ui, "class-a-04", "office-11", "stray-build")
@@ -135,16 +140,16 @@ async def test_confirmation_lists_what_is_sent_and_cancelling_sends_nothing(
 
         await pilot.press("enter")  # on Cancel
         await pilot.pause()
-        assert app.screen is app.screen_stack[0] and app.action_run is None
+        assert app.screen is app.screen_stack[0] and app.acting.run is None
         # esc cancels as well.
         confirm = await choose(app, pilot, wait_for, await open_menu(app, pilot, wait_for),
                                "sync status")
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen is app.screen_stack[0] and app.action_run is None
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        assert app.screen is app.screen_stack[0] and app.acting.run is None
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert log_text(app).count("cancelled, nothing sent") == 2
-        assert posts(lab) == 0
+        assert posts(fake) == 0
         assert not (tmp_path / "audit.jsonl").exists()
 
 
@@ -169,6 +174,7 @@ def progress_rows(progress: ProgressScreen, ui) -> dict[str, tuple[str, str, str
     return out
 
 
+@pytest.mark.lab
 async def test_sync_then_start_resolve_their_drifts(lab, make_app, settle, wait_for, ui,
                                                     tmp_path):
     app = actions_app(make_app, lab, tmp_path)
@@ -202,7 +208,7 @@ async def test_sync_then_start_resolve_their_drifts(lab, make_app, settle, wait_
         await pilot.press("escape")
         await wait_for(pilot, lambda: ui.row_cells(app, "class-a-04")["virt"] == "running",
                        "class-a-04 running")
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         log = log_text(app)
         for want in ('Send "sync status" to 1 VM on 1 host: office-11',
                      "sync sent: office-11", "sync resolved: office-11: resolved",
@@ -215,6 +221,7 @@ async def test_sync_then_start_resolve_their_drifts(lab, make_app, settle, wait_
         assert app.screen.run is progress.run
 
 
+@pytest.mark.lab
 async def test_error_list_entry_is_shown_for_its_vm(lab, make_app, settle, wait_for, ui,
                                                     tmp_path):
     app = actions_app(make_app, lab, tmp_path)
@@ -228,14 +235,14 @@ async def test_error_list_entry_is_shown_for_its_vm(lab, make_app, settle, wait_
         assert message.startswith("class-a-04: ") and LOCKED in message, message
         assert progress.run.result is not None and progress.run.result.exit_code != 0
         assert lab.vdi.requests["POST /ocloud/v1/domain/start"] == 1  # not sent twice
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert "start failed: class-a-04: the platform did not act" in log_text(app)
         assert "(VM locked by a snapshot task)" in log_text(app)
 
 
-async def test_read_only_offers_no_action_and_says_so(lab, make_app, settle, wait_for, ui,
-                                                      tmp_path):
-    app = actions_app(make_app, lab, tmp_path, read_only=True)
+async def test_read_only_offers_no_action_and_says_so(fake, make_fake_app, settle, wait_for,
+                                                      ui, tmp_path):
+    app = actions_app(make_fake_app, fake, tmp_path, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert "vditui READ-ONLY " in screen_text(app)  # the header's first words
@@ -247,9 +254,9 @@ async def test_read_only_offers_no_action_and_says_so(lab, make_app, settle, wai
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Refresh" in titles and "Mark drift" in titles
         assert "Actions" not in titles and "Last action" not in titles
-        assert posts(lab) == 0
+        assert posts(fake) == 0
     # Not read-only: the same palette offers them (the check above can fail).
-    app = actions_app(make_app, lab, tmp_path)
+    app = actions_app(make_fake_app, fake, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert "READ-ONLY" not in screen_text(app)
@@ -263,6 +270,7 @@ def test_phase_words_read_without_color():
     assert phase_text(None).plain == "waiting"
 
 
+@pytest.mark.lab
 async def test_one_action_at_a_time_and_a_hanging_platform_is_asked_once(
         lab, make_app, settle, wait_for, ui, tmp_path):
     """While the platform sits on a start request, a second action is refused by the TUI (the
@@ -299,6 +307,7 @@ async def test_one_action_at_a_time_and_a_hanging_platform_is_asked_once(
         assert progress_rows(app.screen, ui)["class-a-04"][1] == "resolved"
 
 
+@pytest.mark.lab
 async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
         lab, make_app, settle, wait_for, ui, tmp_path):
     """The audit trail cannot be written (its directory is a file): the engine refuses the
@@ -317,6 +326,6 @@ async def test_an_action_the_engine_refuses_is_said_and_nothing_is_sent(
         assert summary.startswith("not done: cannot write the audit trail"), summary
         assert progress_rows(progress, ui)["office-11"][1] == "failed"
         assert any(s == "error" and "nothing was sent" in m for s, m in ui.notifications(app))
-        await wait_for(pilot, lambda: not app.display_pending, "the log written")
+        await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
         assert "sync status: not sent: cannot write the audit trail" in log_text(app)
         assert posts(lab) == 0

@@ -22,7 +22,7 @@ def _event(i: int) -> DomainChanged:
                                                  0.0), "hv-1")
 
 
-async def test_a_burst_is_written_in_batches_and_the_cut_is_said() -> None:
+async def test_a_burst_is_written_in_batches_and_the_cut_is_said(ui) -> None:
     app = VdiApp(None, problem=("Test", "no platform in this test", ""), clock=lambda: 0.0)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
@@ -40,9 +40,9 @@ async def test_a_burst_is_written_in_batches_and_the_cut_is_said() -> None:
         burst = MAX_LOG_LINES + 500
         log.post_message(EngineEvents([_event(i) for i in range(burst)]))
         await pilot.pause()
-        assert sizes == [LOG_BATCH] and app.display_pending and log.pending
+        assert sizes == [LOG_BATCH] and ui.display_pending(app) and log.pending
         await pilot.pause(LOG_INTERVAL * (MAX_LOG_LINES // LOG_BATCH + 2))
-        assert not log.pending and not app.display_pending
+        assert not log.pending and not ui.display_pending(app)
         assert max(sizes) <= LOG_BATCH and sum(sizes) == MAX_LOG_LINES
         assert log.lines[0].text.startswith(f"… {burst - MAX_LOG_LINES + 1} earlier lines")
         assert log.lines[-1].text.endswith(f"hv-1 vm-{burst - 1}: stopped (running → shutoff)")

@@ -16,8 +16,6 @@ from vditui.ui.screens.timeline import TimelineScreen
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.vm_table import VmTable
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
-
 AHEAD = 3 * 3600 + 60.0
 # "14:02", or with its date ("2026-12-02 21:05") when the clock, three hours ahead, is on
 # another day (the test runs at any time of day).
@@ -31,6 +29,8 @@ def text_of(renderable: RenderableType) -> str:
     return console.export_text()
 
 
+@pytest.mark.lab
+@pytest.mark.timeout(60)
 async def test_differs_since_and_the_timeline(lab, make_app, settle, wait_for, ui, tmp_path):
     app = make_app(lab, history_path=tmp_path / "history.sqlite3")
     app.clock = lambda: time.time() + AHEAD  # three hours after the drift was first seen
@@ -65,8 +65,8 @@ async def test_differs_since_and_the_timeline(lab, make_app, settle, wait_for, u
     assert "| i |" in markdown()
 
 
-async def test_the_timeline_key_without_a_history(lab, make_app, settle, wait_for, ui):
-    app = make_app(lab)
+async def test_the_timeline_key_without_a_history(fake, make_fake_app, settle, wait_for, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)

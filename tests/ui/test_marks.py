@@ -4,14 +4,11 @@ filters."""
 
 from __future__ import annotations
 
-import pytest
 from rich.text import Text
 
 from vditui.core.drift import DriftStatus
 from vditui.ui.view import ROW_MARK
 from vditui.ui.widgets.vm_table import VmTable
-
-pytestmark = pytest.mark.lab
 
 SIZE = (160, 48)
 
@@ -36,8 +33,8 @@ def confirmed_names(app, names: set[str] | None = None) -> set[str]:
 
 
 async def test_space_marks_the_selected_row_and_the_mark_outlives_sorts_and_events(
-        lab, make_app, settle, wait_for, ui):
-    app = make_app(lab)
+        fake, make_fake_app, settle, wait_for, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -56,7 +53,7 @@ async def test_space_marks_the_selected_row_and_the_mark_outlives_sorts_and_even
         assert marked_names(app, ui) == {"class-a-01"}
 
         # An event changes the row (and its drift): the mark stays, the cells follow the event.
-        await ui.to_thread(lab.act, "hv-t1", lab.vm("class-a-01").uuid, "destroy")
+        fake.act("hv-t1", "class-a-01", "destroy")
         await wait_for(pilot, lambda: ui.row_cells(app, "class-a-01")["drift"] == "! state",
                        "class-a-01's drift shown")
         cells = ui.row_cells(app, "class-a-01")
@@ -71,8 +68,8 @@ async def test_space_marks_the_selected_row_and_the_mark_outlives_sorts_and_even
 
 
 async def test_m_marks_the_confirmed_drifts_of_the_current_filter_and_u_clears(
-        lab, make_app, settle, ui):
-    app = make_app(lab)
+        fake, make_fake_app, settle, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)

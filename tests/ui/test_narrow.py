@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from rich.console import Console
 
 from vditui.ui.app import VdiApp
 from vditui.ui.view import COLUMN_INDEX, COLUMNS
 from vditui.ui.widgets.vm_table import VmTable
-
-pytestmark = pytest.mark.lab
 
 DRIFT_WIDTH = dict((k, w) for k, _label, w in COLUMNS)["drift"]
 
@@ -56,10 +53,10 @@ def assert_status_on_screen(rows: list[tuple[str, str, str]]) -> None:
         assert shown.split()[0] in ("!", "…", "ok", "unchecked", "stale"), drift
 
 
-async def test_drift_status_of_every_visible_row_at_80_columns(lab, make_app, settle, ui,
+async def test_drift_status_of_every_visible_row_at_80_columns(fake, make_fake_app, settle, ui,
                                                                monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    app = make_app(lab, still=True)
+    app = make_fake_app(fake, still=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -72,7 +69,7 @@ async def test_drift_status_of_every_visible_row_at_80_columns(lab, make_app, se
 
         # Only the drifting rows: every one of them shows what kind of drift, in words.
         await pilot.press("d")
-        await ui.wait_for(pilot, lambda: app.filter.drift_only and not app.display_pending,
+        await ui.wait_for(pilot, lambda: app.filter.drift_only and not ui.display_pending(app),
                           "the drift-only view")
         await pilot.pause()
         rows = visible_rows(app, screen_lines(app))

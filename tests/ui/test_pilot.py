@@ -1,8 +1,9 @@
-"""The TUI driven by key presses against the lab: what the operator sees and what each key does.
+"""The TUI driven by key presses: what the operator sees and what each key does.
 
-Each test starts its own lab (default scenario unless said otherwise) on a random loopback subnet
-and its own app (fixed clock, grace 0, connect timeout 1 s), waits for it to settle, and asserts
-the values on the screen.
+Most tests run the app over the scripted engine with the lab's default scenario (``fake``); those
+marked ``lab`` need real libvirtd (a hanging host, probing and adopting URIs, a real login) and
+start their own lab on a random loopback subnet. Each app has a fixed clock, grace 0 and a
+connect timeout of 1 s; each test waits for it to settle and asserts the values on the screen.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from vditui.ui.view import COLUMN_INDEX
 from vditui.ui.widgets.host_tree import HostTree
 from vditui.ui.widgets.vm_table import VmTable
 
-pytestmark = pytest.mark.lab
-
 SIZE = (160, 48)
 FIELD_REPORT = ("lic", "ocloud01", "ocloud02", "win10_22h2001")
 POOLS = {"default": ["ocloud"], "Teaching": ["hv-t1", "hv-t2", "hv-t3"],
@@ -60,14 +59,14 @@ def pool_of(label: str) -> str:
 # --------------------------------------------------------------------------- the main screen
 
 
-async def test_main_screen_shows_every_vm_and_host(lab, make_app, settle, wait_for, ui):
-    app = make_app(lab)
+async def test_main_screen_shows_every_vm_and_host(fake, make_fake_app, settle, wait_for, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
 
         assert table.row_count == ROWS
-        assert set(ui.table_names(app)) == {v.name for v in lab.scenario.vms}
+        assert set(ui.table_names(app)) == {v.name for v in fake.scenario.vms}
         assert table.border_title == f"VMs {ROWS}/{ROWS}"
 
         a04 = ui.row_cells(app, "class-a-04")
@@ -96,10 +95,11 @@ async def test_main_screen_shows_every_vm_and_host(lab, make_app, settle, wait_f
                        "hv-refuse labelled refused", timeout=5)
 
 
-async def test_drift_confirmed_after_grace_restyles_the_row(lab, make_app, settle, wait_for, ui):
+async def test_drift_confirmed_after_grace_restyles_the_row(fake, make_fake_app, settle,
+                                                            wait_for, ui):
     """With a grace period a drift is first pending (italic yellow), then confirmed (bold red):
     the cells whose text stays the same must be restyled too."""
-    app = make_app(lab, grace=0.3)
+    app = make_fake_app(fake, grace=0.3)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -113,9 +113,9 @@ async def test_drift_confirmed_after_grace_restyles_the_row(lab, make_app, settl
 # --------------------------------------------------------------------------- live updates
 
 
-async def test_event_lands_in_place_while_filtered_and_scrolled(lab, make_app, settle, wait_for,
-                                                                ui):
-    app = make_app(lab)
+async def test_event_lands_in_place_while_filtered_and_scrolled(fake, make_fake_app, settle,
+                                                                wait_for, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -134,8 +134,7 @@ async def test_event_lands_in_place_while_filtered_and_scrolled(lab, make_app, s
         before = (table.selected_key, table.scroll_y, table.rebuilds, table.cell_updates)
         assert ui.row_cells(app, "office-21")["virt"] == "shutoff"
 
-        vm = lab.vm("office-21")
-        assert await ui.to_thread(lab.act, "hv-o3", vm.uuid, "start") == "running"
+        assert fake.act("hv-o3", "office-21", "start") == "running"
         await wait_for(pilot, lambda: ui.row_cells(app, "office-21")["virt"] == "running ≠",
                        "office-21's libvirt cell to show the start")
         await pilot.pause()
@@ -156,12 +155,12 @@ async def test_event_lands_in_place_while_filtered_and_scrolled(lab, make_app, s
         assert any("office-21: started (shutoff → running)" in line.text for line in log.lines)
 
 
-async def test_events_shown_row_by_row_match_a_full_render(lab, make_app, settle, wait_for,
+async def test_events_shown_row_by_row_match_a_full_render(fake, make_fake_app, settle, wait_for,
                                                            ui):
     """Lifecycle events go the incremental way (an engine pass re-judges only their rows, the
     table updates only those); a full render afterwards must find nothing left to change,
     drift styles included once their grace period has ended."""
-    app = make_app(lab, grace=0.3)
+    app = make_fake_app(fake, grace=0.3)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -172,7 +171,7 @@ async def test_events_shown_row_by_row_match_a_full_render(lab, make_app, settle
         for host, name, action in (("hv-t1", "class-a-01", "destroy"),
                                    ("hv-o3", "office-21", "start"),
                                    ("hv-t2", "class-b-02", "suspend")):
-            await ui.to_thread(lab.act, host, lab.vm(name).uuid, action)
+            fake.act(host, name, action)
         want = {"class-a-01": ("shutoff ≠", "! state"), "office-21": ("running ≠", "! state"),
                 "class-b-02": ("paused ≠", "! state, vCPU")}
         await wait_for(pilot, lambda: all(
@@ -186,26 +185,26 @@ async def test_events_shown_row_by_row_match_a_full_render(lab, make_app, settle
         assert (table.rebuilds, table.cell_updates) == shown
 
 
-async def test_events_move_rows_in_and_out_of_drift_only(lab, make_app, settle, wait_for, ui):
+async def test_events_move_rows_in_and_out_of_drift_only(fake, make_fake_app, settle, wait_for, ui):
     """Under the drift-only filter an event that creates a drift adds its row, and one that
     heals a drift removes it (the row-by-row path hands over to a full render)."""
-    app = make_app(lab)
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
         await pilot.press("d")
         await pilot.pause()
         assert "class-a-04" in ui.table_names(app) and "class-a-01" not in ui.table_names(app)
-        await ui.to_thread(lab.act, "hv-t1", lab.vm("class-a-04").uuid, "start")
-        await ui.to_thread(lab.act, "hv-t1", lab.vm("class-a-01").uuid, "destroy")
+        fake.act("hv-t1", "class-a-04", "start")
+        fake.act("hv-t1", "class-a-01", "destroy")
         await wait_for(pilot, lambda: "class-a-04" not in ui.table_names(app)
                        and "class-a-01" in ui.table_names(app), "the drift-only rows to follow")
         assert table.row_count == DRIFT_ROWS
         assert table.border_title == f"VMs {DRIFT_ROWS}/{ROWS} drift only"
 
 
-async def test_d_toggles_drift_only(lab, make_app, settle, ui):
-    app = make_app(lab)
+async def test_d_toggles_drift_only(fake, make_fake_app, settle, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -225,8 +224,8 @@ async def test_d_toggles_drift_only(lab, make_app, settle, ui):
         assert table.border_title == f"VMs {ROWS}/{ROWS}"
 
 
-async def test_sort_keys(lab, make_app, settle, ui):
-    app = make_app(lab)
+async def test_sort_keys(fake, make_fake_app, settle, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         table = app.query_one("#vms", VmTable)
@@ -266,6 +265,7 @@ async def test_sort_keys(lab, make_app, settle, ui):
 # --------------------------------------------------------------------------- a hanging host
 
 
+@pytest.mark.lab
 async def test_hanging_host_does_not_block_the_operator(lab, make_app, wait_for, ui):
     # 4 s: the key presses below take about 2 s here (each filter change redraws the table),
     # and they must all happen while hv-hang is still connecting, on a slower machine too.
@@ -342,6 +342,7 @@ def _rc_rows(screen: ReconnectScreen, ui) -> dict[str, str]:
             for i in range(table.row_count)}
 
 
+@pytest.mark.lab
 async def test_reconnect_lists_candidates_with_probe_results(lab, make_app, settle, wait_for,
                                                              ui):
     app = make_app(lab)
@@ -364,6 +365,7 @@ async def test_reconnect_lists_candidates_with_probe_results(lab, make_app, sett
         assert not isinstance(app.screen, ReconnectScreen)
 
 
+@pytest.mark.lab
 async def test_reconnect_typed_uri_adopt_and_save(lab, make_app, settle, wait_for, ui,
                                                   tmp_path: Path):
     config = tmp_path / "config.toml"
@@ -454,9 +456,9 @@ async def _export(app: VdiApp, pilot, path: str, ui) -> None:
     assert not isinstance(app.screen, ExportScreen)
 
 
-async def test_export_json_csv_md_and_bad_extension(lab, make_app, settle, wait_for, ui,
+async def test_export_json_csv_md_and_bad_extension(fake, make_fake_app, settle, wait_for, ui,
                                                     tmp_path: Path):
-    app = make_app(lab)
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert app.comparison is not None
@@ -497,8 +499,8 @@ async def test_export_json_csv_md_and_bad_extension(lab, make_app, settle, wait_
 # --------------------------------------------------------------------------- help and palette
 
 
-async def test_help_and_command_palette(lab, make_app, settle, wait_for, ui):
-    app = make_app(lab)
+async def test_help_and_command_palette(fake, make_fake_app, settle, wait_for, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press("question_mark")
@@ -545,6 +547,7 @@ async def _problem(app: VdiApp, pilot, wait_for) -> ProblemScreen:
     return screen
 
 
+@pytest.mark.lab
 async def test_login_refused_shows_a_problem_screen(lab, wait_for):
     wrong = "not-" + lab.password
     settings = EngineSettings(url=lab.vdi_url, username=lab.username, password=wrong,
@@ -574,9 +577,9 @@ async def test_unreachable_platform_shows_a_problem_screen(wait_for):
         assert "Traceback" not in text and "s3cret-Pa55" not in text
 
 
-async def test_password_never_on_screen(lab, make_app, settle, wait_for):
-    app = make_app(lab)
-    secrets = (lab.password, hashlib.md5(lab.password.encode()).hexdigest())
+async def test_password_never_on_screen(fake, make_fake_app, settle, wait_for):
+    app = make_fake_app(fake)
+    secrets = (fake.password, hashlib.md5(fake.password.encode()).hexdigest())
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         shots = [app.export_screenshot()]
@@ -590,7 +593,7 @@ async def test_password_never_on_screen(lab, make_app, settle, wait_for):
         shots.append(app.export_screenshot())
     for svg in shots:
         text = screen_text(svg)
-        assert lab.vdi_url in text and f"as {lab.username}" in text  # the reading works
+        assert fake.vdi_url in text and f"as {fake.username}" in text  # the reading works
         for secret in secrets:
             assert secret not in svg and secret not in text
             assert html.escape(secret) not in svg

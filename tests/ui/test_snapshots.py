@@ -53,7 +53,7 @@ def pinned_probe(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _clear_events(app) -> None:
-    app.clear_event_log()
+    app.event_log.clear()
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -1,6 +1,9 @@
 """The vditui application: host tree, VM table, diff panel and event log over one engine.
 
-The app owns the layout, the key bindings, the screens and the command palette. The engine runs
+The app owns the layout, the key bindings, the screens and the command palette; it holds two
+controllers, :class:`~vditui.ui.acting.Acting` (marks and actions) and
+:class:`~vditui.ui.noting.Noting` (acknowledgements and the timeline), which its keys call into,
+and keeps a reference to each widget it composed. The engine runs
 in a worker on the app's loop (its libvirt calls are in threads); a second worker, the bridge
 (:mod:`vditui.ui.bridge`), turns its events into messages for the widgets, each of which follows
 them and paces its own redraws. The app sends the engine commands (refresh, probe, use a URI).
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.screen import Screen
@@ -26,14 +29,16 @@ from textual.worker import Worker, WorkerState
 
 from vditui.core.engine import Engine, EngineSettings
 from vditui.core.events import SnapshotReady
+from vditui.core.face import EngineFace
 from vditui.core.models import Comparison
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
 from vditui.ui import keys
+from vditui.ui.acting import Acting
 from vditui.ui.bridge import Bridge
-from vditui.ui.messages import Snapshot
-from vditui.ui.noting import NotingApp
+from vditui.ui.messages import EngineEvents, Snapshot
+from vditui.ui.noting import Noting
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.screens.simple import (
     ExportScreen,
@@ -55,23 +60,38 @@ NARROW = 110
 FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered again
 
 
-class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp: actions
+class VdiApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "vditui"
     BINDINGS = keys.bindings()  # every key of the main screen, from one table
 
+    # The widgets and the controllers, set once by compose.
+    top_bar: TopBar
+    host_tree: HostTree
+    filter_box: Input
+    vm_table: VmTable
+    diff_scroll: VerticalScroll
+    diff_panel: DiffPanel
+    event_log: EventLog
+    acting: Acting
+    noting: Noting
+
     def __init__(self, settings: EngineSettings | None, warnings: list[str] | None = None,
                  problem: tuple[str, str, str] | None = None, config_path: Path | None = None,
                  profile_name: str = "default",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 engine_factory: Callable[[EngineSettings], EngineFace] = Engine) -> None:
+        """``engine_factory`` makes the engine from the settings: the real one, or (tests,
+        benchmarks) a :class:`~vditui.core.fake_engine.FakeEngine`."""
         super().__init__()
         self.settings = settings
         self.warnings = warnings or []
         self.problem = problem
         self.config_path, self.profile_name = config_path, profile_name
         self.clock = clock
+        self.engine_factory = engine_factory
         #: The engine, for commands; None until it runs (and after the platform refused it).
-        self.engine: Engine | None = None
+        self.engine: EngineFace | None = None
         #: The newest snapshot the engine sent.
         self.snapshot: SnapshotReady | None = None
         self.bridge: Bridge | None = None
@@ -82,39 +102,52 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         s = self.settings
-        yield TopBar(s.url if s else "", s.username if s else "", self.warnings, id="top",
-                     read_only=bool(s and s.read_only))
+        self.top_bar = TopBar(s.url if s else "", s.username if s else "", self.warnings,
+                              id="top", read_only=bool(s and s.read_only))
+        self.host_tree = HostTree(id="hosts")
+        self.filter_box = Input(placeholder="filter VMs by name (esc clears)", id="filter")
+        self.vm_table = VmTable(id="vms")
+        self.diff_scroll = VerticalScroll(id="diff-scroll")
+        self.diff_panel = DiffPanel(id="diff")
+        self.event_log = EventLog(self.clock, id="events")
+        self.acting = Acting(self, self.vm_table, engine=lambda: self.engine,
+                             settings=self.settings, clock=self.clock, note=self.note,
+                             busy=self.top_bar.set_busy)
+        self.noting = Noting(self, self.vm_table, engine=lambda: self.engine,
+                             snapshot=lambda: self.snapshot, settings=self.settings,
+                             clock=self.clock, config_path=self.config_path,
+                             profile_name=self.profile_name)
+        yield self.top_bar
         with Horizontal(id="main"):
-            yield HostTree(id="hosts")
+            yield self.host_tree
             with Vertical(id="right"):
-                yield Input(placeholder="filter VMs by name (esc clears)", id="filter")
-                yield VmTable(id="vms")
+                yield self.filter_box
+                yield self.vm_table
                 with Horizontal(id="bottom"):
-                    with VerticalScroll(id="diff-scroll"):
-                        yield DiffPanel(id="diff")
-                    yield EventLog(self.clock, id="events")
+                    with self.diff_scroll:
+                        yield self.diff_panel
+                    yield self.event_log
         yield Footer()
 
     def on_mount(self) -> None:
         tune_gc()  # see vditui.tuning (cli.main does the same for the headless commands)
-        self.query_one("#top", TopBar).clock = self.clock
-        self.query_one("#hosts", HostTree).clock = self.clock
-        self.query_one("#diff", DiffPanel).clock = self.clock
-        self.query_one("#events", EventLog).border_title = "events"
-        self.query_one("#diff-scroll").border_title = "diff (tab here to scroll)"
+        self.top_bar.clock = self.clock
+        self.host_tree.clock = self.clock
+        self.diff_panel.clock = self.clock
+        self.event_log.border_title = "events"
+        self.diff_scroll.border_title = "diff (tab here to scroll)"
         self._apply_width(self.size.width)
-        table = self.query_one("#vms", VmTable)
+        table = self.vm_table
         table.border_title = "VMs"
-        self.query_one("#filter", Input).display = False
+        self.filter_box.display = False
         if self.problem is not None or self.settings is None:
             title, detail, fix = self.problem or ("No platform", "nothing to connect to", "")
             self.push_screen(ProblemScreen(title, detail, fix))
             return
         table.focus()
-        tree, panel = self.query_one("#hosts", HostTree), self.query_one("#diff", DiffPanel)
-        top = self.query_one("#top", TopBar)
-        self.bridge = Bridge(snapshot_to=(self, table, tree, panel, top),
-                             events_to=(table, self.query_one("#events", EventLog), top, self))
+        self.bridge = Bridge(snapshot_to=(self, table, self.host_tree, self.diff_panel,
+                                          self.top_bar),
+                             events_to=(table, self.event_log, self.top_bar, self))
         self.run_worker(self.bridge.run(), name="bridge", group="bridge", exit_on_error=False)
         self.run_engine()
 
@@ -127,7 +160,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
     @work(group="engine", exclusive=True, exit_on_error=False)
     async def run_engine(self) -> None:
         assert self.settings is not None and self.bridge is not None
-        engine = Engine(self.settings)
+        engine = self.engine_factory(self.settings)
         self.engine = engine
         engine.listen(self.bridge.listen)
         try:
@@ -151,10 +184,13 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         _log.error("worker %s (%s) failed", worker.name, worker.group, exc_info=err)
         what = f"{worker.group} failed: {type(err).__name__}: {err}"
         self.notify(what, title="internal error", severity="error", timeout=10)
-        log = self.query("#events").first(EventLog) if self.is_running else None
-        if log is not None:
+        self.note(Text(what, style="bold red"))
+
+    def note(self, line: Text) -> None:
+        """Write ``line``, stamped with the time, to the event log (if it is on screen)."""
+        if self.is_running and self.event_log.is_attached:
             stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
-            log.note(Text(f"{stamp} {what}", style="bold red"))
+            self.event_log.note(Text.assemble(f"{stamp} ", line))
 
     def on_snapshot(self, message: Snapshot) -> None:
         snap = self.snapshot = message.snapshot
@@ -172,33 +208,21 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
 
     @property
     def filter(self) -> Filter:
-        return self.query_one("#vms", VmTable).filter
+        return self.vm_table.filter
 
-    @property
-    def display_pending(self) -> bool:
-        """Something the engine sent is not on screen yet (queued in the bridge, or a widget's
-        redraw still due)."""
-        if self.bridge is not None and self.bridge.pending:
-            return True
-        return any(w.pending for w in (self.query_one("#vms", VmTable),
-                                       self.query_one("#events", EventLog),
-                                       self.query_one("#hosts", HostTree),
-                                       self.query_one("#diff", DiffPanel)))
-
-    def clear_event_log(self) -> None:
-        """Forget every event line, shown or still queued."""
-        self.query_one("#events", EventLog).clear()
+    def on_engine_events(self, message: EngineEvents) -> None:
+        self.acting.follow(message)
 
     # ------------------------------------------------------------------ selection
     @on(DataTable.RowHighlighted, "#vms")
     def _vm_highlighted(self, _event: DataTable.RowHighlighted) -> None:
-        panel = self.query_one("#diff", DiffPanel)
-        key = self.query_one("#vms", VmTable).selected_key
+        panel = self.diff_panel
+        key = self.vm_table.selected_key
         panel.select(Selection(key, panel.selection.node))
 
     @on(Tree.NodeHighlighted, "#hosts")
     def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
-        panel = self.query_one("#diff", DiffPanel)
+        panel = self.diff_panel
         panel.select(Selection(None, event.node.data or NodeRef("all")))
 
     @on(Tree.NodeSelected, "#hosts")
@@ -210,11 +234,10 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
                                 text=f.text, drift_only=f.drift_only))
 
     def _set_filter(self, flt: Filter) -> None:
-        self.query_one("#vms", VmTable).set_filter(flt)
+        self.vm_table.set_filter(flt)
 
     def selected_host_id(self) -> str | None:
-        tree = self.query_one("#hosts", HostTree)
-        table = self.query_one("#vms", VmTable)
+        tree, table = self.host_tree, self.vm_table
         if tree.has_focus and tree.cursor_node and tree.cursor_node.data:
             ref = tree.cursor_node.data
             if ref.kind == "host":
@@ -226,7 +249,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
 
     # ------------------------------------------------------------------ actions
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.display = True
         box.focus()
 
@@ -240,7 +263,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
     def _apply_filter_text(self) -> None:
         self._filter_timer = None
         f = self.filter
-        text = self.query_one("#filter", Input).value.strip()
+        text = self.filter_box.value.strip()
         if text != f.text:
             self._set_filter(Filter(f.pool_id, f.host_id, text, f.drift_only))
 
@@ -249,31 +272,31 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         if self._filter_timer is not None:
             self._filter_timer.stop()
         self._apply_filter_text()
-        self.query_one("#vms", VmTable).focus()
+        self.vm_table.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if box.display:
             box.value = ""
             box.display = False
             self._apply_filter_text()
-            self.query_one("#vms", VmTable).focus()
+            self.vm_table.focus()
 
     def action_drift_only(self) -> None:
         f = self.filter
         self._set_filter(Filter(f.pool_id, f.host_id, f.text, not f.drift_only))
 
     def action_sort_next(self) -> None:
-        label = self.query_one("#vms", VmTable).sort_next()
+        label = self.vm_table.sort_next()
         self.notify(f"sorted by {label}", timeout=2)
 
     def action_sort_reverse(self) -> None:
-        table = self.query_one("#vms", VmTable)
+        table = self.vm_table
         table.sort_by(table.sort_column or COLUMNS[0][0])
 
     @on(DataTable.HeaderSelected, "#vms")
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        self.query_one("#vms", VmTable).sort_by(str(event.column_key.value))
+        self.vm_table.sort_by(str(event.column_key.value))
 
     def action_refresh(self) -> None:
         if self.engine is not None:
@@ -281,7 +304,7 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
             self.notify("refreshing the platform and every host", timeout=2)
 
     @work(group="refresh", exclusive=True, exit_on_error=False)
-    async def _refresh(self, engine: Engine) -> None:
+    async def _refresh(self, engine: EngineFace) -> None:
         await engine.refresh()
 
     def action_toggle_hosts(self) -> None:
@@ -289,15 +312,14 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
         if self.has_class("narrow"):
             self.toggle_class("show-hosts")
             if self.has_class("show-hosts"):
-                self.query_one("#hosts", HostTree).focus()
+                self.host_tree.focus()
         else:
-            tree = self.query_one("#hosts", HostTree)
-            tree.display = not tree.display
+            self.host_tree.display = not self.host_tree.display
 
     def action_quit_now(self) -> None:
         """ctrl+c or ctrl+q: leave now, from any screen; while an action is being followed up,
         the first press only asks (the platform goes on with it either way)."""
-        run = self.action_run
+        run = self.acting.run
         if run is not None and not run.done and not self._quit_asked:
             self._quit_asked = True
             self.notify("an action is being followed up (p shows it): press ctrl+c again to "
@@ -311,6 +333,28 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # The controllers' keys.
+    def action_timeline(self) -> None:
+        self.noting.timeline()
+
+    def action_acknowledge(self) -> None:
+        self.noting.acknowledge()
+
+    def action_toggle_mark(self) -> None:
+        self.acting.toggle_mark()
+
+    def action_mark_confirmed(self) -> None:
+        self.acting.mark_confirmed()
+
+    def action_clear_marks(self) -> None:
+        self.acting.clear_marks()
+
+    def action_act(self) -> None:
+        self.acting.act()
+
+    def action_last_action(self) -> None:
+        self.acting.last_action()
 
     def action_reconnect(self) -> None:
         engine, snap, host_id = self.engine, self.snapshot, self.selected_host_id()
@@ -359,6 +403,11 @@ class VdiApp(NotingApp):  # NotingApp: acknowledging and the timeline; ActingApp
             if k.palette and not (k.acts and self.read_only):
                 yield SystemCommand(k.palette, f"{k.help} ({k.label})",
                                     getattr(self, f"action_{k.action}"))
+
+    @property
+    def read_only(self) -> bool:
+        """Actions are disabled (``--read-only`` or the profile's ``read_only``)."""
+        return self.settings is not None and self.settings.read_only
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The main screen's keys do nothing over a dialog (and leave its footer); the keys

@@ -15,8 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker
 
-from vditui.core.engine import Engine
 from vditui.core.events import HostLink
+from vditui.core.face import EngineFace
 from vditui.core.models import ConnState, VdiHost
 from vditui.core.probe import ProbeResult
 from vditui.core.uris import UriError, alternatives, parse
@@ -49,7 +49,7 @@ class ReconnectScreen(ModalScreen[str | None]):
         self.adopted: str | None = None
 
     @classmethod
-    def for_host(cls, engine: Engine, host: VdiHost, link: HostLink, config_path: Path | None,
+    def for_host(cls, engine: EngineFace, host: VdiHost, link: HostLink, config_path: Path | None,
                  profile: str) -> ReconnectScreen:
         """The screen for ``host`` as ``link`` shows it, probing and adopting through the
         engine's commands; ``w`` saves to ``config_path`` (if any) under ``profile``."""

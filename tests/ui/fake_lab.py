@@ -1,0 +1,112 @@
+"""The lab's scenario, without the lab: the same pools, hosts and VMs (both sides of each) as a
+made-up estate for the scripted engine (:class:`vditui.core.fake_engine.FakeEngine`), so the
+UI tests keep their assertions about the default scenario and run in milliseconds.
+
+What the lab's daemons would say, said here once: a host whose libvirt refuses is FAILED with a
+refusal, one that hangs is FAILED with a connect timeout; the others are CONNECTED over their
+first transport; the platform's record of each VM is its ``vdi`` side, libvirt's its ``virt``
+side. The comparison itself is the engine's (the real rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vditui.core.engine import EngineSettings
+from vditui.core.fake_engine import FakeEngine
+from vditui.core.fake_estate import Estate
+from vditui.core.models import (
+    ConnState,
+    DesktopPool,
+    Domain,
+    HostView,
+    VdiHost,
+    VdiVm,
+    VirtError,
+    VirtErrorKind,
+    VirtState,
+)
+from vditui.core.probe import hint, timeout_error
+from vditui.lab.scenario import Scenario, VmSpec, load_default
+
+#: What the lab's ``act`` verbs leave libvirt's domain in.
+VERBS = {"start": VirtState.RUNNING, "destroy": VirtState.SHUTOFF,
+         "shutdown": VirtState.SHUTOFF, "suspend": VirtState.PAUSED, "resume": VirtState.RUNNING}
+_SCHEMES = {"tcp": "test+tcp://{ip}:16509/default", "ssh": "test+ssh://root@{ip}/default",
+            "tls": "test+tls://{ip}/default"}
+
+
+def estate_of(scenario: Scenario, connect_timeout: float = 1.0) -> Estate:
+    """The scenario as an estate: the platform's records and each host's libvirt."""
+    est = Estate()
+    pools = {p.id: p.name for p in scenario.pools}
+    est.pools = [DesktopPool(pid, name) for pid, name in pools.items()]
+    ids = {h.name: h.id for h in scenario.hosts}
+    running = {h.name: sum(1 for v in scenario.vms if v.vdi is not None and v.vdi.host == h.name
+                           and v.vdi.status == 1) for h in scenario.hosts}
+    for i, h in enumerate(scenario.hosts):
+        ip = f"127.66.0.{i + 1}"
+        uri = _SCHEMES[h.transports[0]].format(ip=ip)
+        if h.in_vdi:
+            est.hosts.append(VdiHost(h.id, h.name, ip, h.vdi_status, h.pool, pools.get(h.pool, ""),
+                                     h.cpu_model, h.cpus, h.memory_gb, running[h.name]))
+        est.names[h.id], est.uris[h.id], est.domains[h.id] = h.name, (uri,), []
+        error: VirtError | None = None
+        if h.fault == "refuse":
+            error = VirtError(VirtErrorKind.REFUSED, uri, f"unable to connect to server at "
+                              f"'{ip}:16509': Connection refused",
+                              hint=hint(VirtErrorKind.REFUSED, uri))
+        elif h.fault == "hang":
+            error = timeout_error(uri, connect_timeout)
+        est.links[h.id] = HostView(h.id, uri, ConnState.FAILED if error else ConnState.CONNECTED,
+                                   None, error)
+    for n, v in enumerate(scenario.vms):
+        if v.vdi is not None:
+            est.vms.append(_vdi_vm(v, ids, n))
+        if v.virt is not None:
+            est.domains[ids[v.virt.host]].append(Domain(
+                v.uuid, v.name, VirtState(v.virt.state), v.virt.vcpu, v.virt.memory_mb * 1024))
+    return est
+
+
+def _vdi_vm(v: VmSpec, ids: dict[str, str], n: int) -> VdiVm:
+    assert v.vdi is not None
+    return VdiVm(v.vdi.id, v.name, v.vdi.status, v.vdi.vcpu, v.vdi.memory_mb, ids[v.vdi.host],
+                 v.vdi.host, "", f"10.20.{n // 250}.{n % 250 + 2}")
+
+
+@dataclass
+class FakeLab:
+    """The default scenario (test-driver hosts) behind a scripted engine; the engine is made
+    when the app starts it (``engine``), with the app's settings."""
+
+    scenario: Scenario = field(default_factory=lambda: load_default().without_driver("qemu"))
+    vdi_url: str = "https://vdi.fake.invalid"
+    username: str = "admin"
+    password: str = "fake-Pa55word!"
+    #: The engine of the app started last (every app starts its own, on a fresh estate).
+    engine: FakeEngine | None = None
+    engines: list[FakeEngine] = field(default_factory=list)
+
+    def factory(self, connect_timeout: float = 1.0) -> Callable[[EngineSettings], FakeEngine]:
+        def make(settings: EngineSettings) -> FakeEngine:
+            self.engine = FakeEngine(settings, estate_of(self.scenario, connect_timeout))
+            self.engines.append(self.engine)
+            return self.engine
+        return make
+
+    def actions_sent(self) -> int:
+        """How many actions the engines were asked to send (``act``), all apps together."""
+        return sum(1 for e in self.engines for c in e.commands if c[0] == "act")
+
+    def vm(self, name: str) -> VmSpec:
+        (spec,) = [v for v in self.scenario.vms if v.name == name]
+        return spec
+
+    def act(self, host: str, vm: str, verb: str) -> str:
+        """As the lab's ``act`` (by VM name): libvirt on ``host`` does ``verb`` to ``vm``;
+        the state it is left in."""
+        assert self.engine is not None, "the app has not started its engine yet"
+        self.engine.set_domain(host, vm, VERBS[verb])
+        return VERBS[verb].value
