@@ -410,13 +410,10 @@ class VdiApp(App[int]):
         return self.settings is not None and self.settings.read_only
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The main screen's keys do nothing over a dialog (and leave its footer); the keys
-        that act are shown disabled in read-only mode."""
-        if action in keys.MAIN_ONLY and len(self.screen_stack) > 1:
-            return False
-        if action in keys.ACTING and self.read_only:
-            return None
-        return True
+        """The main screen's keys do nothing over a dialog (and leave its footer). The keys
+        that act stay live in read-only mode, to say why nothing happens; the palette leaves
+        them out."""
+        return not (action in keys.MAIN_ONLY and len(self.screen_stack) > 1)
 
     def _fatal_error(self) -> None:
         """An unhandled exception ends the app. Textual's own report prints every frame's

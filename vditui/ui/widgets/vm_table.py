@@ -162,7 +162,7 @@ class VmTable(DataTable[Text | str]):
                 if touched is None or not self._render_rows(snap, touched):
                     self._render_all(snap)
                 elif self._order_stale(snap):
-                    self._rebuild({k: self._cells_of(k) for k in self._shown})
+                    self._rebuild({k: self._cells_of(k) for k in self._shown}, follow_top=True)
                 self._show_title()
             if self._fast_states:
                 # Events newer than the snapshot: show the new state now; the next reconcile
@@ -305,7 +305,7 @@ class VmTable(DataTable[Text | str]):
             self._ranks = {k: worst_first(self.rows_by_key[k], snap) for k in wanted}
             if sorted(wanted, key=self._ranks.__getitem__,
                       reverse=self.sort_reverse) != list(self._shown):
-                self._rebuild(wanted)
+                self._rebuild(wanted, follow_top=True)
                 return
         if wanted.keys() != self._shown.keys():
             self._rebuild(wanted)
@@ -450,10 +450,11 @@ class VmTable(DataTable[Text | str]):
         self.virtual_size = Size(width + self._row_label_column_width,
                                  self._total_row_height + header)
 
-    def _rebuild(self, wanted: dict[str, Cells]) -> None:
+    def _rebuild(self, wanted: dict[str, Cells], follow_top: bool = False) -> None:
         keep_key = self.selected_key
         scroll_y = self.scroll_y
-        at_top = self.cursor_row == 0 and scroll_y == 0
+        # Worst first, the operator not having moved: the worst rows stay in sight.
+        at_top = follow_top and self.cursor_row == 0 and scroll_y == 0
         self.rebuilds += 1
         self.clear()
         items = list(wanted.items())
@@ -472,7 +473,6 @@ class VmTable(DataTable[Text | str]):
         self._shown = {k: _plain(c) for k, c in items}
         self._applied = dict(items)
         if at_top:
-            # The operator has not moved: the worst rows stay in sight, cursor on the first.
             self.move_cursor(row=0, scroll=False)
         elif keep_key is not None and keep_key in wanted:
             self.move_cursor(row=self.get_row_index(keep_key), scroll=False)
