@@ -308,13 +308,15 @@ class VdiApp(App[int]):
         await engine.refresh()
 
     def action_toggle_hosts(self) -> None:
-        """Show or hide the host tree (hidden by default below 110 columns)."""
+        """Show or hide the host tree (hidden by default below 110 columns). Only classes
+        change, never the tree's own display: an inline style would outlive a resize and
+        override the narrow layout (the tree stuck on an 80-column screen)."""
         if self.has_class("narrow"):
             self.toggle_class("show-hosts")
             if self.has_class("show-hosts"):
                 self.host_tree.focus()
         else:
-            self.host_tree.display = not self.host_tree.display
+            self.toggle_class("hide-hosts")
 
     def action_quit_now(self) -> None:
         """ctrl+c or ctrl+q: leave now, from any screen; while an action is being followed up,
@@ -326,7 +328,7 @@ class VdiApp(App[int]):
                         "quit; the platform goes on with it", severity="warning", timeout=6)
             return
         problem = next((s for s in self.screen_stack if isinstance(s, ProblemScreen)), None)
-        self.exit(problem.exit_code if problem is not None else 0)
+        self.exit(return_code=problem.exit_code if problem is not None else 0)
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -27,7 +27,7 @@ class ProblemScreen(Screen[None]):
         self.exit_code = exit_code
 
     def action_leave(self) -> None:
-        self.app.exit(self.exit_code)
+        self.app.exit(return_code=self.exit_code)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="problem"):
