@@ -43,6 +43,11 @@ class Key:
     shown_as: str = ""
 
     @property
+    def says(self) -> str:
+        """The help's sentence, with what read-only mode does to it."""
+        return f"{self.help} (not in read-only mode)" if self.acts else self.help
+
+    @property
     def label(self) -> str:
         """The key as an operator types it: ``?``, ``/``, ``space``, ``ctrl+c``."""
         if self.shown_as:
@@ -149,7 +154,7 @@ def markdown(legend: bool = True) -> str:
     lines: list[str] = []
     for group, keys in grouped():
         lines += [f"**{group}**", "", "| key | does |", "|---|---|"]
-        lines += [f"| {_md(k.label)} | {_md(k.help)} |" for k in keys]
+        lines += [f"| {_md(k.label)} | {_md(k.says)} |" for k in keys]
         lines.append("")
     if legend:
         lines += ["**symbols**", "", "| symbol | means |", "|---|---|"]
@@ -167,7 +172,7 @@ def help_renderable() -> Table:
     for group, keys in grouped():
         grid.add_row(Text(group, style="bold underline"), "")
         for k in keys:
-            grid.add_row(k.label, k.help)
+            grid.add_row(k.label, k.says)
         grid.add_row("", "")
     grid.add_row(Text("symbols", style="bold underline"), "")
     for symbol, meaning in LEGEND:
@@ -176,6 +181,17 @@ def help_renderable() -> Table:
     grid.add_row("", "A confirmation lists exactly what is sent and needs a yes (y or Send). "
                  "In read-only mode (--read-only, header READ-ONLY) no action is offered.")
     return grid
+
+
+START, END = "<!-- keys:start -->", "<!-- keys:end -->"
+
+
+def readme_section(readme: str) -> str:
+    """``readme`` with the text between :data:`START` and :data:`END` replaced by
+    :func:`markdown` (what scripts/readme_keys.py writes and a test compares)."""
+    head, rest = readme.split(START, 1)
+    _old, tail = rest.split(END, 1)
+    return f"{head}{START}\n{markdown()}{END}{tail}"
 
 
 def _md(text: str) -> str:
