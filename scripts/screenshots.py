@@ -122,8 +122,9 @@ async def _live_event(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
     vm = lab.vm("class-a-02")
     await asyncio.to_thread(lab.act, "hv-t1", vm.uuid, "destroy")
     log = app.query_one("#events", RichLog)
-    await _wait(pilot, lambda: any("drift confirmed: class-a-02" in ln.text for ln in log.lines),
-                "the class-a-02 drift in the log")
+    # Read as one text: at 80 columns the log wraps its lines at the panel's width.
+    await _wait(pilot, lambda: "drift confirmed: class-a-02" in " ".join(
+        " ".join(ln.text.split()) for ln in log.lines), "the class-a-02 drift in the log")
 
 
 async def _diff(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:

@@ -76,7 +76,9 @@ class ReconnectScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="reconnect"):
             yield Label(f"[b]Reconnect {self.host.name}[/b] ({self.host.ip})")
-            yield Static(Text(f"now: {self.current or '—'}  {self.status}"), id="rc-status")
+            now = tell_apart(self.current, [u for u in self.uris if u != self.current],
+                             max(30, self.app.size.width - 30)) if self.current else "—"
+            yield Static(Text(f"now: {now}  {self.status}"), id="rc-status")
             yield DataTable(id="rc-table", cursor_type="row")
             yield Static("", id="rc-detail")
             yield Input(placeholder="type a libvirt URI, e.g. qemu+ssh://root@10.0.0.5/system, "
@@ -92,12 +94,17 @@ class ReconnectScreen(ModalScreen[str | None]):
         table.add_column("URI", key="uri", width=self.uri_width)
         table.add_column("result", key="result", width=16)
         table.add_column("ms", key="ms", width=6)
-        table.add_column("libvirt / hint", key="info",
-                         width=max(INFO_MIN, room - self.uri_width - 2))
+        self.has_info = room >= 60 + INFO_MIN
+        if self.has_info:
+            table.add_column("libvirt / hint", key="info", width=room - self.uri_width - 2)
         for uri in self.uris:
-            table.add_row(self._uri_cell(uri), "probing…", "", "", key=uri)
+            table.add_row(*self._cells(uri), key=uri)
         table.focus()
         self.action_probe_all()
+
+    def _cells(self, uri: str) -> tuple[str, ...]:
+        cells = (self._uri_cell(uri), "probing…", "")
+        return (*cells, "") if self.has_info else cells
 
     def _uri_cell(self, uri: str) -> str:
         return tell_apart(uri, [u for u in self.uris if u != uri], self.uri_width)
@@ -123,7 +130,8 @@ class ReconnectScreen(ModalScreen[str | None]):
                 info = r.error.hint
             table.update_cell(r.uri, "result", res)
             table.update_cell(r.uri, "ms", f"{r.latency * 1000:.0f}")
-            table.update_cell(r.uri, "info", info)
+            if self.has_info:
+                table.update_cell(r.uri, "info", info)
         self._show_detail()
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
@@ -165,7 +173,7 @@ class ReconnectScreen(ModalScreen[str | None]):
         table = self.query_one("#rc-table", DataTable)
         if uri not in self.uris:
             self.uris.insert(0, uri)
-            table.add_row(self._uri_cell(uri), "probing…", "", "", key=uri)
+            table.add_row(*self._cells(uri), key=uri)
         table.move_cursor(row=table.get_row_index(uri))
         table.focus()
         event.input.value = ""
