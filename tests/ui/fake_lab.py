@@ -52,13 +52,7 @@ def estate_of(scenario: Scenario, connect_timeout: float = 1.0) -> Estate:
             est.hosts.append(VdiHost(h.id, h.name, ip, h.vdi_status, h.pool, pools.get(h.pool, ""),
                                      h.cpu_model, h.cpus, h.memory_gb, running[h.name]))
         est.names[h.id], est.uris[h.id], est.domains[h.id] = h.name, (uri,), []
-        error: VirtError | None = None
-        if h.fault == "refuse":
-            error = VirtError(VirtErrorKind.REFUSED, uri, f"unable to connect to server at "
-                              f"'{ip}:16509': Connection refused",
-                              hint=hint(VirtErrorKind.REFUSED, uri))
-        elif h.fault == "hang":
-            error = timeout_error(uri, connect_timeout)
+        error = fault_error(h.fault, uri, connect_timeout)
         est.links[h.id] = HostView(h.id, uri, ConnState.FAILED if error else ConnState.CONNECTED,
                                    None, error)
     for n, v in enumerate(scenario.vms):
@@ -70,10 +64,28 @@ def estate_of(scenario: Scenario, connect_timeout: float = 1.0) -> Estate:
     return est
 
 
+def fault_error(fault: str, uri: str, connect_timeout: float = 1.0) -> VirtError | None:
+    """What a session says of a host with the lab's ``fault``: refused, or no answer within
+    the connect timeout; None for a host that answers ("none", "pass")."""
+    if fault == "refuse":
+        ip = uri.split("://", 1)[1].split("/", 1)[0].split(":")[0].split("@")[-1]
+        return VirtError(VirtErrorKind.REFUSED, uri, f"unable to connect to server at "
+                         f"'{ip}:16509': Connection refused", hint=hint(VirtErrorKind.REFUSED, uri))
+    if fault == "hang":
+        return timeout_error(uri, connect_timeout)
+    return None
+
+
 def _vdi_vm(v: VmSpec, ids: dict[str, str], n: int) -> VdiVm:
     assert v.vdi is not None
     return VdiVm(v.vdi.id, v.name, v.vdi.status, v.vdi.vcpu, v.vdi.memory_mb, ids[v.vdi.host],
                  v.vdi.host, "", f"10.20.{n // 250}.{n % 250 + 2}")
+
+
+@dataclass(frozen=True)
+class FakeHost:
+    ip: str
+    uri: str
 
 
 @dataclass
@@ -100,9 +112,25 @@ class FakeLab:
         """How many actions the engines were asked to send (``act``), all apps together."""
         return sum(1 for e in self.engines for c in e.commands if c[0] == "act")
 
+    @property
+    def hosts(self) -> dict[str, FakeHost]:
+        """Each host's address and URI, as the estate gives them (as ``Lab.hosts``)."""
+        est = estate_of(self.scenario)
+        return {name: FakeHost(next((h.ip for h in est.hosts if h.id == hid), ""),
+                               est.uris[hid][0]) for hid, name in est.names.items()}
+
     def vm(self, name: str) -> VmSpec:
         (spec,) = [v for v in self.scenario.vms if v.name == name]
         return spec
+
+    def set_fault(self, host: str, fault: str) -> None:
+        """As the lab's ``set_fault``: the host's libvirt refuses ("refuse"), hangs ("hang")
+        or answers again ("pass"); its session says so at once."""
+        assert self.engine is not None, "the app has not started its engine yet"
+        est = self.engine.estate
+        uri = est.links[est.host_id(host)].uri
+        error = fault_error(fault, uri, self.engine.settings.connect_timeout)
+        self.engine.set_host(host, ConnState.FAILED if error else ConnState.CONNECTED, error)
 
     def act(self, host: str, vm: str, verb: str) -> str:
         """As the lab's ``act`` (by VM name): libvirt on ``host`` does ``verb`` to ``vm``;

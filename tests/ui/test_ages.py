@@ -8,14 +8,11 @@ import io
 import re
 import time
 
-import pytest
 from rich.console import Console
 
 from vditui.ui.app import VdiApp
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.vm_table import VmTable
-
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
 
 AHEAD = 600.0
 
@@ -26,12 +23,12 @@ def panel_text(app: VdiApp) -> str:
     return console.export_text()
 
 
-async def test_data_ages_follow_the_injected_clock(lab, make_app, settle, wait_for, ui):
-    app = make_app(lab, keepalive_interval=1, keepalive_count=2)
+async def test_data_ages_follow_the_injected_clock(fake, make_fake_app, settle, wait_for, ui):
+    app = make_fake_app(fake, keepalive_interval=1, keepalive_count=2)
     app.clock = lambda: time.time() + AHEAD  # ten minutes ahead of the data's stamps
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
-        await ui.to_thread(lab.set_fault, "hv-t1", "refuse")
+        fake.set_fault("hv-t1", "refuse")
         await wait_for(pilot, lambda: re.search(r"^hv-t1 ✗ refused data 10 min old ",
                                                 ui.host_label(app, "hv-t1")),
                        "hv-t1's data age on the app's clock", timeout=5)

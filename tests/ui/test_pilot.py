@@ -358,20 +358,19 @@ def _rc_rows(screen: ReconnectScreen, ui) -> dict[str, str]:
             for i in range(table.row_count)}
 
 
-@pytest.mark.lab
-async def test_reconnect_lists_candidates_with_probe_results(lab, make_app, settle, wait_for,
-                                                             ui):
-    app = make_app(lab)
+async def test_reconnect_lists_candidates_with_probe_results(fake, make_fake_app, settle,
+                                                             wait_for, ui):
+    app = make_fake_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert ui.table_names(app)[0] == "class-a-01"  # the cursor is on a VM of hv-t1
         screen = await _open_reconnect(app, pilot, wait_for)
-        ip = lab.hosts["hv-t1"].ip
+        ip = fake.hosts["hv-t1"].ip
         assert screen.host.name == "hv-t1"
         rows = _rc_rows(screen, ui)
-        assert list(rows) == [lab.hosts["hv-t1"].uri, f"test+ssh://root@{ip}/default",
+        assert list(rows) == [fake.hosts["hv-t1"].uri, f"test+ssh://root@{ip}/default",
                               f"test+tls://{ip}/default"]
-        assert rows[lab.hosts["hv-t1"].uri] == "OK tcp"
+        assert rows[fake.hosts["hv-t1"].uri] == "OK tcp"
         assert all(r.startswith("✗ ") for r in list(rows.values())[1:])
         detail = str(screen.query_one("#rc-detail").render())
         assert "works. a: adopt it now" in detail

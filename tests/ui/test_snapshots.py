@@ -1,10 +1,12 @@
 """Snapshot tests: what the operator sees, compared with the accepted SVGs in __snapshots__/.
 
-The lab runs ``snapshot.toml`` on a fixed subnet (127.77.1.x), so URLs and URIs on screen are
-always the same; the app has a fixed clock, grace 0 (drift confirmed at once) and retries failed
-hosts only after an hour, so nothing moves while the picture is taken. The event log is cleared
-before each picture (its lines arrive in no fixed order), and the probe's timing and the test
-driver's host name (this machine's) are pinned.
+The main screen and the diff panel are drawn over the scripted engine with ``snapshot.toml`` as
+its estate, under the URL the lab would have; the reconnect screen, whose results are real
+probes, over the lab, which runs ``snapshot.toml`` on a fixed subnet (127.77.1.x), so URLs and
+URIs on screen are always the same. The app has a fixed clock, grace 0 (drift confirmed at once)
+and retries failed hosts only after an hour, so nothing moves while the picture is taken. The
+event log is cleared before each picture (its lines arrive in no fixed order), and the probe's
+timing and the test driver's host name (this machine's) are pinned.
 
 Regenerate after an intended UI change, and look at the result:
     .venv/bin/pytest tests/ui/test_snapshots.py --snapshot-update
@@ -21,16 +23,21 @@ import pytest
 import vditui.core.engine
 import vditui.core.probe
 import vditui.core.virt
+from tests.ui.fake_lab import FakeLab
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load
 from vditui.ui.screens.reconnect import ReconnectScreen
 from vditui.ui.widgets.vm_table import VmTable
 
-pytestmark = pytest.mark.lab
-
 SUBNET = "127.77.1"
 SCENARIO = Path(__file__).with_name("snapshot.toml")
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+
+@pytest.fixture
+def snap_fake() -> FakeLab:
+    """``snapshot.toml`` behind the scripted engine, the platform's URL as the lab's."""
+    return FakeLab(load(SCENARIO), vdi_url=f"http://{SUBNET}.1:8088", username="admin")
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,8 @@ def _clear_events(app) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_main(snap_compare, snap_lab, make_app, settle, size):
-    app = make_app(snap_lab, still=True)
+def test_main(snap_compare, snap_fake, make_fake_app, settle, size):
+    app = make_fake_app(snap_fake, still=True)
 
     async def run_before(pilot) -> None:
         await settle(app, pilot)
@@ -70,9 +77,9 @@ def test_main(snap_compare, snap_lab, make_app, settle, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_diff(snap_compare, snap_lab, make_app, settle, ui, size):
+def test_diff(snap_compare, snap_fake, make_fake_app, settle, ui, size):
     """The diff panel on a VM with a state drift."""
-    app = make_app(snap_lab, still=True)
+    app = make_fake_app(snap_fake, still=True)
 
     async def run_before(pilot) -> None:
         await settle(app, pilot)
@@ -86,6 +93,7 @@ def test_diff(snap_compare, snap_lab, make_app, settle, ui, size):
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("size", SIZES)
 def test_reconnect(snap_compare, snap_lab, make_app, settle, wait_for, ui, size):
     """The reconnect screen for the refusing host, every candidate probed."""

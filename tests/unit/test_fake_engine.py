@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ from vditui.core.events import (
     PlatformRefreshed,
     SnapshotReady,
 )
-from vditui.core.fake_engine import FakeEngine, host_state, platform_fails, vm_state
+from vditui.core.fake_engine import FakeEngine
 from vditui.core.fake_estate import Estate, refused
+from vditui.core.fake_script import host_state, platform_fails, vm_state
 from vditui.core.models import ConnState, DriftKind, VdiVmStatus, VirtState
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi_errors import VdiError
@@ -180,3 +182,24 @@ def test_the_fake_engine_loads_neither_textual_nor_the_lab_nor_more_libvirt_than
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+async def test_probes_answer_as_the_hosts_stand_and_an_adopted_uri_reconnects():
+    engine = FakeEngine(settings(), estate())
+    got = heard(engine)
+    await engine.start()
+    try:
+        hv1, hv2 = (engine.estate.host_id(n) for n in ("hv-1", "hv-2"))
+        works, fails = engine.estate.uris[hv1][0], engine.estate.uris[hv2][0]
+        results = await engine.probe_host(hv1, ["qemu+ssh://root@10.0.0.1/system"])
+        assert [(r.uri, r.ok) for r in results] == [
+            ("qemu+ssh://root@10.0.0.1/system", False), (works, True)]
+        direct = "qemu+tcp://10.0.0.2:16510/system"
+        engine.probes[direct] = replace(results[1], uri=direct)
+        await engine.use_uri(hv2, direct)
+        link = [e.host for e in got if isinstance(e, HostChanged)][-1]
+        assert (link.name, link.state, link.view.uri) == ("hv-2", ConnState.CONNECTED, direct)
+        assert link.uris[0] == direct and fails in link.uris
+        assert ("use_uri", hv2, direct) in engine.commands
+    finally:
+        await engine.stop()

@@ -7,7 +7,8 @@ What is real: the comparison (:func:`~vditui.core.reconcile.reconcile`), the dri
 its grace period, acknowledgements (:class:`~vditui.core.acks.AckBook`), and which actions apply
 and why one is refused (:mod:`vditui.core.act_rules`). What is made up: the sources. The world
 changes when a test says so (:meth:`FakeEngine.set_domain`, :meth:`FakeEngine.set_host`,
-:meth:`FakeEngine.fail_platform` ...) or on a timed script played from :meth:`FakeEngine.start`:
+:meth:`FakeEngine.fail_platform` ...) or on a timed script played from :meth:`FakeEngine.start`
+(its steps: :mod:`vditui.core.fake_script`):
 
     script = [(0.5, vm_state("hv-1", "vm-a", VirtState.SHUTOFF)),
               (1.0, platform_fails("db down")),
@@ -16,7 +17,8 @@ changes when a test says so (:meth:`FakeEngine.set_domain`, :meth:`FakeEngine.se
 
 An action is accepted and makes the two sides agree (the platform follows libvirt for a sync,
 both sides follow the action otherwise), unless :attr:`FakeEngine.action_errors` names the VM.
-Nothing here imports libvirt, Textual or the lab.
+Nothing here imports Textual or the lab, nor libvirt beyond what the contract
+(:mod:`vditui.core.events`) loads (tests/unit/test_fake_engine.py checks it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 from types import MappingProxyType
@@ -56,10 +58,10 @@ from vditui.core.events import (
 )
 from vditui.core.face import EngineFace, Listener
 from vditui.core.fake_estate import Estate
+from vditui.core.fake_script import Step
 from vditui.core.incremental import carry_over, update_rows
 from vditui.core.models import (
     ConnState,
-    Domain,
     VdiHost,
     VdiVmStatus,
     VirtError,
@@ -72,9 +74,6 @@ from vditui.core.reconcile import reconcile
 from vditui.core.session import DomainEvent
 from vditui.core.settings import EngineSettings
 from vditui.core.vdi_errors import VdiError
-
-Step = Callable[["FakeEngine"], None]
-"""One change of the world, applied by the engine (see the builders below)."""
 
 _EVENT_WORDS = {VirtState.RUNNING: "started", VirtState.SHUTOFF: "stopped",
                 VirtState.PAUSED: "suspended", VirtState.CRASHED: "crashed"}
@@ -170,9 +169,17 @@ class FakeEngine:
         return await self.probe_uris([*(extra or []), *self.estate.uris[host_id]])
 
     async def probe_uris(self, uris: list[str]) -> list[ProbeResult]:
+        """What :attr:`probes` says of each URI; else the URI a connected host uses works,
+        and any other is refused."""
         self.commands.append(("probe", tuple(uris)))
-        return [self.probes.get(u) or ProbeResult(u, False, 0.001, error=VirtError(
-                    VirtErrorKind.REFUSED, u, "unable to connect to server: Connection refused"))
+        est = self.estate
+        working = {lk.uri: hid for hid, lk in est.links.items()
+                   if lk.state is ConnState.CONNECTED}
+        return [self.probes.get(u) or (
+                    ProbeResult(u, True, 0.001, "10.0.0", est.names[working[u]]) if u in working
+                    else ProbeResult(u, False, 0.001, error=VirtError(
+                        VirtErrorKind.REFUSED, u, "unable to connect to server: Connection "
+                        "refused")))
                 for u in dict.fromkeys(uris)]
 
     async def use_uri(self, host_id: str, uri: str) -> None:
@@ -287,6 +294,8 @@ class FakeEngine:
         """The host's session is now ``state`` (with ``error`` when not connected)."""
         hid = self.estate.host_id(host)
         link = self.estate.links[hid]
+        if state is ConnState.CONNECTED and link.state is not ConnState.CONNECTED:
+            self.estate.read_at.pop(hid, None)  # read again now
         self.estate.links[hid] = replace(link, state=state, uri=uri or link.uri,
                                          error=None if state is ConnState.CONNECTED else error)
         self._need_full = True
@@ -408,39 +417,6 @@ class FakeEngine:
                     self.set_domain(est.names[hid], vm, state)
         self._need_full = True
         self.emit(PlatformRefreshed(self.clock(), est.inventory()))
-
-
-# --------------------------------------------------------------------------- script steps
-
-
-def vm_state(host: str, vm: str, state: VirtState) -> Step:
-    """Libvirt on ``host`` changes ``vm`` to ``state``."""
-    return lambda e: e.set_domain(host, vm, state)
-
-
-def platform_vm(vm: str, status: int) -> Step:
-    """The platform records ``vm`` with ``status``."""
-    return lambda e: e.set_platform_vm(vm, status)
-
-
-def host_state(host: str, state: ConnState, error: VirtError | None = None) -> Step:
-    """The host's session goes to ``state``."""
-    return lambda e: e.set_host(host, state, error)
-
-
-def platform_fails(message: str) -> Step:
-    """The platform stops answering."""
-    return lambda e: e.fail_platform(message)
-
-
-def platform_recovers() -> Step:
-    """The platform answers again."""
-    return lambda e: e.recover_platform()
-
-
-def domains(estate: Estate, host: str) -> Mapping[str, Domain]:
-    """The domains libvirt has on ``host``, by name."""
-    return {d.name: d for d in estate.domains[estate.host_id(host)]}
 
 
 _FACE: type[EngineFace] = FakeEngine  # mypy: the fake has every command of the real engine

@@ -15,7 +15,7 @@ Nothing is judged here: the engine compares these with the real rules
 from __future__ import annotations
 
 import uuid as uuidlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vditui.core.models import (
     ConnState,
@@ -60,6 +60,9 @@ class Estate:
     names: dict[str, str] = field(default_factory=dict)
     #: Host id -> the URIs its session tries, in order.
     uris: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Host id -> when its libvirt was last read, and what it had then (see :meth:`view`).
+    read_at: dict[str, float] = field(default_factory=dict)
+    last_read: dict[str, tuple[Domain, ...]] = field(default_factory=dict)
 
     def pool(self, name: str, pool_id: str = "") -> DesktopPool:
         """The pool called ``name`` (made on first use)."""
@@ -89,14 +92,20 @@ class Estate:
         self.links[hid] = HostView(hid, uri, state, None, error)
         return hid
 
-    def view(self, host_id: str, read_at: float) -> HostView:
-        """What the host's session shows: its domains (read at ``read_at``) while connected,
-        none (unknown) otherwise."""
+    def view(self, host_id: str, now: float) -> HostView:
+        """What the host's session shows, as a real session does: while connected, its
+        domains, read when it connected (at ``now`` the first time); after a failure, the
+        domains and time of its last read (the faces mark them stale); never read, none."""
         link = self.links[host_id]
-        if link.state is not ConnState.CONNECTED:
+        if link.state is ConnState.CONNECTED:
+            at = self.read_at.setdefault(host_id, now)
+            self.last_read[host_id] = tuple(self.domains[host_id])
+            return HostView(host_id, link.uri, link.state, self.last_read[host_id], None, at, 1,
+                            "10.0.0", self.names[host_id])
+        if host_id not in self.last_read:
             return link
-        return HostView(host_id, link.uri, link.state, tuple(self.domains[host_id]), None,
-                        read_at, 1, "10.0.0", self.names[host_id])
+        return replace(link, domains=self.last_read[host_id], read_at=self.read_at[host_id],
+                       libvirt_version="10.0.0", hostname=self.names[host_id])
 
     def host_id(self, name: str) -> str:
         for hid, n in self.names.items():

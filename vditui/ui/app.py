@@ -110,12 +110,13 @@ class VdiApp(App[int]):
         self.diff_scroll = VerticalScroll(id="diff-scroll")
         self.diff_panel = DiffPanel(id="diff")
         self.event_log = EventLog(self.clock, id="events")
+        # The app's clock read at each call (a test may set another after construction).
         self.acting = Acting(self, self.vm_table, engine=lambda: self.engine,
-                             settings=self.settings, clock=self.clock, note=self.note,
+                             settings=self.settings, clock=lambda: self.clock(), note=self.note,
                              busy=self.top_bar.set_busy)
         self.noting = Noting(self, self.vm_table, engine=lambda: self.engine,
                              snapshot=lambda: self.snapshot, settings=self.settings,
-                             clock=self.clock, config_path=self.config_path,
+                             clock=lambda: self.clock(), config_path=self.config_path,
                              profile_name=self.profile_name)
         yield self.top_bar
         with Horizontal(id="main"):
