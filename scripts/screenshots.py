@@ -36,6 +36,7 @@ from vditui.lab.scenario import load_default
 from vditui.ui.app import VdiApp
 from vditui.ui.screens.actions import ActionMenuScreen, ConfirmScreen
 from vditui.ui.screens.reconnect import ReconnectScreen
+from vditui.ui.screens.simple import HelpScreen
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.event_log import EventLog
 from vditui.ui.widgets.host_tree import HostTree
@@ -122,8 +123,9 @@ async def _live_event(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
     vm = lab.vm("class-a-02")
     await asyncio.to_thread(lab.act, "hv-t1", vm.uuid, "destroy")
     log = app.query_one("#events", RichLog)
-    await _wait(pilot, lambda: any("drift confirmed: class-a-02" in ln.text for ln in log.lines),
-                "the class-a-02 drift in the log")
+    # Read as one text: at 80 columns the log wraps its lines at the panel's width.
+    await _wait(pilot, lambda: "drift confirmed: class-a-02" in " ".join(
+        " ".join(ln.text.split()) for ln in log.lines), "the class-a-02 drift in the log")
 
 
 async def _diff(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
@@ -156,7 +158,13 @@ async def _confirm(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
     await _wait(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
 
 
-SHOTS = ("main-160x48", "main-80x24", "diff-160x48", "reconnect-160x48", "confirm-160x48")
+async def _help(app: VdiApp, pilot: Pilot[Any], lab: Lab) -> None:
+    await pilot.press("question_mark")
+    await _wait(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+
+
+SHOTS = ("main-160x48", "main-80x24", "diff-160x48", "diff-80x24", "reconnect-160x48",
+         "reconnect-80x24", "confirm-160x48", "confirm-80x24", "help-80x24")
 
 
 async def main(out_dir: Path, only: tuple[str, ...] = SHOTS) -> None:
@@ -172,13 +180,17 @@ async def main(out_dir: Path, only: tuple[str, ...] = SHOTS) -> None:
         if "main-80x24" in only:
             await _shoot(lab, (80, 24), out_dir / "main-80x24.svg", _live_event)
             lab.act("hv-t1", class_a_02, "start")
-        if "diff-160x48" in only:
-            await _shoot(lab, (160, 48), out_dir / "diff-160x48.svg", _diff)
-        if "reconnect-160x48" in only:
-            await _shoot(lab, (160, 48), out_dir / "reconnect-160x48.svg", _reconnect)
-        if "confirm-160x48" in only:  # nothing is sent: the picture is taken before the yes
-            await _shoot(lab, (160, 48), out_dir / "confirm-160x48.svg", _confirm,
-                         audit_path=Path(tmp) / "audit.jsonl")
+        for size in ((160, 48), (80, 24)):
+            at = f"{size[0]}x{size[1]}"
+            if f"diff-{at}" in only:
+                await _shoot(lab, size, out_dir / f"diff-{at}.svg", _diff)
+            if f"reconnect-{at}" in only:
+                await _shoot(lab, size, out_dir / f"reconnect-{at}.svg", _reconnect)
+            if f"confirm-{at}" in only:  # nothing is sent: the picture is taken before the yes
+                await _shoot(lab, size, out_dir / f"confirm-{at}.svg", _confirm,
+                             audit_path=Path(tmp) / "audit.jsonl")
+        if "help-80x24" in only:
+            await _shoot(lab, (80, 24), out_dir / "help-80x24.svg", _help)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,9 @@ def run_face(args: argparse.Namespace) -> int:
         if options.demo:
             from vditui.demo import start_demo
 
+            if cmd is None:  # the TUI: say what the seconds before it are spent on
+                print("vditui: starting the lab (libvirtd daemons, the platform)…",
+                      file=sys.stderr, flush=True)
             lab, target = start_demo(chaos=1.0 if cmd is None else 0.0)
             options = replace(options, lab=target)
         if cmd is None:

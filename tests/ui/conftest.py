@@ -24,7 +24,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tests.live import live_hosts
-from tests.ui.fake_lab import FakeLab
+from tests.ui.fake_lab import FIXED_NOW, FakeLab
 from vditui.core.engine import EngineSettings
 from vditui.core.fake_engine import FakeEngine
 from vditui.core.settings import SessionSettings
@@ -34,8 +34,6 @@ from vditui.ui.app import VdiApp
 from vditui.ui.widgets.host_tree import HostTree
 from vditui.ui.widgets.vm_table import FLUSH_DELAY, VmTable
 
-#: The app's clock in every test: 2025-11-24 16:00:00 UTC, so header ages and log stamps are fixed.
-FIXED_NOW = 1_764_000_000.0
 SETTLE_TIMEOUT = 10.0
 
 
@@ -108,7 +106,7 @@ def make_app() -> MakeApp:
 @pytest.fixture
 def fake() -> FakeLab:
     """The lab's default scenario (test-driver hosts) behind the scripted engine."""
-    return FakeLab()
+    return FakeLab(now=FIXED_NOW)
 
 
 def build_fake_app(fake: FakeLab, *, config_path: Path | None = None,

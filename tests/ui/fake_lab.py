@@ -10,6 +10,7 @@ side. The comparison itself is the engine's (the real rules).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ from vditui.core.models import (
 from vditui.core.probe import hint, timeout_error
 from vditui.lab.scenario import Scenario, VmSpec, load_default
 
+#: The app's clock in every test: 2025-11-24 16:00:00 UTC, so header ages and log stamps are fixed.
+FIXED_NOW = 1_764_000_000.0
 #: What the lab's ``act`` verbs leave libvirt's domain in.
 VERBS = {"start": VirtState.RUNNING, "destroy": VirtState.SHUTOFF,
          "shutdown": VirtState.SHUTOFF, "suspend": VirtState.PAUSED, "resume": VirtState.RUNNING}
@@ -37,8 +40,10 @@ _SCHEMES = {"tcp": "test+tcp://{ip}:16509/default", "ssh": "test+ssh://root@{ip}
             "tls": "test+tls://{ip}/default"}
 
 
-def estate_of(scenario: Scenario, connect_timeout: float = 1.0) -> Estate:
-    """The scenario as an estate: the platform's records and each host's libvirt."""
+def estate_of(scenario: Scenario, connect_timeout: float = 1.0,
+              now: float | None = None) -> Estate:
+    """The scenario as an estate: the platform's records and each host's libvirt; users'
+    sessions began (or ended) their scenario's minutes before ``now`` (the app's clock)."""
     est = Estate()
     pools = {p.id: p.name for p in scenario.pools}
     est.pools = [DesktopPool(pid, name) for pid, name in pools.items()]
@@ -55,9 +60,10 @@ def estate_of(scenario: Scenario, connect_timeout: float = 1.0) -> Estate:
         error = fault_error(h.fault, uri, connect_timeout)
         est.links[h.id] = HostView(h.id, uri, ConnState.FAILED if error else ConnState.CONNECTED,
                                    None, error)
+    templates = {v.name: v.vdi.id for v in scenario.vms if v.vdi is not None}
     for n, v in enumerate(scenario.vms):
         if v.vdi is not None:
-            est.vms.append(_vdi_vm(v, ids, n))
+            est.vms.append(_vdi_vm(v, ids, n, templates, time.time() if now is None else now))
         if v.virt is not None:
             est.domains[ids[v.virt.host]].append(Domain(
                 v.uuid, v.name, VirtState(v.virt.state), v.virt.vcpu, v.virt.memory_mb * 1024))
@@ -76,10 +82,22 @@ def fault_error(fault: str, uri: str, connect_timeout: float = 1.0) -> VirtError
     return None
 
 
-def _vdi_vm(v: VmSpec, ids: dict[str, str], n: int) -> VdiVm:
-    assert v.vdi is not None
-    return VdiVm(v.vdi.id, v.name, v.vdi.status, v.vdi.vcpu, v.vdi.memory_mb, ids[v.vdi.host],
-                 v.vdi.host, "", f"10.20.{n // 250}.{n % 250 + 2}")
+def _vdi_vm(v: VmSpec, ids: dict[str, str], n: int, templates: dict[str, str],
+            now: float) -> VdiVm:
+    """The platform's record of ``v``: what it is (template, recycle bin, restore point, linked
+    clone) and who is on it, as the lab's platform serves them."""
+    side = v.vdi
+    assert side is not None
+    since = now - 60 * side.session_minutes
+    return VdiVm(side.id, v.name, side.status, side.vcpu, side.memory_mb, ids[side.host],
+                 side.host, "", f"10.20.{n // 250}.{n % 250 + 2}",
+                 template=side.kind == "template", recycled=side.kind == "recycled",
+                 freeze=side.freeze, mother_id=templates.get(side.mother, ""),
+                 mother_name=side.mother, user_id=side.user, user_login=side.user,
+                 user_name=side.user,
+                 connected=(side.session == "connected") if side.user else None,
+                 connect_time=since if side.session else None,
+                 disconnect_time=since if side.session == "disconnected" else None)
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,8 @@ class FakeLab:
 
     scenario: Scenario = field(default_factory=lambda: load_default().without_driver("qemu"))
     vdi_url: str = "https://vdi.fake.invalid"
+    #: The apps' clock (sessions are dated from it); None: the real one.
+    now: float | None = None
     username: str = "admin"
     password: str = "fake-Pa55word!"
     #: The engine of the app started last (every app starts its own, on a fresh estate).
@@ -103,7 +123,8 @@ class FakeLab:
 
     def factory(self, connect_timeout: float = 1.0) -> Callable[[EngineSettings], FakeEngine]:
         def make(settings: EngineSettings) -> FakeEngine:
-            self.engine = FakeEngine(settings, estate_of(self.scenario, connect_timeout))
+            self.engine = FakeEngine(settings, estate_of(self.scenario, connect_timeout,
+                                                         self.now))
             self.engines.append(self.engine)
             return self.engine
         return make

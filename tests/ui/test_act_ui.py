@@ -351,7 +351,7 @@ async def test_another_vditui_acting_on_the_platform_is_named_and_nothing_is_sen
                       "2026-12-08T01:00:00.000Z (reboot lic); nothing sent")
             assert run.result is None and run.error.startswith(holder), run.error
             assert any(s == "error" and holder in m for s, m in ui.notifications(app))
-            await wait_for(pilot, lambda: not app.display_pending, "the log written")
+            await wait_for(pilot, lambda: not ui.display_pending(app), "the log written")
             assert f"sync status: not sent: {holder}" in log_text(app)
             assert posts(lab) == 0
     finally:

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console, RenderableType
 
 from vditui.core import present
-from vditui.ui.screens.simple import HELP
+from vditui.ui.keys import markdown
 from vditui.ui.screens.timeline import TimelineScreen
 from vditui.ui.widgets.diff_panel import DiffPanel
 from vditui.ui.widgets.vm_table import VmTable
@@ -63,7 +63,7 @@ async def test_differs_since_and_the_timeline(lab, make_app, settle, wait_for, u
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, TimelineScreen), "closed")
         assert app._exception is None
-    assert "| i |" in HELP
+    assert "| i |" in markdown()
 
 
 async def test_the_timeline_key_without_a_history(fake, make_fake_app, settle, wait_for, ui):

@@ -44,8 +44,9 @@ async def test_reconnect_on_the_ssh_host_lists_the_keyless_uri_as_failed(
                        "every candidate URI probed", timeout=30)
         await pilot.pause()
         rc = screen.query_one("#rc-table", DataTable)
-        rows = {ui.plain(rc.get_row_at(i)[0]): [ui.plain(c) for c in rc.get_row_at(i)[1:]]
-                for i in range(rc.row_count)}
+        # Keyed by the full URI (the cell shows it shortened where it is long).
+        rows = {str(rc.coordinate_to_cell_key((i, 0)).row_key.value):
+                [ui.plain(c) for c in rc.get_row_at(i)[1:]] for i in range(rc.row_count)}
         assert rows[keyless][0] == "✗ ssh-auth"
         assert "ssh-copy-id" in rows[keyless][2]
         assert rows[host.ssh_uri][0] == "OK ssh"

@@ -23,7 +23,7 @@ import pytest
 import vditui.core.engine
 import vditui.core.probe
 import vditui.core.virt
-from tests.ui.fake_lab import FakeLab
+from tests.ui.fake_lab import FIXED_NOW, FakeLab
 from vditui.lab.lab import Lab
 from vditui.lab.scenario import load
 from vditui.ui.screens.reconnect import ReconnectScreen
@@ -37,7 +37,8 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48"
 @pytest.fixture
 def snap_fake() -> FakeLab:
     """``snapshot.toml`` behind the scripted engine, the platform's URL as the lab's."""
-    return FakeLab(load(SCENARIO), vdi_url=f"http://{SUBNET}.1:8088", username="admin")
+    return FakeLab(load(SCENARIO), vdi_url=f"http://{SUBNET}.1:8088", username="admin",
+                   now=FIXED_NOW)
 
 
 @pytest.fixture(scope="module")

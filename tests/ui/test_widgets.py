@@ -116,7 +116,7 @@ async def test_table_follows_snapshots_events_and_drift_statuses() -> None:
         bridge.deliver([first])
         await pilot.pause(FLUSH_DELAY * 3)
         assert table.row_count == 2 and cell(table, "vm-a", "virt") == "running"
-        assert table.border_title == "VMs 2/2"
+        assert table.border_title == "VMs 2/2 · worst first"
 
         # A lifecycle event shows at once, ahead of the engine's next pass ...
         bridge.deliver([stopped(seq=1)])

@@ -13,11 +13,11 @@ the platform must not be asked twice about the same VMs while it works. In read-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.app import App, SystemCommand
+from textual.app import App
 
 from vditui.core.actions import Action, ActionError, ActionPlan
 from vditui.core.events import ActionUpdate
@@ -37,11 +37,14 @@ class Acting:
 
     def __init__(self, app: App[Any], table: VmTable, *, engine: Callable[[], EngineFace | None],
                  settings: EngineSettings | None, clock: Callable[[], float],
-                 note: Callable[[Text], None]) -> None:
+                 note: Callable[[Text], None],
+                 busy: Callable[[str], None] = lambda _text: None) -> None:
         self.app, self.table = app, table
         self._engine, self.settings, self.clock = engine, settings, clock
         #: Writes a line (stamped) to the event log.
         self._note = note
+        #: Says in the header that an action is followed up ("" when none is).
+        self._busy = busy
         #: The last action confirmed (running or done); None before the first.
         self.run: ActionRun | None = None
 
@@ -84,20 +87,30 @@ class Acting:
         if not keys:
             app.notify("select or mark VMs first (space marks a row)", severity="warning")
             return
-        what = (f"{len(keys)} marked VM{'s' if len(keys) != 1 else ''}" if table.marks
+        hidden = table.hidden_marks()
+        what = (f"{len(keys)} marked VM{'s' if len(keys) != 1 else ''}" + (
+            f" ({hidden} hidden by the filter)" if hidden else "") if table.marks
                 else self._vm_name(keys[0]))
         actions = engine.actions_for(keys)
         if not actions:
             app.notify(f"no action applies to {what}{self._why_not(engine, keys)}",
                        severity="warning", timeout=8)
             return
-        try:  # how many VMs each would be sent to (from the last snapshot: no I/O)
-            counts = [(c, len(engine.plan(c[0], keys, c[1]).send)) for c in choices(actions)]
+        try:  # what each would send (from the last snapshot: no I/O)
+            plans = {c: engine.plan(c[0], keys, c[1]) for c in choices(actions)}
         except ActionError as exc:  # e.g. no audit trail: nothing may be sent
             app.notify(str(exc), severity="error", timeout=8)
             return
+        # Only what applies to at least one row; the confirmation shows the very plan whose
+        # count the menu showed (the engine re-reads before it sends anyway).
+        plans = {c: p for c, p in plans.items() if p.send}
+        if not plans:
+            app.notify(f"no action applies to {what}{self._why_not(engine, keys)}",
+                       severity="warning", timeout=8)
+            return
+        counts = [(c, len(p.send)) for c, p in plans.items()]
         app.push_screen(ActionMenuScreen(what, len(keys), counts),
-                        lambda choice: self._chosen(engine, keys, choice))
+                        lambda choice: self._chosen(engine, plans, choice))
 
     @staticmethod
     def _why_not(engine: EngineFace, keys: Sequence[str]) -> str:
@@ -115,15 +128,11 @@ class Acting:
         row = self.table.rows_by_key.get(key)
         return row.name if row is not None else key
 
-    def _chosen(self, engine: EngineFace, keys: Sequence[str], choice: Choice | None) -> None:
+    def _chosen(self, engine: EngineFace, plans: dict[Choice, ActionPlan],
+                choice: Choice | None) -> None:
         if choice is None:
             return
-        action, force = choice
-        try:
-            plan = engine.plan(action, keys, force)
-        except ActionError as exc:
-            self.app.notify(str(exc), severity="error")
-            return
+        plan = plans[choice]
         self.app.push_screen(ConfirmScreen(plan),
                              lambda yes: self._confirmed(engine, plan, yes))
 
@@ -133,6 +142,8 @@ class Acting:
             self._note(Text(f"{label}: cancelled, nothing sent", style="dim"))
             return
         run = self.run = ActionRun(plan, self.clock())
+        self.table.clear_marks()  # sent: a second action starts from a clean slate
+        self._show_busy(run)
         self._note(Text(f"{plan_title(plan)}: {', '.join(t.name for t in plan.send)}",
                         style="bold cyan"))
         self.app.run_worker(self._act(engine, run), name=f"action {plan.action.value}",
@@ -180,18 +191,14 @@ class Acting:
         if any(taken):  # every update applied first (any() alone would stop at the first)
             self._show_run(run)
 
+    def _show_busy(self, run: ActionRun) -> None:
+        """The header says an action is being followed up, until it is done."""
+        n = len(run.plan.send)
+        self._busy("" if run.done else f"{choice_label((run.plan.action, run.plan.force))} "
+                   f"sent to {n} VM{'' if n == 1 else 's'}, following up (p)")
+
     def _show_run(self, run: ActionRun) -> None:
+        self._show_busy(run)
         for screen in self.app.screen_stack:
             if isinstance(screen, ProgressScreen) and screen.run is run and screen.is_mounted:
                 screen.update_run()
-
-    def commands(self) -> Iterator[SystemCommand]:
-        """The palette's commands for marks and actions (none that acts in read-only mode)."""
-        yield SystemCommand("Mark drift", "Mark every shown VM with a confirmed drift",
-                            self.mark_confirmed)
-        yield SystemCommand("Clear marks", "Unmark every VM", self.clear_marks)
-        if not self.read_only:
-            yield SystemCommand("Actions", "Sync, start, shut down or reboot the marked (or "
-                                "selected) VMs through the platform", self.act)
-            yield SystemCommand("Last action", "Each VM's progress and result",
-                                self.last_action)

@@ -20,7 +20,6 @@ from pathlib import Path
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.screen import Screen
@@ -37,12 +36,19 @@ from vditui.core.models import Comparison
 from vditui.core.report import ReportMeta, render
 from vditui.core.vdi import VdiAuthError, VdiError
 from vditui.tuning import tune_gc
+from vditui.ui import keys
 from vditui.ui.acting import Acting
 from vditui.ui.bridge import Bridge
 from vditui.ui.messages import EngineEvents, Snapshot
 from vditui.ui.noting import Noting
 from vditui.ui.screens.reconnect import ReconnectScreen
-from vditui.ui.screens.simple import ExportScreen, HelpScreen, ProblemScreen
+from vditui.ui.screens.simple import (
+    ExportScreen,
+    HelpScreen,
+    ProblemScreen,
+    export_format,
+    export_problem,
+)
 from vditui.ui.view import COLUMNS, NO_ACKS, Acked, Filter
 from vditui.ui.widgets.diff_panel import DiffPanel, Selection
 from vditui.ui.widgets.event_log import EventLog
@@ -59,27 +65,7 @@ FILTER_DELAY = 0.15  # typing pauses this long before the table is filtered agai
 class VdiApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "vditui"
-    BINDINGS = [
-        Binding("q", "quit", "quit"),
-        Binding("r", "refresh", "refresh"),
-        Binding("slash", "filter", "filter"),
-        Binding("d", "drift_only", "drift"),
-        Binding("s", "sort_next", "sort"),
-        Binding("S", "sort_reverse", "reverse", show=False),
-        Binding("c", "reconnect", "reconnect"),
-        Binding("e", "export", "export"),
-        Binding("t", "toggle_theme", "theme", show=False),
-        Binding("h", "toggle_hosts", "hosts", show=False),
-        Binding("question_mark", "help", "help"),
-        Binding("escape", "clear_filter", "clear filter", show=False),
-        Binding("i", "timeline", "timeline", show=False),
-        Binding("k", "acknowledge", "acknowledge", show=False),
-        Binding("space", "toggle_mark", "mark", show=False),
-        Binding("m", "mark_confirmed", "mark drift", show=False),
-        Binding("u", "clear_marks", "unmark all", show=False),
-        Binding("a", "act", "actions", show=False),
-        Binding("p", "last_action", "last action", show=False),
-    ]
+    BINDINGS = keys.bindings()  # every key of the main screen, from one table
 
     # The widgets and the controllers, set once by compose.
     top_bar: TopBar
@@ -113,6 +99,7 @@ class VdiApp(App[int]):
         self.bridge: Bridge | None = None
         self._filter_timer: Timer | None = None
         self._frozen = False
+        self._quit_asked = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -127,7 +114,8 @@ class VdiApp(App[int]):
         self.event_log = EventLog(self.clock, id="events")
         # The app's clock read at each call (a test may set another after construction).
         self.acting = Acting(self, self.vm_table, engine=lambda: self.engine,
-                             settings=self.settings, clock=lambda: self.clock(), note=self.note)
+                             settings=self.settings, clock=lambda: self.clock(), note=self.note,
+                             busy=self.top_bar.set_busy)
         self.noting = Noting(self, self.vm_table, engine=lambda: self.engine,
                              snapshot=lambda: self.snapshot, settings=self.settings,
                              clock=lambda: self.clock(), config_path=self.config_path,
@@ -160,7 +148,8 @@ class VdiApp(App[int]):
             self.push_screen(ProblemScreen(title, detail, fix))
             return
         table.focus()
-        self.bridge = Bridge(snapshot_to=(self, table, self.host_tree, self.diff_panel),
+        self.bridge = Bridge(snapshot_to=(self, table, self.host_tree, self.diff_panel,
+                                          self.top_bar),
                              events_to=(table, self.event_log, self.top_bar, self))
         self.run_worker(self.bridge.run(), name="bridge", group="bridge", exit_on_error=False)
         self.run_engine()
@@ -325,13 +314,27 @@ class VdiApp(App[int]):
         await engine.refresh()
 
     def action_toggle_hosts(self) -> None:
-        """Show or hide the host tree (hidden by default below 110 columns)."""
+        """Show or hide the host tree (hidden by default below 110 columns). Only classes
+        change, never the tree's own display: an inline style would outlive a resize and
+        override the narrow layout (the tree stuck on an 80-column screen)."""
         if self.has_class("narrow"):
             self.toggle_class("show-hosts")
             if self.has_class("show-hosts"):
                 self.host_tree.focus()
         else:
-            self.host_tree.display = not self.host_tree.display
+            self.toggle_class("hide-hosts")
+
+    def action_quit_now(self) -> None:
+        """ctrl+c or ctrl+q: leave now, from any screen; while an action is being followed up,
+        the first press only asks (the platform goes on with it either way)."""
+        run = self.acting.run
+        if run is not None and not run.done and not self._quit_asked:
+            self._quit_asked = True
+            self.notify("an action is being followed up (p shows it): press ctrl+c again to "
+                        "quit; the platform goes on with it", severity="warning", timeout=6)
+            return
+        problem = next((s for s in self.screen_stack if isinstance(s, ProblemScreen)), None)
+        self.exit(return_code=problem.exit_code if problem is not None else 0)
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
@@ -391,11 +394,9 @@ class VdiApp(App[int]):
                       acked: Acked = NO_ACKS, sel: drifts_now.Selection | None = None) -> None:
         from vditui.config.write import write_private
 
-        ext = Path(path).suffix.lower().lstrip(".")
-        fmt = {"md": "md", "markdown": "md", "json": "json", "csv": "csv"}.get(ext)
-        if fmt is None:
-            self.call_from_thread(self.notify, f"{path}: use a .md, .json or .csv name",
-                                  severity="error")
+        fmt, problem = export_format(path), export_problem(path)
+        if fmt is None or problem:  # the dialog checked; the directory may have gone since
+            self.call_from_thread(self.notify, problem, severity="error")
             return
         try:
             write_private(Path(path).expanduser(), render(cmp, meta, fmt, acked, sel))
@@ -407,22 +408,21 @@ class VdiApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for title, help_text, action in (
-            ("Refresh", "Re-read the platform and every host now", self.action_refresh),
-            ("Filter VMs", "Filter the VM table by name", self.action_filter),
-            ("Drift only", "Show only VMs with drift (toggle)", self.action_drift_only),
-            ("Sort", "Sort the VM table by the next column", self.action_sort_next),
-            ("Reconnect host", "Probe URIs for the selected host", self.action_reconnect),
-            ("Export report", "Write the report as md, json or csv", self.action_export),
-            ("VM timeline", "The selected VM's drift history", self.action_timeline),
-            ("Acknowledge drift", "Mark the selected VM's drift as known and meant (k)",
-             self.action_acknowledge),
-            ("Toggle theme", "Light or dark", self.action_toggle_theme),
-            ("Host tree", "Show or hide the host tree", self.action_toggle_hosts),
-            ("Help", "Keys and markers", self.action_help),
-        ):
-            yield SystemCommand(title, help_text, action)
-        yield from self.acting.commands()
+        for k in keys.KEYS:  # the palette offers what the key table says, nothing else
+            if k.palette and not (k.acts and self.read_only):
+                yield SystemCommand(k.palette, f"{k.help} ({k.label})",
+                                    getattr(self, f"action_{k.action}"))
+
+    @property
+    def read_only(self) -> bool:
+        """Actions are disabled (``--read-only`` or the profile's ``read_only``)."""
+        return self.settings is not None and self.settings.read_only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys do nothing over a dialog (and leave its footer). The keys
+        that act stay live in read-only mode, to say why nothing happens; the palette leaves
+        them out."""
+        return not (action in keys.MAIN_ONLY and len(self.screen_stack) > 1)
 
     def _fatal_error(self) -> None:
         """An unhandled exception ends the app. Textual's own report prints every frame's

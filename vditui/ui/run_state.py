@@ -16,14 +16,14 @@ from vditui.core.present import action_label
 Choice = tuple[Action, bool]
 
 _HELP = {
-    Action.SYNC: "the platform re-reads each VM's real state",
-    Action.SYNC_HOST: "the platform re-reads every VM of each VM's host",
-    Action.START: "the platform starts the VMs",
-    Action.SHUTDOWN: "the platform shuts the VMs down",
-    Action.REBOOT: "the platform reboots the VMs",
+    Action.SYNC: "re-read each VM's real state",
+    Action.SYNC_HOST: "re-read every VM of their hosts",
+    Action.START: "start the VMs",
+    Action.SHUTDOWN: "guest shutdown",
+    Action.REBOOT: "guest reboot",
 }
-_FORCE_HELP = {Action.SHUTDOWN: "power off at once (no guest shutdown)",
-               Action.REBOOT: "hard reset (no guest reboot)"}
+_FORCE_HELP = {Action.SHUTDOWN: "power off at once",
+               Action.REBOOT: "hard reset"}
 _FINAL = (ActionPhase.REFUSED, ActionPhase.FAILED, ActionPhase.RESOLVED, ActionPhase.UNRESOLVED)
 
 

@@ -43,7 +43,9 @@ class Filter:
     drift_only: bool = False
 
     def matches(self, row: VmRow, pool_of: dict[str, str]) -> bool:
-        if self.drift_only and not row.drifts:
+        # Drift only keeps the rows that cannot be checked (their host is down) too: their
+        # drift is unknown, and hiding them would hide the hosts that cannot be read.
+        if self.drift_only and not row.drifts and row.checked:
             return False
         if self.host_id and self.host_id not in (row.host_id, row.virt_host_id):
             return False

@@ -18,6 +18,8 @@ from textual.widgets.option_list import Option
 from vditui.core.actions import ActionPhase, ActionPlan
 from vditui.ui.run_state import ActionRun, Choice, choice_help, choice_label, plan_title
 
+#: Lines of the confirmation besides its VM list: the border, title, buttons, hint and footer.
+CHROME = 9
 PHASE_STYLE = {ActionPhase.REFUSED: "yellow", ActionPhase.SENT: "cyan",
                ActionPhase.ACCEPTED: "cyan", ActionPhase.FAILED: "bold red",
                ActionPhase.RESOLVED: "bold green", ActionPhase.UNRESOLVED: "bold red"}
@@ -69,11 +71,20 @@ class ConfirmScreen(ModalScreen[bool]):
     refused with its reason; only an explicit yes (the Send button, or y) sends. The focus
     starts on Cancel; esc and n cancel."""
 
-    BINDINGS = [Binding("escape,n", "cancel", "cancel"), Binding("y", "send", "send")]
+    BINDINGS = [Binding("y", "send", "send"), Binding("n", "cancel", "cancel"),
+                Binding("escape", "close", "cancel")]
 
     def __init__(self, plan: ActionPlan) -> None:
         super().__init__()
         self.plan = plan
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Send and Cancel stay on screen: the VM list gets the lines the rest leaves, and
+        scrolls."""
+        self.query_one("#confirm-list").styles.max_height = max(3, self.size.height - CHROME)
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -87,8 +98,10 @@ class ConfirmScreen(ModalScreen[bool]):
                              id="send", variant="error", disabled=not plan.send)
             yield Label("y: send   n / esc: cancel   (the platform acts; nothing is sent twice)",
                         classes="dim")
+        yield Footer()
 
     def on_mount(self) -> None:
+        self._fit()
         self.query_one("#cancel", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -100,6 +113,9 @@ class ConfirmScreen(ModalScreen[bool]):
             self.dismiss(True)
 
     def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_close(self) -> None:  # esc: its own footer entry (n does the same)
         self.dismiss(False)
 
 
@@ -153,6 +169,7 @@ class ProgressScreen(ModalScreen[None]):
         with Vertical(id="progress"):
             yield Label(Text(plan_title(self.run.plan), style="bold"), id="progress-title")
             yield DataTable(id="progress-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="progress-detail")
             yield Static("", id="progress-summary")
         yield Footer()
 
@@ -169,6 +186,18 @@ class ProgressScreen(ModalScreen[None]):
         table.focus()
         self.update_run()
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail(str(event.row_key.value))
+
+    def _show_detail(self, key: str | None) -> None:
+        """The highlighted VM's whole message, wrapped (the table's column is cut at 80)."""
+        target = self.run.targets.get(key or "")
+        if target is None:
+            return
+        phase, message = self.run.state(target.key)
+        self.query_one("#progress-detail", Static).update(Text.assemble(
+            (f"{target.name}: ", "bold"), phase_text(phase), f"  {message}"))
+
     def update_run(self) -> None:
         """Show what changed in the run since the last call."""
         table = self.query_one("#progress-table", DataTable)
@@ -179,6 +208,9 @@ class ProgressScreen(ModalScreen[None]):
                 table.update_cell(key, "phase", phase_text(now[0]))
                 table.update_cell(key, "message", now[1])
         self.query_one("#progress-summary", Static).update(self.run.summary())
+        table_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if (
+            table.row_count) else None
+        self._show_detail(str(table_key) if table_key is not None else None)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -76,7 +76,9 @@ class ReconnectScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="reconnect"):
             yield Label(f"[b]Reconnect {self.host.name}[/b] ({self.host.ip})")
-            yield Static(Text(f"now: {self.current or '—'}  {self.status}"), id="rc-status")
+            now = tell_apart(self.current, [u for u in self.uris if u != self.current],
+                             max(30, self.app.size.width - 30)) if self.current else "—"
+            yield Static(Text(f"now: {now}  {self.status}"), id="rc-status")
             yield DataTable(id="rc-table", cursor_type="row")
             yield Static("", id="rc-detail")
             yield Input(placeholder="type a libvirt URI, e.g. qemu+ssh://root@10.0.0.5/system, "
@@ -85,14 +87,28 @@ class ReconnectScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#rc-table", DataTable)
-        table.add_column("URI", key="uri", width=40)
+        # The URI gets the room the result and timing leave (the hint, cut to a sliver at 80
+        # columns, is said whole under the table); the info column only where it is readable.
+        room = max(40, self.app.size.width - 4 - 6 - 2 - 16 - 6 - 4)
+        self.uri_width = min(room, 60) if room >= 60 + INFO_MIN else room
+        table.add_column("URI", key="uri", width=self.uri_width)
         table.add_column("result", key="result", width=16)
         table.add_column("ms", key="ms", width=6)
-        table.add_column("libvirt / hint", key="info", width=110)
+        self.has_info = room >= 60 + INFO_MIN
+        if self.has_info:
+            table.add_column("libvirt / hint", key="info", width=room - self.uri_width - 2)
         for uri in self.uris:
-            table.add_row(redact_uri(uri), "probing…", "", "", key=uri)
+            table.add_row(*self._cells(uri), key=uri)
         table.focus()
         self.action_probe_all()
+
+    def _cells(self, uri: str) -> tuple[str, ...]:
+        cells = (self._uri_cell(uri), "probing…", "")
+        return (*cells, "") if self.has_info else cells
+
+    def _uri_cell(self, uri: str) -> str:
+        return tell_apart(redact_uri(uri), [redact_uri(u) for u in self.uris if u != uri],
+                          self.uri_width)
 
     # ------------------------------------------------------------------ probing
     def action_probe_all(self) -> None:
@@ -115,7 +131,8 @@ class ReconnectScreen(ModalScreen[str | None]):
                 info = r.error.hint
             table.update_cell(r.uri, "result", res)
             table.update_cell(r.uri, "ms", f"{r.latency * 1000:.0f}")
-            table.update_cell(r.uri, "info", info)
+            if self.has_info:
+                table.update_cell(r.uri, "info", info)
         self._show_detail()
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
@@ -158,7 +175,7 @@ class ReconnectScreen(ModalScreen[str | None]):
         table = self.query_one("#rc-table", DataTable)
         if uri not in self.uris:
             self.uris.insert(0, uri)
-            table.add_row(redact_uri(uri), "probing…", "", "", key=uri)
+            table.add_row(*self._cells(uri), key=uri)
         table.move_cursor(row=table.get_row_index(uri))
         table.focus()
         event.input.value = ""
@@ -206,3 +223,29 @@ class ReconnectScreen(ModalScreen[str | None]):
 
     def action_close(self) -> None:
         self.dismiss(self.adopted)
+
+
+#: The narrowest the libvirt / hint column is worth showing.
+INFO_MIN = 24
+
+
+def tell_apart(uri: str, others: list[str], width: int) -> str:
+    """``uri`` in ``width`` cells, keeping in sight where it differs from the most similar of
+    ``others`` (two URIs that differ only in their query must not look the same when cut)."""
+    if len(uri) <= width:
+        return uri
+    same = max((_common(uri, o) for o in others), default=0)
+    keep = width - 2  # an ellipsis at each end, at most
+    start = max(0, min(same - keep // 3, len(uri) - keep))
+    body = uri[start:start + keep]
+    return ("…" if start else "") + body + ("…" if start + keep < len(uri) else "")
+
+
+def _common(a: str, b: str) -> int:
+    """How many first characters ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

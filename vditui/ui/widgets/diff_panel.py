@@ -194,7 +194,13 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
     line("memory MiB", present.vdi_memory(vdi) or missing, present.virt_memory(virt) or missing,
          DriftKind.MEMORY in kinds)
     line("id / uuid", vdi.id if vdi else missing, virt.uuid if virt else missing, False)
-    parts: list[RenderableType] = [Text(row.name, style="bold"), t]
+    # What differs first (kind, both sides, since when, any acknowledgement): a diff panel
+    # at 80x24 shows five lines; the field-by-field table follows.
+    head = Text(row.name, style="bold")
+    if row.drifts and (since := _differs_since(first_seen, now)):
+        head.append(f"  {since}  (i: timeline)", style="italic")
+    parts: list[RenderableType] = [head]
+    parts += [_drift_line(d, status, acked.get(d.ident)) for d in row.drifts]
     # What the platform says it is, and who is on it (issue 20).
     if kind := kind_label(vdi):
         parts.append(Text(f"platform: {kind}", style="dim"))
@@ -205,12 +211,10 @@ def vm_diff(row: VmRow, host_names: dict[str, str],
         parts.append(Text(f"libvirt data is {present.age(stale_since, now)} old (stale): the "
                           "host's connection dropped and vditui is reconnecting",
                           style="italic yellow"))
-    parts += [_drift_line(d, status, acked.get(d.ident)) for d in row.drifts]
-    if row.drifts and (since := _differs_since(first_seen, now)):
-        parts.append(Text(since + "  (i: timeline)", style="italic"))
     if not row.drifts:
         parts.append(Text("no difference" if row.checked else
                           "not checked: this host's libvirt could not be read", style="dim"))
+    parts.append(t)
     return Group(*parts)
 
 

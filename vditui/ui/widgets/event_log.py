@@ -1,12 +1,18 @@
 """The event log: one line per lifecycle event, drift change, host and platform change, written in
-batches a few times a second."""
+batches a few times a second.
+
+Lines wrap at the panel's width, never wider (RichLog's default minimum width is 78, which on a
+38-column panel cut the middle out of every long line), and are wrapped again when the panel's
+width changes, so no text is lost at any width."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from vditui.core import present
@@ -36,9 +42,12 @@ class EventLog(RichLog):
     """Lines for the engine's events, stamped with the app's clock."""
 
     def __init__(self, clock: Callable[[], float] = time.time, **kw: object) -> None:
-        super().__init__(max_lines=MAX_LOG_LINES, wrap=True, markup=False,
+        super().__init__(max_lines=MAX_LOG_LINES, wrap=True, markup=False, min_width=1,
                          **kw)  # type: ignore[arg-type]
         self.clock = clock
+        # Every line written, to wrap them again at a new width.
+        self._lines: deque[Text] = deque(maxlen=MAX_LOG_LINES)
+        self._wrapped_at = 0
         self._queued: list[Text] = []
         self._pacer = Pacer(self, LOG_INTERVAL, self._write_batch)
 
@@ -67,8 +76,18 @@ class EventLog(RichLog):
     def clear(self) -> EventLog:
         """Forget every line, shown or still queued."""
         self._queued.clear()
+        self._lines.clear()
         super().clear()
         return self
+
+    def on_resize(self, event: Resize) -> None:
+        # Textual calls RichLog's handler as well (handlers run along the class's MRO).
+        width = self.scrollable_content_region.width
+        if width != self._wrapped_at and self._lines:
+            self._wrapped_at = width
+            super().clear()
+            # Not self.write: the same lines again, not a new batch of the engine's.
+            RichLog.write(self, Text("\n").join(self._lines), width=width)
 
     def _write_batch(self) -> None:
         # Each write is one batch of at most LOG_BATCH lines (a refresh that moves hundreds of
@@ -78,11 +97,15 @@ class EventLog(RichLog):
             return
         if len(self._queued) > MAX_LOG_LINES:  # the log keeps no more: older lines could not show
             keep = MAX_LOG_LINES - 1
-            self._queued = [Text(f"… {len(self._queued) - keep} earlier lines not shown (the "
-                                 f"event log keeps the last {MAX_LOG_LINES})", style="dim"),
+            # Short: a line that wraps would count twice against the log's line limit.
+            self._queued = [Text(f"… {len(self._queued) - keep} earlier lines not shown "
+                                 f"({MAX_LOG_LINES} kept)", style="dim"),
                             *self._queued[-keep:]]
         batch, self._queued = self._queued[:LOG_BATCH], self._queued[LOG_BATCH:]
-        self.write(Text("\n").join(batch))
+        self._lines.extend(batch)
+        width = self.scrollable_content_region.width
+        self._wrapped_at = width
+        self.write(Text("\n").join(batch), width=width or None)
         if self._queued:
             self._pacer.later()
 

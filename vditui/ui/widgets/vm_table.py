@@ -24,10 +24,14 @@ from vditui.core.drift import DriftStatus
 from vditui.core.events import DomainChanged, DriftChanged, SnapshotReady
 from vditui.core.models import Comparison, VmRow
 from vditui.core.present import stale_hosts
+from vditui.core.tally import worst_first
 from vditui.ui.messages import EngineEvents, Snapshot
 from vditui.ui.view import COLUMN_INDEX, COLUMNS, NO_ACKS, ROW_MARK, Acked, Filter, marked, vm_cells
 
 FLUSH_DELAY = 0.03
+#: The default order (:func:`vditui.core.tally.worst_first`), before any column's.
+WORST = "worst"
+SORT_LABELS = {WORST: "worst first", **{key: label for key, label, _w in COLUMNS}}
 
 Cells = tuple[Text | str, ...]
 
@@ -71,8 +75,12 @@ class VmTable(DataTable[Text | str]):
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self.rows_by_key: dict[str, VmRow] = {}
         self._shown: dict[str, tuple[Sig, ...]] = {}
-        self.sort_column: str | None = None
+        #: The order in force: :data:`WORST` or a column's key.
+        self.sort_column: str = WORST
         self.sort_reverse = False
+        # Row key -> its worst-first rank, for the rows shown (to tell when one must move).
+        self._ranks: dict[str, tuple[int, str]] = {}
+        self._order_checked: SnapshotReady | None = None
         self.rebuilds = 0
         self.cell_updates = 0
         self._cache: dict[str, tuple[tuple[object, ...], Cells]] = {}
@@ -99,6 +107,7 @@ class VmTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
+        self._show_sort()
 
     # ------------------------------------------------------------------ following the engine
     @property
@@ -133,6 +142,7 @@ class VmTable(DataTable[Text | str]):
                 case DriftChanged(change=ch) if self._touched is not None:
                     # The row's look follows its drift's status.
                     self._touched.setdefault(ch.drift.key, None)
+                    self._order_checked = None  # its rank may have changed with it
                     self._dirty = True
                     self._schedule()
 
@@ -161,6 +171,8 @@ class VmTable(DataTable[Text | str]):
                 touched, self._touched = self._touched, {}
                 if touched is None or not self._render_rows(snap, touched):
                     self._render_all(snap)
+                elif self._order_stale(snap):
+                    self._rebuild({k: self._cells_of(k) for k in self._shown}, follow_top=True)
                 self._show_title()
             if self._fast_states:
                 # Events newer than the snapshot: show the new state now; the next reconcile
@@ -173,11 +185,25 @@ class VmTable(DataTable[Text | str]):
     def _show_title(self) -> None:
         snap = self._snap
         total = len(snap.comparison.vms) if snap is not None else len(self.rows_by_key)
+        hidden = self.hidden_marks()
+        marks = (f" · {len(self.marks)} marked" + (
+            f", {hidden} hidden by the filter" if hidden else "")) if self.marks else ""
+        order = SORT_LABELS[self.sort_column] + (" (reversed)" if self.sort_reverse else "")
         title = f"VMs {self.row_count}/{total}" + (
-            " drift only" if self.filter.drift_only else "") + (
-            f" · {len(self.marks)} marked" if self.marks else "")
+            " drift only" if self.filter.drift_only else "") + f" · {order}" + marks
         if self.border_title != title:  # setting it, even unchanged, repaints
             self.border_title = title
+
+    def _order_stale(self, snap: SnapshotReady) -> bool:
+        """Worst first: whether a row must move (its drift's status changed with no change to
+        the row itself). Checked once per snapshot or drift change, not per flush."""
+        if self.sort_column != WORST or snap is self._order_checked:
+            return False
+        self._order_checked = snap
+        rows = self.rows_by_key
+        ranks = self._ranks = {k: worst_first(rows[k], snap) for k in self._shown if k in rows}
+        return sorted(ranks, key=ranks.__getitem__, reverse=self.sort_reverse) != list(
+            self._shown)
 
     def _render_all(self, snap: SnapshotReady) -> None:
         cmp = snap.comparison
@@ -195,6 +221,10 @@ class VmTable(DataTable[Text | str]):
         """The marked rows' keys, in the table's order (then those the filter hides)."""
         shown = [k for k in self._shown if k in self.marks]
         return shown + sorted(self.marks.difference(shown))
+
+    def hidden_marks(self) -> int:
+        """How many marked rows the filter hides (counted on screen, so none is sent unseen)."""
+        return sum(1 for k in self.marks if k not in self._shown)
 
     def toggle_mark(self, key: str) -> bool:
         """Mark the row ``key``, or unmark it if marked; True if it is marked now."""
@@ -280,6 +310,13 @@ class VmTable(DataTable[Text | str]):
                 wanted[r.key] = self._cells(r, status, stale, acked)
         if len(self._cache) > 2 * len(rows) + 1000:
             self._cache = {k: v for k, v in self._cache.items() if k in self.rows_by_key}
+        if self.sort_column == WORST and self._snap is not None:
+            snap = self._snap
+            self._ranks = {k: worst_first(self.rows_by_key[k], snap) for k in wanted}
+            if sorted(wanted, key=self._ranks.__getitem__,
+                      reverse=self.sort_reverse) != list(self._shown):
+                self._rebuild(wanted, follow_top=True)
+                return
         if wanted.keys() != self._shown.keys():
             self._rebuild(wanted)
             return
@@ -301,6 +338,11 @@ class VmTable(DataTable[Text | str]):
         for r in rows:
             if (everything or flt.matches(r, pool_of)) != (r.key in self._shown):
                 return False
+        if self.sort_column == WORST and self._snap is not None:
+            snap = self._snap
+            if any(r.key in self._shown and worst_first(r, snap) != self._ranks.get(r.key)
+                   for r in rows):
+                return False  # a row moves: the full pass puts it in its place
         updates: list[tuple[str, str, Text | str]] = []
         for r in rows:
             self.rows_by_key[r.key] = r
@@ -428,25 +470,37 @@ class VmTable(DataTable[Text | str]):
         self.virtual_size = Size(width + self._row_label_column_width,
                                  self._total_row_height + header)
 
-    def _rebuild(self, wanted: dict[str, Cells]) -> None:
+    def _rebuild(self, wanted: dict[str, Cells], follow_top: bool = False) -> None:
         keep_key = self.selected_key
         scroll_y = self.scroll_y
+        # Worst first, the operator not having moved: the worst rows stay in sight.
+        at_top = follow_top and self.cursor_row == 0 and scroll_y == 0
         self.rebuilds += 1
         self.clear()
         items = list(wanted.items())
-        if self.sort_column is not None:
+        if self.sort_column == WORST:
+            snap = self._snap
+            if snap is not None:
+                ranks = self._ranks = {k: self._ranks.get(k) or worst_first(
+                    self.rows_by_key[k], snap) for k in wanted if k in self.rows_by_key}
+                items.sort(key=lambda kv: ranks.get(kv[0], (9, kv[0])),
+                           reverse=self.sort_reverse)
+        else:
             idx = [c[0] for c in COLUMNS].index(self.sort_column)
             items.sort(key=lambda kv: _sort_value(kv[1][idx]), reverse=self.sort_reverse)
         for key, cells in items:
             self.add_row(*cells, key=key)
         self._shown = {k: _plain(c) for k, c in items}
         self._applied = dict(items)
-        if keep_key is not None and keep_key in wanted:
+        if at_top:
+            self.move_cursor(row=0, scroll=False)
+        elif keep_key is not None and keep_key in wanted:
             self.move_cursor(row=self.get_row_index(keep_key), scroll=False)
         self.scroll_to(y=scroll_y, animate=False)
 
     def sort_by(self, column: str) -> None:
-        """Sort by ``column``; sorting by the same column again reverses the order."""
+        """Sort by ``column`` (a column's key, or :data:`WORST`); sorting by the same column
+        again reverses the order."""
         if self.sort_column == column:
             self.sort_reverse = not self.sort_reverse
         else:
@@ -454,15 +508,26 @@ class VmTable(DataTable[Text | str]):
         wanted = {k: self._cells_of(k) for k in self._shown}
         self._shown = {}
         self._rebuild(wanted)
+        self._show_sort()
 
     def sort_next(self) -> str:
-        """Sort by the column after the current one (ascending); returns its label."""
-        keys = [c[0] for c in COLUMNS]
-        cur = self.sort_column
-        nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else keys[0]
-        self.sort_column, self.sort_reverse = None, False
+        """Sort by the next order (worst first, then each column, ascending); returns its
+        label."""
+        keys = list(SORT_LABELS)
+        nxt = keys[(keys.index(self.sort_column) + 1) % len(keys)]
+        self.sort_column, self.sort_reverse = "", False
         self.sort_by(nxt)
-        return dict((k, label) for k, label, _ in COLUMNS)[nxt]
+        return SORT_LABELS[nxt]
+
+    def _show_sort(self) -> None:
+        """The sorted column's header carries ▲ (▼ reversed); the title names the order."""
+        arrow = " ▼" if self.sort_reverse else " ▲"
+        for key, label, _w in COLUMNS:
+            column = self.columns.get(ColumnKey(key))
+            if column is not None:
+                column.label = Text(label + (arrow if key == self.sort_column else ""))
+        self._show_title()
+        self.refresh()
 
     def _cells_of(self, key: str) -> Cells:
         return tuple(self.get_row(key))
