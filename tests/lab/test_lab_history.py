@@ -266,9 +266,8 @@ def test_watch_records_and_history_reads_it_back(fresh_lab, subset, default_scen
 
     bad = history_cli(home, "--since", "last tuesday")
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.strip() == ("vditui: --since: expected a span like 30m, 12h or 7d, or an "
-                                  "ISO date like 2026-12-01 or 2026-12-01T14:00, got "
-                                  "'last tuesday'")
+    assert bad.stderr.strip().startswith("vditui: --since 'last tuesday': expected a span like "
+                                         "90m, 1.5h or 7d, or a date like 2026-12-01"), bad.stderr
     assert lab.vdi.requests["POST /ocloud/v1/login"] == logins  # history never logged in
 
 

@@ -46,8 +46,13 @@ def scope_of(args: argparse.Namespace) -> Scope:
                                   url=getattr(args, "url", None),
                                   user=getattr(args, "user", None), env=os.environ)
     except ConfigError:
-        if getattr(args, "profile", None) or getattr(args, "url", None):
+        if getattr(args, "profile", None):
             raise  # asked for by name: a mistake to say, not a reason to show everything
+        url, user = getattr(args, "url", None), getattr(args, "user", None)
+        if url:  # a platform named by its URL alone (no password is needed to read records)
+            who = f" as {user}" if user else ""
+            return Scope(audit, history, url, user,
+                         f"{url}{who} (--all-platforms: every platform's)")
         return Scope(audit, history, None, None,
                      "every platform's records (no platform configured)")
     return Scope(audit, history, profile.url, profile.username,

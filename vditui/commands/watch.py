@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -157,8 +156,9 @@ async def cmd_watch(args: argparse.Namespace, settings: EngineSettings,
         await engine.start(watch=True)
         if engine.history_off:
             write([_platform(time.time(), f"warning: {engine.history_off}")])
-        with contextlib.suppress(asyncio.CancelledError):
-            await closed.wait()
+        # Ctrl-C or SIGTERM cancels this wait: the cancellation goes on up, so the command
+        # ends as interrupted (130), after the engine's stop below.
+        await closed.wait()
     finally:
         await engine.stop()
     if closed.is_set():
