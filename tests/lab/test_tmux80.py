@@ -111,7 +111,13 @@ def test_demo_at_80x24_header_send_and_ctrl_c(tmp_path):
             time.sleep(0.2)
         took = time.monotonic() - started
         assert dead == "1", f"still running {took:.1f} s after ctrl+c:\n{_screen()}"
-        status = _tmux("display-message", "-p", "-t", SESSION, "#{pane_dead_status}").strip()
+        # tmux may say the pane is dead a moment before it has recorded its exit status.
+        status = ""
+        while not status and time.monotonic() < deadline + 5:
+            status = _tmux("display-message", "-p", "-t", SESSION,
+                           "#{pane_dead_status}").strip()
+            if not status:
+                time.sleep(0.1)
         print(f"ctrl+c to exit: {took:.2f} s, exit status {status}")
         assert status == "0"
         time.sleep(1.0)

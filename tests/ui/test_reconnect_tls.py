@@ -39,8 +39,8 @@ async def test_reconnect_on_the_tls_host_shows_each_attempt(lab, make_app, settl
                        "every candidate URI probed")
         await pilot.pause()
         rc = screen.query_one("#rc-table", DataTable)
-        rows = {ui.plain(rc.get_row_at(i)[0]): ui.plain(rc.get_row_at(i)[1])
-                for i in range(rc.row_count)}
+        # By row key (the whole URI): the URI cell shows it cut to the column, told apart.
+        rows = {key.value: ui.plain(rc.get_row(key)[1]) for key in rc.rows}
         assert rows[host.tls_uri] == "OK tls"
         assert rows[host.uri] == "✗ refused"
         plain_tls = host.tls_uri_with(None)
