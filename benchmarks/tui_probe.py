@@ -59,8 +59,8 @@ class Probe:
                 self.cells.append((time.monotonic(), str(row_key), state_of(value)))
             return update_cell(row_key, column_key, value, *a, **kw)
 
-        def on_rebuild(wanted: dict[str, Any]) -> None:
-            rebuild(wanted)
+        def on_rebuild(wanted: dict[str, Any], **kw: Any) -> None:
+            rebuild(wanted, **kw)
             now = time.monotonic()
             self.cells.extend((now, key, state_of(cells[VIRT_COLUMN]))
                               for key, cells in wanted.items())
