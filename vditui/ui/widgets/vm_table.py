@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.text import Span, Text
 from textual.geometry import Size
+from textual.timer import Timer
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -31,6 +32,10 @@ from vditui.ui.view import COLUMN_INDEX, COLUMNS, NO_ACKS, ROW_MARK, Acked, Filt
 FLUSH_DELAY = 0.03
 #: The default order (:func:`vditui.core.tally.worst_first`), before any column's.
 WORST = "worst"
+RESORT_EVERY = 1.0
+"""Worst first, the most often the order changes (seconds): under an event storm ranks change
+many times a second and every re-sort rebuilds the table; the cells change at once, the order
+at most this often (a timer brings the re-sort that was held back)."""
 SORT_LABELS = {WORST: "worst first", **{key: label for key, label, _w in COLUMNS}}
 
 Cells = tuple[Text | str, ...]
@@ -81,6 +86,8 @@ class VmTable(DataTable[Text | str]):
         # Row key -> its worst-first rank, for the rows shown (to tell when one must move).
         self._ranks: dict[str, tuple[int, str]] = {}
         self._order_checked: SnapshotReady | None = None
+        self._last_resort = 0.0
+        self._resort_timer: Timer | None = None
         self.rebuilds = 0
         self.cell_updates = 0
         self._cache: dict[str, tuple[tuple[object, ...], Cells]] = {}
@@ -171,7 +178,7 @@ class VmTable(DataTable[Text | str]):
                 touched, self._touched = self._touched, {}
                 if touched is None or not self._render_rows(snap, touched):
                     self._render_all(snap)
-                elif self._order_stale(snap):
+                elif self._order_stale(snap) and self._resort_due():
                     self._rebuild({k: self._cells_of(k) for k in self._shown}, follow_top=True)
                 self._show_title()
             if self._fast_states:
@@ -193,6 +200,22 @@ class VmTable(DataTable[Text | str]):
             " drift only" if self.filter.drift_only else "") + f" · {order}" + marks
         if self.border_title != title:  # setting it, even unchanged, repaints
             self.border_title = title
+
+    def _resort_due(self) -> bool:
+        """Whether worst first may re-sort now (see :data:`RESORT_EVERY`); if not, a timer
+        re-sorts when it may."""
+        wait = self._last_resort + RESORT_EVERY - time.monotonic()
+        if wait <= 0:
+            return True
+        if self._resort_timer is None:
+            self._resort_timer = self.set_timer(wait, self._late_resort)
+        return False
+
+    def _late_resort(self) -> None:
+        self._resort_timer = None
+        self._order_checked = None  # judge the order again, on the snapshot then
+        self._dirty = True
+        self.flush()
 
     def _order_stale(self, snap: SnapshotReady) -> bool:
         """Worst first: whether a row must move (its drift's status changed with no change to
@@ -313,8 +336,8 @@ class VmTable(DataTable[Text | str]):
         if self.sort_column == WORST and self._snap is not None:
             snap = self._snap
             self._ranks = {k: worst_first(self.rows_by_key[k], snap) for k in wanted}
-            if sorted(wanted, key=self._ranks.__getitem__,
-                      reverse=self.sort_reverse) != list(self._shown):
+            if sorted(wanted, key=self._ranks.__getitem__, reverse=self.sort_reverse) != list(
+                    self._shown) and (wanted.keys() != self._shown.keys() or self._resort_due()):
                 self._rebuild(wanted, follow_top=True)
                 return
         if wanted.keys() != self._shown.keys():
@@ -341,7 +364,7 @@ class VmTable(DataTable[Text | str]):
         if self.sort_column == WORST and self._snap is not None:
             snap = self._snap
             if any(r.key in self._shown and worst_first(r, snap) != self._ranks.get(r.key)
-                   for r in rows):
+                   for r in rows) and self._resort_due():
                 return False  # a row moves: the full pass puts it in its place
         updates: list[tuple[str, str, Text | str]] = []
         for r in rows:
@@ -476,6 +499,8 @@ class VmTable(DataTable[Text | str]):
         # Worst first, the operator not having moved: the worst rows stay in sight.
         at_top = follow_top and self.cursor_row == 0 and scroll_y == 0
         self.rebuilds += 1
+        if self.sort_column == WORST:
+            self._last_resort = time.monotonic()
         self.clear()
         items = list(wanted.items())
         if self.sort_column == WORST:
