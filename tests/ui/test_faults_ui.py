@@ -76,10 +76,13 @@ def diff_text(app: VdiApp) -> str:
 
 
 def all_cells(app: VdiApp, ui) -> list[dict[str, str]]:
+    """Every row's cells, by name and host (worst first may not have re-sorted yet: the rows
+    and their cells are compared here, not their order)."""
     table = app.query_one("#vms", VmTable)
     cols = [str(c.key.value) for c in table.ordered_columns]
-    return [dict(zip(cols, (ui.plain(c) for c in table.get_row_at(i)), strict=True))
+    rows = [dict(zip(cols, (ui.plain(c) for c in table.get_row_at(i)), strict=True))
             for i in range(table.row_count)]
+    return sorted(rows, key=lambda r: (r["name"], r["host"], r["vdi"], r["virt"]))
 
 
 # --------------------------------------------------------------------------- hosts
