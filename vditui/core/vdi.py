@@ -206,8 +206,8 @@ class VdiClient:
         lists: list[Any] = await _gather([
             self._optional(MODEL_PATH, parse_template, "templates"),
             self._optional(RECYCLE_PATH, parse_recycled, "recycle bin"),
-            self._optional(USER_PATH, parse_user, "users"),
-            self._optional(ALARM_PATH, parse_alarm, "alarms")])
+            self._optional(USER_PATH, parse_user, "users", shown_only=True),
+            self._optional(ALARM_PATH, parse_alarm, "alarms", shown_only=True)])
         templates, recycled, users, alarms = lists
         return templates, recycled, users, alarms
 
@@ -220,12 +220,20 @@ class VdiClient:
         except ShapeProblem as bad:
             raise self._shape(f"GET {path}", bad) from None
 
-    async def _optional(self, path: str, parse: Callable[[Any, str], R], what: str) -> list[R]:
+    async def _optional(self, path: str, parse: Callable[[Any, str], R], what: str,
+                        shown_only: bool = False) -> list[R]:
         """A list the comparison is better with but can do without (templates, recycle bin,
-        users, alarms): a platform that refuses it gets one warning, not a failed refresh."""
+        users, alarms): a platform that refuses it gets one warning, not a failed refresh.
+        ``shown_only``: a list that only adds to what is shown (users, alarms), so one that does
+        not come in time is done without this refresh too; the templates and the recycle bin
+        decide what is a drift, and a refresh without them would invent some."""
+        failures: tuple[type[VdiError], ...] = (VdiHttpError, VdiStatusError, VdiNotJson,
+                                                VdiShapeError)
+        if shown_only:
+            failures += (VdiUnreachable,)
         try:
             return await self._paginate(path, {}, parse, what)
-        except (VdiHttpError, VdiStatusError, VdiNotJson, VdiShapeError) as exc:
+        except failures as exc:
             if path not in self._optional_failed:
                 self._optional_failed.add(path)
                 self._warn(f"{what} not read (vditui goes on without them): {exc}")
