@@ -21,6 +21,9 @@ URIS = ["qemu+tcp://127.0.0.1:16510/system", "qemu+tcp://127.0.0.1:16509/system"
 def test_a_host_whose_every_uri_fails_shows_the_last_uri_with_its_own_error(monkeypatch):
     def refuse(uri: Any) -> Any:
         port = uri.split(":")[2].split("/")[0]
+        # libvirtError takes its details from the thread's last libvirt error: on a pool
+        # thread another test's failed open left one (seen: an ssh refusal of a lab host).
+        libvirt.virResetLastError()
         raise libvirt.libvirtError(f"unable to connect to server at '127.0.0.1:{port}': "
                                    "Connection refused")
 
