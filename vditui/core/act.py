@@ -23,10 +23,11 @@ from vditui.core import action_lock, audit
 from vditui.core.act_rules import (
     ONLY_IN_PLATFORM,
     agrees,
-    applies,
+    applicable,
     done,
     exit_code,
     judge,
+    make_plan,
     reach,
     sides,
     target_of,
@@ -95,38 +96,13 @@ class Actor:
         end); () in read-only mode."""
         if self.settings.read_only:
             return ()
-        rows = [r for _, r in self._rows(keys) if r is not None
-                and judge(Action.SYNC, r, "") is None]
-        return tuple(a for a in Action if any(applies(a, r) for r in rows))
+        return applicable(r for _, r in self._rows(keys))
 
     def plan(self, action: Action, keys: Sequence[str], force: bool = False) -> ActionPlan:
         """What ``action`` would send for these rows, from the last snapshot (no I/O)."""
         self._check_allowed()
-        if force and not action.forceable:
-            raise ActionError(f"{action.value} has no force variant in the platform's API "
-                              "(only shutdown and reboot take isForce)")
-        send: list[ActionTarget] = []
-        refused: list[tuple[ActionTarget, str]] = []
-        notes: list[tuple[ActionTarget, str]] = []
-        names = self.port.host_names()
-        for key, row in self._rows(keys):
-            if row is None:
-                refused.append((ActionTarget(key, key, None, "", ""),
-                                "gone: no such VM in the last comparison"))
-                continue
-            host = names.get(row.host_id) or (row.vdi.host_name if row.vdi else "") \
-                or row.host_id
-            target = target_of(row, host)
-            why = judge(action, row, target.host_name, names)
-            if why is None and target.vm_id in self._in_flight:
-                why = f"an action is already in progress on it ({self._in_flight[target.vm_id]})"
-            if why is None:
-                send.append(target)
-                if (note := reach(action, row)) is not None:
-                    notes.append((target, note))
-            else:
-                refused.append((target, why))
-        return ActionPlan(action, force, tuple(send), tuple(refused), tuple(notes))
+        return make_plan(action, force, self._rows(keys), self.port.host_names(),
+                         self._in_flight)
 
     async def act(self, plan: ActionPlan, *, wait: bool = False,
                   on_wait: Callable[[ActionError], None] | None = None) -> ActionResult:

@@ -4,9 +4,9 @@ snapshot) and the re-check just before sending (from fresh reads)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from vditui.core.actions import Action, ActionPhase, ActionTarget
+from vditui.core.actions import Action, ActionError, ActionPhase, ActionPlan, ActionTarget
 from vditui.core.exitcodes import ExitCode
 from vditui.core.models import DriftKind, VdiVmStatus, VirtState, VmRow, vdi_status_label
 from vditui.core.present import action_noun
@@ -139,3 +139,42 @@ def exit_code(outcomes: Mapping[str, tuple[ActionPhase, str]],
              or (phase is ActionPhase.REFUSED and _drift_gone(message))
              for phase, message in outcomes.values())
     return ExitCode.OK if ok else ExitCode.DIFFERS
+
+
+def applicable(rows: Iterable[VmRow | None]) -> tuple[Action, ...]:
+    """The actions that apply to at least one of ``rows`` (with a drift an action can end):
+    what the action menu offers, for the real engine and the scripted one alike."""
+    live = [r for r in rows if r is not None and judge(Action.SYNC, r, "") is None]
+    return tuple(a for a in Action if any(applies(a, r) for r in live))
+
+
+def make_plan(action: Action, force: bool, rows: Iterable[tuple[str, VmRow | None]],
+              names: Mapping[str, str], in_flight: Mapping[str, str]) -> ActionPlan:
+    """What ``action`` would send for ``rows`` (row key, the row or None when gone), judged
+    from the comparison they come from (no I/O): each row sent or refused with its reason,
+    and what a sent one can at most change. ``names``: host id -> name; ``in_flight``: VM id
+    -> the action already running on it. An ActionError when ``force`` does not apply."""
+    if force and not action.forceable:
+        raise ActionError(f"{action.value} has no force variant in the platform's API "
+                          "(only shutdown and reboot take isForce)")
+    send: list[ActionTarget] = []
+    refused: list[tuple[ActionTarget, str]] = []
+    notes: list[tuple[ActionTarget, str]] = []
+    for key, row in rows:
+        if row is None:
+            refused.append((ActionTarget(key, key, None, "", ""),
+                            "gone: no such VM in the last comparison"))
+            continue
+        host = names.get(row.host_id) or (row.vdi.host_name if row.vdi else "") or row.host_id
+        target = target_of(row, host)
+        why = judge(action, row, target.host_name, names)
+        running = in_flight.get(target.vm_id or "")
+        if why is None and running is not None:
+            why = f"an action is already in progress on it ({running})"
+        if why is None:
+            send.append(target)
+            if (note := reach(action, row)) is not None:
+                notes.append((target, note))
+        else:
+            refused.append((target, why))
+    return ActionPlan(action, force, tuple(send), tuple(refused), tuple(notes))

@@ -33,15 +33,13 @@ from datetime import date
 from types import MappingProxyType
 
 from vditui.core.acks import AckBook, AckRule
-from vditui.core.act_rules import applies as action_applies
-from vditui.core.act_rules import exit_code, judge, target_of
+from vditui.core.act_rules import applicable, exit_code, make_plan
 from vditui.core.actions import (
     Action,
     ActionError,
     ActionPhase,
     ActionPlan,
     ActionResult,
-    ActionTarget,
 )
 from vditui.core.drift import DriftTracker
 from vditui.core.events import (
@@ -110,7 +108,7 @@ class FakeEngine:
         self._last: SnapshotReady | None = None
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, str] = {}  # VM id -> the action running on it
         #: Domains whose lifecycle changed since the last pass (the incremental path), and
         #: whether anything else changed (a full pass), as the real engine keeps them.
         self._changed: set[tuple[str, str]] = set()
@@ -211,32 +209,12 @@ class FakeEngine:
     def actions_for(self, keys: Sequence[str]) -> tuple[Action, ...]:
         if self.settings.read_only:
             return ()
-        rows = [r for r in self._rows(keys).values() if r is not None
-                and judge(Action.SYNC, r, "") is None]
-        return tuple(a for a in Action if any(action_applies(a, r) for r in rows))
+        return applicable(self._rows(keys).values())
 
     def plan(self, action: Action, keys: Sequence[str], force: bool = False) -> ActionPlan:
         self._check_allowed()
-        if force and not action.forceable:
-            raise ActionError(f"{action.value} has no force variant in the platform's API "
-                              "(only shutdown and reboot take isForce)")
-        names = self.estate.names
-        send: list[ActionTarget] = []
-        refused: list[tuple[ActionTarget, str]] = []
-        for key, row in self._rows(keys).items():
-            if row is None:
-                refused.append((ActionTarget(key, key, None, "", ""),
-                                "gone: no such VM in the last comparison"))
-                continue
-            target = target_of(row, names.get(row.host_id, row.host_id))
-            why = judge(action, row, target.host_name, names)
-            if why is None and target.vm_id in self._in_flight:
-                why = "an action is already in progress on it"
-            if why is None:
-                send.append(target)
-            else:
-                refused.append((target, why))
-        return ActionPlan(action, force, tuple(send), tuple(refused))
+        return make_plan(action, force, self._rows(keys).items(), self.estate.names,
+                         self._in_flight)
 
     async def act(self, plan: ActionPlan) -> ActionResult:
         self.commands.append(("act", plan))
@@ -253,7 +231,7 @@ class FakeEngine:
         for target, why in plan.refused:
             say(target.key, ActionPhase.REFUSED, why)
         ids = {t.vm_id for t in plan.send if t.vm_id}
-        self._in_flight |= ids
+        self._in_flight.update(dict.fromkeys(ids, action_id))
         try:
             for t in plan.send:
                 say(t.key, ActionPhase.SENT, "sent")
@@ -269,7 +247,8 @@ class FakeEngine:
                 if outcomes[t.key][0] is ActionPhase.ACCEPTED:
                     say(t.key, ActionPhase.RESOLVED, "the platform and libvirt agree")
         finally:
-            self._in_flight -= ids
+            for vm_id in ids:
+                self._in_flight.pop(vm_id, None)
         return ActionResult(action_id, plan, outcomes, exit_code(outcomes, False))
 
     # ------------------------------------------------------------------ changing the world
